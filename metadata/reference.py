@@ -1,0 +1,125 @@
+"""The metadata reference (docs/metadata-reference.md), generated from the JSON Schemas.
+
+Run ``python -m crmkit.metadata.reference > docs/metadata-reference.md``; a test
+fails when the committed page differs or when a key has no description.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from .schemas import SCHEMA_FILES, load_schema
+
+INTRO = """# Metadata reference
+
+Generated from the JSON Schemas in `metadata/schemas/` by
+`python -m crmkit.metadata.reference`; do not edit by hand.
+
+A config directory holds YAML (1.2) or JSON files, in any folder layout. Each
+document says what it is by its first key: `app`, `entity`, `roles`,
+`workflow`, `tags`, `automations` or `views`. A file may hold several YAML
+documents separated by `---`. `crmkit check CONFIG` reports every problem as
+`file:line:column: message`.
+
+Labels are a plain string or `{en: ..., zh: ...}`. Names are snake_case.
+"""
+
+FIELD_TYPES = """## Field types
+
+| type | stored as | JSON value | options |
+|---|---|---|---|
+| `string` | VARCHAR(max_length, default 255) | string | max_length, min_length, pattern |
+| `text` | TEXT | string | max_length, min_length |
+| `integer` | BIGINT | integer | min, max |
+| `decimal` | NUMERIC(precision, scale) (scaled integer on SQLite) | string `"12.3400"` | precision (18), scale (4), min, max |
+| `money` | NUMERIC(18, 2) (integer fen on SQLite), never a float | string `"1280.00"` | currency (CNY), min, max |
+| `boolean` | BOOLEAN | true/false | |
+| `date` | DATE | `"2026-01-31"` | min, max, default `today` |
+| `datetime` | timestamp, UTC | `"2026-01-31T01:30:00Z"`; input without offset is read in the app's timezone | default `now` |
+| `email` | VARCHAR(254) | string, domain lower-cased | |
+| `phone` | VARCHAR(24) | mobile `13812345678` (spaces, dashes and +86 removed) or landline `010-12345678`, 400/800 numbers | mobile_only |
+| `url` | VARCHAR(2048) | http(s) URL | |
+| `enum` | VARCHAR / INTEGER | one option value | options |
+| `multi_enum` | JSON list | list of option values | options |
+| `ref` | INTEGER `<name>_id`, indexed, foreign key | id of the referred record | to, on_delete (restrict, set_null, cascade) |
+| `json` | JSON (JSONB on PostgreSQL) | any JSON, at most 64 KiB | |
+| `region` | CHAR(6) | 6-digit administrative code (`440106` = 广东省广州市天河区); names at `/api/v1/regions` | level (province, city, district) |
+| `autonumber` | VARCHAR(64), set on create | string like `HT20261123000001` | pattern: literal text, `{YYYY}` `{YY}` `{MM}` `{DD}` `{YYYYMMDD}` `{YYYYMM}` `{YYMMDD}` `{YYMM}`, and one `{seq}` or `{seq:N}`; the sequence restarts when the date part changes |
+
+Every entity also has the system fields `id`, `version`, `created_at`,
+`updated_at`, `created_by`, `updated_by` (and `owner_id`, `team_id` when
+`owned: true`); these names, `owner`, `team` and the list parameters `limit`,
+`cursor`, `sort`, `fields`, `count`, `q`, `tag` are reserved.
+"""
+
+
+def _type_text(schema: dict) -> str:
+    if "$ref" in schema:
+        target = schema["$ref"].split("/")[-1]
+        return {"identifier": "name", "label": "label", "field": "field"}.get(target, target)
+    if "enum" in schema:
+        return " \\| ".join(f"`{v}`" for v in schema["enum"])
+    if "oneOf" in schema:
+        return " or ".join(_type_text(s) for s in schema["oneOf"])
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        return " or ".join(kind)
+    if kind == "array":
+        return f"list of {_type_text(schema.get('items', {}))}"
+    if kind == "object" and "additionalProperties" in schema and isinstance(schema["additionalProperties"], dict):
+        return "mapping"
+    return kind or "any"
+
+
+def _rows(schema: dict, prefix: str = "") -> Iterator[tuple[str, str, bool, str]]:
+    required = set(schema.get("required", ()))
+    for key, sub in schema.get("properties", {}).items():
+        yield (prefix + key, _type_text(sub), key in required, sub.get("description", ""))
+        yield from _rows(sub, prefix + key + ".")
+        items = sub.get("items")
+        if isinstance(items, dict) and "properties" in items:
+            yield from _rows(items, prefix + key + "[].")
+        extra = sub.get("additionalProperties")
+        if isinstance(extra, dict) and "properties" in extra:
+            yield from _rows(extra, prefix + key + ".<name>.")
+
+
+def undocumented() -> list[str]:
+    """Keys without a description, as schema:path; the reference promises none."""
+    missing = []
+    for filename in SCHEMA_FILES.values():
+        schema = load_schema(filename)
+        for path, _type, _required, description in _rows(schema):
+            if not description.strip():
+                missing.append(f"{filename}:{path}")
+        for path, _type, _required, description in _rows(schema.get("$defs", {}).get("field", {}), "fields.<name>."):
+            if not description.strip():
+                missing.append(f"{filename}:{path}")
+    return missing
+
+
+def render() -> str:
+    out = [INTRO]
+    for kind, filename in SCHEMA_FILES.items():
+        schema = load_schema(filename)
+        out.append(f"## `{kind}` documents ({filename})\n")
+        out.append(schema.get("description", "") + "\n")
+        out.append("| key | type | required | meaning |\n|---|---|---|---|")
+        for path, type_text, required, description in _rows(schema):
+            if path == "fields":
+                continue
+            out.append(f"| `{path}` | {type_text} | {'yes' if required else ''} | {description} |")
+        field = schema.get("$defs", {}).get("field")
+        if field:
+            out.append("")
+            out.append("### Field keys (`fields.<name>.…`)\n")
+            out.append("| key | type | required | meaning |\n|---|---|---|---|")
+            for path, type_text, required, description in _rows(field):
+                out.append(f"| `{path}` | {type_text} | {'yes' if required else ''} | {description} |")
+        out.append("")
+    out.append(FIELD_TYPES)
+    return "\n".join(out).rstrip() + "\n"
+
+
+if __name__ == "__main__":
+    print(render(), end="")

@@ -1,0 +1,342 @@
+"""The generated REST API under /api/v1/ (contract in DESIGN.md).
+
+Handlers are thin: they parse the request, call the query builder (reads) or
+the records service (writes), and dump JSON. Every error is one JSON shape.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+
+import sqlalchemy as sa
+
+from flask import Blueprint, Flask, Response, current_app, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from .. import regions as region_data
+from ..errors import BadRequest, CrmError, NotFound
+from ..fieldtypes import MAX_ID
+from ..metadata.spec import EntitySpec
+from ..records import ANONYMOUS, MAX_BULK, Actor
+from ..runtime import Runtime
+
+API_PREFIX = "/api/v1"
+
+
+def runtime() -> Runtime:
+    return current_app.extensions["crmkit"]
+
+
+def current_actor() -> Actor:
+    return ANONYMOUS
+
+
+def json_response(body: Any, status: int = 200, headers: dict | None = None) -> Response:
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str)
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate a client sent, echoed in an error: escape it
+        data = json.dumps(body, separators=(",", ":"), default=str).encode("ascii")
+    return Response(data, status=status, mimetype="application/json", headers=headers)
+
+
+def error_response(error: CrmError) -> Response:
+    return json_response(error.body(), error.status)
+
+
+def read_json() -> Any:
+    content_type = request.mimetype or ""
+    if content_type != "application/json" and not content_type.endswith("+json"):
+        raise CrmError("send the body as JSON with Content-Type: application/json",
+                       code="unsupported_media_type", status=415)
+    raw = request.get_data(cache=False)
+    try:
+        return json.loads(raw, parse_float=Decimal)
+    except (ValueError, UnicodeDecodeError) as exc:
+        where = f" at line {exc.lineno} column {exc.colno}" if hasattr(exc, "lineno") else ""
+        raise BadRequest(f"the body is not valid JSON{where}", code="invalid_json") from None
+    except RecursionError:
+        raise BadRequest("the body is not valid JSON: nested too deeply", code="invalid_json") from None
+
+
+def entity_or_404(name: str) -> EntitySpec:
+    entity = runtime().spec.entities.get(name)
+    if entity is None:
+        raise NotFound(f"no entity named '{name}'", code="unknown_entity")
+    return entity
+
+
+def expected_version(body: Any) -> int | None:
+    header = request.headers.get("If-Match")
+    if header:
+        text = header.strip().removeprefix("W/").strip('"')
+        if not text.isdigit():
+            raise BadRequest("If-Match must be the record's version, e.g. \"3\"", code="invalid_header")
+        return int(text)
+    if isinstance(body, dict) and "version" in body:
+        version = body["version"]
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise BadRequest("version must be an integer", {"version": ["must be an integer"]},
+                             code="invalid_version")
+        return version
+    return None
+
+
+def record_response(entity: EntitySpec, row, status: int = 200, fields: frozenset | None = None) -> Response:
+    rt = runtime()
+    body = {"data": rt.schemas[entity.name].dump(row, fields)}
+    headers = {"ETag": f'"{row["version"]}"'}
+    if status == 201:
+        headers["Location"] = f"{API_PREFIX}/{entity.name}/{row['id']}"
+    return json_response(body, status, headers)
+
+
+api = Blueprint("crmkit_api", __name__, url_prefix=API_PREFIX)
+
+
+@api.get("/<entity_name>")
+def list_records(entity_name: str):
+    rt = runtime()
+    entity = entity_or_404(entity_name)
+    list_request = rt.queries.parse_list(entity, request.args.items(multi=True))
+    with rt.engine.connect() as conn:
+        rows, next_cursor, total = rt.queries.page(conn, entity, list_request)
+    dump = rt.schemas[entity.name].dump
+    only = list_request.fields
+    body: dict = {"data": [dump(row, only) for row in rows], "next": next_cursor, "next_url": None}
+    if next_cursor:
+        args = [(k, v) for k, v in request.args.items(multi=True) if k != "cursor"] + [("cursor", next_cursor)]
+        body["next_url"] = f"{request.path}?{urlencode(args)}"
+    if total is not None:
+        body["count"] = total
+    return json_response(body)
+
+
+@api.post("/<entity_name>")
+def create_record(entity_name: str):
+    rt = runtime()
+    entity = entity_or_404(entity_name)
+    row = rt.records.create(entity.name, read_json(), current_actor())
+    return record_response(entity, row, 201)
+
+
+@api.post("/<entity_name>/_bulk")
+def bulk_create(entity_name: str):
+    rt = runtime()
+    entity = entity_or_404(entity_name)
+    body = read_json()
+    items = body.get("data") if isinstance(body, dict) else body
+    if not isinstance(items, list) or not items:
+        raise BadRequest("send a JSON list of records (or {\"data\": [...]})", code="invalid_body")
+    if len(items) > MAX_BULK:
+        raise BadRequest(f"at most {MAX_BULK} records per bulk request", code="too_many_records")
+    rows = rt.records.create_many(entity.name, items, current_actor())
+    dump = rt.schemas[entity.name].dump
+    return json_response({"data": [dump(row) for row in rows]}, 201)
+
+
+def _record_id(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or len(text) > 10 or int(text) > MAX_ID:
+        raise NotFound(f"no record with id '{text}'")
+    return int(text)
+
+
+@api.get("/<entity_name>/<record_id>")
+def get_record(entity_name: str, record_id: str):
+    rt = runtime()
+    entity = entity_or_404(entity_name)
+    fields = rt.queries._fields(entity, request.args["fields"]) if "fields" in request.args else None
+    unknown = set(request.args) - {"fields"}
+    if unknown:
+        raise BadRequest(f"unknown parameter '{sorted(unknown)[0]}'", code="invalid_parameter")
+    with rt.engine.connect() as conn:
+        row = rt.queries.fetch(conn, entity, _record_id(record_id))
+    if row is None:
+        raise NotFound(f"{entity.name} {record_id} not found")
+    return record_response(entity, row, fields=fields)
+
+
+@api.patch("/<entity_name>/<record_id>")
+def update_record(entity_name: str, record_id: str):
+    rt = runtime()
+    entity = entity_or_404(entity_name)
+    body = read_json()
+    version = expected_version(body)
+    row = rt.records.update(entity.name, _record_id(record_id), body, current_actor(), version=version)
+    return record_response(entity, row)
+
+
+@api.delete("/<entity_name>/<record_id>")
+def delete_record(entity_name: str, record_id: str):
+    rt = runtime()
+    entity = entity_or_404(entity_name)
+    rt.records.delete(entity.name, _record_id(record_id), current_actor(), version=expected_version(None))
+    return Response(status=204)
+
+
+@api.get("/<entity_name>/<record_id>/history")
+def record_history(entity_name: str, record_id: str):
+    rt = runtime()
+    entity = entity_or_404(entity_name)
+    rid = _record_id(record_id)
+    audit = rt.tables.audit
+    with rt.engine.connect() as conn:
+        if rt.queries.fetch(conn, entity, rid) is None:
+            raise NotFound(f"{entity.name} {record_id} not found")
+        rows = conn.execute(sa.select(audit).where(audit.c.entity == entity.name, audit.c.record_id == rid)
+                            .order_by(audit.c.id.desc()).limit(200)).mappings().all()
+    data = [{"action": r["action"], "actor": r["actor"], "actor_id": r["actor_id"],
+             "at": r["at"].isoformat().replace("+00:00", "Z"), "changes": r["changes"]} for r in rows]
+    return json_response({"data": data})
+
+
+@api.get("/<entity_name>/<record_id>/<relation>")
+def related_records(entity_name: str, record_id: str, relation: str):
+    rt = runtime()
+    entity = entity_or_404(entity_name)
+    rel = entity.relations.get(relation)
+    if rel is None:
+        raise NotFound(f"{entity.name} has no relation '{relation}'", code="unknown_relation")
+    rid = _record_id(record_id)
+    other = rt.spec.entities[rel.entity]
+    list_request = rt.queries.parse_list(other, request.args.items(multi=True))
+    with rt.engine.connect() as conn:
+        if rt.queries.fetch(conn, entity, rid) is None:
+            raise NotFound(f"{entity.name} {record_id} not found")
+        table = rt.tables.entities[other.name]
+        if rel.kind == "one_to_many":
+            via = other.fields[rel.field or entity.name]
+            condition = table.c[via.column] == rid
+        else:
+            link = rt.tables.links[(entity.name, rel.name)]
+            left, right = list(link.c)[0], list(link.c)[1]
+            condition = table.c.id.in_(sa.select(right).where(left == rid))
+        rows, next_cursor, total = rt.queries.page(conn, other, list_request, extra=[condition])
+    dump = rt.schemas[other.name].dump
+    body: dict = {"data": [dump(row, list_request.fields) for row in rows], "next": next_cursor, "next_url": None}
+    if next_cursor:
+        args = [(k, v) for k, v in request.args.items(multi=True) if k != "cursor"] + [("cursor", next_cursor)]
+        body["next_url"] = f"{request.path}?{urlencode(args)}"
+    if total is not None:
+        body["count"] = total
+    return json_response(body)
+
+
+@api.post("/<entity_name>/<record_id>/<relation>")
+def link_records(entity_name: str, record_id: str, relation: str):
+    rt = runtime()
+    entity = entity_or_404(entity_name)
+    body = read_json()
+    ids = body.get("ids") if isinstance(body, dict) else None
+    if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        raise BadRequest("send {\"ids\": [1, 2, ...]}", {"ids": ["must be a list of record ids"]}, code="invalid_body")
+    linked = rt.records.link(entity.name, _record_id(record_id), relation, ids, current_actor())
+    return json_response({"data": {"ids": linked}})
+
+
+@api.delete("/<entity_name>/<record_id>/<relation>/<other_id>")
+def unlink_record(entity_name: str, record_id: str, relation: str, other_id: str):
+    rt = runtime()
+    entity = entity_or_404(entity_name)
+    rt.records.unlink(entity.name, _record_id(record_id), relation, _record_id(other_id), current_actor())
+    return Response(status=204)
+
+
+@api.get("/recycle_bin")
+def recycle_bin():
+    rt = runtime()
+    name = request.args.get("entity")
+    if not name:
+        raise BadRequest("name the entity: /api/v1/recycle_bin?entity=customer", code="invalid_parameter")
+    entity = entity_or_404(name)
+    table = rt.tables.entities[entity.name]
+    with rt.engine.connect() as conn:
+        rows = conn.execute(sa.select(table).where(table.c.deleted_at.is_not(None))
+                            .order_by(table.c.deleted_at.desc()).limit(200)).mappings().all()
+    dump = rt.schemas[entity.name].dump
+    data = []
+    for row in rows:
+        item = dump(row)
+        item["deleted_at"] = row["deleted_at"].isoformat().replace("+00:00", "Z")
+        item["deleted_by"] = row["deleted_by"]
+        data.append(item)
+    return json_response({"data": data})
+
+
+@api.post("/recycle_bin/<entity_name>/<record_id>/restore")
+def restore_record(entity_name: str, record_id: str):
+    rt = runtime()
+    entity = entity_or_404(entity_name)
+    row = rt.records.restore(entity.name, _record_id(record_id), current_actor())
+    return record_response(entity, row)
+
+
+@api.get("/regions")
+def list_regions():
+    parent = request.args.get("parent") or None
+    if parent is not None and region_data.get(parent) is None:
+        raise NotFound(f"no region with code '{parent}'", code="unknown_region")
+    data = [{"code": r.code, "name": r.name, "level": r.level} for r in region_data.children(parent)]
+    return json_response({"data": data})
+
+
+@api.get("/openapi.json")
+def openapi_document():
+    from .openapi import document
+
+    return json_response(document(runtime()))
+
+
+@api.get("/docs")
+def api_docs():
+    from .openapi import document
+
+    rt = runtime()
+    return render_template("api_docs.html", spec=rt.spec, doc=document(rt), types=rt.field_types)
+
+
+def _api_error(exc: Exception) -> Response:
+    if isinstance(exc, CrmError):
+        return error_response(exc)
+    if isinstance(exc, HTTPException):
+        code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large",
+                415: "unsupported_media_type"}.get(exc.code or 500, "http_error")
+        message = {404: "no such URL in the API; see /api/v1/docs",
+                   405: f"method {request.method} is not allowed here",
+                   413: "the request body is too large"}.get(exc.code or 500, exc.description or "")
+        return json_response({"error": {"code": code, "message": message}}, exc.code or 500)
+    current_app.logger.exception("unexpected error in %s %s", request.method, request.path)
+    return json_response({"error": {"code": "internal_error",
+                                    "message": "an unexpected error occurred; it has been logged"}}, 500)
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(api)
+
+    @app.errorhandler(CrmError)
+    def crm_error(exc: CrmError):
+        return error_response(exc)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        if request.path.startswith(API_PREFIX) or request.path == "/healthz":
+            return _api_error(exc)
+        return exc
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        return _api_error(exc)
+
+    @app.get("/healthz")
+    def healthz():
+        rt = runtime()
+        try:
+            with rt.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except Exception:
+            return json_response({"status": "error", "database": "unreachable"}, 503)
+        return json_response({"status": "ok", "app": rt.spec.name})
+

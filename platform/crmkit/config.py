@@ -1,0 +1,57 @@
+"""Loading a config directory into an AppSpec, with plugin contributions merged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import pluggy
+
+from .fieldtypes import BUILTIN_TYPES, FieldType
+from .metadata.checker import build_spec
+from .metadata.loader import Document, load_directory
+from .metadata.problems import ConfigError, Problem, ProblemList
+from .metadata.spec import AppSpec
+from .plugins import PluginError, call_startup_hook, make_plugin_manager
+
+
+def field_types(pm: pluggy.PluginManager | None = None) -> dict[str, FieldType]:
+    types = {t.name: t for t in BUILTIN_TYPES}
+    if pm is not None:
+        for contributed in call_startup_hook(pm, "crmkit_field_types"):
+            for ftype in contributed or ():
+                types[ftype.name] = ftype
+    return types
+
+
+def _enabled_plugins(documents: list[Document]) -> list[str]:
+    for doc in documents:
+        if doc.kind == "app" and isinstance(doc.data.get("plugins"), list):
+            return [str(p) for p in doc.data["plugins"]]
+    return []
+
+
+def load(config_dir: str | Path) -> tuple[AppSpec, pluggy.PluginManager, Mapping[str, FieldType]]:
+    """Load, merge and check a config; raises ConfigError listing every problem
+    (a plugin that cannot be loaded is one of them)."""
+    root = Path(config_dir)
+    problems = ProblemList()
+    raw: list[Problem] = []
+    documents = load_directory(root, raw)
+    app_file = next((d.file for d in documents if d.kind == "app"), "app.yaml")
+    try:
+        pm = make_plugin_manager(_enabled_plugins(documents))
+        metadata_dirs = call_startup_hook(pm, "crmkit_metadata_dirs")
+        types = field_types(pm)
+    except PluginError as exc:
+        raise ConfigError([Problem(app_file, 1, 1, str(exc))]) from None
+    for plugin_dirs in metadata_dirs:
+        for directory in plugin_dirs or ():
+            plugin_name = Path(directory).parent.name
+            documents.extend(load_directory(Path(directory), raw, prefix=f"<plugin {plugin_name}>/"))
+    for problem in raw:
+        problems.add_problem(problem)
+    spec = build_spec(documents, types, problems, config_dir=str(root))
+    problems.raise_if_any()
+    assert spec is not None
+    return spec, pm, types

@@ -1,0 +1,55 @@
+"""The engine: SQLite by default (WAL, foreign keys on), PostgreSQL by URL."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+
+
+def create_engine(url: str, **kwargs) -> sa.Engine:
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    options: dict = {"future": True}
+    if parsed.get_backend_name() == "sqlite":
+        options["connect_args"] = {"timeout": 30, "check_same_thread": False}
+    else:
+        options.update(pool_pre_ping=True, pool_size=5, max_overflow=10)
+    options.update(kwargs)
+    engine = sa.create_engine(parsed, **options)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin_immediate)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # Take over transaction control from the sqlite3 module so BEGIN IMMEDIATE works.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    memory = dbapi_connection.execute("PRAGMA database_list").fetchone()[2] == ""
+    if not memory:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_begin_immediate(conn) -> None:
+    # Writers take the write lock at BEGIN, so two writers queue instead of
+    # failing with "database is locked" when they upgrade from a read.
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("crmkit_write") else "BEGIN")
+
+
+@contextmanager
+def write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection in a transaction meant to write (on SQLite: BEGIN IMMEDIATE)."""
+    with engine.connect() as conn:
+        conn.execution_options(crmkit_write=True)
+        with conn.begin():
+            yield conn

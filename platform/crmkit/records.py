@@ -1,0 +1,437 @@
+"""The records service: the one door for every write.
+
+API, UI, imports, automations and plugins create, update, delete and restore
+records through here, so validation, reference checks, optimistic locking,
+unique checks, audit and events hold everywhere, once. Record hooks
+(``record_before_create`` ...) run inside the write's transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from .database import write_transaction
+from .errors import Conflict, CrmError, NotFound, ValidationFailed
+from .fieldtypes import MAX_ID, FieldType
+from .metadata.spec import AppSpec, EntitySpec, label_text
+from .query import QueryBuilder
+from .serialization import EntitySchemas
+from .sqltypes import UTC
+from .tables import Tables
+
+MAX_BULK = 1000
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who writes: a user (id, name) or the system itself."""
+
+    id: int | None
+    name: str
+    system: bool = False
+    team_id: int | None = None
+
+
+SYSTEM = Actor(None, "system", system=True)
+ANONYMOUS = Actor(None, "anonymous")
+
+
+class RecordError(CrmError):
+    """A plugin hook refuses a write; status and details as for any API error."""
+
+    status, code = 422, "refused"
+
+
+@dataclass
+class RecordEvent:
+    """What a record hook is told. ``rows`` and ``records`` are lists: one item
+    for a single write, many for a bulk create."""
+
+    action: str  # create | update | delete | restore
+    entity: EntitySpec
+    actor: Actor
+    conn: sa.Connection
+    service: "RecordsService"
+    rows: list[dict] = field(default_factory=list)  # values by field name (create: all; update: the changes)
+    old: list[Mapping] = field(default_factory=list)  # stored rows before the write (by column)
+    records: list[dict] = field(default_factory=list)  # stored rows after the write (by column)
+    changes: list[dict] = field(default_factory=list)  # update: field -> (old, new), dumped to JSON values
+
+
+class RecordsService:
+    def __init__(self, spec: AppSpec, engine: sa.Engine, tables: Tables, queries: QueryBuilder,
+                 schemas: Mapping[str, EntitySchemas], field_types: Mapping[str, FieldType], pm,
+                 tz: dt.tzinfo) -> None:
+        self.spec = spec
+        self.engine = engine
+        self.tables = tables
+        self.queries = queries
+        self.schemas = schemas
+        self.field_types = field_types
+        self.hook = pm.hook
+        self.tz = tz
+        self._referrers = self._find_referrers()
+
+    # ---------------------------------------------------------------- helpers
+
+    def entity(self, name: str) -> EntitySpec:
+        entity = self.spec.entities.get(name)
+        if entity is None:
+            raise NotFound(f"no entity named '{name}'", code="unknown_entity")
+        return entity
+
+    def _find_referrers(self) -> dict[str, list[tuple[EntitySpec, Any]]]:
+        found: dict[str, list] = {}
+        for entity in self.spec.entities.values():
+            for f in entity.user_fields:
+                if f.type == "ref":
+                    found.setdefault(f.to, []).append((entity, f))
+        return found
+
+    def _transaction(self, conn: sa.Connection | None):
+        if conn is not None:
+            from contextlib import nullcontext
+
+            return nullcontext(conn)
+        return write_transaction(self.engine)
+
+    def _columns(self, entity: EntitySpec, values: Mapping[str, Any]) -> dict[str, Any]:
+        fields = entity.fields
+        return {fields[name].column: value for name, value in values.items()}
+
+    def _check_refs(self, conn: sa.Connection, entity: EntitySpec, rows: list[dict]) -> dict[int, dict]:
+        """Refs must point at live records: one query per ref field for all rows."""
+        errors: dict[int, dict] = {}
+        for f in entity.user_fields:
+            if f.type != "ref":
+                continue
+            wanted = {row[f.name] for row in rows if row.get(f.name) is not None}
+            if not wanted:
+                continue
+            missing = wanted - self.queries.existing_ids(conn, f.to, wanted)
+            for index, row in enumerate(rows):
+                if row.get(f.name) in missing:
+                    target = label_text(self.spec.entities[f.to].label, "en", f.to)
+                    errors.setdefault(index, {})[f.name] = [f"{target} {row[f.name]} does not exist"]
+        return errors
+
+    def _unique_conflict(self, exc: IntegrityError, entity: EntitySpec) -> CrmError:
+        text = str(exc.orig)
+        fields: tuple[str, ...] = ()
+        diag = getattr(exc.orig, "diag", None)
+        constraint = getattr(diag, "constraint_name", None)
+        if constraint and constraint in self.tables.unique_names:
+            fields = self.tables.unique_names[constraint][1]
+        else:
+            match = re.search(r"UNIQUE constraint failed: (.+)$", text)
+            if match:
+                columns = [part.split(".")[-1].strip() for part in match.group(1).split(",")]
+                by_column = {f.column: f.name for f in entity.fields.values()}
+                fields = tuple(by_column.get(c, c) for c in columns)
+        if fields:
+            what = label_text(entity.label, "en", entity.name).lower()
+            message = f"another {what} already has this {' and '.join(fields)}"
+            return Conflict(message, {name: ["already used by another record"] for name in fields},
+                            code="unique_violation")
+        if "FOREIGN KEY" in text or "foreign key" in text:
+            return Conflict("a referenced record does not exist", code="reference_violation")
+        return Conflict("the change conflicts with stored data", code="integrity_error")
+
+    def _now(self) -> dt.datetime:
+        return dt.datetime.now(UTC)
+
+    # ---------------------------------------------------------------- create
+
+    def create(self, entity_name: str, data: Any, actor: Actor = ANONYMOUS, *,
+               conn: sa.Connection | None = None) -> dict:
+        return self.create_many(entity_name, [data], actor, conn=conn, single=True)[0]
+
+    def create_many(self, entity_name: str, items: list, actor: Actor = ANONYMOUS, *,
+                    conn: sa.Connection | None = None, single: bool = False) -> list[dict]:
+        """Create records, all or none; returns the stored rows (by column)."""
+        entity = self.entity(entity_name)
+        schemas = self.schemas[entity.name]
+        rows: list[dict] = []
+        errors: dict[int, dict] = {}
+        for index, data in enumerate(items):
+            values, problems = schemas.load(data, partial=False, system=actor.system)
+            if problems:
+                errors[index] = problems
+            rows.append(values)
+        for row in rows:
+            for f in entity.user_fields:
+                if f.name not in row and f.default is not None:
+                    row[f.name] = self.field_types[f.type].default_value(f, self.tz)
+        if errors:
+            raise self._validation(errors, single)
+        with self._transaction(conn) as tx:
+            errors = self._check_refs(tx, entity, rows)
+            if errors:
+                raise self._validation(errors, single)
+            event = RecordEvent("create", entity, actor, tx, self, rows=rows)
+            self.hook.record_before_create(event=event)
+            now = self._now()
+            system = {"version": 1, "created_at": now, "updated_at": now,
+                      "created_by": actor.id, "updated_by": actor.id}
+            if entity.owned:
+                system["owner_id"] = actor.id
+                system["team_id"] = actor.team_id
+            table = self.tables.entities[entity.name]
+            column_rows = []
+            for row in rows:
+                values = dict(system)
+                values.update(self._columns(entity, row))
+                column_rows.append(values)
+            try:
+                if len(column_rows) == 1:
+                    result = tx.execute(table.insert().values(column_rows[0]).returning(table.c.id))
+                    ids = [result.scalar_one()]
+                else:
+                    ids = self._reserve_ids(tx, table, len(column_rows))
+                    for record_id, values in zip(ids, column_rows):
+                        values["id"] = record_id
+                    tx.execute(table.insert(), _uniform(column_rows))
+            except IntegrityError as exc:
+                raise self._unique_conflict(exc, entity) from None
+            records = []
+            all_columns = [f.column for f in entity.fields.values()]
+            for record_id, values in zip(ids, column_rows):
+                values["id"] = record_id
+                for column in all_columns:
+                    values.setdefault(column, None)
+                records.append(values)
+            event.records = records
+            self.hook.record_after_create(event=event)
+        return records
+
+    def _reserve_ids(self, tx: sa.Connection, table: sa.Table, count: int) -> list[int]:
+        """Ids for a bulk insert, so it can be one executemany without RETURNING.
+
+        PostgreSQL hands them out from the table's sequence; on SQLite the write
+        transaction holds the database lock, so the next ids after the highest
+        ever used (AUTOINCREMENT's own counter) are ours."""
+        if tx.dialect.name == "postgresql":
+            sequence = tx.execute(sa.text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": f'"{table.name}"'}).scalar_one()
+            return list(tx.execute(sa.text("SELECT nextval(:s) FROM generate_series(1, :n)"),
+                                   {"s": sequence, "n": count}).scalars())
+        highest = tx.execute(sa.text("SELECT seq FROM sqlite_sequence WHERE name = :t"), {"t": table.name}).scalar()
+        highest = max(highest or 0, tx.execute(sa.select(sa.func.max(table.c.id))).scalar() or 0)
+        return list(range(highest + 1, highest + 1 + count))
+
+    def _validation(self, errors: dict[int, dict], single: bool) -> ValidationFailed:
+        if single:
+            details = errors[0]
+            fields = ", ".join(details)
+            return ValidationFailed(f"invalid values for: {fields}", details)
+        return ValidationFailed(f"{len(errors)} record(s) have invalid values",
+                                {str(index): problems for index, problems in sorted(errors.items())})
+
+    # ---------------------------------------------------------------- update
+
+    def update(self, entity_name: str, record_id: int, data: Any, actor: Actor = ANONYMOUS, *,
+               version: int | None = None, conn: sa.Connection | None = None) -> dict:
+        entity = self.entity(entity_name)
+        schemas = self.schemas[entity.name]
+        if isinstance(data, dict) and version is None and "version" in data:
+            version = data["version"]
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+            raise ValidationFailed("version must be an integer", {"version": ["must be an integer"]})
+        values, problems = schemas.load(data, partial=True, system=actor.system)
+        if problems:
+            raise self._validation({0: problems}, True)
+        with self._transaction(conn) as tx:
+            old = self.queries.fetch(tx, entity, record_id, for_update=True)
+            if old is None:
+                raise self._not_found(entity, record_id)
+            if version is not None and version != old["version"]:
+                raise Conflict(f"the record was changed by someone else (your version {version}, "
+                               f"current {old['version']}); reload it and apply your change again",
+                               {"version": [f"stale: current version is {old['version']}"]}, code="stale_version")
+            errors = self._check_refs(tx, entity, [values])
+            if errors:
+                raise self._validation(errors, True)
+            event = RecordEvent("update", entity, actor, tx, self, rows=[values], old=[old])
+            self.hook.record_before_update(event=event)
+            fields = entity.fields
+            changed = {name: value for name, value in values.items() if old[fields[name].column] != value}
+            if not changed:
+                return dict(old)
+            table = self.tables.entities[entity.name]
+            updates = self._columns(entity, changed)
+            updates.update(updated_at=self._now(), updated_by=actor.id, version=old["version"] + 1)
+            try:
+                result = tx.execute(table.update().where(table.c.id == record_id, table.c.version == old["version"],
+                                                         table.c.deleted_at.is_(None)).values(updates))
+            except IntegrityError as exc:
+                raise self._unique_conflict(exc, entity) from None
+            if result.rowcount != 1:
+                raise Conflict("the record was changed by someone else while you saved; reload it",
+                               {"version": ["changed concurrently"]}, code="stale_version")
+            record = dict(old)
+            record.update(updates)
+            dump = self.schemas[entity.name].dump
+            before, after = dump(old, frozenset(changed)), dump(record, frozenset(changed))
+            event.rows = [changed]
+            event.records = [record]
+            event.changes = [{name: (before[name], after[name]) for name in changed}]
+            self.hook.record_after_update(event=event)
+        return record
+
+    def _not_found(self, entity: EntitySpec, record_id: int) -> NotFound:
+        return NotFound(f"{entity.name} {record_id} not found")
+
+    # ---------------------------------------------------------------- delete
+
+    def delete(self, entity_name: str, record_id: int, actor: Actor = ANONYMOUS, *,
+               version: int | None = None, conn: sa.Connection | None = None) -> None:
+        """Move a record to the recycle bin (restorable until purged)."""
+        entity = self.entity(entity_name)
+        with self._transaction(conn) as tx:
+            old = self.queries.fetch(tx, entity, record_id, for_update=True)
+            if old is None:
+                raise self._not_found(entity, record_id)
+            if version is not None and version != old["version"]:
+                raise Conflict("the record was changed by someone else; reload it before deleting",
+                               {"version": [f"stale: current version is {old['version']}"]}, code="stale_version")
+            event = RecordEvent("delete", entity, actor, tx, self, old=[old])
+            self.hook.record_before_delete(event=event)
+            self._handle_referrers(tx, entity, record_id, actor)
+            table = self.tables.entities[entity.name]
+            now = self._now()
+            tx.execute(table.update().where(table.c.id == record_id, table.c.version == old["version"])
+                       .values(deleted_at=now, deleted_by=actor.id, version=old["version"] + 1))
+            record = dict(old)
+            record.update(deleted_at=now, deleted_by=actor.id, version=old["version"] + 1)
+            event.records = [record]
+            self.hook.record_after_delete(event=event)
+
+    def _handle_referrers(self, tx: sa.Connection, entity: EntitySpec, record_id: int, actor: Actor) -> None:
+        for other, f in self._referrers.get(entity.name, ()):
+            table = self.tables.entities[other.name]
+            ids = list(tx.execute(sa.select(table.c.id).where(table.c[f.column] == record_id,
+                                                               table.c.deleted_at.is_(None))).scalars())
+            if not ids:
+                continue
+            if f.on_delete == "restrict":
+                what = label_text(other.plural, "en", other.name).lower()
+                raise Conflict(f"cannot delete: {len(ids)} {what} refer to it through '{f.name}'; "
+                               "delete or re-assign them first",
+                               {"references": {other.name: ids[:20]}}, code="referenced")
+            for other_id in ids:
+                if f.on_delete == "cascade":
+                    self.delete(other.name, other_id, actor, conn=tx)
+                else:
+                    self.update(other.name, other_id, {f.name: None}, SYSTEM if actor.system else actor, conn=tx)
+
+    def restore(self, entity_name: str, record_id: int, actor: Actor = ANONYMOUS) -> dict:
+        entity = self.entity(entity_name)
+        with write_transaction(self.engine) as tx:
+            old = self.queries.fetch(tx, entity, record_id, deleted=True)
+            if old is None:
+                raise NotFound(f"{entity.name} {record_id} is not in the recycle bin")
+            table = self.tables.entities[entity.name]
+            updates = {"deleted_at": None, "deleted_by": None, "version": old["version"] + 1,
+                       "updated_at": self._now(), "updated_by": actor.id}
+            try:
+                tx.execute(table.update().where(table.c.id == record_id).values(updates))
+            except IntegrityError as exc:
+                raise self._unique_conflict(exc, entity) from None
+            record = dict(old)
+            record.update(updates)
+            event = RecordEvent("restore", entity, actor, tx, self, old=[old], records=[record])
+            self.hook.record_after_delete(event=event)
+        return record
+
+    # ---------------------------------------------------------------- many-to-many
+
+    def _link_parts(self, entity: EntitySpec, relation: str):
+        rel = entity.relations.get(relation)
+        if rel is None or rel.kind != "many_to_many":
+            raise NotFound(f"{entity.name} has no many-to-many relation '{relation}'", code="unknown_relation")
+        link = self.tables.links[(entity.name, rel.name)]
+        left, right = list(link.c)[0], list(link.c)[1]
+        return rel, link, left, right
+
+    def link(self, entity_name: str, record_id: int, relation: str, ids: list[int], actor: Actor = ANONYMOUS) -> list[int]:
+        """Link records through a many-to-many relation; returns the linked ids afterwards."""
+        entity = self.entity(entity_name)
+        rel, link, left, right = self._link_parts(entity, relation)
+        with write_transaction(self.engine) as tx:
+            old = self.queries.fetch(tx, entity, record_id)
+            if old is None:
+                raise self._not_found(entity, record_id)
+            in_range = {i for i in ids if 0 < i <= MAX_ID}  # others cannot be ids at all
+            missing = set(ids) - self.queries.existing_ids(tx, rel.entity, in_range)
+            if missing:
+                raise ValidationFailed(f"no {rel.entity} with id {sorted(missing)[0]}",
+                                       {"ids": [f"{rel.entity} {i} does not exist" for i in sorted(missing)]})
+            before = set(tx.execute(sa.select(right).where(left == record_id)).scalars())
+            new = [i for i in dict.fromkeys(ids) if i not in before]
+            if new:
+                now = self._now()
+                tx.execute(link.insert(), [{left.name: record_id, right.name: i, "created_at": now,
+                                            "created_by": actor.id} for i in new])
+                self._relation_changed(tx, entity, old, relation, before, before | set(new), actor)
+            return sorted(before | set(new))
+
+    def unlink(self, entity_name: str, record_id: int, relation: str, other_id: int, actor: Actor = ANONYMOUS) -> None:
+        entity = self.entity(entity_name)
+        rel, link, left, right = self._link_parts(entity, relation)
+        with write_transaction(self.engine) as tx:
+            old = self.queries.fetch(tx, entity, record_id)
+            if old is None:
+                raise self._not_found(entity, record_id)
+            before = set(tx.execute(sa.select(right).where(left == record_id)).scalars())
+            if other_id not in before:
+                raise NotFound(f"{rel.entity} {other_id} is not linked to {entity.name} {record_id}")
+            tx.execute(link.delete().where(left == record_id, right == other_id))
+            self._relation_changed(tx, entity, old, relation, before, before - {other_id}, actor)
+
+    def _relation_changed(self, tx, entity, old, relation, before, after, actor) -> None:
+        """A link change is an update of the record's relation: audited, hooked, no new version."""
+        event = RecordEvent("update", entity, actor, tx, self, rows=[{}], old=[old], records=[dict(old)],
+                            changes=[{relation: (sorted(before), sorted(after))}])
+        self.hook.record_after_update(event=event)
+
+    def purge(self, older_than: dt.timedelta | None = None) -> dict[str, int]:
+        """Delete for good what has been in the recycle bin longer than the retention."""
+        cutoff = self._now() - (older_than if older_than is not None else dt.timedelta(days=self.spec.recycle_bin_days))
+        purged: dict[str, int] = {}
+        with write_transaction(self.engine) as tx:
+            audit = self.tables.audit
+            for entity in self.spec.entities.values():
+                table = self.tables.entities[entity.name]
+                ids = list(tx.execute(sa.select(table.c.id).where(table.c.deleted_at < cutoff)).scalars())
+                if not ids:
+                    continue
+                tx.execute(table.delete().where(table.c.id.in_(ids)))
+                tx.execute(audit.insert(), [{"entity": entity.name, "record_id": i, "action": "purge",
+                                              "actor_id": None, "actor": "system", "at": self._now(),
+                                              "changes": None} for i in ids])
+                purged[entity.name] = len(ids)
+        return purged
+
+
+def _uniform(rows: list[dict]) -> list[dict]:
+    """executemany needs the same keys in every row."""
+    keys: set[str] = set()
+    for row in rows:
+        keys.update(row)
+    return [{key: row.get(key) for key in keys} for row in rows]
+
+
+def iter_chunks(items: Iterable, size: int):
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -1,0 +1,55 @@
+"""The running engine: spec, database, tables, query builder, records service,
+built once from a config and shared by the API, the CLI and the UI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import pluggy
+import sqlalchemy as sa
+
+from . import config, migrations
+from .database import create_engine
+from .fieldtypes import FieldType, app_timezone
+from .metadata.spec import AppSpec
+from .query import QueryBuilder
+from .records import RecordsService
+from .serialization import EntitySchemas
+from .settings import Settings, from_environment
+from .tables import Tables, build_tables
+
+
+@dataclass
+class Runtime:
+    spec: AppSpec
+    settings: Settings
+    engine: sa.Engine
+    tables: Tables
+    field_types: Mapping[str, FieldType]
+    schemas: Mapping[str, EntitySchemas]
+    queries: QueryBuilder
+    records: RecordsService
+    pm: pluggy.PluginManager
+
+    def plan(self) -> migrations.MigrationPlan:
+        return migrations.plan(self.engine, self.tables)
+
+    def migrate(self, *, allow_data_loss: bool = False) -> tuple[migrations.MigrationPlan, Path | None]:
+        migration = self.plan()
+        backup = migrations.apply(self.engine, self.tables, migration, allow_data_loss=allow_data_loss,
+                                  backup_dir=self.settings.backup_dir, database_file=self.settings.sqlite_file)
+        return migration, backup
+
+
+def build(config_dir: str | Path, settings: Settings | None = None) -> Runtime:
+    settings = settings or from_environment()
+    spec, pm, types = config.load(config_dir)
+    engine = create_engine(settings.database_url)
+    tz = app_timezone(spec.timezone)
+    tables = build_tables(spec, types, pm)
+    schemas = {name: EntitySchemas(entity, types, tz) for name, entity in spec.entities.items()}
+    queries = QueryBuilder(spec, tables, types, tz, engine.dialect.name)
+    records = RecordsService(spec, engine, tables, queries, schemas, types, pm, tz)
+    return Runtime(spec, settings, engine, tables, types, schemas, queries, records, pm)

@@ -1,0 +1,44 @@
+"""Settings from the environment (``CRMKIT_*``); the defaults need no services."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    instance_dir: Path
+    redis_url: str | None = None
+    secret_key: str | None = None
+    auto_migrate: bool = True
+    max_body_bytes: int = 10 * 1024 * 1024
+
+    @property
+    def sqlite_file(self) -> str | None:
+        prefix = "sqlite:///"
+        if self.database_url.startswith(prefix) and self.database_url != "sqlite://":
+            return self.database_url[len(prefix):]
+        return None
+
+    @property
+    def backup_dir(self) -> Path:
+        return self.instance_dir / "backups"
+
+
+def from_environment(env: dict | None = None) -> Settings:
+    env = os.environ if env is None else env
+    instance = Path(env.get("CRMKIT_INSTANCE") or Path.cwd() / "instance").resolve()
+    database_url = env.get("CRMKIT_DATABASE_URL") or f"sqlite:///{instance / 'crmkit.sqlite3'}"
+    if database_url.startswith("sqlite:///") and database_url != "sqlite://":
+        Path(database_url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    return Settings(
+        database_url=database_url,
+        instance_dir=instance,
+        redis_url=env.get("CRMKIT_REDIS_URL") or None,
+        secret_key=env.get("CRMKIT_SECRET_KEY") or None,
+        auto_migrate=env.get("CRMKIT_AUTO_MIGRATE", "1").lower() not in ("0", "false", "no"),
+        max_body_bytes=int(env.get("CRMKIT_MAX_BODY_BYTES", 10 * 1024 * 1024)),
+    )

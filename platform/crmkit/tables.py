@@ -1,0 +1,169 @@
+"""SQLAlchemy tables built from the spec: one per entity, one per many-to-many
+relation, plus the platform's own tables (audit, sequences, schema registry)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import sqlalchemy as sa
+from sqlalchemy.sql.ddl import sort_tables_and_constraints
+
+from .metadata.spec import AppSpec, EntitySpec
+from .sqltypes import UTCDateTime, json_type
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+AUDIT_TABLE = "crmkit_audit"
+SEQUENCE_TABLE = "crmkit_sequences"
+SCHEMA_TABLE = "crmkit_schema"
+MAX_NAME = 60
+
+
+@dataclass
+class Tables:
+    """The MetaData and lookups the records service and query builder need."""
+
+    metadata: sa.MetaData
+    entities: dict[str, sa.Table] = field(default_factory=dict)
+    links: dict[tuple[str, str], sa.Table] = field(default_factory=dict)
+    #: unique index or constraint name -> (entity, field names)
+    unique_names: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+
+    @property
+    def audit(self) -> sa.Table:
+        return self.metadata.tables[AUDIT_TABLE]
+
+    @property
+    def sequences(self) -> sa.Table:
+        return self.metadata.tables[SEQUENCE_TABLE]
+
+    @property
+    def schema_registry(self) -> sa.Table:
+        return self.metadata.tables[SCHEMA_TABLE]
+
+
+def _short(name: str) -> str:
+    if len(name) <= MAX_NAME:
+        return name
+    import hashlib
+
+    return name[: MAX_NAME - 9] + "_" + hashlib.sha1(name.encode()).hexdigest()[:8]
+
+
+def build_tables(spec: AppSpec, field_types: Mapping[str, object], pm=None) -> Tables:
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+    tables = Tables(metadata)
+    _system_tables(metadata)
+    for entity in spec.entities.values():
+        tables.entities[entity.name] = _entity_table(metadata, entity, field_types, tables)
+    for entity in spec.entities.values():
+        for rel in entity.relations.values():
+            if rel.kind == "many_to_many":
+                tables.links[(entity.name, rel.name)] = _link_table(metadata, entity.name, rel)
+    if pm is not None:
+        from .plugins import call_startup_hook
+
+        call_startup_hook(pm, "crmkit_tables", metadata=metadata, spec=spec)
+    # Foreign keys in a cycle (a -> b -> a) are created after the tables.
+    for table, constraints in sort_tables_and_constraints(metadata.tables.values()):
+        if table is None:
+            for constraint in constraints:
+                constraint.use_alter = True
+    return tables
+
+
+def _system_tables(metadata: sa.MetaData) -> None:
+    sa.Table(
+        AUDIT_TABLE, metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("entity", sa.String(64), nullable=False),
+        sa.Column("record_id", sa.Integer, nullable=False),
+        sa.Column("action", sa.String(16), nullable=False),
+        sa.Column("actor_id", sa.Integer),
+        sa.Column("actor", sa.String(100), nullable=False),
+        sa.Column("at", UTCDateTime(), nullable=False),
+        sa.Column("changes", json_type()),
+        sa.Index("ix_crmkit_audit_record", "entity", "record_id", "id"),
+        sqlite_autoincrement=True,
+    )
+    sa.Table(
+        SEQUENCE_TABLE, metadata,
+        sa.Column("key", sa.String(120), primary_key=True),
+        sa.Column("period", sa.String(16), primary_key=True),
+        sa.Column("value", sa.BigInteger, nullable=False),
+    )
+    sa.Table(
+        SCHEMA_TABLE, metadata,
+        sa.Column("table_name", sa.String(120), primary_key=True),
+        sa.Column("entity", sa.String(64), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+    )
+
+
+def _entity_table(metadata: sa.MetaData, entity: EntitySpec, field_types, tables: Tables) -> sa.Table:
+    columns: list = [
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("version", sa.Integer, nullable=False, server_default="1"),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.Column("created_by", sa.Integer),
+        sa.Column("updated_by", sa.Integer),
+        sa.Column("deleted_at", UTCDateTime()),
+        sa.Column("deleted_by", sa.Integer),
+    ]
+    if entity.owned:
+        columns += [sa.Column("owner_id", sa.Integer), sa.Column("team_id", sa.Integer)]
+    live = sa.text("deleted_at IS NULL")
+    extras: list = []
+    for f in entity.user_fields:
+        ftype = field_types[f.type]
+        if f.type == "ref":
+            column = sa.Column(f.column, ftype.column_type(f),
+                               sa.ForeignKey(f"{f.to}.id", ondelete="SET NULL"), nullable=True)
+        else:
+            column = sa.Column(f.column, ftype.column_type(f), nullable=True)
+        columns.append(column)
+        if f.unique:
+            name = _short(f"uq_{entity.name}_{f.column}")
+            extras.append(sa.Index(name, f.column, unique=True, sqlite_where=live, postgresql_where=live))
+            tables.unique_names[name] = (entity.name, (f.name,))
+        elif f.index or f.type == "ref":
+            extras.append(sa.Index(_short(f"ix_{entity.name}_{f.column}"), f.column))
+    for system_index in ("created_at", "updated_at") + (("owner_id", "team_id") if entity.owned else ()):
+        extras.append(sa.Index(_short(f"ix_{entity.name}_{system_index}"), system_index))
+    for index in entity.indexes:
+        cols = [entity.fields[n].column for n in index.fields]
+        name = _short(index.name)
+        if index.unique:
+            extras.append(sa.Index(name, *cols, unique=True, sqlite_where=live, postgresql_where=live))
+            tables.unique_names[name] = (entity.name, index.fields)
+        else:
+            extras.append(sa.Index(name, *cols))
+    sort_columns = [entity.fields[key.lstrip("-")].column for key in entity.list.sort]
+    if sort_columns and sort_columns != ["id"] and len(sort_columns) > 0:
+        keyset = sort_columns + ([] if "id" in sort_columns else ["id"])
+        name = _short(f"ix_{entity.name}_sort_{'_'.join(keyset)}")
+        if not any(isinstance(e, sa.Index) and [c if isinstance(c, str) else c.name for c in e.expressions] == keyset for e in extras):
+            extras.append(sa.Index(name, *keyset))
+    return sa.Table(entity.name, metadata, *columns, *extras, sqlite_autoincrement=True)
+
+
+def _link_table(metadata: sa.MetaData, owner: str, rel) -> sa.Table:
+    name = _short(rel.link_table(owner))
+    left, right = f"{owner}_id", f"{rel.entity}_id"
+    if left == right:
+        left, right = "left_id", "right_id"
+    return sa.Table(
+        name, metadata,
+        sa.Column(left, sa.Integer, sa.ForeignKey(f"{owner}.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column(right, sa.Integer, sa.ForeignKey(f"{rel.entity}.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("created_by", sa.Integer),
+        sa.Index(_short(f"ix_{name}_{right}"), right),
+    )
