@@ -1,0 +1,100 @@
+"""Packaging and public promises: the package list, the layout, the JSON
+Schemas of the metadata language, and the documented plugin hooks."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import tomllib
+from importlib.metadata import entry_points
+from importlib.resources import files
+
+import pytest
+from conftest import ROOT
+from crmkit import hookspecs
+from jsonschema import Draft202012Validator
+from setuptools import find_namespace_packages, find_packages
+
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+SCHEMA_FILES = sorted((ROOT / "metadata" / "schemas").glob("*.json"))
+
+
+def test_package_list_is_complete():
+    # Data folders (schemas, templates, static) are listed as packages too:
+    # setuptools warns that it would ignore them otherwise.
+    expected = set(find_packages(str(ROOT / "platform")))
+    for name, folder in (("crmkit.metadata", "metadata"), ("crmkit.ui", "ui")):
+        expected.add(name)
+        expected.update(f"{name}.{sub}" for sub in find_namespace_packages(str(ROOT / folder))
+                        if "__pycache__" not in sub)
+    assert "crmkit" in expected and "crmkit.api" in expected
+    assert sorted(PYPROJECT["tool"]["setuptools"]["packages"]) == sorted(expected)
+
+
+def test_package_dirs_map_metadata_and_ui_into_crmkit():
+    assert PYPROJECT["tool"]["setuptools"]["package-dir"] == {
+        "": "platform", "crmkit.metadata": "metadata", "crmkit.ui": "ui"}
+
+
+def test_platform_is_not_a_package():
+    assert not (ROOT / "platform" / "__init__.py").exists()
+    result = subprocess.run([sys.executable, "-c", "import platform; print(platform.python_version())"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0 and result.stdout.strip() == ".".join(map(str, sys.version_info[:3]))
+
+
+def test_console_script_and_example_plugin_entry_points():
+    scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts")}
+    assert scripts["crmkit"] == "crmkit.cli:main"
+    assert PYPROJECT["project"]["scripts"] == {"crmkit": "crmkit.cli:main"}
+    plugins = {ep.name: ep.value for ep in entry_points(group="crmkit.plugins")}
+    assert plugins["loyalty"] == "crmkit_loyalty"
+
+
+def test_data_files_are_reachable_as_package_resources():
+    schemas = {p.name for p in files("crmkit.metadata").joinpath("schemas").iterdir() if p.name.endswith(".json")}
+    assert schemas == {p.name for p in SCHEMA_FILES}
+    assert files("crmkit.ui").joinpath("templates", "api_docs.html").is_file()
+    package_data = PYPROJECT["tool"]["setuptools"]["package-data"]
+    assert "*.json" in package_data["crmkit.metadata.schemas"]
+    assert "*.html" in package_data["crmkit.ui.templates"]
+    assert "*" in package_data["crmkit.ui.static"]
+
+
+@pytest.mark.parametrize("path", SCHEMA_FILES, ids=[p.name for p in SCHEMA_FILES])
+def test_json_schema_is_valid_draft_2020_12(path):
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema["$id"] == f"https://crmkit.dev/schemas/{path.name}"
+    Draft202012Validator.check_schema(schema)
+
+
+def test_there_is_a_schema_for_every_document_kind():
+    from crmkit.metadata.loader import DOCUMENT_KINDS
+    from crmkit.metadata.schemas import SCHEMA_FILES as KINDS
+
+    assert set(KINDS) == set(DOCUMENT_KINDS)
+    assert {p.name for p in SCHEMA_FILES} == set(KINDS.values()) | {"common.json"}
+
+
+HOOKS = sorted(name for name in dir(hookspecs) if getattr(getattr(hookspecs, name), "crmkit_spec", None))
+
+
+def test_hook_list_is_what_the_platform_calls():
+    assert HOOKS == ["crmkit_app_ready", "crmkit_field_types", "crmkit_metadata_dirs", "crmkit_tables",
+                     "record_after_create", "record_after_delete", "record_after_update", "record_before_create",
+                     "record_before_delete", "record_before_update"]
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_is_documented(hook):
+    guide = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
+    assert re.search(rf"^### `{hook}\(", guide, re.MULTILINE), f"docs/plugins.md has no section for {hook}"
+    assert getattr(hookspecs, hook).__doc__, f"{hook} has no docstring"
+
+
+def test_hookspec_version_is_documented():
+    guide = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
+    assert f'HOOKSPEC_VERSION = "{hookspecs.HOOKSPEC_VERSION}"' in guide
