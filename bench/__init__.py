@@ -1,0 +1,1 @@
+"""crmkit benchmarks: ``python -m bench`` (see bench/README.md)."""
