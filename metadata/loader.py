@@ -6,14 +6,16 @@ a line and column, the file is parsed again in round-trip mode, which keeps them
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from ruamel.yaml import YAML
-from ruamel.yaml.constructor import RoundTripConstructor, SafeConstructor
+from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from .problems import Problem
@@ -37,17 +39,10 @@ def _keep_leading_zero_strings(base):
     return construct
 
 
-class _SafeConstructor(SafeConstructor):
-    pass
-
-
 class _MarkedConstructor(RoundTripConstructor):
     pass
 
 
-_SafeConstructor.add_constructor(
-    "tag:yaml.org,2002:int", _keep_leading_zero_strings(SafeConstructor.construct_yaml_int)
-)
 _MarkedConstructor.add_constructor(
     "tag:yaml.org,2002:int", _keep_leading_zero_strings(RoundTripConstructor.construct_yaml_int)
 )
@@ -55,8 +50,84 @@ _MarkedConstructor.add_constructor(
 
 def _yaml(typ: str) -> YAML:
     yaml = YAML(typ=typ, pure=True)
-    yaml.Constructor = _SafeConstructor if typ == "safe" else _MarkedConstructor
+    yaml.Constructor = _MarkedConstructor
     return yaml
+
+
+# ---------------------------------------------------------------- fast parse
+# The fast parse is PyYAML's libyaml-backed loader, taught YAML 1.2's core
+# schema (the same one ruamel.yaml reads): only true/false are booleans, so
+# ``yes``, ``no``, ``on`` and ``off`` stay strings; ``0o17`` and ``0x1f`` are
+# integers, ``0138`` stays a string; no sexagesimal numbers. A key given twice
+# in one mapping is an error, as it is for ruamel.yaml.
+
+_FastBase = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _FastLoader(_FastBase):
+    yaml_implicit_resolvers: dict = {}
+
+
+def _implicit(tag: str, pattern: str, first: str) -> None:
+    _FastLoader.add_implicit_resolver(tag, re.compile(pattern, re.X), list(first))
+
+
+_FastLoader.yaml_implicit_resolvers = {}
+_implicit("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF")
+_implicit("tag:yaml.org,2002:int", r"^(?:[-+]?[0-9][0-9_]*|0o[0-7_]+|0x[0-9a-fA-F_]+)$", "-+0123456789")
+_implicit("tag:yaml.org,2002:float", r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", "-+0123456789.")
+_implicit("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""])
+_implicit("tag:yaml.org,2002:timestamp", r"""^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]
+    |[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?
+    (?:[Tt]|[ \t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9](?:\.[0-9]*)?
+    (?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)$""", "0123456789")
+_implicit("tag:yaml.org,2002:merge", r"^(?:<<)$", "<")
+
+
+def _construct_int(loader, node):
+    value = loader.construct_scalar(node)
+    if _LEADING_ZERO_INT.match(value):
+        return value
+    return int(value.replace("_", ""), 0)
+
+
+def _construct_mapping(loader, node, deep=False):
+    loader.flatten_mapping(node)
+    mapping = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            duplicate = key in mapping
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping", node.start_mark,
+                "found an unhashable key", key_node.start_mark) from None
+        if duplicate:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping", node.start_mark,
+                f'found duplicate key "{key}"', key_node.start_mark)
+        mapping[key] = loader.construct_object(value_node, deep=deep)
+    return mapping
+
+
+def _construct_map(loader, node):
+    data = {}
+    yield data
+    data.update(_construct_mapping(loader, node))
+
+
+_FastLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+_FastLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
+_FastLoader.construct_mapping = _construct_mapping
+
+
+def parse_fast(source: str) -> list:
+    """Every document of ``source`` (YAML 1.2 core schema, or JSON), unmarked."""
+    return list(yaml.load_all(source, Loader=_FastLoader))
 
 
 @dataclass(eq=False)
@@ -132,17 +203,37 @@ def load_file(path: Path, display: str, problems: list[Problem]) -> list[Documen
     except OSError as exc:
         problems.append(Problem(display, 1, 1, f"cannot read file: {exc.strerror}"))
         return []
+    if path.suffix == ".json":
+        try:
+            contents = [json.loads(source)]
+        except json.JSONDecodeError as exc:
+            problems.append(Problem(display, exc.lineno, exc.colno, f"invalid JSON: {exc.msg}"))
+            return []
+        return _documents(contents, display, source, problems)
     try:
-        contents = list(_yaml("safe").load_all(source))
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        what = exc.problem or exc.context or "syntax error"
-        problems.append(Problem(display, line, col, f"invalid {'JSON' if path.suffix == '.json' else 'YAML'}: {what}"))
+        contents = parse_fast(source)
+    except (yaml.YAMLError, ValueError) as fast_error:
+        problems.append(_syntax_problem(source, display, fast_error))
         return []
-    except YAMLError as exc:
-        problems.append(Problem(display, 1, 1, f"invalid YAML: {exc}"))
-        return []
+    return _documents(contents, display, source, problems)
+
+
+def _syntax_problem(source: str, display: str, fast_error: Exception) -> Problem:
+    """The problem with a file the fast parser rejected. ruamel.yaml parses it
+    again for its clearer messages ("expected ',' or '}', but got ':'")."""
+    error: Exception = fast_error
+    try:
+        list(_yaml("rt").load_all(source))
+    except (MarkedYAMLError, YAMLError, ValueError) as exc:
+        error = exc
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    if mark is None:
+        return Problem(display, 1, 1, f"invalid YAML: {error}")
+    what = getattr(error, "problem", None) or getattr(error, "context", None) or "syntax error"
+    return Problem(display, mark.line + 1, mark.column + 1, f"invalid YAML: {what}")
+
+
+def _documents(contents: list, display: str, source: str, problems: list[Problem]) -> list[Document]:
     documents = []
     for index, data in enumerate(contents):
         if data is None:

@@ -463,3 +463,61 @@ def test_spec_is_immutable(tmp_path):
         spec.documents["views"][0]["views"]["gold"]["filter"]["level"] = "silver"
     with pytest.raises(AttributeError):
         customer.list.columns.append("level")  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------- the fast YAML parse
+
+TRICKY_YAML = """\
+booleans: [true, True, FALSE, yes, no, on, off, y, n, Yes]
+ints: [0, 7, -3, +4, 1_000, 0o17, 0x1f, 0138, 007, "12"]
+floats: [1.5, -0.25, 1e3, 2.5E-2, .5, .inf, -.Inf, 1:20]
+nulls: [~, null, Null, NULL, ]
+dates: [2024-01-31, 2024-01-31T08:30:00Z, 2024-1-31]
+empty:
+"0123": leading zero key
+nested: {a: [1, {b: yes}], "on": off}
+"""
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and value != value:
+        return "nan"
+    return value
+
+
+def test_fast_parse_reads_yaml_like_ruamel_yaml_1_2():
+    from crmkit.metadata.loader import _MarkedConstructor, parse_fast
+    from ruamel.yaml import YAML
+
+    reference = YAML(typ="rt", pure=True)
+    reference.Constructor = _MarkedConstructor
+    assert _plain(parse_fast(TRICKY_YAML)) == [_plain(reference.load(TRICKY_YAML))]
+    data = parse_fast(TRICKY_YAML)[0]
+    assert data["booleans"][:3] == [True, True, False] and data["booleans"][3:6] == ["yes", "no", "on"]
+    assert data["ints"][:7] == [0, 7, -3, 4, 1000, 15, 31] and data["ints"][7:] == ["0138", "007", "12"]
+
+
+def test_fast_parse_agrees_with_ruamel_yaml_on_the_sample_config():
+    from conftest import SAMPLE_CONFIG
+    from crmkit.metadata.loader import _MarkedConstructor, parse_fast
+    from ruamel.yaml import YAML
+
+    reference = YAML(typ="rt", pure=True)
+    reference.Constructor = _MarkedConstructor
+    for path in sorted(SAMPLE_CONFIG.rglob("*.yaml")):
+        source = path.read_text(encoding="utf-8")
+        assert _plain(parse_fast(source)) == _plain(list(reference.load_all(source))), path
+
+
+def test_duplicate_key_is_an_error_with_its_position(tmp_path):
+    problem = only_problem(tmp_path, {"app.yaml": APP, "entities/customer.yaml": (
+        "entity: customer\n"
+        "fields:\n"
+        "  name: {type: string}\n"
+        "  name: {type: text}\n")})
+    assert problem.file == "entities/customer.yaml" and problem.line == 4
+    assert "duplicate key" in problem.message and "name" in problem.message
