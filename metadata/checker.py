@@ -15,7 +15,7 @@ from jsonschema.exceptions import ValidationError, best_match
 
 from .loader import Document
 from .problems import ProblemList, did_you_mean
-from .schemas import validator
+from .schemas import fast_check, validator
 from .spec import (QUERY_PARAMETERS, RESERVED_ENTITY_NAMES, RESERVED_FIELD_NAMES, SYSTEM_FIELDS,
                    AppSpec, EntitySpec, FieldSpec, IndexSpec, ListSpec, Option, RelationSpec,
                    SectionSpec, humanize)
@@ -92,6 +92,8 @@ def _json_type(value: Any) -> str:
 
 
 def check_structure(doc: Document, problems: ProblemList) -> bool:
+    if fast_check(doc.kind)(doc.data):
+        return True
     before = len(problems.problems)
     for error in validator(doc.kind).iter_errors(doc.data):
         message, hint, at_key = _structural_message(error)
@@ -321,7 +323,7 @@ def build_spec(documents: Iterable[Document], types: Mapping[str, Any], problems
             by_kind["_broken_" + doc.kind].append(doc)
 
     app_docs = by_kind.get("app", []) + by_kind.get("_broken_app", [])
-    if not app_docs:
+    if not app_docs and not problems.problems:  # a file that failed to parse may be the app document
         from .problems import Problem
         problems.add_problem(Problem(config_dir or "<config>", 1, 1,
                                      "no app document found: add app.yaml with at least 'app: <name>'"))

@@ -1,11 +1,19 @@
-"""The JSON Schemas of the metadata language, compiled once."""
+"""The JSON Schemas of the metadata language, compiled once.
+
+Two validators per document kind: ``fast_check`` (fastjsonschema compiles the
+schema, every ``$ref`` inlined, to plain Python) says only valid or not and is
+what a good config pays; ``validator`` (jsonschema, 2020-12) runs only on a
+document the fast check rejected, to report every problem with its path.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import lru_cache
 from importlib.resources import files
 
+import fastjsonschema
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
@@ -13,6 +21,13 @@ BASE = "https://crmkit.dev/schemas/"
 SCHEMA_FILES = {"app": "app.json", "entity": "entity.json", "roles": "roles.json",
                 "workflow": "workflow.json", "tags": "tags.json", "automations": "automations.json",
                 "views": "views.json"}
+#: Keywords the fast check understands exactly as 2020-12 does (draft 7's
+#: meaning is the same for these); tests/test_packaging.py holds the schemas to it.
+PORTABLE_KEYWORDS = frozenset({
+    "$schema", "$id", "$ref", "$defs", "title", "description", "type", "enum", "const", "properties",
+    "additionalProperties", "required", "items", "minItems", "maxItems", "minimum", "maximum", "pattern",
+    "minLength", "maxLength", "oneOf", "anyOf", "propertyNames", "minProperties", "maxProperties",
+})
 
 
 def load_schema(name: str) -> dict:
@@ -32,3 +47,48 @@ def validator(kind: str) -> Draft202012Validator:
     schema = load_schema(SCHEMA_FILES[kind])
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema, registry=_registry())
+
+
+def inline_refs(schema: dict) -> dict:
+    """``schema`` with every ``$ref`` (to its own ``$defs`` or to common.json's)
+    replaced by the definition it points to; descriptions and ids dropped."""
+    common = load_schema("common.json")
+
+    def target(ref: str, document: dict) -> dict:
+        name, _, pointer = ref.partition("#")
+        node = load_schema(name) if name and name != "common.json" else common if name else document
+        for step in pointer.strip("/").split("/"):
+            node = node[step]
+        return node
+
+    def walk(node, document: dict):
+        if isinstance(node, dict):
+            if "$ref" in node:
+                ref = node["$ref"]
+                resolved = walk(target(ref, common if ref.startswith("common.json") else document),
+                                common if ref.startswith("common.json") else document)
+                siblings = {k: v for k, v in node.items() if k not in ("$ref", "description", "title")}
+                return {**resolved, **walk(siblings, document)} if siblings else resolved
+            return {k: ({name: walk(sub, document) for name, sub in v.items()} if k == "properties"
+                        else walk(v, document))
+                    for k, v in node.items() if k not in ("description", "title", "$id", "$schema", "$defs")}
+        if isinstance(node, list):
+            return [walk(v, document) for v in node]
+        return node
+
+    return walk(schema, schema)
+
+
+@lru_cache(maxsize=None)
+def fast_check(kind: str) -> Callable[[object], bool]:
+    """A function telling whether a document of ``kind`` is valid (no details)."""
+    compiled = fastjsonschema.compile(inline_refs(load_schema(SCHEMA_FILES[kind])))
+
+    def check(document: object) -> bool:
+        try:
+            compiled(document)
+        except fastjsonschema.JsonSchemaException:
+            return False
+        return True
+
+    return check

@@ -98,3 +98,86 @@ def test_every_hook_is_documented(hook):
 def test_hookspec_version_is_documented():
     guide = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
     assert f'HOOKSPEC_VERSION = "{hookspecs.HOOKSPEC_VERSION}"' in guide
+
+
+def _keywords(node, out: set) -> set:
+    """Every keyword used in a schema (property names under properties/$defs are names, not keywords)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            out.add(key)
+            if key in ("properties", "$defs"):
+                for sub in value.values():
+                    _keywords(sub, out)
+            elif key not in ("enum", "const", "required", "description", "title"):
+                _keywords(value, out)
+    elif isinstance(node, list):
+        for item in node:
+            _keywords(item, out)
+    return out
+
+
+@pytest.mark.parametrize("path", SCHEMA_FILES, ids=[p.name for p in SCHEMA_FILES])
+def test_schemas_use_only_keywords_the_fast_check_reads_alike(path):
+    from crmkit.metadata.schemas import PORTABLE_KEYWORDS
+
+    used = _keywords(json.loads(path.read_text(encoding="utf-8")), set())
+    assert used <= PORTABLE_KEYWORDS, used - PORTABLE_KEYWORDS
+
+
+def _edits(document: dict):
+    """Ways to break a document in one place: (path, key, action) with action
+    'add' (an unknown key), 'delete', or a replacement value of another type."""
+    stack = [()]
+    while stack:
+        path = stack.pop()
+        node = document
+        for step in path:
+            node = node[step]
+        if isinstance(node, dict):
+            yield path, "zz_unknown", "add"
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, value in items:
+            for replacement in (None, 7, "x", ["x"], {"x": 1}, True, -1, "Bad Name"):
+                if replacement != value:
+                    yield path, key, ("replace", replacement)
+            if isinstance(node, dict):
+                yield path, key, "delete"
+            if isinstance(value, (dict, list)):
+                stack.append((*path, key))
+
+
+def _apply(document: dict, path: tuple, key, action) -> dict:
+    import copy
+
+    broken = copy.deepcopy(document)
+    target = broken
+    for step in path:
+        target = target[step]
+    if action == "add":
+        target[key] = 1
+    elif action == "delete":
+        del target[key]
+    else:
+        target[key] = action[1]
+    return broken
+
+
+def test_fast_check_agrees_with_jsonschema_on_the_sample_config_and_its_mutations():
+    """The fast check decides alone whether a document is valid, so it must
+    agree with jsonschema: on the sample config and on a seeded sample of
+    one-place breakages of it."""
+    import random
+
+    from crmkit.metadata.loader import load_directory
+    from crmkit.metadata.schemas import fast_check, validator
+
+    rng = random.Random(2026)
+    checked = 0
+    for doc in load_directory(ROOT / "sample_configs" / "retail_crm", []):
+        edits = list(_edits(doc.data))
+        cases = [doc.data] + [_apply(doc.data, *edit) for edit in rng.sample(edits, min(len(edits), 60))]
+        for case in cases:
+            valid = not any(True for _ in validator(doc.kind).iter_errors(case))
+            assert fast_check(doc.kind)(case) == valid, (doc.file, case)
+            checked += 1
+    assert checked > 1_000
