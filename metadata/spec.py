@@ -69,15 +69,15 @@ class FieldSpec:
     mobile_only: bool = False
     level: str = "district"
     system: bool = False
+    #: The column name: refs store the id as ``<name>_id``. (Derived, kept as
+    #: attributes: they are read for every value of every write and read.)
+    column: str = field(init=False, repr=False, compare=False)
+    #: The allowed values of an enum or multi_enum, in order.
+    option_values: tuple = field(init=False, repr=False, compare=False)
 
-    @property
-    def column(self) -> str:
-        """The column name: refs store the id as ``<name>_id``."""
-        return f"{self.name}_id" if self.type == "ref" else self.name
-
-    @property
-    def option_values(self) -> tuple:
-        return tuple(o.value for o in self.options)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "column", f"{self.name}_id" if self.type == "ref" else self.name)
+        object.__setattr__(self, "option_values", tuple(o.value for o in self.options))
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,24 @@ def ids(response) -> list[int]:
 
 # ---------------------------------------------------------------- create, get, patch, delete
 
+def test_defaults_are_stored_as_input_would_be(make_app, tmp_path):
+    """A money default 0 is 0.00 in the create response, as it is when read back."""
+    from conftest import make_config
+
+    config = make_config(tmp_path / "config", {"app.yaml": "app: shop\n", "entities/account.yaml": """
+        entity: account
+        fields:
+          name: {type: string}
+          balance: {type: money, default: 0}
+          rate: {type: decimal, scale: 3, default: 1.5}
+          since: {type: date, default: "2026-01-31"}
+    """})
+    client = make_app(config).test_client()
+    created = create(client, "account", name="A")
+    assert (created["balance"], created["rate"], created["since"]) == ("0.00", "1.500", "2026-01-31")
+    assert client.get(f"{API}/account/{created['id']}").get_json()["data"] == created
+
+
 def test_create_get_patch_delete(client):
     response = client.post(f"{API}/customer", json={
         "name": "  张三 ", "mobile": "+86 138-1234-5678", "email": "Zhang@EXAMPLE.com", "balance": 12.5,
@@ -477,3 +495,32 @@ def test_deleted_product_disappears_from_related_list(client):
     client.post(f"{API}/customer/{customer['id']}/favourites", json={"ids": products})
     client.delete(f"{API}/product/{products[0]}")
     assert ids(client.get(f"{API}/customer/{customer['id']}/favourites")) == [products[1]]
+
+
+def test_sqlite_stores_utc_text_and_scaled_integers(tmp_path):
+    """The storage format on SQLite: UTC text SQLAlchemy's DateTime would write
+    (so sorting and comparing text is chronological), money as scaled integers."""
+    import datetime as dt
+    from decimal import Decimal
+
+    import sqlalchemy as sa
+    from crmkit.sqltypes import ExactDecimal, UTCDateTime
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'types.sqlite3'}")
+    table = sa.Table("t", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True),
+                     sa.Column("at", UTCDateTime), sa.Column("amount", ExactDecimal(18, 2)))
+    table.metadata.create_all(engine)
+    shanghai = dt.timezone(dt.timedelta(hours=8))
+    moments = [dt.datetime(2026, 1, 31, 9, 30, tzinfo=shanghai), dt.datetime(2026, 1, 31, 1, 30, 0, 5),
+               None]
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [{"at": m, "amount": a} for m, a in zip(moments, ["12.5", 0, None])])
+        raw = conn.exec_driver_sql("SELECT at, amount FROM t ORDER BY id").all()
+        assert raw == [("2026-01-31 01:30:00.000000", 1250), ("2026-01-31 01:30:00.000005", 0), (None, None)]
+        rows = conn.execute(sa.select(table.c.at, table.c.amount).order_by(table.c.id)).all()
+        later = conn.execute(sa.select(table.c.id).where(table.c.at > moments[0])).scalars().all()
+    engine.dispose()
+    assert rows[0] == (dt.datetime(2026, 1, 31, 1, 30, tzinfo=dt.UTC), Decimal("12.50"))
+    assert str(rows[0][1]) == "12.50" and str(rows[1][1]) == "0.00"
+    assert rows[1][0] == dt.datetime(2026, 1, 31, 1, 30, 0, 5, tzinfo=dt.UTC) and rows[2] == (None, None)
+    assert later == [2]

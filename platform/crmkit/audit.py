@@ -26,12 +26,7 @@ def _write(event, rows: list[dict]) -> None:
 
 @hookimpl
 def record_after_create(event) -> None:
-    dump = event.service.schemas[event.entity.name].dump
-    changes = []
-    for record in event.records:
-        values = dump(record)
-        changes.append({name: [None, value] for name, value in values.items()
-                        if value is not None and value != [] and not event.entity.fields[name].system})
+    changes = list(map(event.service.schemas[event.entity.name].creation_changes, event.records))
     _write(event, _rows(event, "create", changes))
 
 

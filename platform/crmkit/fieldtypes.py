@@ -69,7 +69,14 @@ class FieldType:
         """Semantic checks of the field's own config; ``report(message, key)``."""
 
     def default_value(self, f: FieldSpec, tz: dt.tzinfo) -> Any:
-        return f.default
+        """The value a new record gets when none is given: the config's default,
+        coerced as input is (a money default 0 is stored and shown as 0.00)."""
+        if f.default is None:
+            return None
+        try:
+            return self.coerce(f, f.default, tz)
+        except FieldValueError:  # the checker refuses such defaults; keep it as written
+            return f.default
 
 
 #: Ids are 32-bit integer columns; a larger number cannot be the id of anything.

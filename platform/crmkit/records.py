@@ -8,6 +8,8 @@ unique checks, audit and events hold everywhere, once. Record hooks
 
 from __future__ import annotations
 
+import copy
+
 import datetime as dt
 import re
 from dataclasses import dataclass, field
@@ -164,10 +166,12 @@ class RecordsService:
             if problems:
                 errors[index] = problems
             rows.append(values)
+        defaults = [(f.name, self.field_types[f.type].default_value(f, self.tz))
+                    for f in entity.user_fields if f.default is not None]
         for row in rows:
-            for f in entity.user_fields:
-                if f.name not in row and f.default is not None:
-                    row[f.name] = self.field_types[f.type].default_value(f, self.tz)
+            for name, value in defaults:
+                if name not in row:
+                    row[name] = copy.deepcopy(value) if isinstance(value, (list, dict)) else value
         if errors:
             raise self._validation(errors, single)
         with self._transaction(conn) as tx:

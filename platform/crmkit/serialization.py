@@ -66,6 +66,7 @@ class EntitySchemas:
         self.required = tuple(name for name, fld in writable.items() if fld.required)
         self.tz = tz
         self.dump = _compile_dumper(entity, field_types)
+        self.creation_changes = _compile_creation_changes(entity, field_types)
 
     def load(self, data: Any, *, partial: bool, system: bool = False) -> tuple[dict, dict[str, list[str]]]:
         """(values, errors) for a JSON body: coerced values by field name, or messages by field name.
@@ -133,6 +134,24 @@ def _compile_dumper(entity: EntitySpec, field_types: Mapping[str, FieldType]) ->
         return out
 
     return dump
+
+
+def _compile_creation_changes(entity: EntitySpec, field_types: Mapping[str, FieldType]) -> Callable[[Mapping], dict]:
+    """row (by column) -> the audit trail's changes of its creation: ``{field: [None, value]}``
+    for every own field given a value (system fields and empty values left out)."""
+    steps = tuple((f.name, f.column, None if field_types[f.type].plain_dump else field_types[f.type].dump, f)
+                  for f in entity.user_fields)
+
+    def changes(row: Mapping) -> dict:
+        out = {}
+        for name, column, convert, spec in steps:
+            value = row[column]
+            if value is None or value == []:
+                continue
+            out[name] = [None, value if convert is None else convert(spec, value)]
+        return out
+
+    return changes
 
 
 def field_label(f: FieldSpec, locale: str = "en") -> str:

@@ -47,7 +47,7 @@ class ExactDecimal(TypeDecorator):
         if value is None:
             return None
         if dialect.name == "sqlite":
-            return (Decimal(int(value)) / self._factor).quantize(self._quantum)
+            return Decimal(int(value)).scaleb(-self.scale)  # exact, with the scale's digits: 1250 -> 12.50
         return Decimal(value).quantize(self._quantum)
 
     @property
@@ -83,6 +83,37 @@ class UTCDateTime(TypeDecorator):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+    # On SQLite the value is text in SQLAlchemy's format (2026-01-31 08:30:00.000000,
+    # UTC). Reading and writing it directly, with the C datetime functions, is
+    # what every read of a record pays for its timestamps, so it is done once
+    # here rather than through DateTime's regular-expression parser and then
+    # the decorator; the stored text is the same.
+
+    def bind_processor(self, dialect):
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value):
+            if value is None:
+                return None
+            if value.tzinfo is not None:
+                value = value.astimezone(UTC).replace(tzinfo=None)
+            return value.isoformat(sep=" ", timespec="microseconds")
+
+        return process
+
+    def result_processor(self, dialect, coltype):
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+        parse = dt.datetime.fromisoformat
+
+        def process(value):
+            if value is None:
+                return None
+            return parse(value).replace(tzinfo=UTC)
+
+        return process
 
     @property
     def python_type(self):
