@@ -492,7 +492,9 @@ class DateTimeType(FieldType):
     def dump(self, f, value):
         if value is None:
             return None
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        if value.tzinfo is not UTC:  # values read from the database are UTC already
+            value = value.astimezone(UTC)
+        return value.isoformat()[:-6] + "Z"  # ...+00:00 -> ...Z
 
     def json_schema(self, f):
         return {"type": "string", "format": "date-time"}

@@ -126,11 +126,15 @@ def _compile_dumper(entity: EntitySpec, field_types: Mapping[str, FieldType]) ->
 
     def dump(row: Mapping, only: frozenset | None = None) -> dict:
         out = {}
+        if only is None:
+            for name, column, convert, spec in steps_tuple:
+                value = row[column]
+                out[name] = value if convert is None or value is None else convert(spec, value)
+            return out
         for name, column, convert, spec in steps_tuple:
-            if only is not None and name not in only:
-                continue
-            value = row[column]
-            out[name] = value if convert is None or value is None else convert(spec, value)
+            if name in only:
+                value = row[column]
+                out[name] = value if convert is None or value is None else convert(spec, value)
         return out
 
     return dump
