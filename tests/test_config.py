@@ -521,3 +521,8 @@ def test_duplicate_key_is_an_error_with_its_position(tmp_path):
         "  name: {type: text}\n")})
     assert problem.file == "entities/customer.yaml" and problem.line == 4
     assert "duplicate key" in problem.message and "name" in problem.message
+
+
+def test_decimal_precision_beyond_18_digits_is_refused(tmp_path):
+    problem = only_problem(tmp_path, entity("  amount: {type: decimal, precision: 30}\n"))
+    assert problem.line == 4 and "18" in problem.message

@@ -81,7 +81,7 @@ class FieldType:
 
 #: Ids are 32-bit integer columns; a larger number cannot be the id of anything.
 MAX_ID = 2**31 - 1
-#: Enough digits for any decimal field (precision is at most 38), so rounding never overflows.
+#: Enough digits for any decimal field (precision is at most 18), so rounding never overflows.
 DECIMAL_CONTEXT = Context(prec=60)
 
 
