@@ -94,6 +94,20 @@ def record_response(entity: EntitySpec, row, status: int = 200, fields: frozense
     return json_response(body, status, headers)
 
 
+def page_response(entity: EntitySpec, rows, next_cursor: str | None, total: int | None,
+                  fields: frozenset | None) -> Response:
+    """A page of a list: ``{"data", "next", "next_url"[, "count"]}``; next_url is this
+    request's URL with the cursor of the next page."""
+    dump = runtime().schemas[entity.name].dump
+    body: dict = {"data": [dump(row, fields) for row in rows], "next": next_cursor, "next_url": None}
+    if next_cursor:
+        args = [(k, v) for k, v in request.args.items(multi=True) if k != "cursor"] + [("cursor", next_cursor)]
+        body["next_url"] = f"{request.path}?{urlencode(args)}"
+    if total is not None:
+        body["count"] = total
+    return json_response(body)
+
+
 api = Blueprint("crmkit_api", __name__, url_prefix=API_PREFIX)
 
 
@@ -104,15 +118,7 @@ def list_records(entity_name: str):
     list_request = rt.queries.parse_list(entity, request.args.items(multi=True))
     with rt.engine.connect() as conn:
         rows, next_cursor, total = rt.queries.page(conn, entity, list_request)
-    dump = rt.schemas[entity.name].dump
-    only = list_request.fields
-    body: dict = {"data": [dump(row, only) for row in rows], "next": next_cursor, "next_url": None}
-    if next_cursor:
-        args = [(k, v) for k, v in request.args.items(multi=True) if k != "cursor"] + [("cursor", next_cursor)]
-        body["next_url"] = f"{request.path}?{urlencode(args)}"
-    if total is not None:
-        body["count"] = total
-    return json_response(body)
+    return page_response(entity, rows, next_cursor, total, list_request.fields)
 
 
 @api.post("/<entity_name>")
@@ -215,14 +221,7 @@ def related_records(entity_name: str, record_id: str, relation: str):
             left, right = list(link.c)[0], list(link.c)[1]
             condition = table.c.id.in_(sa.select(right).where(left == rid))
         rows, next_cursor, total = rt.queries.page(conn, other, list_request, extra=[condition])
-    dump = rt.schemas[other.name].dump
-    body: dict = {"data": [dump(row, list_request.fields) for row in rows], "next": next_cursor, "next_url": None}
-    if next_cursor:
-        args = [(k, v) for k, v in request.args.items(multi=True) if k != "cursor"] + [("cursor", next_cursor)]
-        body["next_url"] = f"{request.path}?{urlencode(args)}"
-    if total is not None:
-        body["count"] = total
-    return json_response(body)
+    return page_response(other, rows, next_cursor, total, list_request.fields)
 
 
 @api.post("/<entity_name>/<record_id>/<relation>")
