@@ -111,7 +111,7 @@ class UTCDateTime(TypeDecorator):
         def process(value):
             if value is None:
                 return None
-            return parse(value).replace(tzinfo=UTC)
+            return parse(value + "+00:00")  # aware UTC in one step (tzinfo is timezone.utc)
 
         return process
 
