@@ -524,3 +524,14 @@ def test_sqlite_stores_utc_text_and_scaled_integers(tmp_path):
     assert str(rows[0][1]) == "12.50" and str(rows[1][1]) == "0.00"
     assert rows[1][0] == dt.datetime(2026, 1, 31, 1, 30, 0, 5, tzinfo=dt.UTC) and rows[2] == (None, None)
     assert later == [2]
+
+
+def test_a_cleared_json_value_is_no_value(client):
+    """Leaving a multi_enum or json field out and clearing it with null are the
+    same: the isnull filter finds both (None is SQL NULL, not JSON 'null')."""
+    left_out = create(client, "customer", name="A")
+    cleared = create(client, "customer", name="B", tags=["vip"], extra={"a": 1})
+    assert client.patch(f"{API}/customer/{cleared['id']}", json={"tags": None, "extra": None,
+                                                               "version": 1}).status_code == 200
+    assert ids(client.get(f"{API}/customer?tags__isnull=true&sort=id")) == [left_out["id"], cleared["id"]]
+    assert ids(client.get(f"{API}/customer?extra__isnull=true&sort=id")) == [left_out["id"], cleared["id"]]

@@ -79,6 +79,7 @@ class RecordsService:
         self.hook = pm.hook
         self.tz = tz
         self._referrers = self._find_referrers()
+        self._column_cache: dict[str, tuple[str, ...]] = {}
 
     # ---------------------------------------------------------------- helpers
 
@@ -102,6 +103,12 @@ class RecordsService:
 
             return nullcontext(conn)
         return write_transaction(self.engine)
+
+    def _column_names(self, entity: EntitySpec) -> tuple[str, ...]:
+        names = self._column_cache.get(entity.name)
+        if names is None:
+            names = self._column_cache[entity.name] = tuple(f.column for f in entity.fields.values())
+        return names
 
     def _columns(self, entity: EntitySpec, values: Mapping[str, Any]) -> dict[str, Any]:
         fields = entity.fields
@@ -187,29 +194,28 @@ class RecordsService:
                 system["owner_id"] = actor.id
                 system["team_id"] = actor.team_id
             table = self.tables.entities[entity.name]
-            column_rows = []
+            # Each record as it is stored: every column, by column name.
+            blank = dict.fromkeys(self._column_names(entity))
+            blank.update(system)
+            fields = entity.fields
+            records = []
             for row in rows:
-                values = dict(system)
-                values.update(self._columns(entity, row))
-                column_rows.append(values)
+                values = blank.copy()
+                for name, value in row.items():
+                    values[fields[name].column] = value
+                records.append(values)
             try:
-                if len(column_rows) == 1:
-                    result = tx.execute(table.insert().values(column_rows[0]).returning(table.c.id))
-                    ids = [result.scalar_one()]
+                if len(records) == 1:
+                    values = records[0]
+                    del values["id"]
+                    values["id"] = tx.execute(table.insert().returning(table.c.id), values).scalar_one()
                 else:
-                    ids = self._reserve_ids(tx, table, len(column_rows))
-                    for record_id, values in zip(ids, column_rows):
+                    ids = self._reserve_ids(tx, table, len(records))
+                    for record_id, values in zip(ids, records):
                         values["id"] = record_id
-                    tx.execute(table.insert(), _uniform(column_rows))
+                    tx.execute(table.insert(), records)
             except IntegrityError as exc:
                 raise self._unique_conflict(exc, entity) from None
-            records = []
-            all_columns = [f.column for f in entity.fields.values()]
-            for record_id, values in zip(ids, column_rows):
-                values["id"] = record_id
-                for column in all_columns:
-                    values.setdefault(column, None)
-                records.append(values)
             event.records = records
             self.hook.record_after_create(event=event)
         return records
@@ -420,14 +426,6 @@ class RecordsService:
                                               "changes": None} for i in ids])
                 purged[entity.name] = len(ids)
         return purged
-
-
-def _uniform(rows: list[dict]) -> list[dict]:
-    """executemany needs the same keys in every row."""
-    keys: set[str] = set()
-    for row in rows:
-        keys.update(row)
-    return [{key: row.get(key) for key in keys} for row in rows]
 
 
 def iter_chunks(items: Iterable, size: int):

@@ -122,4 +122,6 @@ class UTCDateTime(TypeDecorator):
 
 def json_type():
     """JSON, as JSONB on PostgreSQL (indexable, comparable)."""
-    return JSON().with_variant(JSONB(), "postgresql")
+    # None is SQL NULL, not the JSON text 'null': "no value" is one thing, which
+    # isnull filters find, whether a column was left out or cleared.
+    return JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
