@@ -6,6 +6,8 @@ Exit status 0 on success, 1 on a user error (a message, never a traceback),
 
 from __future__ import annotations
 
+import time
+
 import functools
 import json
 import sys
@@ -127,11 +129,18 @@ def seed(config: Path, size: int, random_seed: int, if_empty: bool) -> None:
     rt = _runtime(config)
     if not rt.plan().empty:
         rt.migrate()
-    counts = run_seed(rt, size=size, random_seed=random_seed, if_empty=if_empty)
+    started = time.perf_counter()
+
+    def progress(entity: str, count: int, seconds: float) -> None:
+        click.echo(f"  {entity:<20} {count:>9,} in {seconds:6.1f} s", err=True)
+
+    counts = run_seed(rt, size=size, random_seed=random_seed, if_empty=if_empty, progress=progress)
     if counts is None:
         click.echo("Demo data already present; nothing seeded.")
         return
-    click.echo("Seeded: " + ", ".join(f"{n} {name}" for name, n in counts.items()))
+    total = sum(counts.values())
+    click.echo(f"Seeded {total:,} records in {time.perf_counter() - started:.1f} s: "
+               + ", ".join(f"{n} {name}" for name, n in counts.items()))
 
 
 @cli.command()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import random
+import time
 from collections import defaultdict
 from decimal import Decimal
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from .records import SYSTEM
 from .runtime import Runtime
 from .sqltypes import UTC
 
-CHUNK = 2000
+CHUNK = 10000
 #: Records per customer, by entity name; entities not named get SIZE_DEFAULT.
 #: A retail shop's book: most customers are people who buy about twice (two
 #: lines an order) and get a follow-up; contracts, invoices and tickets are few.
@@ -219,8 +220,10 @@ def _count(entity: EntitySpec, size: int) -> int:
 
 
 def seed(rt: Runtime, *, size: int = 200, random_seed: int = 42, if_empty: bool = False,
-         today: dt.date | None = None) -> dict[str, int] | None:
-    """Create demo data; returns counts per entity (None when skipped by if_empty)."""
+         today: dt.date | None = None,
+         progress: Callable[[str, int, float], None] | None = None) -> dict[str, int] | None:
+    """Create demo data; returns counts per entity (None when skipped by if_empty).
+    ``progress(entity, count, seconds)`` is called after each entity."""
     if if_empty:
         with rt.engine.connect() as conn:
             for entity in rt.spec.entities.values():
@@ -233,18 +236,20 @@ def seed(rt: Runtime, *, size: int = 200, random_seed: int = 42, if_empty: bool 
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _seed(rt, size, random_seed, today)
+        return _seed(rt, size, random_seed, today, progress)
     finally:
         if collecting:
             gc.enable()
 
 
-def _seed(rt: Runtime, size: int, random_seed: int, today: dt.date | None) -> dict[str, int]:
+def _seed(rt: Runtime, size: int, random_seed: int, today: dt.date | None,
+          progress: Callable[[str, int, float], None] | None) -> dict[str, int]:
     gen = _Generator(rt, random_seed, today or dt.date.today())
     ids: dict[str, list[int]] = {}
     counts: dict[str, int] = {}
     for entity in _order(rt.spec):
         total = _count(entity, size)
+        started = time.perf_counter()
         created: list[int] = []
         makers = []
         for f in entity.user_fields:
@@ -277,5 +282,7 @@ def _seed(rt: Runtime, size: int, random_seed: int, today: dt.date | None) -> di
         ids[entity.name] = created
         counts[entity.name] = len(created)
         gc.collect()
+        if progress is not None:
+            progress(entity.name, len(created), time.perf_counter() - started)
     return counts
 
