@@ -218,3 +218,20 @@ def test_seed_is_deterministic(mini_config, database_url, tmp_path, request):
     different = run(["seed", str(mini_config), "--size", "20", "--seed", "7", "--if-empty"],
                     db_env(database_url, tmp_path / "one"))
     assert different.stdout == "Demo data already present; nothing seeded.\n"
+
+
+def test_seed_respects_field_bounds_whatever_they_are(tmp_path, database_url):
+    """Minimums above the generator's usual ranges still give valid values."""
+    from conftest import make_config
+
+    config = make_config(tmp_path / "config", {"app.yaml": "app: shop\n", "entities/deal.yaml": """
+        entity: deal
+        fields:
+          name: {type: string}
+          amount: {type: money, min: 50000}
+          seats: {type: integer, min: 500}
+          share: {type: decimal, min: 2, max: 3, scale: 2}
+    """})
+    result = run(["seed", str(config), "--size", "30"], db_env(database_url, tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "Seeded " in result.stdout

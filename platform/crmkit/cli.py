@@ -134,7 +134,9 @@ def seed(config: Path, size: int, random_seed: int, if_empty: bool) -> None:
     def progress(entity: str, count: int, seconds: float) -> None:
         click.echo(f"  {entity:<20} {count:>9,} in {seconds:6.1f} s", err=True)
 
-    counts = run_seed(rt, size=size, random_seed=random_seed, if_empty=if_empty, progress=progress)
+    # A big seed takes a while: say how it goes, entity by entity.
+    counts = run_seed(rt, size=size, random_seed=random_seed, if_empty=if_empty,
+                      progress=progress if size >= 10_000 else None)
     if counts is None:
         click.echo("Demo data already present; nothing seeded.")
         return

@@ -9,7 +9,6 @@ unique checks, audit and events hold everywhere, once. Record hooks
 from __future__ import annotations
 
 import copy
-
 import datetime as dt
 import re
 from dataclasses import dataclass, field
@@ -79,7 +78,9 @@ class RecordsService:
         self.hook = pm.hook
         self.tz = tz
         self._referrers = self._find_referrers()
-        self._column_cache: dict[str, tuple[str, ...]] = {}
+        #: Every column of each entity's table, in spec order.
+        self._column_names = {name: tuple(f.column for f in entity.fields.values())
+                              for name, entity in spec.entities.items()}
 
     # ---------------------------------------------------------------- helpers
 
@@ -103,12 +104,6 @@ class RecordsService:
 
             return nullcontext(conn)
         return write_transaction(self.engine)
-
-    def _column_names(self, entity: EntitySpec) -> tuple[str, ...]:
-        names = self._column_cache.get(entity.name)
-        if names is None:
-            names = self._column_cache[entity.name] = tuple(f.column for f in entity.fields.values())
-        return names
 
     def _columns(self, entity: EntitySpec, values: Mapping[str, Any]) -> dict[str, Any]:
         fields = entity.fields
@@ -195,7 +190,7 @@ class RecordsService:
                 system["team_id"] = actor.team_id
             table = self.tables.entities[entity.name]
             # Each record as it is stored: every column, by column name.
-            blank = dict.fromkeys(self._column_names(entity))
+            blank = dict.fromkeys(self._column_names[entity.name])
             blank.update(system)
             fields = entity.fields
             records = []

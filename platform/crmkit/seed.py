@@ -141,12 +141,13 @@ class _Generator:
             return lambda: rng.sample(options, k=rng.randint(0, most))
         if f.type in ("money", "decimal"):
             low = int(Decimal(str(f.min)) * 100) if f.min is not None else 0
-            highs = [int(Decimal(str(f.max)) * 100)] if f.max is not None else [20000, 80000, 300000, 2000000]
+            highs = ([int(Decimal(str(f.max)) * 100)] if f.max is not None
+                     else [low + cents for cents in (20000, 80000, 300000, 2000000)])
             exponent = Decimal(1).scaleb(-(2 if f.type == "money" else (4 if f.scale is None else f.scale)))
             return lambda: (Decimal(rng.randint(low, rng.choice(highs))) / 100).quantize(exponent)
         if f.type == "integer":
             low = int(f.min) if f.min is not None else 0
-            high = int(f.max) if f.max is not None else 100
+            high = int(f.max) if f.max is not None else low + 100
             return lambda: rng.randint(low, high)
         if f.type == "boolean":
             return lambda: rng.random() < 0.3
