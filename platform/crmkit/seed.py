@@ -120,7 +120,7 @@ class _Generator:
                 return lambda: None
             return lambda: rng.choice(pool)
         if f.type in ("string", "text"):
-            return lambda: self.text(entity, f)
+            return self.text_maker(entity, f)
         if f.type == "phone":
             return self.mobile
         if f.type == "email":
@@ -161,37 +161,48 @@ class _Generator:
             return dict
         return lambda: None
 
-    def text(self, entity: EntitySpec, f: FieldSpec) -> str | None:
+    def text_maker(self, entity: EntitySpec, f: FieldSpec) -> Callable[[], str | None]:
+        """Texts for a string or text field, by what its name says it holds."""
         rng, name, ename = self.rng, f.name, entity.name
+        choice = rng.choice
         if f.pattern:
             if "credit" in name or "tax" in name:
-                return credit_code(rng, self.districts)
-            return None
+                return lambda: credit_code(rng, self.districts)
+            return lambda: None
         if name in ("name", "contact_name", "full_name"):
             if ename == "product":
-                return f"{rng.choice(PRODUCT_WORDS)} {rng.choice(['250g', '500g', '1kg', '30粒', '60片', '礼盒装'])}"
+                sizes = ["250g", "500g", "1kg", "30粒", "60片", "礼盒装"]
+                return lambda: f"{choice(PRODUCT_WORDS)} {choice(sizes)}"
             if ename == "product_category":
-                self.counters[ename] += 1
-                return CATEGORY_WORDS[(self.counters[ename] - 1) % len(CATEGORY_WORDS)]
+                return lambda: CATEGORY_WORDS[self.next_count(ename) % len(CATEGORY_WORDS)]
             if ename == "campaign":
-                return f"{rng.choice(['2025', '2026'])} {rng.choice(CAMPAIGN_WORDS)}"
+                return lambda: f"{choice(['2025', '2026'])} {choice(CAMPAIGN_WORDS)}"
             if ename in ("opportunity", "contract"):
-                return f"{rng.choice(self.companies)}{rng.choice(['采购项目', '年度合作', '门店供货'])}"
-            return rng.choice(self.people)
+                kinds = ["采购项目", "年度合作", "门店供货"]
+                return lambda: f"{choice(self.companies)}{choice(kinds)}"
+            return lambda: choice(self.people)
         if "company" in name or name in ("title", "invoice_title"):
-            return rng.choice(self.companies)
+            return lambda: choice(self.companies)
         if "address" in name or "street" in name:
-            return rng.choice(self.streets)
+            return lambda: choice(self.streets)
         if name in ("bank", "bank_name"):
-            return rng.choice(["中国工商银行", "中国建设银行", "招商银行", "中国银行", "交通银行"])
+            banks = ["中国工商银行", "中国建设银行", "招商银行", "中国银行", "交通银行"]
+            return lambda: choice(banks)
         if "account" in name:
-            return "".join(rng.choice("0123456789") for _ in range(16))
+            return lambda: f"{rng.randrange(10**15, 10**16)}"
         if "subject" in name:
-            return rng.choice(["物流太慢", "商品破损", "发票未收到", "会员积分有误", "咨询产品用法", "退换货申请"])
+            subjects = ["物流太慢", "商品破损", "发票未收到", "会员积分有误", "咨询产品用法", "退换货申请"]
+            return lambda: choice(subjects)
         if f.type == "text" or name in ("notes", "content", "description", "remark"):
-            return rng.choice(self.sentences)
-        length = f.max_length or 255
-        return rng.choice(self.sentences)[: max(1, min(length, 30))]
+            return lambda: choice(self.sentences)
+        length = max(1, min(f.max_length or 255, 30))
+        short = [sentence[:length] for sentence in self.sentences]
+        return lambda: choice(short)
+
+    def next_count(self, key: str) -> int:
+        """0, 1, 2, ... for ``key``."""
+        self.counters[key] += 1
+        return self.counters[key] - 1
 
 
 def _order(spec) -> list[EntitySpec]:
