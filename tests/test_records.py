@@ -535,3 +535,20 @@ def test_a_cleared_json_value_is_no_value(client):
                                                                "version": 1}).status_code == 200
     assert ids(client.get(f"{API}/customer?tags__isnull=true&sort=id")) == [left_out["id"], cleared["id"]]
     assert ids(client.get(f"{API}/customer?extra__isnull=true&sort=id")) == [left_out["id"], cleared["id"]]
+
+
+def test_fields_named_like_statement_parameters_update_normally(make_app, tmp_path):
+    from conftest import make_config
+
+    config = make_config(tmp_path / "config", {"app.yaml": "app: shop\n", "entities/link.yaml": """
+        entity: link
+        fields:
+          record_id: {type: integer}
+          old_version: {type: integer}
+    """})
+    client = make_app(config).test_client()
+    created = create(client, "link", record_id=5, old_version=6)
+    patched = client.patch(f"{API}/link/{created['id']}", json={"record_id": 7, "old_version": 8, "version": 1})
+    assert patched.status_code == 200, patched.get_json()
+    assert (patched.get_json()["data"]["record_id"], patched.get_json()["data"]["old_version"]) == (7, 8)
+    assert client.get(f"{API}/link/{created['id']}").get_json()["data"]["record_id"] == 7

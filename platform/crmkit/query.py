@@ -68,6 +68,7 @@ class QueryBuilder:
         self.tables = tables
         self.field_types = field_types
         self.tz = tz
+        self._fetch_statements: dict[tuple, sa.Select] = {}
 
     # -------------------------------------------------------------- parsing
 
@@ -363,12 +364,17 @@ class QueryBuilder:
 
     def fetch(self, conn: sa.Connection, entity: EntitySpec, record_id: int, *, for_update: bool = False,
               deleted: bool = False) -> Mapping | None:
-        table = self.table(entity)
-        condition = table.c.deleted_at.is_not(None) if deleted else table.c.deleted_at.is_(None)
-        query = sa.select(table).where(table.c.id == record_id, condition)
-        if for_update and conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        return conn.execute(query).mappings().first()
+        lock = for_update and conn.dialect.name == "postgresql"
+        key = (entity.name, deleted, lock)
+        query = self._fetch_statements.get(key)
+        if query is None:  # built once per entity and kind: the one read of every get and write
+            table = self.table(entity)
+            condition = table.c.deleted_at.is_not(None) if deleted else table.c.deleted_at.is_(None)
+            query = sa.select(table).where(table.c.id == sa.bindparam("_record_id"), condition)
+            if lock:
+                query = query.with_for_update()
+            self._fetch_statements[key] = query
+        return conn.execute(query, {"_record_id": record_id}).mappings().first()
 
     def existing_ids(self, conn: sa.Connection, entity_name: str, ids: set[int]) -> set[int]:
         entity = self.spec.entities[entity_name]

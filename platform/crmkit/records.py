@@ -78,6 +78,13 @@ class RecordsService:
         self.hook = pm.hook
         self.tz = tz
         self._referrers = self._find_referrers()
+        #: The UPDATE of a live record at a known version; the SET columns are
+        #: the parameters given (built once: statement building is costly).
+        self._update_statements = {
+            name: table.update().where(table.c.id == sa.bindparam("_record_id"),
+                                       table.c.version == sa.bindparam("_old_version"),
+                                       table.c.deleted_at.is_(None))
+            for name, table in tables.entities.items()}
         #: Every column of each entity's table, in spec order.
         self._column_names = {name: tuple(f.column for f in entity.fields.values())
                               for name, entity in spec.entities.items()}
@@ -271,8 +278,8 @@ class RecordsService:
             updates = self._columns(entity, changed)
             updates.update(updated_at=self._now(), updated_by=actor.id, version=old["version"] + 1)
             try:
-                result = tx.execute(table.update().where(table.c.id == record_id, table.c.version == old["version"],
-                                                         table.c.deleted_at.is_(None)).values(updates))
+                result = tx.execute(self._update_statements[entity.name],
+                                    {**updates, "_record_id": record_id, "_old_version": old["version"]})
             except IntegrityError as exc:
                 raise self._unique_conflict(exc, entity) from None
             if result.rowcount != 1:
