@@ -48,10 +48,11 @@ _MarkedConstructor.add_constructor(
 )
 
 
-def _yaml(typ: str) -> YAML:
-    yaml = YAML(typ=typ, pure=True)
-    yaml.Constructor = _MarkedConstructor
-    return yaml
+def _marked_yaml() -> YAML:
+    """ruamel.yaml in round-trip mode: slower, but every node knows its line and column."""
+    marked = YAML(typ="rt", pure=True)
+    marked.Constructor = _MarkedConstructor
+    return marked
 
 
 # ---------------------------------------------------------------- fast parse
@@ -65,6 +66,7 @@ _FastBase = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _FastLoader(_FastBase):
+    #: Its own resolvers (YAML 1.2 core schema, below), not PyYAML's YAML 1.1 ones.
     yaml_implicit_resolvers: dict = {}
 
 
@@ -72,7 +74,6 @@ def _implicit(tag: str, pattern: str, first: str) -> None:
     _FastLoader.add_implicit_resolver(tag, re.compile(pattern, re.X), list(first))
 
 
-_FastLoader.yaml_implicit_resolvers = {}
 _implicit("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF")
 _implicit("tag:yaml.org,2002:int", r"^(?:[-+]?[0-9][0-9_]*|0o[0-7_]+|0x[0-9a-fA-F_]+)$", "-+0123456789")
 _implicit("tag:yaml.org,2002:float", r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
@@ -149,7 +150,7 @@ class Document:
             return (1, 1)
         if self._marked is None:
             try:
-                self._marked = list(_yaml("rt").load_all(self.source))[self.index]
+                self._marked = list(_marked_yaml().load_all(self.source))[self.index]
             except Exception:  # the fast parse succeeded, so this is unexpected
                 self._marked = {}
         node = self._marked
@@ -223,7 +224,7 @@ def _syntax_problem(source: str, display: str, fast_error: Exception) -> Problem
     again for its clearer messages ("expected ',' or '}', but got ':'")."""
     error: Exception = fast_error
     try:
-        list(_yaml("rt").load_all(source))
+        list(_marked_yaml().load_all(source))
     except (MarkedYAMLError, YAMLError, ValueError) as exc:
         error = exc
     mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)

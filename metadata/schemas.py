@@ -50,31 +50,34 @@ def validator(kind: str) -> Draft202012Validator:
 
 
 def inline_refs(schema: dict) -> dict:
-    """``schema`` with every ``$ref`` (to its own ``$defs`` or to common.json's)
-    replaced by the definition it points to; descriptions and ids dropped."""
+    """``schema`` with every ``$ref`` replaced by the definition it points to
+    (refs go to the schema's own ``$defs`` or to common.json's); descriptions,
+    titles and ids dropped."""
     common = load_schema("common.json")
 
-    def target(ref: str, document: dict) -> dict:
+    def resolve(ref: str, document: dict) -> tuple[dict, dict]:
+        """(definition, the document it is in)."""
         name, _, pointer = ref.partition("#")
-        node = load_schema(name) if name and name != "common.json" else common if name else document
+        if name not in ("", "common.json"):
+            raise ValueError(f"unsupported $ref {ref!r}: refs go to '#/...' or 'common.json#/...'")
+        base = common if name else document
+        node = base
         for step in pointer.strip("/").split("/"):
             node = node[step]
-        return node
+        return node, base
 
     def walk(node, document: dict):
-        if isinstance(node, dict):
-            if "$ref" in node:
-                ref = node["$ref"]
-                resolved = walk(target(ref, common if ref.startswith("common.json") else document),
-                                common if ref.startswith("common.json") else document)
-                siblings = {k: v for k, v in node.items() if k not in ("$ref", "description", "title")}
-                return {**resolved, **walk(siblings, document)} if siblings else resolved
-            return {k: ({name: walk(sub, document) for name, sub in v.items()} if k == "properties"
-                        else walk(v, document))
-                    for k, v in node.items() if k not in ("description", "title", "$id", "$schema", "$defs")}
         if isinstance(node, list):
             return [walk(v, document) for v in node]
-        return node
+        if not isinstance(node, dict):
+            return node
+        if "$ref" in node:
+            definition, base = resolve(node["$ref"], document)
+            siblings = {k: v for k, v in node.items() if k not in ("$ref", "description", "title")}
+            return {**walk(definition, base), **walk(siblings, document)}
+        return {k: ({name: walk(sub, document) for name, sub in v.items()} if k == "properties"
+                    else walk(v, document))
+                for k, v in node.items() if k not in ("description", "title", "$id", "$schema", "$defs")}
 
     return walk(schema, schema)
 

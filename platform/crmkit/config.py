@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 
 from pathlib import Path
 from typing import Mapping
@@ -10,6 +9,7 @@ from typing import Mapping
 import pluggy
 
 from .fieldtypes import BUILTIN_TYPES, FieldType
+from .gcpause import paused_gc
 from .metadata.checker import build_spec
 from .metadata.loader import Document, load_directory
 from .metadata.problems import ConfigError, Problem, ProblemList
@@ -41,15 +41,8 @@ def load(config_dir: str | Path) -> tuple[AppSpec, pluggy.PluginManager, Mapping
         raise ConfigError([Problem(str(root), 1, 1, "config directory not found")])
     problems = ProblemList()
     raw: list[Problem] = []
-    # Loading makes many small objects and frees none: the cyclic garbage
-    # collector would only rescan them again and again (a quarter of the time).
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with paused_gc():
         return _load(root, problems, raw)
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def _load(root: Path, problems: ProblemList, raw: list[Problem]

@@ -314,12 +314,14 @@ class RecordsService:
             event = RecordEvent("delete", entity, actor, tx, self, old=[old])
             self.hook.record_before_delete(event=event)
             self._handle_referrers(tx, entity, record_id, actor)
-            table = self.tables.entities[entity.name]
-            now = self._now()
-            tx.execute(table.update().where(table.c.id == record_id, table.c.version == old["version"])
-                       .values(deleted_at=now, deleted_by=actor.id, version=old["version"] + 1))
+            changes = {"deleted_at": self._now(), "deleted_by": actor.id, "version": old["version"] + 1}
+            result = tx.execute(self._update_statements[entity.name],
+                                {**changes, "_record_id": record_id, "_old_version": old["version"]})
+            if result.rowcount != 1:
+                raise Conflict("the record was changed by someone else while you deleted it; reload it",
+                               {"version": ["changed concurrently"]}, code="stale_version")
             record = dict(old)
-            record.update(deleted_at=now, deleted_by=actor.id, version=old["version"] + 1)
+            record.update(changes)
             event.records = [record]
             self.hook.record_after_delete(event=event)
 

@@ -22,6 +22,7 @@ from faker import Faker
 
 from . import regions
 from .metadata.spec import EntitySpec, FieldSpec
+from .gcpause import paused_gc
 from .records import SYSTEM
 from .runtime import Runtime
 from .sqltypes import UTC
@@ -242,16 +243,8 @@ def seed(rt: Runtime, *, size: int = 200, random_seed: int = 42, if_empty: bool 
                 table = rt.tables.entities[entity.name]
                 if conn.execute(sa.select(table.c.id).limit(1)).first() is not None:
                     return None
-    # A seed makes millions of short-lived objects and keeps growing lists of
-    # ids: the cyclic garbage collector would rescan them all again and again.
-    # It is off while an entity is made, and runs once after each.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with paused_gc():  # collected once after each entity instead
         return _seed(rt, size, random_seed, today, progress)
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def _seed(rt: Runtime, size: int, random_seed: int, today: dt.date | None,

@@ -66,7 +66,13 @@ class EntitySchemas:
         self.required = tuple(name for name, fld in writable.items() if fld.required)
         self.tz = tz
         self.dump = _compile_dumper(entity, field_types)
-        self.creation_changes = _compile_creation_changes(entity, field_types)
+        self._system_names = frozenset(f.name for f in entity.fields.values() if f.system)
+
+    def creation_changes(self, row: Mapping) -> dict:
+        """The audit trail's changes of a record's creation: ``{field: [None, value]}``
+        for every own field given a value (system fields and empty values left out)."""
+        return {name: [None, value] for name, value in self.dump(row).items()
+                if value is not None and value != [] and name not in self._system_names}
 
     def load(self, data: Any, *, partial: bool, system: bool = False) -> tuple[dict, dict[str, list[str]]]:
         """(values, errors) for a JSON body: coerced values by field name, or messages by field name.
@@ -150,24 +156,6 @@ def _compile_dumper(entity: EntitySpec, field_types: Mapping[str, FieldType]) ->
         return out
 
     return dump
-
-
-def _compile_creation_changes(entity: EntitySpec, field_types: Mapping[str, FieldType]) -> Callable[[Mapping], dict]:
-    """row (by column) -> the audit trail's changes of its creation: ``{field: [None, value]}``
-    for every own field given a value (system fields and empty values left out)."""
-    steps = tuple((f.name, f.column, None if field_types[f.type].plain_dump else field_types[f.type].dump, f)
-                  for f in entity.user_fields)
-
-    def changes(row: Mapping) -> dict:
-        out = {}
-        for name, column, convert, spec in steps:
-            value = row[column]
-            if value is None or value == []:
-                continue
-            out[name] = [None, value if convert is None else convert(spec, value)]
-        return out
-
-    return changes
 
 
 def field_label(f: FieldSpec, locale: str = "en") -> str:

@@ -69,26 +69,23 @@ class UTCDateTime(TypeDecorator):
             return dialect.type_descriptor(DateTime(timezone=True))
         return dialect.type_descriptor(DateTime())
 
+    # PostgreSQL: timestamptz through the decorator. A naive value is taken as UTC.
+
     def process_bind_param(self, value, dialect):
         if value is None:
             return None
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
-        value = value.astimezone(UTC)
-        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
-
-    def process_result_value(self, value, dialect):
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
 
-    # On SQLite the value is text in SQLAlchemy's format (2026-01-31 08:30:00.000000,
-    # UTC). Reading and writing it directly, with the C datetime functions, is
-    # what every read of a record pays for its timestamps, so it is done once
-    # here rather than through DateTime's regular-expression parser and then
-    # the decorator; the stored text is the same.
+    def process_result_value(self, value, dialect):
+        return None if value is None else value.astimezone(UTC)
+
+    # SQLite: the value is UTC text in SQLAlchemy's DateTime format
+    # (2026-01-31 08:30:00.000000). It is written and read here directly, with the
+    # C datetime functions, instead of through DateTime's regular-expression
+    # parser and then the decorator: every read of a record pays for its
+    # timestamps. The stored text is the same.
 
     def bind_processor(self, dialect):
         if dialect.name != "sqlite":
