@@ -361,6 +361,7 @@ def build_spec(documents: Iterable[Document], types: Mapping[str, Any], problems
         recycle_bin_days=app.get("recycle_bin_days", 30), max_page_size=app.get("max_page_size", 200),
         version=str(app.get("version", "")), description=app.get("description", ""),
         documents=MappingProxyType(documents_by_kind), config_dir=config_dir,
+        public=tuple(app.get("public", ())),
     )
 
 

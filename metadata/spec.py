@@ -151,3 +151,5 @@ class AppSpec:
     #: automations, views), checked structurally, kept as read-only data.
     documents: Mapping[str, tuple] = field(default_factory=lambda: MappingProxyType({}))
     config_dir: str = ""
+    #: URL paths served without authentication (app.yaml ``public``).
+    public: tuple[str, ...] = ()

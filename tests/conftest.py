@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from crmkit.app import create_app
+from flask import Flask
+from flask.testing import FlaskClient
 from crmkit.runtime import Runtime, build
 from crmkit.settings import Settings
 from sqlalchemy.engine import make_url
@@ -113,6 +115,35 @@ MINI_FILES = {
 @pytest.fixture
 def mini_config(tmp_path: Path) -> Path:
     return make_config(tmp_path / "config", MINI_FILES)
+
+
+# ---------------------------------------------------------------- users
+
+def token_for(app, username: str = "admin", roles: tuple[str, ...] = ("admin",), **fields) -> str:
+    """An API token of a user (made with these roles and fields the first time)."""
+    tokens = app.extensions.setdefault("crmkit_test_tokens", {})
+    if username not in tokens:
+        directory = app.extensions["crmkit"].directory
+        try:
+            user = directory.user(username)
+        except Exception:
+            user = directory.create_user({"username": username, "roles": list(roles), **fields})
+        tokens[username] = directory.create_token(user["id"], "tests").token
+    return tokens[username]
+
+
+class AuthClient(FlaskClient):
+    """A test client that sends an API token: the admin's by default,
+    ``app.test_client(user="rep")`` for another user, ``user=None`` for none."""
+
+    def __init__(self, *args, user: str | None = "admin", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if user is not None:
+            self.environ_base["HTTP_AUTHORIZATION"] = "Bearer " + token_for(self.application, user)
+
+
+# Every app a test makes hands out such clients.
+Flask.test_client_class = AuthClient
 
 
 # ---------------------------------------------------------------- databases

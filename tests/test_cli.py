@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from crmkit.records import SYSTEM
 import sqlalchemy as sa
 from click.testing import CliRunner
 from conftest import CUSTOMER_YAML, MINI_FILES, database, make_config
@@ -179,8 +180,8 @@ def test_purge_removes_old_deleted_records(mini_config, database_url, tmp_path, 
     env = db_env(database_url, tmp_path / "instance")
     assert run(["migrate", str(mini_config), "--apply"], env).exit_code == 0
     rt = make_runtime(mini_config)
-    record = rt.records.create("product", {"name": "Beans"})
-    rt.records.delete("product", record["id"])
+    record = rt.records.create("product", {"name": "Beans"}, SYSTEM)
+    rt.records.delete("product", record["id"], SYSTEM)
     kept = run(["purge", str(mini_config)], env)
     assert kept.stdout == "Purged: nothing\n"
     purged = run(["purge", str(mini_config), "--days", "0"], env)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from crmkit.records import SYSTEM
 import sqlalchemy as sa
 from conftest import MINI_FILES, make_config
 from crmkit.errors import Conflict
@@ -123,7 +124,7 @@ def test_mini_config_has_no_spurious_differences(make_runtime, tmp_path):
 def test_adding_a_field_adds_a_column_and_keeps_rows(make_runtime, config):
     rt = make_runtime(config)
     rt.migrate()
-    record = rt.records.create("customer", {"name": "张三", "age": 30})
+    record = rt.records.create("customer", {"name": "张三", "age": 30}, SYSTEM)
     make_config(config, {"entities/customer.yaml": CUSTOMER + "      nickname: {type: string, max_length: 30}\n"})
     rt = make_runtime(config)
     plan = rt.plan()
@@ -132,15 +133,15 @@ def test_adding_a_field_adds_a_column_and_keeps_rows(make_runtime, config):
     assert backup is None
     assert rt.plan().empty
     assert rows(rt, "SELECT id, name, age, nickname FROM customer") == [(record["id"], "张三", 30, None)]
-    updated = rt.records.update("customer", record["id"], {"nickname": "小张"})
+    updated = rt.records.update("customer", record["id"], {"nickname": "小张"}, SYSTEM)
     assert updated["nickname"] == "小张"
 
 
 def test_removing_a_field_is_refused_then_backed_up(make_runtime, config, settings):
     rt = make_runtime(config)
     rt.migrate()
-    first = rt.records.create("customer", {"name": "张三", "age": 30})
-    second = rt.records.create("customer", {"name": "李四", "age": 41})
+    first = rt.records.create("customer", {"name": "张三", "age": 30}, SYSTEM)
+    second = rt.records.create("customer", {"name": "李四", "age": 41}, SYSTEM)
     make_config(config, {"entities/customer.yaml": CUSTOMER.replace("      age: {type: integer}\n", "")})
     rt = make_runtime(config)
     plan = rt.plan()
@@ -166,7 +167,7 @@ def test_removing_a_field_is_refused_then_backed_up(make_runtime, config, settin
 def test_narrowing_a_string_is_destructive_widening_is_not(make_runtime, config):
     rt = make_runtime(config)
     rt.migrate()
-    rt.records.create("customer", {"name": "Zhang San Feng"})
+    rt.records.create("customer", {"name": "Zhang San Feng"}, SYSTEM)
     make_config(config, {"entities/customer.yaml": CUSTOMER.replace("max_length: 100", "max_length: 200")})
     rt = make_runtime(config)
     assert descriptions(rt.plan()) == [("widen type of customer.name: VARCHAR(100) -> VARCHAR(200)", False)]
@@ -198,8 +199,8 @@ def test_removing_an_entity_is_refused_then_backed_up(make_runtime, config):
     make_config(config, {"entities/note.yaml": NOTE})
     rt = make_runtime(config)
     rt.migrate()
-    customer = rt.records.create("customer", {"name": "王五"})
-    note = rt.records.create("note", {"text": "回访：满意", "customer": customer["id"]})
+    customer = rt.records.create("customer", {"name": "王五"}, SYSTEM)
+    note = rt.records.create("note", {"text": "回访：满意", "customer": customer["id"]}, SYSTEM)
     (config / "entities/note.yaml").unlink()
     rt = make_runtime(config)
     plan = rt.plan()
@@ -219,8 +220,8 @@ def test_removing_an_entity_is_refused_then_backed_up(make_runtime, config):
 def test_adding_a_unique_field(make_runtime, config):
     rt = make_runtime(config)
     rt.migrate()
-    rt.records.create("customer", {"name": "A"})
-    rt.records.create("customer", {"name": "B"})
+    rt.records.create("customer", {"name": "A"}, SYSTEM)
+    rt.records.create("customer", {"name": "B"}, SYSTEM)
     make_config(config, {"entities/customer.yaml": CUSTOMER + "      card_no: {type: string, unique: true}\n"})
     rt = make_runtime(config)
     assert descriptions(rt.plan()) == [
@@ -229,9 +230,9 @@ def test_adding_a_unique_field(make_runtime, config):
     ]
     rt.migrate()
     assert rt.plan().empty
-    rt.records.update("customer", 1, {"card_no": "C-1"})
+    rt.records.update("customer", 1, {"card_no": "C-1"}, SYSTEM)
     with pytest.raises(Conflict) as conflict:
-        rt.records.update("customer", 2, {"card_no": "C-1"})
+        rt.records.update("customer", 2, {"card_no": "C-1"}, SYSTEM)
     assert conflict.value.code == "unique_violation"
     assert conflict.value.details == {"card_no": ["already used by another record"]}
 

@@ -39,8 +39,9 @@ def create_app(config_dir: str | Path | None = None, settings: Settings | None =
     app.secret_key = settings.secret_key or os.urandom(32)
     app.extensions["crmkit"] = rt
 
-    from . import api
+    from . import api, auth
 
+    auth.init_app(app)
     api.init_app(app)
 
     @app.get("/")

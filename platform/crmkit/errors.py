@@ -45,3 +45,27 @@ class NotFound(CrmError):
 
 class Conflict(CrmError):
     status, code = 409, "conflict"
+
+
+class Unauthorized(CrmError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(CrmError):
+    """The caller may not do this. ``denial`` says what was refused, for the audit
+    trail (written once the request's transaction is over)."""
+
+    status, code = 403, "forbidden"
+
+    def __init__(self, message: str, details: Any = None, *, code: str | None = None,
+                 denial: dict | None = None) -> None:
+        super().__init__(message, details, code=code)
+        self.denial = denial or {}
+
+
+class TooManyRequests(CrmError):
+    status, code = 429, "too_many_requests"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message, {"retry_after": retry_after})
+        self.retry_after = retry_after

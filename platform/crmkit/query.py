@@ -22,6 +22,7 @@ from .errors import BadRequest
 from .fieldtypes import MAX_ID, FieldType, FieldValueError
 from .metadata.problems import did_you_mean
 from .metadata.spec import AppSpec, EntitySpec, FieldSpec
+from .permissions import Access, EntityAccess, Permissions, ScopeSQL, scope_params, share_for
 from .tables import Tables
 
 OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "contains", "startswith", "isnull", "within")
@@ -48,6 +49,7 @@ class ListRequest:
     fields: frozenset | None = None
     count: bool = False
     search: str | None = None
+    search_fields: tuple[str, ...] = ()
 
 
 def _bool_param(name: str, text: str) -> bool:
@@ -62,18 +64,37 @@ def _bool_param(name: str, text: str) -> bool:
 
 class QueryBuilder:
     def __init__(self, spec: AppSpec, tables: Tables, field_types: Mapping[str, FieldType], tz: dt.tzinfo,
-                 dialect: str = "sqlite") -> None:
+                 dialect: str = "sqlite", permissions: Permissions | None = None) -> None:
         self.spec = spec
         self.dialect = dialect
         self.tables = tables
         self.field_types = field_types
         self.tz = tz
+        self.permissions = permissions or Permissions(spec, field_types)
+        self.scopes = ScopeSQL(tables)
         self._fetch_statements: dict[tuple, sa.Select] = {}
+
+    # -------------------------------------------------------------- scopes
+
+    def scope(self, entity_name: str, actor, action: str = "read") -> sa.ColumnElement[bool] | None:
+        """The actor's data scope for an action on an entity, as a predicate
+        (None: every record), with the actor's ids as bound parameters
+        (execute with ``scope_params(actor)``)."""
+        ea = self.permissions.of(actor).entity(entity_name)
+        if action == "share":  # sharing a record: the update scope of the roles, not of shares
+            return self.scopes.predicate(entity_name, ea.scope("update"))
+        return self.scopes.predicate(entity_name, ea.scope(action), share_for(action))
 
     # -------------------------------------------------------------- parsing
 
-    def parse_list(self, entity: EntitySpec, args: Iterable[tuple[str, str]]) -> ListRequest:
-        """Parse list query parameters; every mistake is a 400 naming the parameter."""
+    def parse_list(self, entity: EntitySpec, args: Iterable[tuple[str, str]], access: Access) -> ListRequest:
+        """Parse list query parameters; every mistake is a 400 naming the parameter.
+
+        Fields the caller may not see do not exist for them: naming one in
+        fields, sort or a filter is the same 400 as a field that does not
+        exist. Masked fields are shown but cannot be filtered, sorted or
+        searched on (that would reveal them)."""
+        ea = access.entity(entity.name)
         request = ListRequest(limit=entity.list.page_size)
         sort_text = None
         cursor_text = None
@@ -88,7 +109,7 @@ class QueryBuilder:
             elif key == "sort":
                 sort_text = value
             elif key == "fields":
-                request.fields = self._fields(entity, value)
+                request.fields = self._fields(entity, value, ea)
             elif key == "count":
                 request.count = _bool_param("count", value)
             elif key == "q":
@@ -97,13 +118,15 @@ class QueryBuilder:
                 raise BadRequest("filtering by tag needs the tags module", {"tag": ["tags are not enabled"]},
                                  code="invalid_parameter")
             else:
-                request.filters.append(self.parse_filter(entity, key, value))
-        request.sort = self._sort(entity, sort_text)
+                request.filters.append(self.parse_filter(entity, key, value, access))
+        request.sort = self._sort(entity, sort_text, ea)
         if cursor_text is not None:
             request.cursor = self._decode_cursor(entity, request.sort, cursor_text)
-        if request.search and not entity.list.search:
-            raise BadRequest(f"{entity.name} has no search fields (list.search in its config)",
-                             {"q": ["search is not configured for this entity"]}, code="invalid_parameter")
+        if request.search:
+            request.search_fields = tuple(n for n in entity.list.search if n in ea.readable)
+            if not request.search_fields:
+                raise BadRequest(f"{entity.name} has no search fields (list.search in its config)",
+                                 {"q": ["search is not configured for this entity"]}, code="invalid_parameter")
         return request
 
     def _limit(self, text: str) -> int:
@@ -118,25 +141,34 @@ class QueryBuilder:
                              code="invalid_parameter")
         return limit
 
-    def _fields(self, entity: EntitySpec, text: str) -> frozenset:
+    def fields_param(self, entity: EntitySpec, text: str, ea: EntityAccess) -> frozenset:
+        return self._fields(entity, text, ea)
+
+    def _fields(self, entity: EntitySpec, text: str, ea: EntityAccess) -> frozenset:
         names = [n.strip() for n in text.split(",") if n.strip()]
-        unknown = [n for n in names if n not in entity.fields]
+        unknown = [n for n in names if n not in ea.visible]
         if unknown:
             raise BadRequest(f"unknown field '{unknown[0]}' in fields",
-                             {"fields": [f"unknown field '{n}'{_hint(n, entity.fields)}" for n in unknown]},
+                             {"fields": [f"unknown field '{n}'{_hint(n, ea.visible)}" for n in unknown]},
                              code="invalid_parameter")
         return frozenset(names) | {"id", "version"}
 
-    def _sort(self, entity: EntitySpec, text: str | None) -> list[tuple[FieldSpec, bool]]:
-        keys = entity.list.sort if text is None else tuple(k.strip() for k in text.split(",") if k.strip())
+    def _sort(self, entity: EntitySpec, text: str | None, ea: EntityAccess) -> list[tuple[FieldSpec, bool]]:
+        if text is None:  # the configured order, without what the caller may not see
+            keys = tuple(k for k in entity.list.sort if k.lstrip("-+") in ea.readable)
+        else:
+            keys = tuple(k.strip() for k in text.split(",") if k.strip())
         result = []
         for key in keys:
             descending = key.startswith("-")
             name = key.lstrip("-+")
-            f = entity.fields.get(name)
+            f = entity.fields.get(name) if name in ea.visible else None
             if f is None:
                 raise BadRequest(f"cannot sort by unknown field '{name}'",
-                                 {"sort": [f"unknown field '{name}'{_hint(name, entity.fields)}"]}, code="invalid_sort")
+                                 {"sort": [f"unknown field '{name}'{_hint(name, ea.visible)}"]}, code="invalid_sort")
+            if name not in ea.readable:
+                raise BadRequest(f"cannot sort by masked field '{name}'", {"sort": [f"'{name}' is masked for you"]},
+                                 code="invalid_sort")
             if not self.field_types[f.type].sortable:
                 raise BadRequest(f"cannot sort by {f.type} field '{name}'", {"sort": [f"'{name}' is not sortable"]},
                                  code="invalid_sort")
@@ -148,26 +180,31 @@ class QueryBuilder:
             result.append((entity.fields["id"], result[-1][1] if result else True))
         return result
 
-    def parse_filter(self, entity: EntitySpec, key: str, text: str) -> Filter:
+    def parse_filter(self, entity: EntitySpec, key: str, text: str, access: Access) -> Filter:
         name, _, op = key.partition("__")
         if "__" in op:
             op = "?" + op
         op = op or "eq"
         via = None
         target_entity = entity
+        ea = access.entity(entity.name)
         if "." in name:
             ref_name, _, name = name.partition(".")
-            via = entity.fields.get(ref_name)
+            via = entity.fields.get(ref_name) if ref_name in ea.readable else None
             if via is None or via.type != "ref":
                 raise BadRequest(f"'{ref_name}' is not a reference field of {entity.name}",
-                                 {key: [f"'{ref_name}' is not a ref field{_hint(ref_name, entity.fields)}"]},
+                                 {key: [f"'{ref_name}' is not a ref field{_hint(ref_name, ea.visible)}"]},
                                  code="invalid_filter")
             target_entity = self.spec.entities[via.to]
-        f = target_entity.fields.get(name)
+            ea = access.entity(target_entity.name)
+        f = target_entity.fields.get(name) if name in ea.visible else None
         if f is None:
-            candidates = list(LIST_PARAMETERS) + list(target_entity.fields)
+            candidates = list(LIST_PARAMETERS) + list(ea.visible)
             raise BadRequest(f"unknown filter field '{name}'",
                              {key: [f"unknown field '{name}'{_hint(name, candidates)}"]}, code="invalid_filter")
+        if name not in ea.readable:
+            raise BadRequest(f"cannot filter on masked field '{name}'", {key: [f"'{name}' is masked for you"]},
+                             code="invalid_filter")
         ftype = self.field_types[f.type]
         if op not in OPERATORS:
             raise BadRequest(f"unknown filter operator '{op}'",
@@ -255,11 +292,14 @@ class QueryBuilder:
     def live(self, entity: EntitySpec) -> sa.ColumnElement[bool]:
         return self.table(entity).c.deleted_at.is_(None)
 
-    def condition(self, entity: EntitySpec, flt: Filter) -> sa.ColumnElement[bool]:
-        if flt.via is not None:
+    def condition(self, entity: EntitySpec, flt: Filter, actor) -> sa.ColumnElement[bool]:
+        if flt.via is not None:  # among the referenced records the actor may read
             target = self.spec.entities[flt.via.to]
             inner = sa.select(self.table(target).c.id).where(
                 self.live(target), self._predicate(self.table(target), flt))
+            scope = self.scope(target.name, actor)
+            if scope is not None:
+                inner = inner.where(scope)
             return self.table(entity).c[flt.via.column].in_(inner)
         return self._predicate(self.table(entity), flt)
 
@@ -302,34 +342,40 @@ class QueryBuilder:
         each = sa.func.json_each(column).table_valued("value")
         return sa.exists(sa.select(1).select_from(each).where(each.c.value == value))
 
-    def select_list(self, entity: EntitySpec, request: ListRequest, extra: Iterable = ()) -> sa.Select:
+    def select_list(self, entity: EntitySpec, request: ListRequest, actor, action: str = "read",
+                    extra: Iterable = ()) -> sa.Select:
+        """The records of a list request within the actor's scope for the action
+        (read, export): execute with ``scope_params(actor)``."""
         table = self.table(entity)
         query = sa.select(table).where(self.live(entity), *extra)
+        scope = self.scope(entity.name, actor, action)
+        if scope is not None:
+            query = query.where(scope)
         for flt in request.filters:
-            query = query.where(self.condition(entity, flt))
+            query = query.where(self.condition(entity, flt, actor))
         if request.search:
             query = query.where(sa.or_(*(table.c[entity.fields[n].column].icontains(request.search, autoescape=True)
-                                          for n in entity.list.search)))
+                                          for n in request.search_fields)))
         return query
 
-    def page(self, conn: sa.Connection, entity: EntitySpec, request: ListRequest,
+    def page(self, conn: sa.Connection, entity: EntitySpec, request: ListRequest, *, actor, action: str = "read",
              extra: Iterable = ()) -> tuple[list, str | None, int | None]:
-        """(rows, next cursor, total count or None)."""
-        extra = tuple(extra)
-        base = self.select_list(entity, request, extra)
+        """(rows, next cursor, total count or None), within the actor's scope."""
+        base = self.select_list(entity, request, actor, action, tuple(extra))
         table = self.table(entity)
         query = base
         if request.cursor is not None:
             query = query.where(self._after(table, request.sort, request.cursor))
         query = query.order_by(*self._order(table, request.sort)).limit(request.limit + 1)
-        rows = conn.execute(query).mappings().all()
+        params = scope_params(actor)
+        rows = conn.execute(query, params).mappings().all()
         next_cursor = None
         if len(rows) > request.limit:
             rows = rows[: request.limit]
             next_cursor = self.encode_cursor(request.sort, rows[-1])
         total = None
         if request.count:
-            total = conn.execute(sa.select(sa.func.count()).select_from(base.subquery())).scalar_one()
+            total = conn.execute(sa.select(sa.func.count()).select_from(base.subquery()), params).scalar_one()
         return rows, next_cursor, total
 
     def _order(self, table: sa.Table, sort) -> list:
@@ -362,28 +408,38 @@ class QueryBuilder:
             clauses.append(sa.and_(*equal_prefix, beyond))
         return sa.or_(*clauses) if clauses else sa.false()
 
-    def fetch(self, conn: sa.Connection, entity: EntitySpec, record_id: int, *, for_update: bool = False,
-              deleted: bool = False) -> Mapping | None:
+    def fetch(self, conn: sa.Connection, entity: EntitySpec, record_id: int, *, actor,
+              actions: tuple[str, ...] = ("read",), for_update: bool = False, deleted: bool = False) -> Mapping | None:
+        """The record, if it is within the actor's scope of every one of the actions."""
         lock = for_update and conn.dialect.name == "postgresql"
-        key = (entity.name, deleted, lock)
+        scopes = tuple(self.scope(entity.name, actor, action) for action in actions)
+        key = (entity.name, deleted, lock, scopes)
         query = self._fetch_statements.get(key)
-        if query is None:  # built once per entity and kind: the one read of every get and write
+        if query is None:  # built once per entity, kind and scope: the one read of every get and write
             table = self.table(entity)
             condition = table.c.deleted_at.is_not(None) if deleted else table.c.deleted_at.is_(None)
-            query = sa.select(table).where(table.c.id == sa.bindparam("_record_id"), condition)
+            query = sa.select(table).where(table.c.id == sa.bindparam("_record_id"), condition,
+                                           *(s for s in scopes if s is not None))
             if lock:
                 query = query.with_for_update()
             self._fetch_statements[key] = query
-        return conn.execute(query, {"_record_id": record_id}).mappings().first()
+        params = scope_params(actor)
+        params["_record_id"] = record_id
+        return conn.execute(query, params).mappings().first()
 
-    def existing_ids(self, conn: sa.Connection, entity_name: str, ids: set[int]) -> set[int]:
+    def existing_ids(self, conn: sa.Connection, entity_name: str, ids: set[int], actor) -> set[int]:
+        """Those of the ids that are live records the actor may read."""
         entity = self.spec.entities[entity_name]
         table = self.table(entity)
+        scope = self.scope(entity_name, actor)
         found: set[int] = set()
         id_list = sorted(ids)
         for start in range(0, len(id_list), 900):
             chunk = id_list[start:start + 900]
-            found.update(conn.execute(sa.select(table.c.id).where(table.c.id.in_(chunk), self.live(entity))).scalars())
+            query = sa.select(table.c.id).where(table.c.id.in_(chunk), self.live(entity))
+            if scope is not None:
+                query = query.where(scope)
+            found.update(conn.execute(query, scope_params(actor)).scalars())
         return found
 
 

@@ -18,9 +18,10 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from .database import write_transaction
-from .errors import Conflict, CrmError, NotFound, ValidationFailed
+from .errors import Conflict, CrmError, Forbidden, NotFound, ValidationFailed
 from .fieldtypes import MAX_ID, FieldType
 from .metadata.spec import AppSpec, EntitySpec, label_text
+from .permissions import NO_ACCESS, Access, EntityAccess, scope_params
 from .query import QueryBuilder
 from .serialization import EntitySchemas
 from .sqltypes import UTC
@@ -31,16 +32,25 @@ MAX_BULK = 1000
 
 @dataclass(frozen=True)
 class Actor:
-    """Who writes: a user (id, name) or the system itself."""
+    """Who reads or writes: a user (id, name, team, the access of their roles)
+    or the system itself (seeds, migrations, automations run as the system)."""
 
     id: int | None
     name: str
     system: bool = False
     team_id: int | None = None
+    access: Access = NO_ACCESS
+
+    def on_behalf(self) -> "Actor":
+        """The same user as the system: for what a permitted write entails
+        (cascades, clearing references), which their roles need not cover."""
+        return Actor(self.id, self.name, system=True, team_id=self.team_id)
 
 
 SYSTEM = Actor(None, "system", system=True)
 ANONYMOUS = Actor(None, "anonymous")
+VERBS = {"create": "create", "import": "import", "update": "change", "delete": "delete", "assign": "assign",
+         "transition": "move", "read": "read", "export": "export"}
 
 
 class RecordError(CrmError):
@@ -77,6 +87,7 @@ class RecordsService:
         self.field_types = field_types
         self.hook = pm.hook
         self.tz = tz
+        self.permissions = queries.permissions
         self._referrers = self._find_referrers()
         #: The UPDATE of a live record at a known version; the SET columns are
         #: the parameters given (built once: statement building is costly).
@@ -116,8 +127,9 @@ class RecordsService:
         fields = entity.fields
         return {fields[name].column: value for name, value in values.items()}
 
-    def _check_refs(self, conn: sa.Connection, entity: EntitySpec, rows: list[dict]) -> dict[int, dict]:
-        """Refs must point at live records: one query per ref field for all rows."""
+    def _check_refs(self, conn: sa.Connection, entity: EntitySpec, rows: list[dict], actor: Actor) -> dict[int, dict]:
+        """Refs must point at live records the writer may read: one query per
+        ref field for all rows (a record outside their scope does not exist for them)."""
         errors: dict[int, dict] = {}
         for f in entity.user_fields:
             if f.type != "ref":
@@ -125,7 +137,7 @@ class RecordsService:
             wanted = {row[f.name] for row in rows if row.get(f.name) is not None}
             if not wanted:
                 continue
-            missing = wanted - self.queries.existing_ids(conn, f.to, wanted)
+            missing = wanted - self.queries.existing_ids(conn, f.to, wanted, actor)
             for index, row in enumerate(rows):
                 if row.get(f.name) in missing:
                     target = label_text(self.spec.entities[f.to].label, "en", f.to)
@@ -157,6 +169,75 @@ class RecordsService:
     def _now(self) -> dt.datetime:
         return dt.datetime.now(UTC)
 
+    # ---------------------------------------------------------------- permissions
+
+    def access(self, actor: Actor, entity: EntitySpec) -> EntityAccess:
+        return self.permissions.of(actor).entity(entity.name)
+
+    def _forbidden(self, actor: Actor, entity: EntitySpec, action: str, record_id: int | None = None,
+                   message: str | None = None) -> Forbidden:
+        what = label_text(entity.label, "en", entity.name).lower()
+        if message is None:
+            target = f"this {what}" if record_id is not None else f"{label_text(entity.plural, 'en', entity.name).lower()}"
+            message = f"your role does not allow you to {VERBS.get(action, action)} {target}"
+        return Forbidden(message, code="forbidden", denial={
+            "entity": entity.name, "record_id": record_id, "action": action,
+            "actor_id": actor.id, "actor": actor.name})
+
+    def _require(self, actor: Actor, entity: EntitySpec, *actions: str) -> EntityAccess:
+        ea = self.access(actor, entity)
+        for action in actions:
+            if not ea.allows(action):
+                raise self._forbidden(actor, entity, action)
+        return ea
+
+    def _fetch_for(self, tx: sa.Connection, entity: EntitySpec, record_id: int, actor: Actor,
+                   actions: tuple[str, ...], *, deleted: bool = False) -> Mapping:
+        """The record for a write, if the actor's scope of every action covers it.
+        A record they cannot read does not exist for them (404); one they can
+        read but not change is a 403."""
+        row = self.queries.fetch(tx, entity, record_id, actor=actor, actions=actions, for_update=True,
+                                 deleted=deleted)
+        if row is not None:
+            return row
+        visible = self.queries.fetch(tx, entity, record_id, actor=actor, deleted=deleted)
+        if visible is None:
+            if deleted:
+                raise NotFound(f"{entity.name} {record_id} is not in the recycle bin")
+            raise self._not_found(entity, record_id)
+        ea = self.access(actor, entity)
+        refused = next((a for a in actions if not ea.allows(a)), None)
+        if refused is None:  # allowed on some records, not this one: find the action whose scope excludes it
+            refused = next((a for a in actions
+                            if self.queries.fetch(tx, entity, record_id, actor=actor, actions=(a,), deleted=deleted) is None),
+                           actions[0])
+        raise self._forbidden(actor, entity, refused, record_id)
+
+    def _owner_from(self, data: Any, entity: EntitySpec) -> tuple[Any, int | None, bool]:
+        """(data without owner_id, the owner asked for, whether one was asked for)."""
+        if not entity.owned or not isinstance(data, dict) or "owner_id" not in data:
+            return data, None, False
+        data = dict(data)
+        owner = data.pop("owner_id")
+        if isinstance(owner, bool) or not isinstance(owner, int) or not 0 < owner <= MAX_ID:
+            raise ValidationFailed("owner_id must be the id of a user", {"owner_id": ["must be the id of a user"]})
+        return data, owner, True
+
+    def _owner_team(self, tx: sa.Connection, actor: Actor, entity: EntitySpec, owner_id: int) -> int | None:
+        """The team of a new owner, who must be an active user within the actor's
+        assign scope (a manager hands records to their team, not to anyone)."""
+        users = self.tables.users
+        query = sa.select(users.c.team_id).where(users.c.id == owner_id, users.c.active.is_(True))
+        kinds = self.access(actor, entity).scope("assign")
+        scope = self.queries.scopes.predicate("user", kinds)
+        if scope is not None:
+            query = query.where(scope)
+        found = tx.execute(query, scope_params(actor)).first()
+        if found is None:
+            raise ValidationFailed(f"no active user {owner_id} you may assign records to",
+                                   {"owner_id": [f"user {owner_id} is not an active user within your assign scope"]})
+        return found[0]
+
     # ---------------------------------------------------------------- create
 
     def create(self, entity_name: str, data: Any, actor: Actor = ANONYMOUS, *,
@@ -164,14 +245,25 @@ class RecordsService:
         return self.create_many(entity_name, [data], actor, conn=conn, single=True)[0]
 
     def create_many(self, entity_name: str, items: list, actor: Actor = ANONYMOUS, *,
-                    conn: sa.Connection | None = None, single: bool = False) -> list[dict]:
-        """Create records, all or none; returns the stored rows (by column)."""
+                    conn: sa.Connection | None = None, single: bool = False, action: str = "create") -> list[dict]:
+        """Create records, all or none; returns the stored rows (by column).
+
+        ``action`` is create, or import for a bulk load (which needs both).
+        The owner is the actor unless ``owner_id`` names another user, which
+        needs the assign permission."""
         entity = self.entity(entity_name)
+        ea = self._require(actor, entity, *dict.fromkeys(("create", action)))
         schemas = self.schemas[entity.name]
         rows: list[dict] = []
+        owners: list[int | None] = []
         errors: dict[int, dict] = {}
         for index, data in enumerate(items):
-            values, problems = schemas.load(data, partial=False, system=actor.system)
+            data, owner, asked = self._owner_from(data, entity)
+            if asked and owner != actor.id and not ea.allows("assign"):
+                raise self._forbidden(actor, entity, "assign", message="your role does not allow you to "
+                                      "create records owned by someone else")
+            owners.append(owner if asked else None)
+            values, problems = schemas.load(data, partial=False, system=actor.system, access=ea)
             if problems:
                 errors[index] = problems
             rows.append(values)
@@ -184,9 +276,11 @@ class RecordsService:
         if errors:
             raise self._validation(errors, single)
         with self._transaction(conn) as tx:
-            errors = self._check_refs(tx, entity, rows)
+            errors = self._check_refs(tx, entity, rows, actor)
             if errors:
                 raise self._validation(errors, single)
+            teams = {owner: self._owner_team(tx, actor, entity, owner) for owner in set(owners)
+                     if owner is not None and owner != actor.id}
             event = RecordEvent("create", entity, actor, tx, self, rows=rows)
             self.hook.record_before_create(event=event)
             now = self._now()
@@ -201,10 +295,12 @@ class RecordsService:
             blank.update(system)
             fields = entity.fields
             records = []
-            for row in rows:
+            for row, owner in zip(rows, owners):
                 values = blank.copy()
                 for name, value in row.items():
                     values[fields[name].column] = value
+                if owner is not None and owner != actor.id:
+                    values["owner_id"], values["team_id"] = owner, teams[owner]
                 records.append(values)
             try:
                 if len(records) == 1:
@@ -254,20 +350,25 @@ class RecordsService:
             version = data["version"]
         if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
             raise ValidationFailed("version must be an integer", {"version": ["must be an integer"]})
-        values, problems = schemas.load(data, partial=True, system=actor.system)
+        data, owner, reassign = self._owner_from(data, entity)
+        ea = self.access(actor, entity)
+        values, problems = schemas.load(data, partial=True, system=actor.system, access=ea)
         if problems:
             raise self._validation({0: problems}, True)
+        actions = (("update",) if values or not reassign else ()) + (("assign",) if reassign else ())
         with self._transaction(conn) as tx:
-            old = self.queries.fetch(tx, entity, record_id, for_update=True)
-            if old is None:
-                raise self._not_found(entity, record_id)
+            old = self._fetch_for(tx, entity, record_id, actor, actions)
+            if reassign and owner != old["owner_id"]:
+                values_team = self._owner_team(tx, actor, entity, owner)
             if version is not None and version != old["version"]:
                 raise Conflict(f"the record was changed by someone else (your version {version}, "
                                f"current {old['version']}); reload it and apply your change again",
                                {"version": [f"stale: current version is {old['version']}"]}, code="stale_version")
-            errors = self._check_refs(tx, entity, [values])
+            errors = self._check_refs(tx, entity, [values], actor)
             if errors:
                 raise self._validation(errors, True)
+            if reassign and owner != old["owner_id"]:
+                values.update(owner_id=owner, team_id=values_team)
             event = RecordEvent("update", entity, actor, tx, self, rows=[values], old=[old])
             self.hook.record_before_update(event=event)
             fields = entity.fields
@@ -305,9 +406,7 @@ class RecordsService:
         """Move a record to the recycle bin (restorable until purged)."""
         entity = self.entity(entity_name)
         with self._transaction(conn) as tx:
-            old = self.queries.fetch(tx, entity, record_id, for_update=True)
-            if old is None:
-                raise self._not_found(entity, record_id)
+            old = self._fetch_for(tx, entity, record_id, actor, ("delete",))
             if version is not None and version != old["version"]:
                 raise Conflict("the record was changed by someone else; reload it before deleting",
                                {"version": [f"stale: current version is {old['version']}"]}, code="stale_version")
@@ -326,6 +425,12 @@ class RecordsService:
             self.hook.record_after_delete(event=event)
 
     def _handle_referrers(self, tx: sa.Connection, entity: EntitySpec, record_id: int, actor: Actor) -> None:
+        """What deleting a record entails for the records that refer to it. The
+        actor may delete the record, so the cascade and the clearing of references
+        run on their behalf, whether or not their scope covers the referrers;
+        a restriction reports how many refer to it, not which (ids outside their
+        scope are not theirs to learn)."""
+        actor = actor.on_behalf()
         for other, f in self._referrers.get(entity.name, ()):
             table = self.tables.entities[other.name]
             ids = list(tx.execute(sa.select(table.c.id).where(table.c[f.column] == record_id,
@@ -336,19 +441,17 @@ class RecordsService:
                 what = label_text(other.plural, "en", other.name).lower()
                 raise Conflict(f"cannot delete: {len(ids)} {what} refer to it through '{f.name}'; "
                                "delete or re-assign them first",
-                               {"references": {other.name: ids[:20]}}, code="referenced")
+                               {"references": {other.name: len(ids)}}, code="referenced")
             for other_id in ids:
                 if f.on_delete == "cascade":
                     self.delete(other.name, other_id, actor, conn=tx)
                 else:
-                    self.update(other.name, other_id, {f.name: None}, SYSTEM if actor.system else actor, conn=tx)
+                    self.update(other.name, other_id, {f.name: None}, actor, conn=tx)
 
     def restore(self, entity_name: str, record_id: int, actor: Actor = ANONYMOUS) -> dict:
         entity = self.entity(entity_name)
         with write_transaction(self.engine) as tx:
-            old = self.queries.fetch(tx, entity, record_id, deleted=True)
-            if old is None:
-                raise NotFound(f"{entity.name} {record_id} is not in the recycle bin")
+            old = self._fetch_for(tx, entity, record_id, actor, ("delete",), deleted=True)
             table = self.tables.entities[entity.name]
             updates = {"deleted_at": None, "deleted_by": None, "version": old["version"] + 1,
                        "updated_at": self._now(), "updated_by": actor.id}
@@ -377,11 +480,9 @@ class RecordsService:
         entity = self.entity(entity_name)
         rel, link, left, right = self._link_parts(entity, relation)
         with write_transaction(self.engine) as tx:
-            old = self.queries.fetch(tx, entity, record_id)
-            if old is None:
-                raise self._not_found(entity, record_id)
+            old = self._fetch_for(tx, entity, record_id, actor, ("update",))
             in_range = {i for i in ids if 0 < i <= MAX_ID}  # others cannot be ids at all
-            missing = set(ids) - self.queries.existing_ids(tx, rel.entity, in_range)
+            missing = set(ids) - self.queries.existing_ids(tx, rel.entity, in_range, actor)
             if missing:
                 raise ValidationFailed(f"no {rel.entity} with id {sorted(missing)[0]}",
                                        {"ids": [f"{rel.entity} {i} does not exist" for i in sorted(missing)]})
@@ -398,9 +499,7 @@ class RecordsService:
         entity = self.entity(entity_name)
         rel, link, left, right = self._link_parts(entity, relation)
         with write_transaction(self.engine) as tx:
-            old = self.queries.fetch(tx, entity, record_id)
-            if old is None:
-                raise self._not_found(entity, record_id)
+            old = self._fetch_for(tx, entity, record_id, actor, ("update",))
             before = set(tx.execute(sa.select(right).where(left == record_id)).scalars())
             if other_id not in before:
                 raise NotFound(f"{rel.entity} {other_id} is not linked to {entity.name} {record_id}")

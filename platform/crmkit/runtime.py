@@ -13,7 +13,9 @@ import sqlalchemy as sa
 from . import config, migrations
 from .database import create_engine
 from .fieldtypes import FieldType, app_timezone
+from .identity import Directory
 from .metadata.spec import AppSpec
+from .permissions import Permissions
 from .query import QueryBuilder
 from .records import RecordsService
 from .serialization import EntitySchemas
@@ -32,6 +34,8 @@ class Runtime:
     queries: QueryBuilder
     records: RecordsService
     pm: pluggy.PluginManager
+    permissions: Permissions
+    directory: Directory
 
     def plan(self) -> migrations.MigrationPlan:
         return migrations.plan(self.engine, self.tables)
@@ -50,6 +54,8 @@ def build(config_dir: str | Path, settings: Settings | None = None) -> Runtime:
     tz = app_timezone(spec.timezone)
     tables = build_tables(spec, types, pm)
     schemas = {name: EntitySchemas(entity, types, tz) for name, entity in spec.entities.items()}
-    queries = QueryBuilder(spec, tables, types, tz, engine.dialect.name)
+    permissions = Permissions(spec, types)
+    queries = QueryBuilder(spec, tables, types, tz, engine.dialect.name, permissions)
     records = RecordsService(spec, engine, tables, queries, schemas, types, pm, tz)
-    return Runtime(spec, settings, engine, tables, types, schemas, queries, records, pm)
+    directory = Directory(engine, tables, permissions)
+    return Runtime(spec, settings, engine, tables, types, schemas, queries, records, pm, permissions, directory)

@@ -10,6 +10,7 @@ fields whose stored value is already JSON.
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 from typing import Any, Callable, Mapping
 
 import marshmallow as ma
@@ -66,7 +67,12 @@ class EntitySchemas:
         self.required = tuple(name for name, fld in writable.items() if fld.required)
         self.tz = tz
         self.dump = _compile_dumper(entity, field_types)
+        self._dumpers = lru_cache(maxsize=64)(lambda only: _compile_dumper(entity, field_types, only))
         self._system_names = frozenset(f.name for f in entity.fields.values() if f.system)
+
+    def dumper(self, only: frozenset | None) -> Callable[[Mapping], dict]:
+        """A compiled dump of these fields only (every field: None)."""
+        return self.dump if only is None else self._dumpers(only)
 
     def creation_changes(self, row: Mapping) -> dict:
         """The audit trail's changes of a record's creation: ``{field: [None, value]}``
@@ -74,10 +80,14 @@ class EntitySchemas:
         return {name: [None, value] for name, value in self.dump(row).items()
                 if value is not None and value != [] and name not in self._system_names}
 
-    def load(self, data: Any, *, partial: bool, system: bool = False) -> tuple[dict, dict[str, list[str]]]:
+    def load(self, data: Any, *, partial: bool, system: bool = False,
+             access=None) -> tuple[dict, dict[str, list[str]]]:
         """(values, errors) for a JSON body: coerced values by field name, or messages by field name.
 
-        Read-only fields are refused unless the writer is the system. This is
+        Read-only fields are refused unless the writer is the system. With the
+        writer's ``access`` (EntityAccess), fields hidden from them are unknown
+        (the same message as a field that does not exist), and fields their
+        roles make read-only or masked are refused. This is
         the hot path of every write, so it applies the field types directly,
         exactly as the marshmallow schemas' fields do (a test holds them equal),
         without marshmallow's per-field machinery."""
@@ -88,15 +98,21 @@ class EntitySchemas:
         fields = self.entity.fields
         types = self.field_types
         tz = self.tz
+        visible = access.visible if access is not None else None
+        allowed = access.writable if access is not None else None
         for key, value in data.items():
             if key in ("id", "version"):
                 continue
             f = fields.get(key)
-            if f is None:
-                errors[key] = [f"unknown field{_hint(key, self.writable)}"]
+            if f is None or visible is not None and key not in visible:
+                candidates = self.writable if allowed is None else self.writable & allowed
+                errors[key] = [f"unknown field{_hint(key, candidates)}"]
                 continue
             if key not in self.writable and not (system and not f.system and f.type != "autonumber"):
                 errors[key] = ["is read-only"]
+                continue
+            if allowed is not None and key not in allowed:
+                errors[key] = ["is read-only for your role"]
                 continue
             if value is None:
                 if f.required:
@@ -122,10 +138,14 @@ def _hint(key: str, names) -> str:
     return f" ({hint})" if hint else ""
 
 
-def _compile_dumper(entity: EntitySpec, field_types: Mapping[str, FieldType]) -> Callable[..., dict]:
-    """row mapping (by column) -> JSON-ready dict (by field name), in spec order."""
+def _compile_dumper(entity: EntitySpec, field_types: Mapping[str, FieldType],
+                    only: frozenset | None = None) -> Callable[..., dict]:
+    """row mapping (by column) -> JSON-ready dict (by field name), in spec order
+    (only the fields named in ``only``, when given)."""
     steps = []
     for f in entity.fields.values():
+        if only is not None and f.name not in only:
+            continue
         ftype = field_types[f.type]
         steps.append((f.name, f.column, None if ftype.plain_dump else ftype.dump, f))
     steps_tuple = tuple(steps)
@@ -144,6 +164,8 @@ def _compile_dumper(entity: EntitySpec, field_types: Mapping[str, FieldType]) ->
     source = "def dump_all(row):\n    return {" + ",\n            ".join(items) + "}\n"
     exec(compile(source, f"<dump {entity.name}>", "exec"), namespace)  # noqa: S102 - source built above
     dump_all = namespace["dump_all"]
+    if only is not None:
+        return dump_all
 
     def dump(row: Mapping, only: frozenset | None = None) -> dict:
         if only is None:

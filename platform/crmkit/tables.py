@@ -22,6 +22,12 @@ NAMING_CONVENTION = {
 AUDIT_TABLE = "crmkit_audit"
 SEQUENCE_TABLE = "crmkit_sequences"
 SCHEMA_TABLE = "crmkit_schema"
+USER_TABLE = "crmkit_user"
+TEAM_TABLE = "crmkit_team"
+TOKEN_TABLE = "crmkit_token"
+SESSION_TABLE = "crmkit_session"
+SHARE_TABLE = "crmkit_share"
+THROTTLE_TABLE = "crmkit_login_failure"
 MAX_NAME = 60
 
 
@@ -46,6 +52,30 @@ class Tables:
     @property
     def schema_registry(self) -> sa.Table:
         return self.metadata.tables[SCHEMA_TABLE]
+
+    @property
+    def users(self) -> sa.Table:
+        return self.metadata.tables[USER_TABLE]
+
+    @property
+    def teams(self) -> sa.Table:
+        return self.metadata.tables[TEAM_TABLE]
+
+    @property
+    def tokens(self) -> sa.Table:
+        return self.metadata.tables[TOKEN_TABLE]
+
+    @property
+    def sessions(self) -> sa.Table:
+        return self.metadata.tables[SESSION_TABLE]
+
+    @property
+    def shares(self) -> sa.Table:
+        return self.metadata.tables[SHARE_TABLE]
+
+    @property
+    def login_failures(self) -> sa.Table:
+        return self.metadata.tables[THROTTLE_TABLE]
 
 
 def _short(name: str) -> str:
@@ -103,6 +133,84 @@ def _system_tables(metadata: sa.MetaData) -> None:
         sa.Column("table_name", sa.String(120), primary_key=True),
         sa.Column("entity", sa.String(64), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
+    )
+    _identity_tables(metadata)
+
+
+def _identity_tables(metadata: sa.MetaData) -> None:
+    """Users, teams (a tree: departments), API tokens, browser sessions, record
+    shares (collaborators) and the login throttle."""
+    sa.Table(
+        TEAM_TABLE, metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("name", sa.String(64), nullable=False, unique=True),
+        sa.Column("label", sa.String(100), nullable=False),
+        sa.Column("parent_id", sa.Integer, sa.ForeignKey(f"{TEAM_TABLE}.id")),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.Index("ix_crmkit_team_parent_id", "parent_id"),
+        sqlite_autoincrement=True,
+    )
+    sa.Table(
+        USER_TABLE, metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("username", sa.String(64), nullable=False, unique=True),
+        sa.Column("display_name", sa.String(100), nullable=False),
+        sa.Column("email", sa.String(254)),
+        sa.Column("mobile", sa.String(20)),
+        sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+        sa.Column("roles", json_type(), nullable=False),
+        sa.Column("team_id", sa.Integer, sa.ForeignKey(f"{TEAM_TABLE}.id")),
+        sa.Column("superior_id", sa.Integer, sa.ForeignKey(f"{USER_TABLE}.id")),
+        sa.Column("password_hash", sa.String(200)),
+        sa.Column("password_changed_at", UTCDateTime()),
+        sa.Column("last_login_at", UTCDateTime()),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.Index("ix_crmkit_user_team_id", "team_id"),
+        sa.Index("ix_crmkit_user_superior_id", "superior_id"),
+        sqlite_autoincrement=True,
+    )
+    sa.Table(
+        TOKEN_TABLE, metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("user_id", sa.Integer, sa.ForeignKey(f"{USER_TABLE}.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("name", sa.String(100), nullable=False),
+        sa.Column("digest", sa.String(64), nullable=False, unique=True),  # SHA-256 of the token
+        sa.Column("hint", sa.String(16), nullable=False),  # its first characters, to tell tokens apart
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("expires_at", UTCDateTime()),
+        sa.Column("last_used_at", UTCDateTime()),
+        sa.Column("revoked_at", UTCDateTime()),
+        sa.Index("ix_crmkit_token_user_id", "user_id"),
+        sqlite_autoincrement=True,
+    )
+    sa.Table(
+        SESSION_TABLE, metadata,
+        sa.Column("digest", sa.String(64), primary_key=True),  # SHA-256 of the cookie's value
+        sa.Column("user_id", sa.Integer, sa.ForeignKey(f"{USER_TABLE}.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("csrf", sa.String(64), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("last_seen_at", UTCDateTime(), nullable=False),
+        sa.Column("expires_at", UTCDateTime(), nullable=False),
+        sa.Index("ix_crmkit_session_user_id", "user_id"),
+    )
+    sa.Table(
+        SHARE_TABLE, metadata,
+        sa.Column("entity", sa.String(64), primary_key=True),
+        sa.Column("user_id", sa.Integer, sa.ForeignKey(f"{USER_TABLE}.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("record_id", sa.Integer, primary_key=True),
+        sa.Column("access", sa.String(8), nullable=False),  # read | write
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("created_by", sa.Integer),
+        sa.Index("ix_crmkit_share_record", "entity", "record_id"),
+    )
+    sa.Table(
+        THROTTLE_TABLE, metadata,
+        sa.Column("key", sa.String(200), primary_key=True),  # user:<name> or ip:<address>
+        sa.Column("failures", sa.Integer, nullable=False),
+        sa.Column("first_at", UTCDateTime(), nullable=False),
+        sa.Column("locked_until", UTCDateTime()),
     )
 
 

@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from typing import Any
+from typing import Any, Callable, Mapping
 from urllib.parse import urlencode
 
 import sqlalchemy as sa
 
-from flask import Blueprint, Flask, Response, current_app, render_template, request
+from flask import Blueprint, Flask, Response, current_app, g, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from .. import regions as region_data
-from ..errors import BadRequest, CrmError, NotFound
+from ..errors import BadRequest, CrmError, Forbidden, NotFound
 from ..fieldtypes import MAX_ID
-from ..metadata.spec import EntitySpec
+from ..metadata.spec import EntitySpec, label_text
+from ..permissions import EntityAccess, scope_params
 from ..records import ANONYMOUS, MAX_BULK, Actor
 from ..runtime import Runtime
 
@@ -31,7 +32,37 @@ def runtime() -> Runtime:
 
 
 def current_actor() -> Actor:
-    return ANONYMOUS
+    """Who is calling: set by the authentication of every request (auth.py)."""
+    return g.get("crmkit_actor", ANONYMOUS)
+
+
+def entity_access(entity: EntitySpec, action: str | None = "read") -> EntityAccess:
+    """The caller's access to an entity; with an action, a 403 unless some scope allows it."""
+    actor = current_actor()
+    ea = runtime().permissions.of(actor).entity(entity.name)
+    if action is not None and not ea.allows(action):
+        raise runtime().records._forbidden(actor, entity, action)
+    return ea
+
+
+def presenter(entity: EntitySpec, fields: frozenset | None = None) -> Callable[[Mapping], dict]:
+    """row -> JSON for the caller: the one way a record leaves the API. Fields
+    hidden from them are left out, masked ones masked."""
+    ea = runtime().permissions.of(current_actor()).entity(entity.name)
+    only = ea.visible if fields is None else fields & ea.visible
+    dump = runtime().schemas[entity.name].dumper(None if len(only) == len(entity.fields) else only)
+    masks = tuple((name, mask) for name, mask in ea.masked if name in only)
+    if not masks:
+        return dump
+
+    def present(row: Mapping) -> dict:
+        out = dump(row)
+        for name, mask in masks:
+            if out[name] is not None:
+                out[name] = mask(out[name])
+        return out
+
+    return present
 
 
 def json_response(body: Any, status: int = 200, headers: dict | None = None) -> Response:
@@ -86,8 +117,7 @@ def expected_version(body: Any) -> int | None:
 
 
 def record_response(entity: EntitySpec, row, status: int = 200, fields: frozenset | None = None) -> Response:
-    rt = runtime()
-    body = {"data": rt.schemas[entity.name].dump(row, fields)}
+    body = {"data": presenter(entity, fields)(row)}
     headers = {"ETag": f'"{row["version"]}"'}
     if status == 201:
         headers["Location"] = f"{API_PREFIX}/{entity.name}/{row['id']}"
@@ -98,8 +128,8 @@ def page_response(entity: EntitySpec, rows, next_cursor: str | None, total: int 
                   fields: frozenset | None) -> Response:
     """A page of a list: ``{"data", "next", "next_url"[, "count"]}``; next_url is this
     request's URL with the cursor of the next page."""
-    dump = runtime().schemas[entity.name].dump
-    body: dict = {"data": [dump(row, fields) for row in rows], "next": next_cursor, "next_url": None}
+    present = presenter(entity, fields)
+    body: dict = {"data": [present(row) for row in rows], "next": next_cursor, "next_url": None}
     if next_cursor:
         args = [(k, v) for k, v in request.args.items(multi=True) if k != "cursor"] + [("cursor", next_cursor)]
         body["next_url"] = f"{request.path}?{urlencode(args)}"
@@ -115,9 +145,11 @@ api = Blueprint("crmkit_api", __name__, url_prefix=API_PREFIX)
 def list_records(entity_name: str):
     rt = runtime()
     entity = entity_or_404(entity_name)
-    list_request = rt.queries.parse_list(entity, request.args.items(multi=True))
+    entity_access(entity, "read")
+    actor = current_actor()
+    list_request = rt.queries.parse_list(entity, request.args.items(multi=True), rt.permissions.of(actor))
     with rt.engine.connect() as conn:
-        rows, next_cursor, total = rt.queries.page(conn, entity, list_request)
+        rows, next_cursor, total = rt.queries.page(conn, entity, list_request, actor=actor)
     return page_response(entity, rows, next_cursor, total, list_request.fields)
 
 
@@ -139,9 +171,9 @@ def bulk_create(entity_name: str):
         raise BadRequest("send a JSON list of records (or {\"data\": [...]})", code="invalid_body")
     if len(items) > MAX_BULK:
         raise BadRequest(f"at most {MAX_BULK} records per bulk request", code="too_many_records")
-    rows = rt.records.create_many(entity.name, items, current_actor())
-    dump = rt.schemas[entity.name].dump
-    return json_response({"data": [dump(row) for row in rows]}, 201)
+    rows = rt.records.create_many(entity.name, items, current_actor(), action="import")
+    present = presenter(entity)
+    return json_response({"data": [present(row) for row in rows]}, 201)
 
 
 def _record_id(text: str) -> int:
@@ -154,12 +186,13 @@ def _record_id(text: str) -> int:
 def get_record(entity_name: str, record_id: str):
     rt = runtime()
     entity = entity_or_404(entity_name)
-    fields = rt.queries._fields(entity, request.args["fields"]) if "fields" in request.args else None
+    ea = entity_access(entity, None)
+    fields = rt.queries.fields_param(entity, request.args["fields"], ea) if "fields" in request.args else None
     unknown = set(request.args) - {"fields"}
     if unknown:
         raise BadRequest(f"unknown parameter '{sorted(unknown)[0]}'", code="invalid_parameter")
     with rt.engine.connect() as conn:
-        row = rt.queries.fetch(conn, entity, _record_id(record_id))
+        row = rt.queries.fetch(conn, entity, _record_id(record_id), actor=current_actor())
     if row is None:
         raise NotFound(f"{entity.name} {record_id} not found")
     return record_response(entity, row, fields=fields)
@@ -189,14 +222,32 @@ def record_history(entity_name: str, record_id: str):
     entity = entity_or_404(entity_name)
     rid = _record_id(record_id)
     audit = rt.tables.audit
+    ea = entity_access(entity, None)
     with rt.engine.connect() as conn:
-        if rt.queries.fetch(conn, entity, rid) is None:
+        if rt.queries.fetch(conn, entity, rid, actor=current_actor()) is None:
             raise NotFound(f"{entity.name} {record_id} not found")
-        rows = conn.execute(sa.select(audit).where(audit.c.entity == entity.name, audit.c.record_id == rid)
+        rows = conn.execute(sa.select(audit).where(audit.c.entity == entity.name, audit.c.record_id == rid,
+                                                   audit.c.action != "denied")
                             .order_by(audit.c.id.desc()).limit(200)).mappings().all()
     data = [{"action": r["action"], "actor": r["actor"], "actor_id": r["actor_id"],
-             "at": r["at"].isoformat().replace("+00:00", "Z"), "changes": r["changes"]} for r in rows]
+             "at": r["at"].isoformat().replace("+00:00", "Z"), "changes": _visible_changes(entity, ea, r["changes"])}
+            for r in rows]
     return json_response({"data": data})
+
+
+def _visible_changes(entity: EntitySpec, ea: EntityAccess, changes: Any) -> Any:
+    """An audit entry as the caller may see it: hidden fields left out, masked values masked."""
+    if not isinstance(changes, dict):
+        return changes
+    masks = dict(ea.masked)
+    out = {}
+    for name, change in changes.items():
+        if name in entity.fields and name not in ea.visible:
+            continue
+        if name in masks and isinstance(change, list):
+            change = [None if v is None else masks[name](v) for v in change]
+        out[name] = change
+    return out
 
 
 @api.get("/<entity_name>/<record_id>/<relation>")
@@ -208,10 +259,12 @@ def related_records(entity_name: str, record_id: str, relation: str):
         raise NotFound(f"{entity.name} has no relation '{relation}'", code="unknown_relation")
     rid = _record_id(record_id)
     other = rt.spec.entities[rel.entity]
-    list_request = rt.queries.parse_list(other, request.args.items(multi=True))
+    actor = current_actor()
     with rt.engine.connect() as conn:
-        if rt.queries.fetch(conn, entity, rid) is None:
+        if rt.queries.fetch(conn, entity, rid, actor=actor) is None:
             raise NotFound(f"{entity.name} {record_id} not found")
+        entity_access(other, "read")
+        list_request = rt.queries.parse_list(other, request.args.items(multi=True), rt.permissions.of(actor))
         table = rt.tables.entities[other.name]
         if rel.kind == "one_to_many":
             via = other.fields[rel.field or entity.name]
@@ -220,7 +273,7 @@ def related_records(entity_name: str, record_id: str, relation: str):
             link = rt.tables.links[(entity.name, rel.name)]
             left, right = list(link.c)[0], list(link.c)[1]
             condition = table.c.id.in_(sa.select(right).where(left == rid))
-        rows, next_cursor, total = rt.queries.page(conn, other, list_request, extra=[condition])
+        rows, next_cursor, total = rt.queries.page(conn, other, list_request, actor=actor, extra=[condition])
     return page_response(other, rows, next_cursor, total, list_request.fields)
 
 
@@ -251,14 +304,19 @@ def recycle_bin():
     if not name:
         raise BadRequest("name the entity: /api/v1/recycle_bin?entity=customer", code="invalid_parameter")
     entity = entity_or_404(name)
+    entity_access(entity, "delete")
     table = rt.tables.entities[entity.name]
+    actor = current_actor()
+    query = sa.select(table).where(table.c.deleted_at.is_not(None))
+    scope = rt.queries.scope(entity.name, actor, "delete")  # what the caller could delete, they may restore
+    if scope is not None:
+        query = query.where(scope)
     with rt.engine.connect() as conn:
-        rows = conn.execute(sa.select(table).where(table.c.deleted_at.is_not(None))
-                            .order_by(table.c.deleted_at.desc()).limit(200)).mappings().all()
-    dump = rt.schemas[entity.name].dump
+        rows = conn.execute(query.order_by(table.c.deleted_at.desc()).limit(200), scope_params(actor)).mappings().all()
+    present = presenter(entity)
     data = []
     for row in rows:
-        item = dump(row)
+        item = present(row)
         item["deleted_at"] = row["deleted_at"].isoformat().replace("+00:00", "Z")
         item["deleted_by"] = row["deleted_by"]
         data.append(item)
@@ -317,7 +375,12 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(CrmError)
     def crm_error(exc: CrmError):
-        return error_response(exc)
+        if isinstance(exc, Forbidden) and exc.denial:
+            runtime().directory.audit_denial(exc.denial)
+        response = error_response(exc)
+        if exc.status == 429 and isinstance(exc.details, dict):
+            response.headers["Retry-After"] = str(exc.details.get("retry_after", 60))
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

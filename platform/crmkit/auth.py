@@ -1,0 +1,162 @@
+"""Authentication of every request, browser login and logout, CSRF.
+
+API clients send ``Authorization: Bearer TOKEN`` (a personal API token).
+Browsers log in at /login and get a session cookie (HttpOnly, SameSite=Lax,
+Secure when the request came over HTTPS); a request that changes something
+with that cookie must carry the session's CSRF token (``X-CSRF-Token`` header
+or ``csrf_token`` form field). Every route needs one or the other, except
+/login, /healthz, static files and the paths the config lists as public.
+"""
+
+from __future__ import annotations
+
+import hmac
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Flask, Response, g, redirect, render_template, request
+
+from .errors import CrmError, Forbidden, Unauthorized
+from .records import ANONYMOUS
+
+SESSION_COOKIE = "crmkit_session"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+ALWAYS_PUBLIC = ("/healthz", "/login", "/static/")
+
+web = Blueprint("crmkit_auth", __name__)
+
+
+def _runtime():
+    from flask import current_app
+
+    return current_app.extensions["crmkit"]
+
+
+def is_public(path: str, public: tuple[str, ...]) -> bool:
+    for prefix in ALWAYS_PUBLIC + public:
+        if path == prefix or (prefix.endswith("/") and path.startswith(prefix)):
+            return True
+    return False
+
+
+def authenticate() -> Response | None:
+    """Set g.crmkit_actor, or answer 401 (API) / redirect to the login page (screens)."""
+    rt = _runtime()
+    g.crmkit_actor = ANONYMOUS
+    header = request.headers.get("Authorization")
+    if header is not None:
+        scheme, _, token = header.strip().partition(" ")
+        actor = rt.directory.actor_for_token(token.strip()) if scheme.lower() == "bearer" and token else None
+        if actor is None:
+            if is_public(request.path, rt.spec.public):
+                return None
+            raise Unauthorized("the API token is missing, malformed, expired or revoked", code="invalid_token")
+        g.crmkit_actor = actor
+        return None
+    cookie = request.cookies.get(SESSION_COOKIE)
+    found = rt.directory.session(cookie) if cookie else None
+    if found is not None:
+        g.crmkit_actor, g.crmkit_csrf = found
+        if request.method not in SAFE_METHODS and not is_public(request.path, ()):
+            sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token") or ""
+            if not hmac.compare_digest(sent.encode(), g.crmkit_csrf.encode()):
+                raise Forbidden("the request lacks the session's CSRF token (X-CSRF-Token header)",
+                                code="csrf_failed")
+        return None
+    if is_public(request.path, rt.spec.public):
+        return None
+    if request.path.startswith("/api/"):
+        raise Unauthorized("log in first: send Authorization: Bearer TOKEN (create one with "
+                           "'crmkit token create USER')", code="unauthorized")
+    return redirect(f"/login?next={_safe_next(request.full_path)}")
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site (no scheme, no host, no //evil.example)."""
+    if not target:
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target.rstrip("?") or "/"
+
+
+def _client_address() -> str | None:
+    return request.remote_addr
+
+
+def _set_session_cookie(response: Response, value: str) -> None:
+    from .identity import SESSION_DAYS
+
+    response.set_cookie(SESSION_COOKIE, value, max_age=SESSION_DAYS * 86400, httponly=True, samesite="Lax",
+                        secure=request.is_secure, path="/")
+
+
+@web.get("/login")
+def login_form():
+    return render_template("login.html", next=_safe_next(request.args.get("next")), error=None,
+                           app_label=_app_label())
+
+
+def _app_label() -> str:
+    from .metadata.spec import label_text
+
+    spec = _runtime().spec
+    return label_text(spec.label, "en", spec.name)
+
+
+@web.post("/login")
+def login():
+    """Form post (redirects) or JSON ``{"username", "password"}`` (answers the CSRF token)."""
+    rt = _runtime()
+    as_json = request.is_json
+    data = (request.get_json(silent=True) or {}) if as_json else request.form
+    username = data.get("username") if isinstance(data.get("username"), str) else ""
+    password = data.get("password") if isinstance(data.get("password"), str) else ""
+    target = _safe_next(data.get("next") if isinstance(data.get("next"), str) else None)
+    try:
+        cookie, csrf, user = rt.directory.login(username, password, _client_address())
+    except CrmError as exc:
+        if as_json:
+            raise
+        response = Response(render_template("login.html", next=target, error=exc.message, username=username,
+                                            app_label=_app_label()), status=exc.status)
+        if exc.status == 429:
+            response.headers["Retry-After"] = str(exc.details["retry_after"])
+        return response
+    if as_json:
+        from .api import json_response
+
+        response = json_response({"data": {"user": {"id": user["id"], "username": user["username"],
+                                                    "display_name": user["display_name"]},
+                                           "csrf_token": csrf}})
+    else:
+        response = redirect(target, code=303)
+    old = request.cookies.get(SESSION_COOKIE)
+    if old:  # a new session id at every login (no session fixation)
+        rt.directory.logout(old)
+    _set_session_cookie(response, cookie)
+    return response
+
+
+@web.post("/logout")
+def logout():
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        _runtime().directory.logout(cookie)
+    response = redirect("/login", code=303) if not request.is_json else Response(status=204)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="Lax", secure=request.is_secure)
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(web)
+    app.before_request(authenticate)
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if response.status_code == 401 and request.path.startswith("/api/"):
+            response.headers.setdefault("WWW-Authenticate", 'Bearer realm="crmkit"')
+        return response

@@ -1,0 +1,357 @@
+"""Roles from configuration, compiled into what one user may do, and the SQL
+predicates that enforce data scopes.
+
+A role grants, per entity, actions (read, create, update, delete, export,
+import, assign, transition), each with a data scope: none, own, team,
+team_tree (the team and its sub-teams), subordinates (the user and their
+reporting chain) or all. Field rules make a field hidden, masked, read-only or
+writable. A user with several roles gets the union: the widest scope of each
+action, the most open level of each field. What no role grants is denied.
+
+The platform's own ``admin`` role (every action on every entity, scope all) is
+used when a config does not define ``admin``; it goes through the same checks
+as any role. The system (seeds, migrations, automations run as the system) is
+an actor whose access is compiled from the same kind of grant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from types import MappingProxyType
+from typing import Any, Callable, Iterable, Mapping
+
+import sqlalchemy as sa
+
+from .metadata.spec import AppSpec, EntitySpec, Label
+
+ACTIONS = ("read", "create", "update", "delete", "export", "import", "assign", "transition")
+SCOPES = ("none", "own", "team", "team_tree", "subordinates", "all")
+LEVELS = ("hidden", "masked", "read", "write")
+#: Platform entities a role may name (``*`` does not include them).
+SYSTEM_ENTITIES = ("user", "team")
+#: What a collaborator's share grants, by its access.
+SHARE_ACTIONS = {"read": ("read",), "write": ("read", "update", "transition")}
+#: Actions whose scope says nothing about a record: allowed or not.
+UNSCOPED = ("create", "import")
+#: Fields nobody can hide: a record without them cannot be addressed.
+ALWAYS_VISIBLE = ("id", "version")
+ADMIN_ROLE = "admin"
+
+
+def reduce_scope(kinds: Iterable[str]) -> frozenset[str]:
+    """The union of scopes, without the ones a wider scope already covers."""
+    kinds = set(kinds) - {"none"}
+    if "all" in kinds:
+        return frozenset({"all"})
+    if "team_tree" in kinds:
+        kinds.discard("team")
+    if kinds & {"team", "team_tree", "subordinates"}:
+        kinds.discard("own")  # each of them includes the user's own records
+    return frozenset(kinds)
+
+
+def scope_text(kinds: frozenset[str]) -> str:
+    if not kinds:
+        return "none"
+    return "+".join(k for k in SCOPES if k in kinds)
+
+
+# ------------------------------------------------------------------ masking
+
+def _mask_phone(value: Any) -> str:
+    text = str(value)
+    digits = len(text)
+    if digits < 7:
+        return "***"
+    return text[:3] + "*" * (digits - 7) + text[-4:] if digits > 7 else text[:3] + "****"
+
+
+def _mask_email(value: Any) -> str:
+    local, at, domain = str(value).partition("@")
+    return (local[:1] + "***" + at + domain) if at else "***"
+
+
+def _mask_text(value: Any) -> str:
+    text = str(value)
+    return text[:1] + "**" if text else "***"
+
+
+def _mask_all(value: Any) -> str:
+    return "***"
+
+
+MASKS: dict[str, Callable[[Any], str]] = {"phone": _mask_phone, "email": _mask_email, "string": _mask_text}
+
+
+def mask_for(field_type: str) -> Callable[[Any], str]:
+    """How a masked value of a field type is shown: a mobile as 138****1234, an
+    email as z***@example.com, a name as 张**, anything else (amounts, dates,
+    addresses) as ***."""
+    return MASKS.get(field_type, _mask_all)
+
+
+# ------------------------------------------------------------------ roles
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    label: Label
+    description: str
+    #: entity -> action -> scope kinds (empty: none)
+    grants: Mapping[str, Mapping[str, frozenset[str]]]
+    #: entity -> field -> level
+    fields: Mapping[str, Mapping[str, str]]
+
+
+def _scope_of(value: Any) -> frozenset[str]:
+    if value is True:
+        return frozenset({"all"})
+    if value is False or value == "none":
+        return frozenset()
+    return frozenset({value})
+
+
+def compile_role(name: str, raw: Mapping, spec: AppSpec) -> Role:
+    grants: dict[str, dict[str, frozenset[str]]] = {}
+    wildcard = raw.get("entities", {}).get("*", {})
+    for entity in spec.entities:
+        grants[entity] = {action: _scope_of(value) for action, value in wildcard.items()}
+    for entity, actions in raw.get("entities", {}).items():
+        if entity == "*":
+            continue
+        grants.setdefault(entity, {}).update({action: _scope_of(value) for action, value in actions.items()})
+    fields: dict[str, dict[str, str]] = {}
+    for target, level in raw.get("fields", {}).items():
+        entity, _, fname = target.partition(".")
+        fields.setdefault(entity, {})[fname] = level
+    frozen_grants = {e: MappingProxyType({a: s for a, s in g.items() if s}) for e, g in grants.items()}
+    return Role(name, raw.get("label") or {"en": name}, raw.get("description", ""),
+                MappingProxyType(frozen_grants),
+                MappingProxyType({e: MappingProxyType(f) for e, f in fields.items()}))
+
+
+def builtin_admin() -> dict:
+    every = dict.fromkeys(ACTIONS, "all")
+    return {"label": {"en": "Administrator", "zh": "系统管理员"},
+            "description": "Every action on every record (the platform's default admin role).",
+            "entities": {"*": every, "user": every, "team": every}}
+
+
+def role_documents(spec: AppSpec) -> dict[str, Mapping]:
+    """Every role of the config by name (the built-in admin unless the config has one)."""
+    roles: dict[str, Mapping] = {}
+    for doc in spec.documents.get("roles", ()):
+        roles.update(doc["roles"])
+    roles.setdefault(ADMIN_ROLE, builtin_admin())
+    return roles
+
+
+# ------------------------------------------------------------------ access
+
+@dataclass(frozen=True)
+class EntityAccess:
+    """What one user may do on one entity (the union of their roles)."""
+
+    name: str
+    scopes: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    levels: Mapping[str, str] = field(default_factory=dict)
+    visible: frozenset[str] = frozenset()
+    writable: frozenset[str] = frozenset()
+    masked: tuple[tuple[str, Callable[[Any], str]], ...] = ()
+
+    def allows(self, action: str) -> bool:
+        return bool(self.scopes.get(action))
+
+    def scope(self, action: str) -> frozenset[str]:
+        return self.scopes.get(action, frozenset())
+
+    @property
+    def masked_names(self) -> frozenset[str]:
+        return frozenset(name for name, _ in self.masked)
+
+    @property
+    def readable(self) -> frozenset[str]:
+        """Fields whose true value the user may see (filter, sort and search on)."""
+        return self.visible - self.masked_names
+
+
+@dataclass(frozen=True)
+class Access:
+    roles: tuple[str, ...]
+    entities: Mapping[str, EntityAccess]
+
+    def entity(self, name: str) -> EntityAccess:
+        found = self.entities.get(name)
+        return found if found is not None else EntityAccess(name)
+
+    def allows(self, entity: str, action: str) -> bool:
+        return self.entity(entity).allows(action)
+
+
+NO_ACCESS = Access((), MappingProxyType({}))
+
+
+class Permissions:
+    """The roles of a config, and the access of any combination of them."""
+
+    def __init__(self, spec: AppSpec, field_types: Mapping[str, Any]) -> None:
+        self.spec = spec
+        self.field_types = field_types
+        self.roles = {name: compile_role(name, raw, spec) for name, raw in role_documents(spec).items()}
+        self._access = lru_cache(maxsize=256)(self._compile)
+        self.everything = self._union([compile_role("system", builtin_admin(), spec)], ("system",))
+
+    def of(self, actor) -> Access:
+        """An actor's access: the system's own grant, or the user's roles."""
+        return self.everything if actor.system else actor.access
+
+    def access(self, roles: Iterable[str]) -> Access:
+        """The union of these roles (unknown names are ignored: a role removed
+        from the config grants nothing)."""
+        return self._access(tuple(sorted({r for r in roles if r in self.roles})))
+
+    def _compile(self, names: tuple[str, ...]) -> Access:
+        return self._union([self.roles[n] for n in names], names)
+
+    def _union(self, roles: list[Role], names: tuple[str, ...]) -> Access:
+        entities: dict[str, EntityAccess] = {}
+        for entity_name in list(self.spec.entities) + list(SYSTEM_ENTITIES):
+            granting = [r for r in roles if r.grants.get(entity_name)]
+            if not granting:
+                continue
+            scopes = {}
+            for action in ACTIONS:
+                kinds = reduce_scope(k for r in granting for k in r.grants[entity_name].get(action, ()))
+                if kinds:
+                    scopes[action] = frozenset({"all"}) if action in UNSCOPED else kinds
+            entity = self.spec.entities.get(entity_name)
+            if entity is None:  # users and teams: no field rules
+                entities[entity_name] = EntityAccess(entity_name, MappingProxyType(scopes))
+                continue
+            levels = {}
+            for f in entity.fields.values():
+                default = "read" if f.system else "write"
+                best = max((LEVELS.index(r.fields.get(entity_name, {}).get(f.name, default)) for r in granting))
+                levels[f.name] = "read" if f.name in ALWAYS_VISIBLE else LEVELS[best]
+            entities[entity_name] = EntityAccess(
+                entity_name, MappingProxyType(scopes), MappingProxyType(levels),
+                visible=frozenset(n for n, level in levels.items() if level != "hidden"),
+                writable=frozenset(n for n, level in levels.items() if level == "write"),
+                masked=tuple((n, mask_for(entity.fields[n].type)) for n, level in levels.items() if level == "masked"),
+            )
+        return Access(names, MappingProxyType(entities))
+
+    def explain(self, roles: Iterable[str]) -> dict:
+        """The matrix a client or an admin reads: per entity, each action's
+        scope and the fields that are not plainly writable."""
+        access = self.access(roles)
+        out = {}
+        for name in list(self.spec.entities) + list(SYSTEM_ENTITIES):
+            ea = access.entity(name)
+            out[name] = {
+                "actions": {action: scope_text(ea.scope(action)) for action in ACTIONS},
+                "fields": {f: level for f, level in ea.levels.items()
+                           if level != ("read" if self._is_system(name, f) else "write")},
+            }
+        return out
+
+    def _is_system(self, entity: str, name: str) -> bool:
+        spec = self.spec.entities.get(entity)
+        return spec is None or spec.fields[name].system
+
+
+# ------------------------------------------------------------------ SQL
+
+UID = "_scope_uid"
+TEAM = "_scope_team"
+
+
+class ScopeSQL:
+    """Data scopes as SQL predicates on an entity's table, with the caller's
+    user and team as bound parameters (``scope_params``), so statements can be
+    built once per entity and scope and reused by every user.
+
+    own: the owner (or, on entities without owners, the creator) is the user.
+    team: the record's team is the user's team, or it is their own.
+    team_tree: the record's team is the user's team or one below it.
+    subordinates: the owner is the user or someone in their reporting chain.
+    Shares (collaborators) add the records shared with the user."""
+
+    def __init__(self, tables) -> None:
+        self.tables = tables
+        self._cache: dict[tuple, sa.ColumnElement[bool] | None] = {}
+        users, teams = tables.users, tables.teams
+        tree = sa.select(teams.c.id).where(teams.c.id == sa.bindparam(TEAM)).cte("crmkit_team_tree", recursive=True)
+        self.team_tree = tree.union(sa.select(teams.c.id).where(teams.c.parent_id == tree.c.id))
+        chain = sa.select(users.c.id).where(users.c.id == sa.bindparam(UID)).cte("crmkit_reports", recursive=True)
+        self.reports = chain.union(sa.select(users.c.id).where(users.c.superior_id == chain.c.id))
+
+    def predicate(self, entity: str, kinds: frozenset[str], share: str | None = None) -> sa.ColumnElement[bool] | None:
+        """None when the scope is all; false() when it is none."""
+        key = (entity, kinds, share)
+        if key not in self._cache:
+            self._cache[key] = self._build(entity, kinds, share)
+        return self._cache[key]
+
+    def _table(self, entity: str) -> sa.Table:
+        if entity == "user":
+            return self.tables.users
+        if entity == "team":
+            return self.tables.teams
+        return self.tables.entities[entity]
+
+    def _build(self, entity: str, kinds: frozenset[str], share: str | None) -> sa.ColumnElement[bool] | None:
+        if "all" in kinds:
+            return None
+        table = self._table(entity)
+        users = self.tables.users
+        uid, team = sa.bindparam(UID), sa.bindparam(TEAM)
+        parts: list[sa.ColumnElement[bool]] = []
+        if entity == "team":
+            if kinds & {"own", "team", "subordinates"}:
+                parts.append(table.c.id == team)
+            if "team_tree" in kinds:
+                parts.append(table.c.id.in_(sa.select(self.team_tree.c.id)))
+        else:
+            if entity == "user":
+                owner, team_column = table.c.id, table.c.team_id
+            elif "owner_id" in table.c:
+                owner, team_column = table.c.owner_id, table.c.team_id
+            else:  # no owner: the creator stands for it, their current team for the record's
+                owner, team_column = table.c.created_by, None
+            if kinds & {"own", "team", "team_tree"}:
+                parts.append(owner == uid)
+            if "subordinates" in kinds:
+                parts.append(owner.in_(sa.select(self.reports.c.id)))
+            for kind in ("team", "team_tree"):
+                if kind not in kinds:
+                    continue
+                column = team_column if team_column is not None else users.c.team_id
+                where = column == team if kind == "team" else column.in_(sa.select(self.team_tree.c.id))
+                # Without a team column, the creator's current team stands for the record's.
+                parts.append(where if team_column is not None else owner.in_(sa.select(users.c.id).where(where)))
+        if share and entity not in SYSTEM_ENTITIES:
+            shares = self.tables.shares
+            wanted = [shares.c.entity == entity, shares.c.user_id == uid]
+            if share == "write":
+                wanted.append(shares.c.access == "write")
+            parts.append(table.c.id.in_(sa.select(shares.c.record_id).where(*wanted)))
+        if not parts:
+            return sa.false()
+        return parts[0] if len(parts) == 1 else sa.or_(*parts)
+
+
+def scope_params(actor) -> dict[str, int]:
+    """The bound values of scope predicates for an actor (-1: matches nothing)."""
+    return {UID: actor.id if actor.id is not None else -1, TEAM: actor.team_id if actor.team_id is not None else -1}
+
+
+def share_for(action: str) -> str | None:
+    """The share access that grants an action to a collaborator, if any."""
+    if action == "read":
+        return "read"
+    if action in SHARE_ACTIONS["write"]:
+        return "write"
+    return None
+
