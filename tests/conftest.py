@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import textwrap
 import uuid
 from collections.abc import Iterator
@@ -119,8 +120,16 @@ def mini_config(tmp_path: Path) -> Path:
 
 # ---------------------------------------------------------------- users
 
+_TOKENS_LOCK = threading.Lock()
+
+
 def token_for(app, username: str = "admin", roles: tuple[str, ...] = ("admin",), **fields) -> str:
     """An API token of a user (made with these roles and fields the first time)."""
+    with _TOKENS_LOCK:  # clients made in threads share the app
+        return _token_for(app, username, roles, **fields)
+
+
+def _token_for(app, username: str, roles: tuple[str, ...], **fields) -> str:
     tokens = app.extensions.setdefault("crmkit_test_tokens", {})
     if username not in tokens:
         directory = app.extensions["crmkit"].directory
