@@ -154,6 +154,16 @@ class Directory:
             self._audit(tx, "login", user["id"], user["username"], {"address": address})
         return cookie, csrf, user
 
+    def verify(self, user_id: int, password: str) -> bool:
+        """Whether this is the user's password (to confirm a password change)."""
+        users = self.tables.users
+        with self.engine.connect() as conn:
+            stored = conn.execute(sa.select(users.c.password_hash).where(users.c.id == user_id)).scalar()
+        try:
+            return bool(stored) and _hasher.verify(stored, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
     def logout(self, cookie: str) -> None:
         with write_transaction(self.engine) as tx:
             tx.execute(self.tables.sessions.delete().where(self.tables.sessions.c.digest == digest(cookie)))
@@ -422,6 +432,12 @@ class Directory:
             entity=AUDIT_ENTITY, record_id=user_id, action=action[:16],
             actor_id=by.id if by else (user_id if action.startswith("login") and user_id else None),
             actor=(by.name if by else actor_name)[:100], at=now(), changes=_jsonable(details)))
+
+    def audit_export(self, actor: Actor, entity: str, rows: int, args: list) -> None:
+        with write_transaction(self.engine) as tx:
+            tx.execute(self.tables.audit.insert().values(
+                entity=entity, record_id=0, action="export", actor_id=actor.id, actor=actor.name[:100], at=now(),
+                changes={"rows": rows, "query": [[k, v[:200]] for k, v in args[:50]]}))
 
     def audit_denial(self, denial: Mapping) -> None:
         """A refused action (after its request's transaction is over)."""

@@ -512,6 +512,60 @@ class RecordsService:
                             changes=[{relation: (sorted(before), sorted(after))}])
         self.hook.record_after_update(event=event)
 
+    # ---------------------------------------------------------------- collaborators (相关团队)
+
+    def collaborators(self, entity_name: str, record_id: int, actor: Actor) -> list[dict]:
+        entity = self.entity(entity_name)
+        shares, users = self.tables.shares, self.tables.users
+        with self.engine.connect() as conn:
+            if self.queries.fetch(conn, entity, record_id, actor=actor) is None:
+                raise self._not_found(entity, record_id)
+            rows = conn.execute(sa.select(shares.c.user_id, users.c.username, users.c.display_name, shares.c.access,
+                                          shares.c.created_at, shares.c.created_by)
+                                .join(users, users.c.id == shares.c.user_id)
+                                .where(shares.c.entity == entity.name, shares.c.record_id == record_id)
+                                .order_by(shares.c.created_at)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def share(self, entity_name: str, record_id: int, user_id: Any, access: Any, actor: Actor) -> None:
+        """Add a collaborator (or change their access): read, or write (read,
+        update, transition). Whoever may update the record through their roles
+        (its owner, their managers) may share it; a collaborator may not."""
+        entity = self.entity(entity_name)
+        if not entity.owned:
+            raise ValidationFailed(f"{entity.name} records have no owner, so they are not shared",
+                                   {"user_id": ["records of this entity cannot be shared"]})
+        if access not in ("read", "write"):
+            raise ValidationFailed("access must be read or write", {"access": ["must be read or write"]})
+        if isinstance(user_id, bool) or not isinstance(user_id, int) or not 0 < user_id <= MAX_ID:
+            raise ValidationFailed("user_id must be the id of a user", {"user_id": ["must be the id of a user"]})
+        shares, users = self.tables.shares, self.tables.users
+        with write_transaction(self.engine) as tx:
+            old = self._fetch_for(tx, entity, record_id, actor, ("share",))
+            if not tx.execute(sa.select(users.c.id).where(users.c.id == user_id, users.c.active.is_(True))).first():
+                raise ValidationFailed(f"no active user {user_id}", {"user_id": [f"no active user {user_id}"]})
+            key = (shares.c.entity == entity.name, shares.c.record_id == record_id, shares.c.user_id == user_id)
+            before = tx.execute(sa.select(shares.c.access).where(*key)).scalar()
+            if before == access:
+                return
+            tx.execute(shares.delete().where(*key))
+            tx.execute(shares.insert().values(entity=entity.name, record_id=record_id, user_id=user_id, access=access,
+                                              created_at=self._now(), created_by=actor.id))
+            self._relation_changed(tx, entity, old, "collaborators", {(user_id, before)} if before else set(),
+                                   {(user_id, access)}, actor)
+
+    def unshare(self, entity_name: str, record_id: int, user_id: int, actor: Actor) -> None:
+        entity = self.entity(entity_name)
+        shares = self.tables.shares
+        with write_transaction(self.engine) as tx:
+            old = self._fetch_for(tx, entity, record_id, actor, ("share",))
+            key = (shares.c.entity == entity.name, shares.c.record_id == record_id, shares.c.user_id == user_id)
+            before = tx.execute(sa.select(shares.c.access).where(*key)).scalar()
+            if before is None:
+                raise NotFound(f"user {user_id} is not a collaborator on {entity.name} {record_id}")
+            tx.execute(shares.delete().where(*key))
+            self._relation_changed(tx, entity, old, "collaborators", {(user_id, before)}, set(), actor)
+
     def purge(self, older_than: dt.timedelta | None = None) -> dict[str, int]:
         """Delete for good what has been in the recycle bin longer than the retention."""
         cutoff = self._now() - (older_than if older_than is not None else dt.timedelta(days=self.spec.recycle_bin_days))
@@ -524,6 +578,8 @@ class RecordsService:
                 if not ids:
                     continue
                 tx.execute(table.delete().where(table.c.id.in_(ids)))
+                shares = self.tables.shares
+                tx.execute(shares.delete().where(shares.c.entity == entity.name, shares.c.record_id.in_(ids)))
                 tx.execute(audit.insert(), [{"entity": entity.name, "record_id": i, "action": "purge",
                                               "actor_id": None, "actor": "system", "at": self._now(),
                                               "changes": None} for i in ids])

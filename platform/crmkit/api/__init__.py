@@ -161,6 +161,101 @@ def create_record(entity_name: str):
     return record_response(entity, row, 201)
 
 
+MAX_EXPORT = 200_000
+#: Spreadsheet programs run cells that start with these as formulas.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+@api.get("/<entity_name>/_export")
+def export_records(entity_name: str):
+    """The records of a list request (filters, q, sort, fields) as CSV, within the
+    caller's export scope, hidden fields left out and masked ones masked. The
+    export is written to the audit trail."""
+    import csv
+    import io
+
+    from flask import stream_with_context
+
+    rt = runtime()
+    entity = entity_or_404(entity_name)
+    entity_access(entity, "export")
+    actor = current_actor()
+    args = [(k, v) for k, v in request.args.items(multi=True) if k not in ("limit", "cursor", "count", "format")]
+    if request.args.get("format", "csv") != "csv":
+        raise BadRequest("format must be csv", {"format": ["only csv is offered"]}, code="invalid_parameter")
+    list_request = rt.queries.parse_list(entity, args, rt.permissions.of(actor))
+    present = presenter(entity, list_request.fields)
+    names = [n for n in entity.fields if n in (list_request.fields or rt.permissions.of(actor).entity(entity.name).visible)]
+    query = rt.queries.select_list(entity, list_request, actor, "export")
+    table = rt.tables.entities[entity.name]
+    query = query.order_by(*rt.queries._order(table, list_request.sort)).limit(MAX_EXPORT)
+    params = scope_params(actor)
+
+    def cell(value: Any) -> Any:
+        if isinstance(value, list):
+            value = ";".join(str(v) for v in value)
+        elif isinstance(value, dict):
+            value = json.dumps(value, ensure_ascii=False)
+        if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+            value = "'" + value
+        return value
+
+    def generate():
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        buffer.write("\ufeff")  # Excel reads UTF-8 (Chinese) only with the BOM
+        writer.writerow(names)
+        count = 0
+        with rt.engine.connect() as conn:
+            result = conn.execution_options(yield_per=2000).execute(query, params).mappings()
+            for row in result:
+                item = present(row)
+                writer.writerow([cell(item.get(n)) for n in names])
+                count += 1
+                if buffer.tell() > 65536:
+                    yield buffer.getvalue()
+                    buffer.seek(0)
+                    buffer.truncate()
+        yield buffer.getvalue()
+        rt.directory.audit_export(actor, entity.name, count, args)
+
+    filename = f"{entity.name}.csv"
+    return Response(stream_with_context(generate()), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@api.get("/<entity_name>/<record_id>/collaborators")
+def list_collaborators(entity_name: str, record_id: str):
+    rt = runtime()
+    entity = entity_or_404(entity_name)
+    rows = rt.records.collaborators(entity.name, _record_id(record_id), current_actor())
+    return json_response({"data": [{"user_id": r["user_id"], "username": r["username"],
+                                    "display_name": r["display_name"], "access": r["access"],
+                                    "created_at": r["created_at"].isoformat().replace("+00:00", "Z"),
+                                    "created_by": r["created_by"]} for r in rows]})
+
+
+@api.post("/<entity_name>/<record_id>/collaborators")
+def add_collaborator(entity_name: str, record_id: str):
+    """``{"user_id": 5, "access": "read" | "write"}``"""
+    rt = runtime()
+    entity = entity_or_404(entity_name)
+    body = read_json()
+    if not isinstance(body, dict):
+        raise BadRequest("send {\"user_id\": ..., \"access\": \"read\"}", code="invalid_body")
+    rid = _record_id(record_id)
+    rt.records.share(entity.name, rid, body.get("user_id"), body.get("access", "read"), current_actor())
+    return list_collaborators(entity_name, record_id)
+
+
+@api.delete("/<entity_name>/<record_id>/collaborators/<user_id>")
+def remove_collaborator(entity_name: str, record_id: str, user_id: str):
+    rt = runtime()
+    entity = entity_or_404(entity_name)
+    rt.records.unshare(entity.name, _record_id(record_id), _record_id(user_id), current_actor())
+    return Response(status=204)
+
+
 @api.post("/<entity_name>/_bulk")
 def bulk_create(entity_name: str):
     rt = runtime()
@@ -344,7 +439,8 @@ def list_regions():
 def openapi_document():
     from .openapi import document
 
-    return json_response(document(runtime()))
+    rt = runtime()
+    return json_response(document(rt, rt.permissions.of(current_actor())))
 
 
 @api.get("/docs")
@@ -352,7 +448,9 @@ def api_docs():
     from .openapi import document
 
     rt = runtime()
-    return render_template("api_docs.html", spec=rt.spec, doc=document(rt), types=rt.field_types)
+    access = rt.permissions.of(current_actor())
+    return render_template("api_docs.html", spec=rt.spec, doc=document(rt, access), types=rt.field_types,
+                           access=access)
 
 
 def _api_error(exc: Exception) -> Response:
@@ -371,6 +469,8 @@ def _api_error(exc: Exception) -> Response:
 
 
 def init_app(app: Flask) -> None:
+    from . import people  # noqa: F401 - its routes join the blueprint
+
     app.register_blueprint(api)
 
     @app.errorhandler(CrmError)

@@ -3,10 +3,13 @@ entities' marshmallow schemas. Built once per runtime and cached."""
 
 from __future__ import annotations
 
+import copy
+
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from ..metadata.spec import EntitySpec, label_text
+from ..permissions import Access
 from ..query import OPERATORS
 from ..runtime import Runtime
 from ..serialization import SpecField
@@ -150,9 +153,60 @@ def build_document(rt: Runtime) -> dict:
     return document
 
 
-def document(rt: Runtime) -> dict:
+def document(rt: Runtime, access: Access | None = None) -> dict:
+    """The whole document, or (with an access) the caller's view of it: entities
+    they can do nothing with left out, fields hidden from them removed, fields
+    they may not write marked read-only. Built once per combination of roles."""
     cached = getattr(rt, _CACHE_KEY, None)
     if cached is None:
-        cached = build_document(rt)
+        cached = {None: build_document(rt)}
         setattr(rt, _CACHE_KEY, cached)
-    return cached
+    key = None if access is None else access.roles
+    if key not in cached:
+        cached[key] = _view(rt, cached[None], access)
+    return cached[key]
+
+
+def _view(rt: Runtime, full: dict, access: Access) -> dict:
+    doc = copy.deepcopy(full)
+    schemas, paths = doc["components"]["schemas"], doc["paths"]
+    for name, entity in rt.spec.entities.items():
+        ea = access.entity(name)
+        read_name = type(rt.schemas[name].read).__name__
+        if not ea.scopes:
+            for suffix in ("", "Create", "Update"):
+                schemas.pop(read_name + suffix, None)
+            for path in list(paths):
+                if path == f"/api/v1/{name}" or path.startswith((f"/api/v1/{name}/", f"/api/v1/recycle_bin/{name}/")):
+                    del paths[path]
+            for other in rt.spec.entities.values():
+                for rel in other.relations.values():
+                    if rel.entity == name:
+                        paths.pop(f"/api/v1/{other.name}/{{id}}/{rel.name}", None)
+            doc["tags"] = [t for t in doc.get("tags", []) if t["name"] != name]
+            continue
+        hidden = set(entity.fields) - ea.visible
+        for suffix in ("", "Create", "Update"):
+            schema = schemas.get(read_name + suffix, {})
+            properties = schema.get("properties", {})
+            for field_name in hidden:
+                properties.pop(field_name, None)
+            if suffix:
+                for field_name, prop in properties.items():
+                    if field_name not in ea.writable:
+                        prop["readOnly"] = True
+            if "required" in schema:
+                schema["required"] = [r for r in schema["required"] if r not in hidden]
+        for operation in paths.get(f"/api/v1/{name}", {}).values():
+            for parameter in operation.get("parameters", ()):
+                if parameter["name"] == "filters":
+                    parameter["description"] = "\n".join(
+                        line for line in parameter["description"].split("\n")
+                        if not any(line.startswith(f"- `{h}`:") for h in hidden))
+                elif parameter["name"] == "sort":
+                    parameter["schema"]["default"] = ",".join(
+                        k for k in parameter["schema"]["default"].split(",") if k.lstrip("-") not in hidden)
+                elif parameter["name"] == "q":
+                    parameter["description"] = "Search in: " + ", ".join(
+                        n for n in entity.list.search if n in ea.readable)
+    return doc
