@@ -39,6 +39,8 @@ ROLES_YAML = """
       chief:
         entities:
           customer: {read: subordinates, update: subordinates, transition: subordinates}
+        fields:
+          customer.level: read
       auditor:
         entities:
           "*": {read: all, export: all}
@@ -49,6 +51,17 @@ ROLES_YAML = """
           customer.extra: hidden
       nobody:
         description: grants nothing
+"""
+
+WORKFLOW_YAML = """
+    workflow: membership
+    entity: customer
+    field: level
+    states: [bronze, silver, gold]
+    transitions:
+      - {name: upgrade, from: bronze, to: silver, require: [email]}
+      - {name: crown, from: silver, to: gold, roles: [manager], when: "age >= 18"}
+      - {name: reset, from: "*", to: bronze, when: "weekday(now()) = 1"}
 """
 
 #  hq
@@ -78,7 +91,8 @@ def org(module_database_url, tmp_path_factory):
     from crmkit.settings import Settings
 
     root = tmp_path_factory.mktemp("perm")
-    config = make_config(root / "config", {**MINI_FILES, "roles.yaml": ROLES_YAML})
+    config = make_config(root / "config", {**MINI_FILES, "roles.yaml": ROLES_YAML,
+                                            "workflows/membership.yaml": WORKFLOW_YAML})
     app = create_app(config, Settings(database_url=module_database_url, instance_dir=root / "instance"))
     app.config["TESTING"] = True
     rt = app.extensions["crmkit"]
@@ -449,3 +463,49 @@ def test_a_role_without_grants_sees_nothing(org):
         is_error(nobody.post(f"{API}/{entity}", json={}), 403, "forbidden")
     is_error(nobody.get(f"{API}/users"), 403)
     assert nobody.get(f"{API}/me").status_code == 200
+
+
+# ---------------------------------------------------------------- transitions
+
+def test_transitions_need_the_transition_scope_roles_and_requirements(org):
+    app, users, owned = org
+    rt = app.extensions["crmkit"]
+    boss, rep, chief = client_of(app, "boss"), client_of(app, "rep"), client_of(app, "chief")
+    record = rt.records.create("customer", {"name": "member", "owner_id": users["chief"]["id"]}, SYSTEM)
+    url = f"{API}/customer/{record['id']}"
+    assert record["level"] == "bronze"
+    # the state field changes only through transitions
+    error = is_error(app.test_client().patch(url, json={"level": "gold"}), 422)
+    assert "transitions" in error["details"]["level"][0]
+    # outside the scope: 404; the rep's role has no transition at all
+    is_error(rep.post(f"{url}/transitions/upgrade"), 404)
+    moves = chief.get(f"{url}/transitions").get_json()["data"]
+    assert [(m["name"], m["allowed"]) for m in moves] == [("upgrade", False), ("reset", False)]
+    assert moves[0]["missing"] == ["email"]
+    error = is_error(chief.post(f"{url}/transitions/upgrade"), 422)
+    assert error["details"] == {"email": ["is required to 'upgrade'"]}
+    # the required field can come with the move; level is read-only for the chief, yet the move sets it
+    moved = chief.post(f"{url}/transitions/upgrade", json={"email": "m@example.com"})
+    assert moved.status_code == 200, moved.get_json()
+    assert moved.get_json()["data"]["level"] == "silver"
+    is_error(chief.post(f"{url}/transitions/upgrade"), 409, "invalid_transition")
+    # crown: only managers, and only when the condition holds
+    is_error(chief.post(f"{url}/transitions/crown"), 403, "forbidden")
+    is_error(boss.post(f"{url}/transitions/crown"), 404)  # the chief's customer is outside the boss's scope
+    admin = app.test_client()
+    is_error(admin.post(f"{url}/transitions/crown"), 403)  # admin has no manager role: roles are roles
+    rt.directory.update_user(users["boss"]["id"], {"team_id": "hq"})
+    rt.records.update("customer", record["id"], {"owner_id": users["boss"]["id"]}, SYSTEM)
+    is_error(boss.post(f"{url}/transitions/crown"), 403, "forbidden")  # boss reads but has no transition action
+    rt.directory.update_user(users["boss"]["id"], {"team_id": "sales"})
+    # a condition outside the supported subset refuses rather than running unchecked
+    error = is_error(admin.post(f"{url}/transitions/reset"), 409, "unsupported_condition")
+    assert "expression language" in error["message"]
+    assert admin.get(url).get_json()["data"]["level"] == "silver"
+    is_error(client_of(app, "chief").post(f"{API}/customer/{owned['chief']}/transitions/nope"), 404, "unknown_transition")
+
+
+def test_new_records_start_in_the_initial_state(org):
+    app, users, owned = org
+    error = is_error(app.test_client().post(f"{API}/customer", json={"name": "x", "level": "gold"}), 422)
+    assert "starts in state 'bronze'" in error["details"]["level"][0]

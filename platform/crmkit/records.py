@@ -26,6 +26,7 @@ from .query import QueryBuilder
 from .serialization import EntitySchemas
 from .sqltypes import UTC
 from .tables import Tables
+from .workflows import Transition, UnsupportedCondition, Workflow, compile_workflows, condition_holds
 
 MAX_BULK = 1000
 
@@ -88,6 +89,9 @@ class RecordsService:
         self.hook = pm.hook
         self.tz = tz
         self.permissions = queries.permissions
+        self.workflows = compile_workflows(spec)
+        #: entity -> workflow field -> workflow
+        self._workflow_fields = {name: {wf.field: wf for wf in flows} for name, flows in self.workflows.items()}
         self._referrers = self._find_referrers()
         #: The UPDATE of a live record at a known version; the SET columns are
         #: the parameters given (built once: statement building is costly).
@@ -273,6 +277,14 @@ class RecordsService:
             for name, value in defaults:
                 if name not in row:
                     row[name] = copy.deepcopy(value) if isinstance(value, (list, dict)) else value
+        for field_name, workflow in self._workflow_fields.get(entity.name, {}).items():
+            for index, (row, data) in enumerate(zip(rows, items)):
+                given = isinstance(data, dict) and data.get(field_name) is not None
+                if given and not actor.system and row.get(field_name) != workflow.initial:
+                    errors.setdefault(index, {})[field_name] = [
+                        f"a new record starts in state '{workflow.initial}'; it moves on through the transitions"]
+                elif not given:
+                    row[field_name] = workflow.initial
         if errors:
             raise self._validation(errors, single)
         with self._transaction(conn) as tx:
@@ -343,7 +355,8 @@ class RecordsService:
     # ---------------------------------------------------------------- update
 
     def update(self, entity_name: str, record_id: int, data: Any, actor: Actor = ANONYMOUS, *,
-               version: int | None = None, conn: sa.Connection | None = None) -> dict:
+               version: int | None = None, conn: sa.Connection | None = None,
+               transition: Transition | None = None) -> dict:
         entity = self.entity(entity_name)
         schemas = self.schemas[entity.name]
         if isinstance(data, dict) and version is None and "version" in data:
@@ -352,10 +365,24 @@ class RecordsService:
             raise ValidationFailed("version must be an integer", {"version": ["must be an integer"]})
         data, owner, reassign = self._owner_from(data, entity)
         ea = self.access(actor, entity)
+        state = None
+        if transition is not None:  # the move's permission covers its state field, whatever the field rules
+            data = dict(data)
+            state = next((name, data.pop(name)) for name, wf in self._workflow_fields[entity.name].items()
+                         if transition in wf.transitions)
         values, problems = schemas.load(data, partial=True, system=actor.system, access=ea)
+        if state is not None:
+            values[state[0]] = state[1]
+        for field_name in self._workflow_fields.get(entity.name, {}):
+            if field_name in values and transition is None and not actor.system:
+                problems[field_name] = ["changes only through the workflow's transitions: "
+                                        f"POST /api/v1/{entity.name}/{record_id}/transitions/NAME"]
         if problems:
             raise self._validation({0: problems}, True)
-        actions = (("update",) if values or not reassign else ()) + (("assign",) if reassign else ())
+        if transition is not None:
+            actions: tuple[str, ...] = ("transition",)
+        else:
+            actions = (("update",) if values or not reassign else ()) + (("assign",) if reassign else ())
         with self._transaction(conn) as tx:
             old = self._fetch_for(tx, entity, record_id, actor, actions)
             if reassign and owner != old["owner_id"]:
@@ -395,6 +422,95 @@ class RecordsService:
             event.changes = [{name: (before[name], after[name]) for name in changed}]
             self.hook.record_after_update(event=event)
         return record
+
+    # ---------------------------------------------------------------- workflows
+
+    def _transition(self, entity: EntitySpec, name: str) -> tuple[Workflow, Transition]:
+        for workflow in self.workflows.get(entity.name, ()):
+            for move in workflow.transitions:
+                if move.name == name:
+                    return workflow, move
+        raise NotFound(f"{entity.name} has no transition '{name}'", code="unknown_transition")
+
+    def transitions(self, entity_name: str, record_id: int, actor: Actor) -> list[dict]:
+        """The moves of a record's workflows from its current state, each with
+        whether the actor may make it now and, if not, why."""
+        entity = self.entity(entity_name)
+        with self.engine.connect() as conn:
+            row = self.queries.fetch(conn, entity, record_id, actor=actor)
+            if row is None:
+                raise self._not_found(entity, record_id)
+            in_scope = self.queries.fetch(conn, entity, record_id, actor=actor, actions=("transition",)) is not None
+        values = {f.name: row[f.column] for f in entity.fields.values()}
+        moves = []
+        for workflow in self.workflows.get(entity.name, ()):
+            state = values[workflow.field]
+            for move in workflow.transitions:
+                if not move.allows_from(state):
+                    continue
+                reason = self._refusal(actor, move, values, in_scope)
+                moves.append({"name": move.name, "label": move.label, "from": state, "to": move.to,
+                              "workflow": workflow.name, "allowed": reason is None, "reason": reason,
+                              "missing": [n for n in move.require if _empty(values.get(n))]})
+        return moves
+
+    def _refusal(self, actor: Actor, move: Transition, values: Mapping, in_scope: bool) -> str | None:
+        if not in_scope:
+            return "your role does not allow you to move this record"
+        if move.roles and not actor.system and not move.roles & set(self.permissions.of(actor).roles):
+            return f"only {', '.join(sorted(move.roles))} may make this move"
+        missing = [n for n in move.require if _empty(values.get(n))]
+        if missing:
+            return f"fill in first: {', '.join(missing)}"
+        if move.when:
+            try:
+                if not condition_holds(move.when, values):
+                    return f"the condition does not hold: {move.when}"
+            except UnsupportedCondition:
+                return f"the condition '{move.when}' needs the expression language, which is not built yet"
+        return None
+
+    def transition(self, entity_name: str, record_id: int, name: str, data: Any, actor: Actor = ANONYMOUS, *,
+                   version: int | None = None) -> dict:
+        """Make a workflow move; ``data`` may fill in fields it requires (under
+        the actor's field rules) in the same write."""
+        entity = self.entity(entity_name)
+        workflow, move = self._transition(entity, name)
+        data = dict(data) if isinstance(data, dict) else {}
+        data.pop("version", None)
+        if workflow.field in data:
+            raise ValidationFailed(f"the transition sets {workflow.field}; do not send it",
+                                   {workflow.field: ["is set by the transition"]})
+        with write_transaction(self.engine) as tx:
+            old = self._fetch_for(tx, entity, record_id, actor, ("transition",))
+            state = old[entity.fields[workflow.field].column]
+            if not move.allows_from(state):
+                raise Conflict(f"cannot '{move.name}' from state '{state}'",
+                               {workflow.field: [f"is '{state}'; '{move.name}' starts from "
+                                                 f"{', '.join(sorted(move.sources or ()))}"]}, code="invalid_transition")
+            if move.roles and not actor.system and not move.roles & set(self.permissions.of(actor).roles):
+                raise self._forbidden(actor, entity, "transition", record_id,
+                                      f"only {', '.join(sorted(move.roles))} may make the move '{move.name}'")
+            values, problems = self.schemas[entity.name].load(data, partial=True, system=actor.system,
+                                                              access=self.access(actor, entity))
+            if problems:
+                raise self._validation({0: problems}, True)
+            merged = {f.name: old[f.column] for f in entity.fields.values()}
+            merged.update(values)
+            missing = [n for n in move.require if _empty(merged.get(n))]
+            if missing:
+                raise ValidationFailed(f"'{move.name}' needs: {', '.join(missing)}",
+                                       {n: [f"is required to '{move.name}'"] for n in missing})
+            if move.when:
+                try:
+                    holds = condition_holds(move.when, merged)
+                except UnsupportedCondition:
+                    raise Conflict(f"the condition '{move.when}' needs the expression language, which is not "
+                                   "built yet", code="unsupported_condition") from None
+                if not holds:
+                    raise Conflict(f"'{move.name}' needs: {move.when}", code="condition_failed")
+            return self.update(entity.name, record_id, {**data, workflow.field: move.to}, actor, version=version,
+                               conn=tx, transition=move)
 
     def _not_found(self, entity: EntitySpec, record_id: int) -> NotFound:
         return NotFound(f"{entity.name} {record_id} not found")
@@ -585,6 +701,10 @@ class RecordsService:
                                               "changes": None} for i in ids])
                 purged[entity.name] = len(ids)
         return purged
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == "" or value == []
 
 
 def iter_chunks(items: Iterable, size: int):

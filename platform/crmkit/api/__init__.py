@@ -311,6 +311,26 @@ def delete_record(entity_name: str, record_id: str):
     return Response(status=204)
 
 
+@api.get("/<entity_name>/<record_id>/transitions")
+def list_transitions(entity_name: str, record_id: str):
+    """The moves from the record's current state, each with whether the caller may make it now."""
+    rt = runtime()
+    entity = entity_or_404(entity_name)
+    moves = rt.records.transitions(entity.name, _record_id(record_id), current_actor())
+    return json_response({"data": moves})
+
+
+@api.post("/<entity_name>/<record_id>/transitions/<name>")
+def make_transition(entity_name: str, record_id: str, name: str):
+    """Move the record; the body may fill in fields the move requires."""
+    rt = runtime()
+    entity = entity_or_404(entity_name)
+    body = read_json() if request.content_length else {}
+    row = rt.records.transition(entity.name, _record_id(record_id), name, body, current_actor(),
+                                version=expected_version(body))
+    return record_response(entity, row)
+
+
 @api.get("/<entity_name>/<record_id>/history")
 def record_history(entity_name: str, record_id: str):
     rt = runtime()
