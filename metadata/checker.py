@@ -371,7 +371,7 @@ def _check_documents(by_kind: dict[str, list[Document]], entities: dict[str, Ent
 
     # key=True: the name is a mapping key (roles, view filters), so point at the key, not its value.
     def entity_ref(doc: Document, path: tuple, name: str, key: bool = False) -> EntitySpec | None:
-        if name in ("*", "user", "team") and doc.kind == "roles":  # all entities; the platform's own
+        if name in ("*", "user", "team", "audit") and doc.kind == "roles":  # all entities; the platform's own
             return None
         if name not in entities:
             problems.add(doc, path, f"unknown entity '{name}'", did_you_mean(name, entities), key=key)

@@ -509,3 +509,16 @@ def test_new_records_start_in_the_initial_state(org):
     app, users, owned = org
     error = is_error(app.test_client().post(f"{API}/customer", json={"name": "x", "level": "gold"}), 422)
     assert "starts in state 'bronze'" in error["details"]["level"][0]
+
+
+def test_audit_trail_by_its_own_scope(org):
+    app, users, owned = org
+    client_of(app, "nobody").get(f"{API}/customer")  # a denial
+    entries = app.test_client().get(f"{API}/audit?action=denied").get_json()["data"]
+    assert any(e["actor"] == "nobody" and e["entity"] == "customer" for e in entries)
+    is_error(client_of(app, "rep").get(f"{API}/audit"), 403, "forbidden")
+    is_error(app.test_client().get(f"{API}/audit?record_id=x"), 400, "invalid_parameter")
+    rt = app.extensions["crmkit"]
+    rt.records.update("customer", owned["rep"], {"balance": "777.00"}, SYSTEM)
+    changes = app.test_client().get(f"{API}/audit?entity=customer&record_id={owned['rep']}").get_json()["data"]
+    assert changes[0]["changes"] == {"balance": [changes[0]["changes"]["balance"][0], "777.00"]}

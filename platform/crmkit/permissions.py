@@ -28,8 +28,9 @@ from .metadata.spec import AppSpec, EntitySpec, Label
 ACTIONS = ("read", "create", "update", "delete", "export", "import", "assign", "transition")
 SCOPES = ("none", "own", "team", "team_tree", "subordinates", "all")
 LEVELS = ("hidden", "masked", "read", "write")
-#: Platform entities a role may name (``*`` does not include them).
-SYSTEM_ENTITIES = ("user", "team")
+#: Platform entities a role may name (``*`` does not include them): users,
+#: teams, and the audit trail (read: whose actions one may read).
+SYSTEM_ENTITIES = ("user", "team", "audit")
 #: What a collaborator's share grants, by its access.
 SHARE_ACTIONS = {"read": ("read",), "write": ("read", "update", "transition")}
 #: Actions whose scope says nothing about a record: allowed or not.
@@ -135,7 +136,7 @@ def builtin_admin() -> dict:
     every = dict.fromkeys(ACTIONS, "all")
     return {"label": {"en": "Administrator", "zh": "系统管理员"},
             "description": "Every action on every record (the platform's default admin role).",
-            "entities": {"*": every, "user": every, "team": every}}
+            "entities": {"*": every, **{name: every for name in SYSTEM_ENTITIES}}}
 
 
 def role_documents(spec: AppSpec) -> dict[str, Mapping]:
@@ -294,17 +295,19 @@ class ScopeSQL:
             self._cache[key] = self._build(entity, kinds, share)
         return self._cache[key]
 
-    def _table(self, entity: str) -> sa.Table:
+    def table(self, entity: str) -> sa.Table:
         if entity == "user":
             return self.tables.users
         if entity == "team":
             return self.tables.teams
+        if entity == "audit":
+            return self.tables.audit
         return self.tables.entities[entity]
 
     def _build(self, entity: str, kinds: frozenset[str], share: str | None) -> sa.ColumnElement[bool] | None:
         if "all" in kinds:
             return None
-        table = self._table(entity)
+        table = self.table(entity)
         users = self.tables.users
         uid, team = sa.bindparam(UID), sa.bindparam(TEAM)
         parts: list[sa.ColumnElement[bool]] = []
@@ -316,6 +319,8 @@ class ScopeSQL:
         else:
             if entity == "user":
                 owner, team_column = table.c.id, table.c.team_id
+            elif entity == "audit":  # an entry belongs to whoever acted
+                owner, team_column = table.c.actor_id, None
             elif "owner_id" in table.c:
                 owner, team_column = table.c.owner_id, table.c.team_id
             else:  # no owner: the creator stands for it, their current team for the record's

@@ -54,7 +54,7 @@ def _scoped(entity: str, action: str, record_id: int | None = None) -> sa.Select
     ea = rt.permissions.of(actor).entity(entity)
     if not ea.allows(action):
         raise _denied(entity, action, record_id)
-    table = rt.tables.users if entity == "user" else rt.tables.teams
+    table = rt.queries.scopes.table(entity)
     query = sa.select(table)
     scope = rt.queries.scopes.predicate(entity, ea.scope(action))
     if scope is not None:
@@ -286,3 +286,47 @@ def update_team(team_id: str):
     rid = _id(team_id)
     _one("team", "update", rid)
     return json_response({"data": team_json(runtime().directory.update_team(rid, data, by=current_actor()))})
+
+
+# ------------------------------------------------------------------ audit trail
+
+@api.get("/audit")
+def audit_trail():
+    """The audit trail, newest first, within the caller's ``audit`` read scope
+    (all, or the entries of their own actions, their team's ...). Filters:
+    entity, record_id, action, actor_id, before (an entry id, for the next page)."""
+    rt = runtime()
+    audit = rt.tables.audit
+    query = _scoped("audit", "read")
+    for key in ("entity", "action"):
+        if request.args.get(key):
+            query = query.where(audit.c[key] == request.args[key])
+    for key in ("record_id", "actor_id", "before"):
+        text = request.args.get(key)
+        if text is None:
+            continue
+        if not (text.isascii() and text.isdigit()) or len(text) > 10:
+            raise BadRequest(f"{key} must be a whole number", {key: ["must be a whole number"]},
+                             code="invalid_parameter")
+        column = audit.c.id if key == "before" else audit.c[key]
+        query = query.where(column < int(text) if key == "before" else column == int(text))
+    with rt.engine.connect() as conn:
+        rows = conn.execute(query.order_by(audit.c.id.desc()).limit(200), scope_params(current_actor())).mappings().all()
+    data = [{"id": r["id"], "entity": r["entity"], "record_id": r["record_id"], "action": r["action"],
+             "actor": r["actor"], "actor_id": r["actor_id"], "at": _iso(r["at"]),
+             "changes": _audit_changes(r)} for r in rows]
+    return json_response({"data": data, "next_before": data[-1]["id"] if len(data) == 200 else None})
+
+
+def _audit_changes(row: Mapping) -> Any:
+    """Record changes as the caller may see them (field rules); platform entries as they are."""
+    from . import _visible_changes
+
+    rt = runtime()
+    entity = rt.spec.entities.get(row["entity"])
+    if entity is None:
+        return row["changes"]
+    ea = rt.permissions.of(current_actor()).entity(entity.name)
+    if ea.scope("read") != frozenset({"all"}):
+        return None  # the values of records outside their read scope are not theirs to see
+    return _visible_changes(entity, ea, row["changes"])
