@@ -522,3 +522,40 @@ def test_audit_trail_by_its_own_scope(org):
     rt.records.update("customer", owned["rep"], {"balance": "777.00"}, SYSTEM)
     changes = app.test_client().get(f"{API}/audit?entity=customer&record_id={owned['rep']}").get_json()["data"]
     assert changes[0]["changes"] == {"balance": [changes[0]["changes"]["balance"][0], "777.00"]}
+
+
+def test_recycle_bin_follows_the_delete_scope(org):
+    app, users, owned = org
+    rt = app.extensions["crmkit"]
+    boss = client_of(app, "boss")
+    mine = rt.records.create("customer", {"name": "boss bin", "owner_id": users["boss"]["id"]}, SYSTEM)
+    other = rt.records.create("customer", {"name": "west bin", "owner_id": users["west"]["id"]}, SYSTEM)
+    assert boss.delete(f"{API}/customer/{mine['id']}").status_code == 204
+    rt.records.delete("customer", other["id"], SYSTEM)
+    binned = {r["id"] for r in boss.get(f"{API}/recycle_bin?entity=customer").get_json()["data"]}
+    assert mine["id"] in binned and other["id"] not in binned  # west is below the boss's delete scope (team)
+    is_error(boss.post(f"{API}/recycle_bin/customer/{other['id']}/restore"), 403)  # readable, not theirs to restore
+    assert boss.post(f"{API}/recycle_bin/customer/{mine['id']}/restore").status_code == 200
+    is_error(client_of(app, "rep").get(f"{API}/recycle_bin?entity=customer"), 403, "forbidden")
+
+
+def test_the_records_service_checks_whoever_calls_it(org):
+    """An automation running as a user is held to that user's roles."""
+    from crmkit.errors import Forbidden, NotFound, ValidationFailed
+
+    app, users, owned = org
+    rt = app.extensions["crmkit"]
+    rep = rt.directory.actor(rt.directory.user("rep"))
+    with pytest.raises(NotFound):
+        rt.records.update("customer", owned["stranger"], {"age": 1}, rep)
+    with pytest.raises(Forbidden):
+        rt.records.delete("customer", owned["rep"], rep)
+    with pytest.raises(ValidationFailed) as refused:
+        rt.records.update("customer", owned["rep"], {"balance": "1.00"}, rep)
+    assert refused.value.details == {"balance": ["unknown field"]}
+    with pytest.raises(Forbidden):
+        rt.records.create("contract", {"amount": "1.00"}, rep)
+    from crmkit.records import ANONYMOUS
+
+    with pytest.raises(Forbidden):
+        rt.records.create("product", {"name": "x"}, ANONYMOUS)
