@@ -52,7 +52,9 @@ ERROR_SCHEMA = {
 
 
 def _errors(*statuses: int) -> dict:
+    statuses = (401, 403) + statuses
     text = {400: "Bad request (bad parameter, filter, sort, cursor or JSON)", 404: "Not found",
+            401: "Not authenticated (no, a bad or a revoked token)", 403: "Your roles do not allow this",
             409: "Conflict (stale version, unique value, still referenced)", 415: "Body is not JSON",
             422: "Invalid field values"}
     return {str(s): {"description": text[s], "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
@@ -150,6 +152,12 @@ def build_document(rt: Runtime) -> dict:
             })
     document = spec.to_dict()
     document["info"]["x-operators"] = list(OPERATORS)
+    document.setdefault("components", {})["securitySchemes"] = {
+        "bearer": {"type": "http", "scheme": "bearer",
+                   "description": "A personal API token (crmkit token create USER, or POST /api/v1/me/tokens)."},
+        "session": {"type": "apiKey", "in": "cookie", "name": "crmkit_session",
+                    "description": "A browser session from /login; changes also need the X-CSRF-Token header."}}
+    document["security"] = [{"bearer": []}, {"session": []}]
     return document
 
 
