@@ -344,3 +344,23 @@ def test_roles_list():
     assert names == ["admin", "sales_manager", "sales_rep", "service_rep", "marketer", "analyst", "executive",
                      "finance"]
     assert "销售人员" in result.stdout
+
+
+@pytest.mark.parametrize("args", [
+    ["user"], ["user", "create", "li"], ["user", "create"], ["user", "frobnicate"], ["team", "create"],
+    ["roles", "explain", str(SAMPLE_CONFIG)], ["roles", "explain", "--role", "admin"],
+])
+def test_people_commands_bad_usage_exits_2(args, env):
+    result = CliRunner().invoke(cli, args, env=env)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+
+
+def test_seed_on_a_config_without_sales_roles_owns_nothing(tmp_path, database_url, directory):
+    config = make_config(tmp_path / "no_roles", MINI_FILES)
+    env = db_env(database_url, tmp_path / "instance")
+    result = run(["seed", str(config), "--size", "5", "--users", "2"], env)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == "No extra sales reps: the config has no sales_rep role.\n"
+    assert "Demo users" not in result.stdout
+    assert directory.team("sales_east")["name"] == "sales_east"  # the teams are there to use all the same

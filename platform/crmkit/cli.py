@@ -183,6 +183,8 @@ def seed(config: Path, size: int, random_seed: int, if_empty: bool, extra_reps: 
             click.echo(f"Their password: {org.password}")
         else:
             click.echo(f"Password of {', '.join(made)}: {org.password} (the others existed and keep theirs)")
+    if extra_reps and not org.extra:
+        click.echo("No extra sales reps: the config has no sales_rep role.", err=True)
     if org.extra:
         click.echo(f"Extra sales reps: {org.extra[0]} to {org.extra[-1]} ({len(org.extra)}), without a password "
                    "(crmkit user set-password NAME, or crmkit token create NAME).")

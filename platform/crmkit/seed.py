@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from faker import Faker
 
 from . import regions
+from .errors import NotFound
 from .metadata.spec import EntitySpec, FieldSpec
 from .gcpause import paused_gc
 from .records import SYSTEM
@@ -285,18 +286,17 @@ def demo_org(rt: Runtime, *, extra_reps: int = 0, password: str = DEMO_PASSWORD,
     for name, display, role, team, superior, secret in wanted:
         user = _existing(directory.user, name)
         if user is None:
-            if superior not in made and _existing(directory.user, superior or "") is None:
+            if superior is not None and superior not in made and _existing(directory.user, superior) is None:
                 superior = None
             user = directory.create_user({"username": name, "display_name": display, "roles": [role],
                                           "team_id": team, "superior_id": superior, "password": secret})
             org.created.append(name)
-        org.users[name] = (user["id"], tuple(user["roles"] or ()))
+        if user["active"]:  # a disabled user can own nothing new
+            org.users[name] = (user["id"], tuple(user["roles"] or ()))
     return org
 
 
 def _existing(find: Callable[[str], Any], name: str) -> Any:
-    from .errors import NotFound
-
     try:
         return find(name)
     except NotFound:
