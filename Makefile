@@ -25,8 +25,12 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
+# The first run makes the first admin (password from CRMKIT_ADMIN_PASSWORD, else
+# generated and printed once) and demo users (password crmkit-demo, or CRMKIT_DEMO_PASSWORD).
+run: export CRMKIT_CONFIG = $(CONFIG)
 run: install
 	$(BIN)/crmkit migrate $(CONFIG) --apply
+	$(BIN)/crmkit user create-admin --if-missing
 	$(BIN)/crmkit seed $(CONFIG) --size $(SEED_SIZE) --if-empty
 	$(BIN)/crmkit serve $(CONFIG) --host $(HOST) --port $(PORT)
 

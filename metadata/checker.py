@@ -21,6 +21,12 @@ from .spec import (QUERY_PARAMETERS, RESERVED_ENTITY_NAMES, RESERVED_FIELD_NAMES
                    SectionSpec, humanize)
 
 SINGLE_DOCUMENT_KINDS = ("app",)
+# Kept in step with crmkit.permissions (tests/test_config.py checks it): the
+# platform's own entities a role may name, its built-in role, the system's name.
+PLATFORM_ENTITIES = ("user", "team")
+ADMIN_ROLE = "admin"
+SYSTEM_ROLE = "system"
+ALWAYS_VISIBLE = ("id", "version")
 INDEX_NAME_LIMIT = 60
 
 
@@ -91,6 +97,15 @@ def _json_type(value: Any) -> str:
             int: "an integer", float: "a number", type(None): "nothing"}.get(type(value), type(value).__name__)
 
 
+def _names_a_key(error: ValidationError) -> bool:
+    """Whether the error is about a mapping's key (propertyNames), not a value."""
+    steps = list(error.relative_schema_path)
+    if "propertyNames" not in steps:
+        return False
+    after = steps[len(steps) - steps[::-1].index("propertyNames"):]
+    return not any(step in ("properties", "additionalProperties", "items") for step in after)
+
+
 def check_structure(doc: Document, problems: ProblemList) -> bool:
     if fast_check(doc.kind)(doc.data):
         return True
@@ -98,6 +113,11 @@ def check_structure(doc: Document, problems: ProblemList) -> bool:
     for error in validator(doc.kind).iter_errors(doc.data):
         message, hint, at_key = _structural_message(error)
         path = tuple(error.absolute_path)
+        if _names_a_key(error):
+            # A key broke the mapping's rule for names: point at that key, not at the mapping.
+            path, at_key = path + (error.instance,), True
+            if error.validator == "enum" and error.schema.get("title"):
+                message = f"unknown {error.schema['title']} '{error.instance}'"
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
             allowed = error.schema.get("properties", {})
             extras = [k for k in error.instance if k not in allowed]
@@ -414,15 +434,51 @@ def _check_documents(by_kind: dict[str, list[Document]], entities: dict[str, Ent
                 field_ref(doc, ("views", view, "group_by"), entity, raw["group_by"])
             for key in raw.get("filter", {}):
                 field_ref(doc, ("views", view, "filter", key), entity, re.split(r"__|\.", key)[0], key=True)
-    for doc in by_kind.get("roles", []):
-        for role, raw in doc.data["roles"].items():
-            for ename in raw.get("entities", {}):
-                entity_ref(doc, ("roles", role, "entities", ename), ename, key=True)
-            for target in raw.get("fields", {}):
-                ename, _, fname = target.partition(".")
-                entity = entity_ref(doc, ("roles", role, "fields", target), ename, key=True)
-                field_ref(doc, ("roles", role, "fields", target), entity, fname, key=True)
+    defined = _check_roles(by_kind.get("roles", []), entity_ref, field_ref, problems)
+    for doc in by_kind.get("workflow", []):
+        for i, move in enumerate(doc.data["transitions"]):
+            for j, role in enumerate(move.get("roles", ())):
+                if role not in defined:
+                    problems.add(doc, ("transitions", i, "roles", j), f"unknown role '{role}'",
+                                 did_you_mean(role, defined))
+    for doc in by_kind.get("views", []):
+        for view, raw in doc.data["views"].items():
+            for j, role in enumerate(raw.get("roles", ())):
+                if role not in defined:
+                    problems.add(doc, ("views", view, "roles", j), f"unknown role '{role}'", did_you_mean(role, defined))
     for doc in by_kind.get("automations", []):
         for name, raw in doc.data["automations"].items():
             if "entity" in raw:
                 entity_ref(doc, ("automations", name, "entity"), raw["entity"])
+
+
+def _check_roles(docs: list[Document], entity_ref, field_ref, problems: ProblemList) -> set[str]:
+    """Check the roles documents; returns the names of every role there is
+    (the platform's admin role always is)."""
+    defined: dict[str, Document] = {}
+    for doc in docs:
+        for role, raw in doc.data["roles"].items():
+            if role == SYSTEM_ROLE:
+                problems.add(doc, ("roles", role), f"'{role}' is a reserved role name "
+                             "(the platform's own actor: seeds, migrations, automations)", key=True)
+            elif role in defined:
+                problems.add(doc, ("roles", role), f"role '{role}' is defined twice (also in {defined[role].file})",
+                             key=True)
+            defined.setdefault(role, doc)
+            for ename in raw.get("entities", {}):
+                if ename not in PLATFORM_ENTITIES:
+                    entity_ref(doc, ("roles", role, "entities", ename), ename, key=True)
+            for target in raw.get("fields", {}):
+                ename, _, fname = target.partition(".")
+                path = ("roles", role, "fields", target)
+                if ename in PLATFORM_ENTITIES:
+                    problems.add(doc, path, f"no field rules apply to the platform's {ename} records", key=True)
+                    continue
+                entity = entity_ref(doc, path, ename, key=True)
+                if entity is not None and fname in ALWAYS_VISIBLE:
+                    problems.add(doc, path, f"{target} cannot have a field rule: every record shows its id and "
+                                 "version (clients need them to address and update it)", key=True)
+                    continue
+                field_ref(doc, path, entity, fname, key=True)
+    return set(defined) | {ADMIN_ROLE} - {SYSTEM_ROLE}
+

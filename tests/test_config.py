@@ -363,6 +363,84 @@ def test_roles_with_unknown_scope(tmp_path):
     assert "'mine' is not one of none, own, team, team_tree, subordinates, all" in problem.message
 
 
+def test_roles_with_unknown_action_point_at_the_action(tmp_path):
+    problem = only_problem(tmp_path, {"app.yaml": APP, "entities/customer.yaml": CUSTOMER, "roles.yaml": """\
+        roles:
+          sales_rep:
+            entities: {customer: {reed: own}}
+    """})
+    assert at(problem) == ("roles.yaml", 3, 27)
+    assert (problem.message, problem.hint) == ("unknown action 'reed'", "did you mean 'read'?")
+
+
+def test_roles_may_name_users_and_teams_but_give_them_no_field_rules(tmp_path):
+    problem = only_problem(tmp_path, {"app.yaml": APP, "entities/customer.yaml": CUSTOMER, "roles.yaml": """\
+        roles:
+          sales_rep:
+            entities: {user: {read: all}, team: {read: all}}
+            fields: {user.mobile: hidden}
+    """})
+    assert at(problem) == ("roles.yaml", 4, 14)
+    assert problem.message == "no field rules apply to the platform's user records"
+
+
+@pytest.mark.parametrize("name", ["id", "version"])
+def test_roles_cannot_hide_id_or_version(tmp_path, name):
+    problem = only_problem(tmp_path, {"app.yaml": APP, "entities/customer.yaml": CUSTOMER, "roles.yaml": f"""\
+        roles:
+          sales_rep:
+            fields: {{customer.name: masked, customer.{name}: hidden}}
+    """})
+    assert at(problem) == ("roles.yaml", 3, 37)
+    assert problem.message.startswith(f"customer.{name} cannot have a field rule: every record shows its id and version")
+
+
+def test_role_named_system_is_reserved(tmp_path):
+    problem = only_problem(tmp_path, {"app.yaml": APP, "entities/customer.yaml": CUSTOMER, "roles.yaml": """\
+        roles:
+          system:
+            entities: {customer: {read: all}}
+    """})
+    assert at(problem) == ("roles.yaml", 2, 3)
+    assert problem.message.startswith("'system' is a reserved role name")
+
+
+def test_role_defined_in_two_files(tmp_path):
+    problem = only_problem(tmp_path, {"app.yaml": APP, "entities/customer.yaml": CUSTOMER,
+                                      "roles/sales.yaml": "roles:\n  sales_rep: {}\n",
+                                      "roles/more.yaml": "roles:\n  analyst: {}\n  sales_rep: {}\n"})
+    assert at(problem) in {("roles/sales.yaml", 2, 3), ("roles/more.yaml", 3, 3)}
+    assert problem.message.startswith("role 'sales_rep' is defined twice (also in roles/")
+
+
+def test_workflow_and_view_roles_must_be_defined(tmp_path):
+    problems = problems_of(tmp_path, {"app.yaml": APP, "entities/customer.yaml": ENUM_CUSTOMER,
+                                      "roles.yaml": "roles:\n  sales_rep: {}\n", "workflows/w.yaml": """\
+        workflow: level_flow
+        entity: customer
+        field: level
+        states: [bronze, gold]
+        transitions:
+          - {from: bronze, to: gold, roles: [admin, sales_rep, sales_mgr]}
+    """, "views.yaml": """\
+        views:
+          gold: {entity: customer, roles: [sales_repp]}
+    """})
+    assert [(at(p), p.message, p.hint) for p in problems] == [
+        (("views.yaml", 2, 36), "unknown role 'sales_repp'", "did you mean 'sales_rep'?"),
+        (("workflows/w.yaml", 6, 56), "unknown role 'sales_mgr'", "did you mean 'sales_rep'?"),
+    ]
+
+
+def test_checker_knows_the_platform_entities_and_roles_of_the_access_module():
+    from crmkit import permissions
+    from crmkit.metadata import checker
+
+    assert checker.PLATFORM_ENTITIES == permissions.SYSTEM_ENTITIES
+    assert checker.ADMIN_ROLE == permissions.ADMIN_ROLE
+    assert checker.ALWAYS_VISIBLE == permissions.ALWAYS_VISIBLE
+
+
 def test_tag_for_unknown_entity(tmp_path):
     problem = only_problem(tmp_path, {"app.yaml": APP, "entities/customer.yaml": CUSTOMER, "tags.yaml": """\
         tags:

@@ -1,4 +1,5 @@
-"""The ``crmkit`` command: check, migrate, serve, seed, routes, openapi, purge.
+"""The ``crmkit`` command: check, migrate, serve, seed, routes, openapi, purge;
+users, teams, API tokens and roles.
 
 Exit status 0 on success, 1 on a user error (a message, never a traceback),
 2 on bad usage.
@@ -6,20 +7,36 @@ Exit status 0 on success, 1 on a user error (a message, never a traceback),
 
 from __future__ import annotations
 
-import time
-
+import datetime as dt
 import functools
 import json
+import os
+import secrets
 import sys
+import time
+import unicodedata
 from pathlib import Path
+from typing import Any, Iterable, Sequence
 
 import click
 
-from .metadata.problems import ConfigError
+from .errors import CrmError
+from .metadata.problems import ConfigError, did_you_mean
 from .migrations import MigrationRefused
 from .plugins import PluginError
 
 config_argument = click.argument("config", type=click.Path(file_okay=False, path_type=Path))
+#: Commands about people need the config for its roles; make run exports CRMKIT_CONFIG.
+config_option = click.option("--config", "config", envvar="CRMKIT_CONFIG", required=True, metavar="DIR",
+                             type=click.Path(file_okay=False, path_type=Path),
+                             help="The config directory (default: $CRMKIT_CONFIG).")
+
+
+class CommandError(click.ClickException):
+    """A user error found by a command itself: ``error: message``, exit status 1."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.message}", err=True)
 
 
 def user_errors(func):
@@ -36,6 +53,9 @@ def user_errors(func):
             sys.exit(1)
         except (PluginError, MigrationRefused) as exc:
             click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        except CrmError as exc:  # refused by the directory or the records service: a name taken, a short password
+            click.echo(f"error: {exc.message}", err=True)
             sys.exit(1)
         except Exception as exc:
             from sqlalchemy.exc import OperationalError
@@ -120,29 +140,54 @@ def serve(config: Path, host: str, port: int, debug: bool) -> None:
 @click.option("--size", default=200, show_default=True, type=click.IntRange(1, 10_000_000),
               help="How many customers (other records scale with it).")
 @click.option("--seed", "random_seed", default=42, show_default=True, type=int, help="Random seed: same seed, same data.")
-@click.option("--if-empty", is_flag=True, help="Do nothing when the database already has customers.")
+@click.option("--if-empty", is_flag=True, help="Do nothing when the database already has records.")
+@click.option("--users", "extra_reps", default=0, show_default=True, type=click.IntRange(0, 10_000),
+              help="Extra sales reps (rep001, ...) to spread the records over, without a password.")
+@click.option("--demo-password", envvar="CRMKIT_DEMO_PASSWORD", metavar="PASSWORD", show_envvar=True,
+              help="The demo users' password (default: crmkit-demo).")
 @user_errors
-def seed(config: Path, size: int, random_seed: int, if_empty: bool) -> None:
-    """Fill the database with realistic demo data (Chinese names, mobiles, cities)."""
+def seed(config: Path, size: int, random_seed: int, if_empty: bool, extra_reps: int,
+         demo_password: str | None) -> None:
+    """Fill the database with realistic demo data (Chinese names, mobiles, cities),
+    after a demo organisation: teams, and a user per role of the config."""
+    from .seed import DEMO_PASSWORD, demo_org, is_empty
     from .seed import seed as run_seed
 
     rt = _runtime(config)
     if not rt.plan().empty:
         rt.migrate()
+    if if_empty and not is_empty(rt):
+        click.echo("Demo data already present; nothing seeded.")
+        return
     started = time.perf_counter()
+    password = rt.directory.check_password(demo_password or DEMO_PASSWORD)
+    org = demo_org(rt, extra_reps=extra_reps, password=password, random_seed=random_seed)
 
     def progress(entity: str, count: int, seconds: float) -> None:
         click.echo(f"  {entity:<20} {count:>9,} in {seconds:6.1f} s", err=True)
 
     # A big seed takes a while: say how it goes, entity by entity.
-    counts = run_seed(rt, size=size, random_seed=random_seed, if_empty=if_empty,
+    counts = run_seed(rt, size=size, random_seed=random_seed, org=org,
                       progress=progress if size >= 10_000 else None)
-    if counts is None:
-        click.echo("Demo data already present; nothing seeded.")
-        return
+    assert counts is not None
     total = sum(counts.values())
     click.echo(f"Seeded {total:,} records in {time.perf_counter() - started:.1f} s: "
                + ", ".join(f"{n} {name}" for name, n in counts.items()))
+    named = [name for name in org.users if name not in org.extra]
+    if named:
+        made = [name for name in named if name in org.created]
+        click.echo("Demo users: " + ", ".join(f"{name} ({', '.join(org.users[name][1])})" for name in named))
+        if not made:
+            click.echo("(They existed already and keep their passwords.)")
+        elif len(made) == len(named):
+            click.echo(f"Their password: {org.password}")
+        else:
+            click.echo(f"Password of {', '.join(made)}: {org.password} (the others existed and keep theirs)")
+    if extra_reps and not org.extra:
+        click.echo("No extra sales reps: the config has no sales_rep role.", err=True)
+    if org.extra:
+        click.echo(f"Extra sales reps: {org.extra[0]} to {org.extra[-1]} ({len(org.extra)}), without a password "
+                   "(crmkit user set-password NAME, or crmkit token create NAME).")
 
 
 @cli.command()
@@ -184,6 +229,347 @@ def purge(config: Path, days: int | None) -> None:
     rt = _runtime(config)
     purged = rt.records.purge(dt.timedelta(days=days) if days is not None else None)
     click.echo("Purged: " + (", ".join(f"{n} {e}" for e, n in purged.items()) or "nothing"))
+
+
+# ---------------------------------------------------------------- people: users, teams, tokens
+
+def _directory(config: Path):
+    """The runtime's directory of users, on a database that has the platform's tables."""
+    import sqlalchemy as sa
+
+    rt = _runtime(config)
+    if not sa.inspect(rt.engine).has_table(rt.tables.users.name):
+        raise CommandError(f"the database has no users yet: run crmkit migrate {config} --apply first")
+    return rt.directory
+
+
+def _check_roles(permissions, names: Iterable[str]) -> None:
+    for name in names:
+        if name not in permissions.roles:
+            hint = did_you_mean(name, permissions.roles)
+            raise CommandError(f"unknown role '{name}'" + (f" ({hint})" if hint else "")
+                                       + f"; the roles are: {', '.join(permissions.roles)}")
+
+
+def _on_terminal() -> bool:
+    """Whether someone can answer a prompt (a password is never read from a pipe)."""
+    return sys.stdin.isatty()
+
+
+def _password(given: str | None, directory, who: str) -> tuple[str, bool]:
+    """(password, generated?): the one given, else one typed twice on a
+    terminal, else a strong random one (the caller prints it once)."""
+    if given is not None:
+        return directory.check_password(given), False
+    if _on_terminal():
+        def checked(value: str) -> str:
+            try:
+                return directory.check_password(value)
+            except CrmError as exc:
+                raise click.UsageError(exc.message) from None
+
+        return click.prompt(f"Password for {who}", hide_input=True, confirmation_prompt=True,
+                            value_proc=checked), False
+    return secrets.token_urlsafe(15), True
+
+
+def _width(text: str) -> int:
+    """Columns a text takes on a terminal (a Chinese character takes two)."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    cells = [[("" if v is None else str(v)) for v in row] for row in rows]
+    widths = [max([_width(h)] + [_width(row[i]) for row in cells]) for i, h in enumerate(headers)]
+    for row in [list(headers)] + cells:
+        click.echo("  ".join(v + " " * (w - _width(v)) for v, w in zip(row, widths)).rstrip())
+
+
+def _when(value: dt.datetime | None) -> str:
+    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+@cli.group()
+def user() -> None:
+    """Users: create, list, disable; passwords. The config (--config or
+    CRMKIT_CONFIG) says which roles there are."""
+
+
+@user.command("create")
+@click.argument("name")
+@click.option("--role", "roles", multiple=True, required=True, help="A role of the config (repeat for several).")
+@click.option("--password", help="Default: typed twice on a terminal, else generated and printed once.")
+@click.option("--team", help="Team name or id.")
+@click.option("--superior", help="The user they report to (name or id).")
+@click.option("--display-name", help="Default: the user name.")
+@click.option("--email")
+@click.option("--mobile")
+@config_option
+@user_errors
+def user_create(name: str, roles: tuple[str, ...], password: str | None, team: str | None, superior: str | None,
+                display_name: str | None, email: str | None, mobile: str | None, config: Path) -> None:
+    """Create a user NAME with one or more roles."""
+    directory = _directory(config)
+    _check_roles(directory.permissions, roles)  # before a password is asked for
+    secret, generated = _password(password, directory, name)
+    data = {"username": name, "roles": list(roles), "password": secret, "team_id": team, "superior_id": superior,
+            "display_name": display_name, "email": email, "mobile": mobile}
+    made = directory.create_user({k: v for k, v in data.items() if v is not None})
+    click.echo(f"Created user {made['username']} (id {made['id']}, roles: {', '.join(made['roles'])}).")
+    if generated:
+        click.echo(f"Password: {secret}  (shown once; change it with crmkit user set-password {name})")
+
+
+@user.command("set-password")
+@click.argument("name")
+@click.option("--password", help="Default: typed twice on a terminal, else generated and printed once.")
+@config_option
+@user_errors
+def user_set_password(name: str, password: str | None, config: Path) -> None:
+    """Set a user's password (their browser sessions end)."""
+    directory = _directory(config)
+    found = directory.user(name)
+    secret, generated = _password(password, directory, found["username"])
+    directory.update_user(found["id"], {"password": secret})
+    click.echo(f"Password of {found['username']} changed; their browser sessions were ended.")
+    if generated:
+        click.echo(f"Password: {secret}  (shown once)")
+
+
+@user.command("list")
+@config_option
+@user_errors
+def user_list(config: Path) -> None:
+    """List the users."""
+    import sqlalchemy as sa
+
+    directory = _directory(config)
+    users, teams = directory.tables.users, directory.tables.teams
+    with directory.engine.connect() as conn:
+        rows = conn.execute(sa.select(users).order_by(users.c.id)).mappings().all()
+        team_names = dict(conn.execute(sa.select(teams.c.id, teams.c.name)).all())
+    names = {row["id"]: row["username"] for row in rows}
+    _table(("id", "username", "display name", "roles", "team", "superior", "active"),
+           [(row["id"], row["username"], row["display_name"], ",".join(row["roles"] or ()),
+             team_names.get(row["team_id"]), names.get(row["superior_id"]), "yes" if row["active"] else "no")
+            for row in rows])
+
+
+@user.command("disable")
+@click.argument("name")
+@config_option
+@user_errors
+def user_disable(name: str, config: Path) -> None:
+    """Disable a user: no login, no API token works; their records stay theirs."""
+    directory = _directory(config)
+    found = directory.update_user(directory.user(name)["id"], {"active": False})
+    click.echo(f"Disabled {found['username']}: their sessions were ended and their API tokens no longer work.")
+
+
+@user.command("enable")
+@click.argument("name")
+@config_option
+@user_errors
+def user_enable(name: str, config: Path) -> None:
+    """Enable a disabled user again."""
+    directory = _directory(config)
+    found = directory.update_user(directory.user(name)["id"], {"active": True})
+    click.echo(f"Enabled {found['username']}.")
+
+
+@user.command("create-admin")
+@click.option("--if-missing", is_flag=True, help="Do nothing when a user with the admin role exists.")
+@config_option
+@user_errors
+def user_create_admin(if_missing: bool, config: Path) -> None:
+    """Create the user admin with the admin role; the password comes from
+    CRMKIT_ADMIN_PASSWORD, else it is generated and printed once."""
+    import sqlalchemy as sa
+
+    from .permissions import ADMIN_ROLE
+
+    directory = _directory(config)
+    users = directory.tables.users
+    with directory.engine.connect() as conn:
+        roles = conn.execute(sa.select(users.c.username, users.c.roles)).all()
+    admins = [name for name, user_roles in roles if ADMIN_ROLE in (user_roles or ())]
+    if admins and if_missing:
+        click.echo(f"An admin exists ({', '.join(admins[:3])}{', ...' if len(admins) > 3 else ''}).")
+        return
+    from_env = os.environ.get("CRMKIT_ADMIN_PASSWORD") or None
+    secret, generated = (from_env, False) if from_env else (secrets.token_urlsafe(15), True)
+    directory.create_user({"username": "admin", "display_name": "系统管理员", "roles": [ADMIN_ROLE],
+                           "password": directory.check_password(secret)})
+    if generated:
+        click.echo(f"Created the first admin: admin / {secret} "
+                   "(shown once; change it with crmkit user set-password admin)")
+    else:
+        click.echo("Created the first admin: admin (password from CRMKIT_ADMIN_PASSWORD)")
+
+
+@cli.group()
+def token() -> None:
+    """API tokens (Authorization: Bearer TOKEN): create, list, revoke."""
+
+
+@token.command("create")
+@click.argument("username")
+@click.option("--name", default="cli", show_default=True, help="What the token is for.")
+@click.option("--expires-days", type=click.IntRange(1, 3650), help="Default: no expiry.")
+@config_option
+@user_errors
+def token_create(username: str, name: str, expires_days: int | None, config: Path) -> None:
+    """Make an API token for a user; the token is printed once, alone on
+    standard output (TOKEN=$(crmkit token create NAME) keeps it)."""
+    directory = _directory(config)
+    made = directory.create_token(directory.user(username)["id"], name, expires_days=expires_days)
+    expiry = f"expires {_when(made.expires_at)} UTC" if made.expires_at else "no expiry"
+    click.echo(f"Token {made.id} '{made.name}' for {username} ({expiry}); shown once, keep it now:", err=True)
+    click.echo(made.token)
+
+
+@token.command("list")
+@click.argument("username")
+@config_option
+@user_errors
+def token_list(username: str, config: Path) -> None:
+    """List a user's tokens (their first characters only: the tokens themselves are not stored)."""
+    directory = _directory(config)
+    now = dt.datetime.now(dt.timezone.utc)
+
+    def status(row: dict) -> str:
+        if row["revoked_at"]:
+            return "revoked"
+        return "expired" if row["expires_at"] and row["expires_at"] <= now else "active"
+
+    _table(("id", "name", "starts with", "created", "expires", "last used", "status"),
+           [(row["id"], row["name"], row["hint"] + "…", _when(row["created_at"]), _when(row["expires_at"]),
+             _when(row["last_used_at"]), status(row))
+            for row in directory.tokens(directory.user(username)["id"])])
+
+
+@token.command("revoke")
+@click.argument("username")
+@click.argument("token_id", type=int)
+@config_option
+@user_errors
+def token_revoke(username: str, token_id: int, config: Path) -> None:
+    """Revoke a user's token by its id (see crmkit token list)."""
+    directory = _directory(config)
+    directory.revoke_token(directory.user(username)["id"], token_id)
+    click.echo(f"Revoked token {token_id} of {username}.")
+
+
+@cli.group()
+def team() -> None:
+    """Teams (departments), in a tree: create, list."""
+
+
+@team.command("create")
+@click.argument("name")
+@click.option("--label", help="Display name, e.g. 华东销售组 (default: the name).")
+@click.option("--parent", help="The team above it (name or id).")
+@config_option
+@user_errors
+def team_create(name: str, label: str | None, parent: str | None, config: Path) -> None:
+    """Create a team NAME (snake_case)."""
+    made = _directory(config).create_team(name, label, parent)
+    click.echo(f"Created team {made['name']} (id {made['id']}).")
+
+
+@team.command("list")
+@config_option
+@user_errors
+def team_list(config: Path) -> None:
+    """Show the teams as a tree, with how many active users each has."""
+    import sqlalchemy as sa
+
+    directory = _directory(config)
+    teams, users = directory.tables.teams, directory.tables.users
+    with directory.engine.connect() as conn:
+        rows = conn.execute(sa.select(teams.c.id, teams.c.name, teams.c.label, teams.c.parent_id)
+                            .order_by(teams.c.name)).all()
+        members = dict(conn.execute(sa.select(users.c.team_id, sa.func.count()).where(users.c.active.is_(True))
+                                    .group_by(users.c.team_id)).all())
+    if not rows:
+        click.echo("No teams yet: crmkit team create NAME [--parent P].")
+        return
+    children: dict[int | None, list] = {}
+    for row in rows:
+        children.setdefault(row.parent_id, []).append(row)
+
+    def show(row, lead: str, branch: str) -> None:
+        count = members.get(row.id, 0)
+        label = f"  {row.label}" if row.label and row.label != row.name else ""
+        click.echo(f"{lead}{branch}{row.name}{label}  ({count} user{'s' if count != 1 else ''})")
+        below = children.get(row.id, [])
+        for i, child in enumerate(below):
+            last = i == len(below) - 1
+            show(child, lead + ("" if not branch else "    " if branch == "└── " else "│   "),
+                 "└── " if last else "├── ")
+
+    for root in children.get(None, []):
+        show(root, "", "")
+
+
+# ---------------------------------------------------------------- roles
+
+@cli.group()
+def roles() -> None:
+    """The roles of a config and what they allow."""
+
+
+def _permissions(config: Path):
+    from . import config as config_module
+    from .permissions import Permissions
+
+    spec, _pm, types = config_module.load(config)
+    return Permissions(spec, types)
+
+
+@roles.command("list")
+@config_argument
+@user_errors
+def roles_list(config: Path) -> None:
+    """List the roles of a config."""
+    for name, role in _permissions(config).roles.items():
+        label = role.label.get("zh") or role.label.get("en") or ""
+        click.echo(f"{name:<20} {label}")
+
+
+@roles.command("explain")
+@config_argument
+@click.option("--role", "role_names", multiple=True, required=True, help="A role (repeat: a user with several).")
+@click.option("--json", "as_json", is_flag=True, help="Print the matrix as JSON.")
+@user_errors
+def roles_explain(config: Path, role_names: tuple[str, ...], as_json: bool) -> None:
+    """What a user with these roles may do: per entity, each action's data
+    scope, and the field rules (the union of the roles)."""
+    from .permissions import ACTIONS, UNSCOPED
+
+    permissions = _permissions(config)
+    _check_roles(permissions, role_names)
+    matrix = permissions.explain(role_names)
+    if as_json:
+        click.echo(json.dumps({"roles": list(role_names), "entities": matrix}, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"Roles: {', '.join(role_names)}  (scopes: own, team, team_tree, subordinates, all; "
+               "yes = allowed, - = denied)\n")
+    granted = {e: m for e, m in matrix.items() if any(s != "none" for s in m["actions"].values())}
+
+    def cell(action: str, scope: str) -> str:
+        if scope == "none":
+            return "-"
+        return "yes" if action in UNSCOPED else scope
+
+    _table(("entity",) + ACTIONS, [(e, *(cell(a, m["actions"][a]) for a in ACTIONS)) for e, m in granted.items()])
+    denied = [e for e in matrix if e not in granted]
+    if denied:
+        click.echo(f"\nNo access: {', '.join(denied)}")
+    rules = [(f"{e}.{f}", level) for e, m in granted.items() for f, level in m["fields"].items()]
+    if rules:
+        click.echo("\nField rules (other fields: writable where the role may update):")
+        _table(("field", "level"), rules)
 
 
 def main() -> None:

@@ -4,6 +4,13 @@ Values are chosen by field type, and by field name where a name says more
 (``name`` of a customer is a person, of a product a product). Records are made
 in reference order and written through the records service in bulk, as the
 system. The same seed and anchor date give the same data.
+
+Before the records, a demo organisation: a team tree and one user per role of
+the config (those of the sample config: sales manager, two sales reps, service,
+marketing, analyst, executive, finance), all with the demo password. Owned
+records are spread over the users whose work they are (customers, contacts,
+opportunities over the sales reps, tickets over service), so that logging in
+as each user shows their role's window onto the same data.
 """
 
 from __future__ import annotations
@@ -13,14 +20,16 @@ import gc
 import random
 import time
 from collections import defaultdict
-from decimal import Decimal
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 from faker import Faker
 
 from . import regions
+from .errors import NotFound
 from .metadata.spec import EntitySpec, FieldSpec
 from .gcpause import paused_gc
 from .records import SYSTEM
@@ -28,6 +37,27 @@ from .runtime import Runtime
 from .sqltypes import UTC
 
 CHUNK = 10000
+#: The demo users' password unless CRMKIT_DEMO_PASSWORD says otherwise (a demo, not a secret).
+DEMO_PASSWORD = "crmkit-demo"
+#: The demo organisation: team name, label, parent.
+DEMO_TEAMS = (("hq", "总部", None), ("sales", "销售部", "hq"), ("sales_east", "华东销售组", "sales"),
+              ("sales_south", "华南销售组", "sales"), ("service", "客服部", "hq"), ("marketing", "市场部", "hq"),
+              ("finance", "财务部", "hq"), ("analytics", "数据分析", "hq"))
+#: Demo users: user name, display name, role, team, superior. A user whose role
+#: the config does not define is left out (the admin comes from create-admin).
+DEMO_USERS = (("executive", "高总", "executive", "hq", None),
+              ("manager", "王经理", "sales_manager", "sales", "executive"),
+              ("rep_east", "李华东", "sales_rep", "sales_east", "manager"),
+              ("rep_south", "陈华南", "sales_rep", "sales_south", "manager"),
+              ("service", "赵客服", "service_rep", "service", None),
+              ("marketer", "孙市场", "marketer", "marketing", None),
+              ("analyst", "周分析", "analyst", "analytics", None),
+              ("finance", "钱财务", "finance", "finance", None))
+#: The teams extra sales reps (seed --users N) are spread over.
+EXTRA_REP_TEAMS = ("sales_east", "sales_south")
+#: Whose work the records of an owned entity are, by role; entities not named are sales'.
+OWNER_ROLES = {"ticket": ("service_rep",), "return_visit": ("service_rep",), "lead": ("marketer", "sales_rep")}
+SALES_ROLES = ("sales_rep",)
 #: Records per customer, by entity name; entities not named get SIZE_DEFAULT.
 #: A retail shop's book: most customers are people who buy about twice (two
 #: lines an order) and get a follow-up; contracts, invoices and tickets are few.
@@ -206,6 +236,73 @@ class _Generator:
         return self.counters[key] - 1
 
 
+@dataclass
+class DemoOrg:
+    """The demo users, by role, for the seed to hand records to."""
+
+    #: user name -> (id, roles), in the order made
+    users: dict[str, tuple[int, tuple[str, ...]]] = field(default_factory=dict)
+    #: user names made by this seed (the others existed and keep their password)
+    created: list[str] = field(default_factory=list)
+    #: user names of the extra sales reps (no password: see demo_org)
+    extra: list[str] = field(default_factory=list)
+    password: str = DEMO_PASSWORD
+
+    def pool(self, entity: str) -> tuple[int, ...]:
+        """The ids of the users who own records of ``entity`` (empty: nobody)."""
+        for roles in (OWNER_ROLES.get(entity, SALES_ROLES), SALES_ROLES):
+            ids = tuple(uid for uid, user_roles in self.users.values() if set(roles) & set(user_roles))
+            if ids:
+                return ids
+        return ()
+
+
+def demo_org(rt: Runtime, *, extra_reps: int = 0, password: str = DEMO_PASSWORD,
+             random_seed: int = 42) -> DemoOrg:
+    """Make the demo teams and users that are missing (existing ones are kept
+    as they are). ``extra_reps`` more sales reps rep001, rep002, ... are spread
+    over the sales teams, without a password: hashing one takes a good part of
+    a second (Argon2, on purpose), too long for a benchmark's fifty; give them
+    one with ``crmkit user set-password`` or an API token."""
+    directory = rt.directory
+    org = DemoOrg(password=password)
+    for name, label, parent in DEMO_TEAMS:
+        if _existing(directory.team, name) is None:
+            directory.create_team(name, label, parent)
+    roles = rt.permissions.roles
+    wanted = [(name, display, role, team, superior, password) for name, display, role, team, superior in DEMO_USERS
+              if role in roles]
+    if "sales_rep" in roles:
+        people = Faker("zh_CN")
+        people.seed_instance(random_seed)
+        width = max(3, len(str(extra_reps)))
+        superior = "manager" if "sales_manager" in roles else None
+        for i in range(1, extra_reps + 1):
+            team = EXTRA_REP_TEAMS[(i - 1) % len(EXTRA_REP_TEAMS)]
+            name = f"rep{i:0{width}d}"
+            org.extra.append(name)
+            wanted.append((name, people.name(), "sales_rep", team, superior, None))
+    made = {w[0] for w in wanted}
+    for name, display, role, team, superior, secret in wanted:
+        user = _existing(directory.user, name)
+        if user is None:
+            if superior is not None and superior not in made and _existing(directory.user, superior) is None:
+                superior = None
+            user = directory.create_user({"username": name, "display_name": display, "roles": [role],
+                                          "team_id": team, "superior_id": superior, "password": secret})
+            org.created.append(name)
+        if user["active"]:  # a disabled user can own nothing new
+            org.users[name] = (user["id"], tuple(user["roles"] or ()))
+    return org
+
+
+def _existing(find: Callable[[str], Any], name: str) -> Any:
+    try:
+        return find(name)
+    except NotFound:
+        return None
+
+
 def _order(spec) -> list[EntitySpec]:
     """Entities so that every ref target comes before its referrers (cycles broken arbitrarily)."""
     done: list[str] = []
@@ -232,30 +329,57 @@ def _count(entity: EntitySpec, size: int) -> int:
     return max(1, int(size * PER_CUSTOMER.get(entity.name, SIZE_DEFAULT)))
 
 
+def is_empty(rt: Runtime) -> bool:
+    """Whether no entity of the config has a record yet."""
+    with rt.engine.connect() as conn:
+        for entity in rt.spec.entities.values():
+            table = rt.tables.entities[entity.name]
+            if conn.execute(sa.select(table.c.id).limit(1)).first() is not None:
+                return False
+    return True
+
+
 def seed(rt: Runtime, *, size: int = 200, random_seed: int = 42, if_empty: bool = False,
-         today: dt.date | None = None,
-         progress: Callable[[str, int, float], None] | None = None) -> dict[str, int] | None:
+         today: dt.date | None = None, progress: Callable[[str, int, float], None] | None = None,
+         org: DemoOrg | None = None) -> dict[str, int] | None:
     """Create demo data; returns counts per entity (None when skipped by if_empty).
-    ``progress(entity, count, seconds)`` is called after each entity."""
-    if if_empty:
-        with rt.engine.connect() as conn:
-            for entity in rt.spec.entities.values():
-                table = rt.tables.entities[entity.name]
-                if conn.execute(sa.select(table.c.id).limit(1)).first() is not None:
-                    return None
+    ``progress(entity, count, seconds)`` is called after each entity. Owned
+    records go to the users of ``org`` (by default the demo organisation,
+    made first if missing)."""
+    if if_empty and not is_empty(rt):
+        return None
+    if org is None:
+        org = demo_org(rt, random_seed=random_seed)
     with paused_gc():  # collected once after each entity instead
-        return _seed(rt, size, random_seed, today, progress)
+        return _seed(rt, size, random_seed, today, progress, org)
+
+
+def _owner_source(entity: EntitySpec, org: DemoOrg, owners: dict[str, dict[int, int]]) -> str | None:
+    """The ref field whose record's owner also owns a new ``entity`` record: a
+    rep's opportunity is for the rep's own customer. None: owners drawn at random."""
+    pool = org.pool(entity.name)
+    for f in entity.user_fields:
+        if f.type == "ref" and f.to != entity.name and f.to in owners and org.pool(f.to) == pool:
+            return f.name
+    return None
 
 
 def _seed(rt: Runtime, size: int, random_seed: int, today: dt.date | None,
-          progress: Callable[[str, int, float], None] | None) -> dict[str, int]:
+          progress: Callable[[str, int, float], None] | None, org: DemoOrg) -> dict[str, int]:
     gen = _Generator(rt, random_seed, today or dt.date.today())
+    # Owners come from a generator of their own: the records' values stay the same whoever owns them.
+    owner_rng = random.Random(random_seed + 1)
     ids: dict[str, list[int]] = {}
+    #: owned entity -> record id -> owner id, for the entities made so far
+    owners: dict[str, dict[int, int]] = {}
     counts: dict[str, int] = {}
     for entity in _order(rt.spec):
         total = _count(entity, size)
         started = time.perf_counter()
         created: list[int] = []
+        pool = org.pool(entity.name) if entity.owned else ()
+        source = _owner_source(entity, org, owners) if pool else None
+        source_owners = owners[entity.fields[source].to] if source else {}
         makers = []
         for f in entity.user_fields:
             if f.type == "autonumber":
@@ -281,9 +405,14 @@ def _seed(rt: Runtime, size: int, random_seed: int, today: dt.date | None,
                         value = gen.distinct(entity, f, value)
                     if value is not None:
                         record[f.name] = value
+                if pool:
+                    owner = source_owners.get(record.get(source)) if source else None
+                    record["owner_id"] = owner if owner is not None else owner_rng.choice(pool)
                 batch.append(record)
             rows = rt.records.create_many(entity.name, batch, SYSTEM)
             created.extend(row["id"] for row in rows)
+            if pool:
+                owners.setdefault(entity.name, {}).update((row["id"], row["owner_id"]) for row in rows)
         ids[entity.name] = created
         counts[entity.name] = len(created)
         gc.collect()
