@@ -23,7 +23,7 @@ from .spec import (QUERY_PARAMETERS, RESERVED_ENTITY_NAMES, RESERVED_FIELD_NAMES
 SINGLE_DOCUMENT_KINDS = ("app",)
 # Kept in step with crmkit.permissions (tests/test_config.py checks it): the
 # platform's own entities a role may name, its built-in role, the system's name.
-PLATFORM_ENTITIES = ("user", "team")
+PLATFORM_ENTITIES = ("user", "team", "audit")
 ADMIN_ROLE = "admin"
 SYSTEM_ROLE = "system"
 ALWAYS_VISIBLE = ("id", "version")
@@ -391,7 +391,7 @@ def _check_documents(by_kind: dict[str, list[Document]], entities: dict[str, Ent
 
     # key=True: the name is a mapping key (roles, view filters), so point at the key, not its value.
     def entity_ref(doc: Document, path: tuple, name: str, key: bool = False) -> EntitySpec | None:
-        if name in ("*", "user", "team", "audit") and doc.kind == "roles":  # all entities; the platform's own
+        if name == "*" and doc.kind == "roles":  # every entity of the config
             return None
         if name not in entities:
             problems.add(doc, path, f"unknown entity '{name}'", did_you_mean(name, entities), key=key)
