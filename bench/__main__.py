@@ -182,24 +182,27 @@ def main(argv=None) -> int:
         db_path = dataset.RESULTS_DIR / "bench.sqlite3"
         if endpoints or "deep_page" in args.selected:
             print(f"\n[database] fresh SQLite database with {args.customers:,} customers")
-            results["database"] = dataset.create(db_path, args.customers)
+            facts = dataset.create(db_path, args.customers)
+            tokens = facts.pop("tokens")  # secrets of a throwaway database, kept out of the results
+            results["database"] = facts
         if "deep_page" in args.selected:
             print("\n[deep page] keyset pagination through the generated API, in-process")
             depth = 2000 if args.customers >= 100_000 else max(2, args.customers // 50 - 1)
             results["deep_page"] = deep_page.run(db_path, depth=depth, repetitions=100 if quick else 400,
-                                                 work_dir=work_dir)
+                                                 token=tokens["admin"], work_dir=work_dir)
         if endpoints:
             settings = api.Settings(seconds=args.seconds or (3 if quick else 4), warmup=1 if quick else 2,
                                     rounds=args.rounds or (2 if quick else 8))
             print(f"\n[API throughput] wrk -t{settings.threads} -c{settings.connections} -d{settings.seconds:g}s, "
                   f"{settings.rounds} alternating rounds per endpoint")
-            results["api"] = api.run(db_path, args.customers, settings, only=set(endpoints), work_dir=work_dir)
+            results["api"] = api.run(db_path, args.customers, settings, token=tokens["admin"], only=set(endpoints),
+                                     work_dir=work_dir)
             slow = {e for e, r in results["api"]["endpoints"].items() if not r["ok"]}
             print("\n[API in-process] per-request cost, straight into each WSGI app" +
                   (f"; profiling {', '.join(sorted(slow | (set(endpoints) if args.profile else set())))}"
                    if slow or args.profile else ""))
             results["api"]["in_process"] = api.in_process(
-                db_path, args.customers, endpoints, 300 if quick else 1000, work_dir,
+                db_path, args.customers, endpoints, 300 if quick else 1000, work_dir, token=tokens["admin"],
                 profile=set(endpoints) if args.profile else slow)
             if not results["api"].get("same_answers", True):
                 failed = True
