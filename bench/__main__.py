@@ -3,7 +3,7 @@
 Runs crmkit's benchmarks, each against its reference in the same run, prints a
 table and writes bench/results/latest.json. Names for --only (repeatable or
 comma-separated): api (= get, list, create, patch), get, list, create, patch,
-deep_page, config_load.
+deep_page, scopes, config_load.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import api, config_load, dataset, deep_page
+from . import api, config_load, dataset, deep_page, scopes
 from .servers import wrk_available
 
-GROUPS = {"api": set(api.ENDPOINTS), "deep_page": {"deep_page"}, "config_load": {"config_load"}}
-NAMES = set(api.ENDPOINTS) | {"api", "deep_page", "config_load"}
+GROUPS = {"api": set(api.ENDPOINTS), "deep_page": {"deep_page"}, "scopes": {"scopes"}, "config_load": {"config_load"}}
+NAMES = set(api.ENDPOINTS) | {"api", "deep_page", "scopes", "config_load"}
 NOTE = ("Note: these run on noisy shared machines (here {cpus} CPUs, shared by wrk, the servers and anything "
         "else running);\nabsolute numbers move from run to run: the ratios, measured in the same run, are what count.")
 
@@ -49,7 +49,7 @@ def parse_args(argv=None) -> argparse.Namespace:
             if name not in NAMES:
                 parser.error(f"unknown benchmark '{name}'; choose from: {', '.join(sorted(NAMES))}")
             only |= GROUPS.get(name, {name})
-    args.selected = only or set(api.ENDPOINTS) | {"deep_page", "config_load"}
+    args.selected = only or set(api.ENDPOINTS) | {"deep_page", "scopes", "config_load"}
     return args
 
 
@@ -98,6 +98,26 @@ def table(results: dict) -> str:
                      "ok" if d["ok"] else "ABOVE"))
         rows.append(("  same, SQL alone", f"{d['sql_deep_ms']:.2f} ms", f"{d['sql_page1_ms']:.2f} ms (page 1)",
                      f"{d['sql_ratio']:.2f}", "", ""))
+    s = results.get("scopes")
+    if s:
+        for page, title in scopes.PAGES.items():
+            for name, scope in scopes.ACTORS.items():
+                if name == "admin":
+                    continue
+                r = s["in_process"][page][name]
+                admin = s["in_process"][page]["admin"]
+                rows.append((f"{title}, {scope} / all", f"{r['ms']:.2f} ms", f"{admin['ms']:.2f} ms (admin)",
+                             f"{r['ratio']:.2f} ({r['ratio_min']:.2f}-{r['ratio_max']:.2f})", f"<= {s['target']:.1f}",
+                             "ok" if r["ratio"] <= s["target"] else "ABOVE"))
+                q = s["sql"][page][name]
+                rows.append(("  same, SQL alone", f"{q['ms']:.2f} ms", f"{s['sql'][page]['admin']['ms']:.2f} ms (admin)",
+                             f"{q['ratio']:.2f}", "", ""))
+                h = s.get("http", {}).get(page)
+                if h:
+                    rows.append(("  same, HTTP (gunicorn + wrk)", _fmt_rate(h[name]["rps"]),
+                                 _fmt_rate(h["admin"]["rps"]) + " (admin)",
+                                 f"{h[name]['ratio']:.2f} ({h[name]['ratio_min']:.2f}-{h[name]['ratio_max']:.2f})",
+                                 f"<= {s['target']:.1f}", "ok" if h[name]["ratio"] <= s["target"] else "ABOVE"))
     c = results.get("config_load")
     if c:
         big, small = c["sizes"]["200"], c["sizes"]["20"]
@@ -168,7 +188,7 @@ def main(argv=None) -> int:
     results: dict = {"mode": "quick" if quick else "full", "started": dt.datetime.now(dt.timezone.utc).isoformat(),
                      "machine": info, "note": NOTE.format(cpus=info["cpus"]).replace("\n", " ")}
     endpoints = [e for e in api.ENDPOINTS if e in args.selected]
-    if endpoints and not wrk_available():
+    if (endpoints or "scopes" in args.selected) and not wrk_available():
         print("bench: the API benchmarks need wrk (apt-get install -y wrk)", file=sys.stderr)
         return 2
     dataset.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
@@ -180,26 +200,36 @@ def main(argv=None) -> int:
             results["config_load"] = config_load.run(runs=3 if quick else 5, warm=not quick,
                                                      profile_functions=args.profile)
         db_path = dataset.RESULTS_DIR / "bench.sqlite3"
-        if endpoints or "deep_page" in args.selected:
+        if endpoints or {"deep_page", "scopes"} & args.selected:
             print(f"\n[database] fresh SQLite database with {args.customers:,} customers")
-            results["database"] = dataset.create(db_path, args.customers)
+            facts = dataset.create(db_path, args.customers)
+            tokens = facts.pop("tokens")  # secrets of a throwaway database, kept out of the results
+            results["database"] = facts
         if "deep_page" in args.selected:
             print("\n[deep page] keyset pagination through the generated API, in-process")
             depth = 2000 if args.customers >= 100_000 else max(2, args.customers // 50 - 1)
             results["deep_page"] = deep_page.run(db_path, depth=depth, repetitions=100 if quick else 400,
-                                                 work_dir=work_dir)
+                                                 token=tokens["admin"], work_dir=work_dir)
+        if "scopes" in args.selected:
+            print("\n[data scopes] the list page of a rep (own) and the sales director (team_tree) against the admin's")
+            results["scopes"] = scopes.run(
+                db_path, tokens, repetitions=100 if quick else 400,
+                http=api.Settings(seconds=args.seconds or (3 if quick else 4), warmup=1,
+                                  rounds=args.rounds or (2 if quick else 6)),
+                work_dir=work_dir)
         if endpoints:
             settings = api.Settings(seconds=args.seconds or (3 if quick else 4), warmup=1 if quick else 2,
                                     rounds=args.rounds or (2 if quick else 8))
             print(f"\n[API throughput] wrk -t{settings.threads} -c{settings.connections} -d{settings.seconds:g}s, "
                   f"{settings.rounds} alternating rounds per endpoint")
-            results["api"] = api.run(db_path, args.customers, settings, only=set(endpoints), work_dir=work_dir)
+            results["api"] = api.run(db_path, args.customers, settings, token=tokens["admin"], only=set(endpoints),
+                                     work_dir=work_dir)
             slow = {e for e, r in results["api"]["endpoints"].items() if not r["ok"]}
             print("\n[API in-process] per-request cost, straight into each WSGI app" +
                   (f"; profiling {', '.join(sorted(slow | (set(endpoints) if args.profile else set())))}"
                    if slow or args.profile else ""))
             results["api"]["in_process"] = api.in_process(
-                db_path, args.customers, endpoints, 300 if quick else 1000, work_dir,
+                db_path, args.customers, endpoints, 300 if quick else 1000, work_dir, token=tokens["admin"],
                 profile=set(endpoints) if args.profile else slow)
             if not results["api"].get("same_answers", True):
                 failed = True
@@ -235,6 +265,8 @@ def _verdicts(results: dict):
         yield f"API {r['title']}", r["ok"]
     if "deep_page" in results:
         yield "deep keyset page", results["deep_page"]["ok"]
+    if "scopes" in results:
+        yield "data scopes", results["scopes"]["ok"]
     if "config_load" in results:
         yield "config load", results["config_load"]["ok"]
 

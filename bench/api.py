@@ -2,13 +2,16 @@
 
 Both are served by gunicorn (2 sync workers) on the same SQLite database and
 loaded by wrk from a separate process, alternately (A B, then B A, ...), for:
-get by id, a filtered and sorted page of 50, create, and PATCH. Before the
-load, a check makes sure both answer the same requests with the same JSON.
+get by id, a filtered and sorted page of 50, create, and PATCH. Every request
+carries the admin's API token (``Authorization: Bearer``), which both apps look
+up before anything else. Before the load, a check makes sure both answer the
+same requests with the same JSON.
 """
 
 from __future__ import annotations
 
 import cProfile
+import functools
 import io
 import itertools
 import json
@@ -28,14 +31,17 @@ TARGET = 0.8
 
 LUA = {
     "get": r"""
+local headers = {["Authorization"] = "Bearer __TOKEN__"}
 request = function()
-  return wrk.format("GET", "/api/v1/customer/" .. math.random(1, __MAX_ID__))
+  return wrk.format("GET", "/api/v1/customer/" .. math.random(1, __MAX_ID__), headers)
 end
 """,
     "list": r"""
 local levels = {"bronze", "silver", "gold", "platinum"}
+local headers = {["Authorization"] = "Bearer __TOKEN__"}
 request = function()
-  return wrk.format("GET", "/api/v1/customer?level=" .. levels[math.random(1, 4)] .. "&sort=-created_at&limit=50")
+  return wrk.format("GET", "/api/v1/customer?level=" .. levels[math.random(1, 4)] .. "&sort=-created_at&limit=50",
+                    headers)
 end
 """,
     "create": r"""
@@ -45,7 +51,7 @@ local places = {{"440106", "广州市"}, {"310104", "上海市"}, {"110105", "�
                 {"510107", "成都市"}, {"420106", "武汉市"}, {"320102", "南京市"}, {"440305", "深圳市"}}
 local levels = {"bronze", "silver", "gold", "platinum"}
 local genders = {"male", "female", "unknown"}
-local headers = {["Content-Type"] = "application/json"}
+local headers = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer __TOKEN__"}
 request = function()
   counter = counter + 1
   local place = places[math.random(1, #places)]
@@ -62,7 +68,7 @@ end
 """,
     "patch": r"""
 local levels = {"bronze", "silver", "gold", "platinum"}
-local headers = {["Content-Type"] = "application/json"}
+local headers = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer __TOKEN__"}
 request = function()
   local body = string.format('{"level":"%s","points":%d,"last_order_at":"2026-%02d-%02dT%02d:%02d:%02d+08:00"}',
     levels[math.random(1, 4)], math.random(0, 50000), math.random(1, 10), math.random(1, 28),
@@ -82,9 +88,12 @@ class Settings:
     connections: int = 8
 
 
-def _request(method: str, url: str, body: dict | None = None) -> tuple[int, dict]:
+def _request(method: str, url: str, body: dict | None = None, token: str | None = None) -> tuple[int, dict]:
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=10) as response:
             return response.status, json.loads(response.read())
@@ -92,41 +101,48 @@ def _request(method: str, url: str, body: dict | None = None) -> tuple[int, dict
         return exc.code, json.loads(exc.read() or b"{}")
 
 
-def check_same_answers(generated: str, baseline: str, max_id: int) -> list[str]:
+def check_same_answers(generated: str, baseline: str, max_id: int, token: str) -> list[str]:
     """Both apps answer the same requests the same way; returns the differences found."""
     problems = []
+    for bad_token in (None, "crm_not-a-token"):
+        a, b = (_request("GET", app + f"/api/v1/customer/{max_id // 3}", token=bad_token)
+                for app in (generated, baseline))
+        if a[0] != 401 or b[0] != 401 or a[1]["error"]["code"] != b[1]["error"]["code"]:
+            problems.append(f"GET with token {bad_token!r}: generated {a} / baseline {b}")
+    call = functools.partial(_request, token=token)
     for path in (f"/api/v1/customer/{max_id // 3}", "/api/v1/customer?level=gold&sort=-created_at&limit=50",
                  "/api/v1/customer/999999999"):
-        a, b = _request("GET", generated + path), _request("GET", baseline + path)
+        a, b = call("GET", generated + path), call("GET", baseline + path)
         if a != b:
             problems.append(f"GET {path}: generated {a[0]} and baseline {b[0]} differ")
         elif path.startswith("/api/v1/customer?"):
-            c, d = _request("GET", generated + a[1]["next_url"]), _request("GET", baseline + a[1]["next_url"])
+            c, d = call("GET", generated + a[1]["next_url"]), call("GET", baseline + a[1]["next_url"])
             if c != d:
                 problems.append("GET next page: generated and baseline differ")
     body = {"name": "核对", "mobile": "16900000001", "email": "check@example.cn", "gender": "female",
             "level": "gold", "region": "440106", "city": "广州市", "total_spent": "12.50", "points": 3,
             "birthday": "1990-02-03", "last_order_at": "2026-11-01T10:00:00+08:00", "notes": "核对"}
-    a = _request("POST", generated + "/api/v1/customer", body)
-    b = _request("POST", baseline + "/api/v1/customer", dict(body, mobile="16900000002"))
+    a = call("POST", generated + "/api/v1/customer", body)
+    b = call("POST", baseline + "/api/v1/customer", dict(body, mobile="16900000002"))
     volatile = {"id", "created_at", "updated_at", "mobile"}
     strip = lambda r: {k: v for k, v in r[1].get("data", {}).items() if k not in volatile}  # noqa: E731
     if a[0] != 201 or b[0] != 201 or strip(a) != strip(b):
         problems.append(f"POST: generated {a[0]} {strip(a)} / baseline {b[0]} {strip(b)}")
     patch = {"level": "platinum", "points": 42, "last_order_at": "2026-11-02T10:00:00+08:00"}
     for app, created in ((generated, a), (baseline, b)):
-        status, answer = _request("PATCH", f"{app}/api/v1/customer/{created[1]['data']['id']}", patch)
+        status, answer = call("PATCH", f"{app}/api/v1/customer/{created[1]['data']['id']}", patch)
         if status != 200 or answer["data"]["version"] != 2 or answer["data"]["points"] != 42:
             problems.append(f"PATCH on {app}: {status} {answer}")
-    bad = _request("POST", generated + "/api/v1/customer", {"name": None, "level": "diamond"})
-    bad_b = _request("POST", baseline + "/api/v1/customer", {"name": None, "level": "diamond"})
+    bad = call("POST", generated + "/api/v1/customer", {"name": None, "level": "diamond"})
+    bad_b = call("POST", baseline + "/api/v1/customer", {"name": None, "level": "diamond"})
     if bad[0] != 422 or bad_b[0] != 422 or bad[1]["error"]["details"] != bad_b[1]["error"]["details"]:
         problems.append(f"invalid POST: generated {bad} / baseline {bad_b}")
     return problems
 
 
-def run(db_path: Path, max_id: int, settings: Settings, *, only: set[str] | None, work_dir: Path,
+def run(db_path: Path, max_id: int, settings: Settings, *, token: str, only: set[str] | None, work_dir: Path,
         log=print) -> dict:
+    """``token``: the API token both apps are called with (the admin's)."""
     url = dataset.database_url(db_path)
     generated = Server("generated", "crmkit.wsgi:app", {
         "CRMKIT_CONFIG": str(dataset.CONFIG_DIR), "CRMKIT_DATABASE_URL": url,
@@ -138,14 +154,14 @@ def run(db_path: Path, max_id: int, settings: Settings, *, only: set[str] | None
         generated.start()
         baseline.start()
         log(f"  servers: generated {generated.url}, baseline {baseline.url} (gunicorn, 2 sync workers each)")
-        problems = check_same_answers(generated.url, baseline.url, max_id)
+        problems = check_same_answers(generated.url, baseline.url, max_id, token)
         results["same_answers"] = not problems
         for problem in problems:
             log(f"  !! answers differ: {problem}")
         runs = itertools.count(1)  # every wrk run gets its own seed and its own range of mobiles
         for endpoint in endpoints:
-            results["endpoints"][endpoint] = _measure(endpoint, (generated, baseline), settings, max_id, runs,
-                                                      work_dir, log)
+            results["endpoints"][endpoint] = _measure(endpoint, (generated, baseline), settings, max_id, token,
+                                                      runs, work_dir, log)
     finally:
         generated.stop()
         baseline.stop()
@@ -156,15 +172,16 @@ def run(db_path: Path, max_id: int, settings: Settings, *, only: set[str] | None
     return results
 
 
-def _measure(endpoint: str, servers: tuple[Server, Server], settings: Settings, max_id: int, runs, work_dir: Path,
-             log) -> dict:
+def _measure(endpoint: str, servers: tuple[Server, Server], settings: Settings, max_id: int, token: str, runs,
+             work_dir: Path, log) -> dict:
     """Alternating wrk rounds on the two servers for one endpoint."""
     series: dict[str, list] = {"generated": [], "baseline": []}
     details: dict[str, list] = {"generated": [], "baseline": []}
 
     def load(server: Server, seconds: float) -> WrkResult:
         run = next(runs)
-        script = LUA[endpoint].replace("__MAX_ID__", str(max_id)).replace("__BASE__", str(run * 1_000_000))
+        script = (LUA[endpoint].replace("__MAX_ID__", str(max_id)).replace("__BASE__", str(run * 1_000_000))
+                  .replace("__TOKEN__", token))
         return run_wrk(server.url, script, seconds=seconds, threads=settings.threads,
                        connections=settings.connections, seed=run, work_dir=work_dir, tag=f"{endpoint}-{server.name}")
 
@@ -207,10 +224,11 @@ def _apps(db_path: Path, work_dir: Path):
     return create_app(dataset.CONFIG_DIR, settings), baseline_module.create_app(url)
 
 
-def _environ(method: str, path: str, body: dict | None) -> dict:
+def _environ(method: str, path: str, body: dict | None, token: str) -> dict:
     from werkzeug.test import EnvironBuilder
 
-    builder = EnvironBuilder(path=path, method=method.upper(), json=body)
+    builder = EnvironBuilder(path=path, method=method.upper(), json=body,
+                             headers={"Authorization": f"Bearer {token}"})
     try:
         return builder.get_environ()
     finally:
@@ -252,8 +270,8 @@ def _calls(endpoint: str, max_id: int, rng, mobile_prefix: str = "168"):
                 "last_order_at": f"2026-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}T10:00:00+08:00"}
 
 
-def in_process(db_path: Path, max_id: int, endpoints, requests: int, work_dir: Path, *, profile: set[str],
-               log=print) -> dict:
+def in_process(db_path: Path, max_id: int, endpoints, requests: int, work_dir: Path, *, token: str,
+               profile: set[str], log=print) -> dict:
     """Per-request cost of each app in one process (requests built beforehand and
     called straight into the WSGI app: no HTTP, no gunicorn, no test client), and a
     cProfile of the generated app's endpoints named in ``profile``."""
@@ -272,7 +290,7 @@ def in_process(db_path: Path, max_id: int, endpoints, requests: int, work_dir: P
         for n in range(warm_up + requests):
             for name, app, calls in apps:
                 method, path, body = next(calls)
-                environ = _environ(method, path, body)
+                environ = _environ(method, path, body, token)
                 started = time.perf_counter()
                 status, answer = _call(app, environ)
                 elapsed = time.perf_counter() - started
@@ -285,7 +303,7 @@ def in_process(db_path: Path, max_id: int, endpoints, requests: int, work_dir: P
                  "ratio": round(costs["baseline"] / costs["generated"], 3)}
         if endpoint in profile:
             calls = _calls(endpoint, max_id, random.Random(11), "165")
-            environs = [_environ(*next(calls)) for _ in range(requests)]
+            environs = [_environ(*next(calls), token) for _ in range(requests)]
             profiler = cProfile.Profile()
             profiler.enable()
             for environ in environs:

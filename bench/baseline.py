@@ -4,6 +4,12 @@ It serves the same four customer endpoints as crmkit's generated API, on the
 same database and tables (bench/config describes them), doing the same work
 written out by hand for this one entity:
 
+- authentication: before each request, the bearer token's SHA-256 digest is
+  looked up in ``crmkit_token`` joined with ``crmkit_user`` (one query: not
+  revoked, not expired, user active), the token's last use written at most
+  once a minute, and the user must hold the admin role (scope all, so no data
+  scope applies); the user is the actor of writes (created_by, updated_by,
+  owner_id and team_id, the audit row's actor);
 - reads: the same SELECT (``deleted_at IS NULL``, same filter, ORDER BY, LIMIT
   n+1 for keyset paging), the same cursor format, the same JSON shape;
 - writes: every field checked by hand with the same rules and messages, the
@@ -23,6 +29,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import hashlib
 import json
 import os
 import re
@@ -31,7 +38,7 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 
@@ -77,6 +84,23 @@ audit = sa.Table(
     sa.Column("actor", sa.String(100), nullable=False),
     sa.Column("at", sa.DateTime, nullable=False),
     sa.Column("changes", sa.JSON),
+)
+user = sa.Table(
+    "crmkit_user", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("username", sa.String(64), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("roles", sa.JSON, nullable=False),
+    sa.Column("team_id", sa.Integer),
+)
+token = sa.Table(
+    "crmkit_token", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.Integer, nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("expires_at", sa.DateTime),
+    sa.Column("last_used_at", sa.DateTime),
+    sa.Column("revoked_at", sa.DateTime),
 )
 c = customer.c
 OUTPUT = ("id", "version", "created_at", "updated_at", "created_by", "updated_by", "owner_id", "team_id",
@@ -401,6 +425,42 @@ def now_utc() -> dt.datetime:
     return dt.datetime.now(UTC).replace(tzinfo=None)
 
 
+# ------------------------------------------------------------------ authentication
+
+TOUCH_EVERY = dt.timedelta(minutes=1)
+BY_TOKEN = (sa.select(user.c.id, user.c.username, user.c.team_id, user.c.roles, token.c.id.label("token_id"),
+                      token.c.last_used_at)
+            .join(token, token.c.user_id == user.c.id)
+            .where(token.c.digest == sa.bindparam("digest"), token.c.revoked_at.is_(None),
+                   sa.or_(token.c.expires_at.is_(None), token.c.expires_at > sa.bindparam("now")),
+                   user.c.active.is_(True)))
+
+
+def authenticate(engine: sa.Engine):
+    """The user of the request's bearer token, or a 401; a 403 unless they are an admin."""
+    header = request.headers.get("Authorization")
+    if header is None:
+        raise ApiError(401, "unauthorized", "log in first: send Authorization: Bearer TOKEN")
+    scheme, _, secret = header.strip().partition(" ")
+    secret = secret.strip()
+    if scheme.lower() != "bearer" or not secret.startswith("crm_") or len(secret) > 100:
+        raise ApiError(401, "invalid_token", "the API token is missing, malformed, expired or revoked")
+    now = now_utc()
+    with engine.connect() as conn:
+        found = conn.execute(BY_TOKEN, {"digest": hashlib.sha256(secret.encode()).hexdigest(), "now": now}
+                             ).mappings().first()
+    if found is None:
+        raise ApiError(401, "invalid_token", "the API token is missing, malformed, expired or revoked")
+    if found["last_used_at"] is None or now - found["last_used_at"] > TOUCH_EVERY:
+        with engine.connect() as conn:
+            conn.execution_options(write=True)
+            with conn.begin():
+                conn.execute(token.update().where(token.c.id == found["token_id"]).values(last_used_at=now))
+    if "admin" not in (found["roles"] or ()):
+        raise ApiError(403, "forbidden", "only admins may use this app")
+    return found
+
+
 # ------------------------------------------------------------------ the app
 
 
@@ -416,6 +476,11 @@ def create_app(url: str | None = None) -> Flask:
         if exc.details is not None:
             error["details"] = exc.details
         return respond({"error": error}, exc.status)
+
+    @app.before_request
+    def who():
+        if request.path != "/healthz":
+            g.user = authenticate(engine)
 
     @app.get("/healthz")
     def healthz():
@@ -553,8 +618,9 @@ def create_app(url: str | None = None) -> Flask:
         for name, default in DEFAULTS.items():
             values.setdefault(name, default)
         now = now_utc()
-        row = {"version": 1, "created_at": now, "updated_at": now, "created_by": None, "updated_by": None,
-               "owner_id": None, "team_id": None}
+        actor = g.user
+        row = {"version": 1, "created_at": now, "updated_at": now, "created_by": actor["id"],
+               "updated_by": actor["id"], "owner_id": actor["id"], "team_id": actor["team_id"]}
         row.update(to_columns(values))
         with engine.connect() as conn:
             conn.execution_options(write=True)
@@ -568,7 +634,7 @@ def create_app(url: str | None = None) -> Flask:
                     row.setdefault(name, None)
                 changes = {name: [None, dump_value(name, row[name])] for name in WRITABLE if row[name] is not None}
                 conn.execute(audit.insert(), [{"entity": "customer", "record_id": new_id, "action": "create",
-                                               "actor_id": None, "actor": "anonymous", "at": now_utc(),
+                                               "actor_id": actor["id"], "actor": actor["username"], "at": now_utc(),
                                                "changes": changes}])
         return record_response(row, 201)
 
@@ -602,7 +668,7 @@ def create_app(url: str | None = None) -> Flask:
                 if not changed:
                     return record_response(old)
                 updates = dict(changed)
-                updates.update(updated_at=now_utc(), updated_by=None, version=old["version"] + 1)
+                updates.update(updated_at=now_utc(), updated_by=g.user["id"], version=old["version"] + 1)
                 try:
                     result = conn.execute(customer.update().where(c.id == key, c.version == old["version"],
                                                                   c.deleted_at.is_(None)).values(updates))
@@ -614,7 +680,7 @@ def create_app(url: str | None = None) -> Flask:
                 record.update(updates)
                 changes = {name: [dump_value(name, old[name]), dump_value(name, record[name])] for name in changed}
                 conn.execute(audit.insert(), [{"entity": "customer", "record_id": key, "action": "update",
-                                               "actor_id": None, "actor": "anonymous", "at": now_utc(),
+                                               "actor_id": g.user["id"], "actor": g.user["username"], "at": now_utc(),
                                                "changes": changes}])
         return record_response(record)
 

@@ -1,9 +1,18 @@
-"""The benchmark database: a fresh SQLite file with N realistic customers.
+"""The benchmark database: a fresh SQLite file with N realistic customers,
+owned by the 50 users of a sales organisation.
 
 The schema is made by crmkit itself (runtime build + migrate), so the tables,
-indexes and column encodings are exactly the engine's; the rows are then
-written with SQLAlchemy Core bulk inserts (set-up time does not count).
-Deterministic for a given seed.
+indexes and column encodings are exactly the engine's; teams, users and API
+tokens are made through the engine's directory; the customers are then written
+with SQLAlchemy Core bulk inserts (set-up time does not count). Deterministic
+for a given seed (except the tokens).
+
+The organisation (see ORGANISATION): hq > sales > five regional sales groups.
+The admin sits in hq; the sales director (a sales_manager) over sales; a
+manager (sales_manager) per group, reporting to the director; 43 sales reps
+(sales_rep) spread over the groups, reporting to their group's manager. Every
+customer is owned by one of the 50 users, uniformly, and carries its owner's
+team, as the records service stores it.
 """
 
 from __future__ import annotations
@@ -49,8 +58,37 @@ def remove_database(path: Path) -> None:
             pass
 
 
+GROUPS = ("east", "south", "north", "west", "central")
+REPS = 43
+#: The users the benchmarks act as (each gets an API token): the admin (scope
+#: all), a sales rep (own) and the sales director (team_tree over all of sales).
+ACTORS = ("admin", "rep_01", "sales_director")
+
+
+def organisation(directory) -> list[tuple[int, int]]:
+    """Teams and users (through the engine's directory); returns (user id, team id) of all 50."""
+    hq = directory.create_team("hq", "Headquarters")
+    sales = directory.create_team("sales", "Sales", hq["id"])
+    people = [directory.create_user({"username": "admin", "roles": ["admin"], "team_id": hq["id"]}),
+              directory.create_user({"username": "sales_director", "roles": ["sales_manager"],
+                                     "team_id": sales["id"], "superior_id": "admin"})]
+    groups = []
+    for name in GROUPS:
+        team = directory.create_team(f"sales_{name}", f"Sales {name}", sales["id"])
+        manager = directory.create_user({"username": f"manager_{name}", "roles": ["sales_manager"],
+                                         "team_id": team["id"], "superior_id": "sales_director"})
+        groups.append((team, manager))
+        people.append(manager)
+    for n in range(1, REPS + 1):
+        team, manager = groups[(n - 1) % len(groups)]
+        people.append(directory.create_user({"username": f"rep_{n:02d}", "roles": ["sales_rep"],
+                                             "team_id": team["id"], "superior_id": manager["id"]}))
+    return [(p["id"], p["team_id"]) for p in people]
+
+
 def create(path: Path, customers: int, seed: int = 20261123, log=print) -> dict:
-    """Create (or re-create) the database at ``path``; returns facts about it."""
+    """Create (or re-create) the database at ``path``; returns facts about it,
+    with ``tokens``: an API token for each of ACTORS (not to be written out)."""
     from crmkit import regions, runtime
     from crmkit.settings import from_environment
 
@@ -63,6 +101,9 @@ def create(path: Path, customers: int, seed: int = 20261123, log=print) -> dict:
     table = rt.tables.entities["customer"]
 
     rng = random.Random(seed)
+    owners = organisation(rt.directory)
+    users = {name: rt.directory.user(name) for name in ACTORS}
+    tokens = {name: rt.directory.create_token(user["id"], "bench").token for name, user in users.items()}
     districts = regions.all_codes("district")
     city_of = {}
     for code in districts:
@@ -86,10 +127,11 @@ def create(path: Path, customers: int, seed: int = 20261123, log=print) -> dict:
             last_order = None
             if rng.random() < 0.8:
                 last_order = moment + dt.timedelta(seconds=rng.randrange(max(1, int((now - moment).total_seconds()))))
+            owner, team = rng.choice(owners)
             row = {
                 "version": 1, "created_at": moment, "updated_at": last_order or moment,
-                "created_by": None, "updated_by": None, "owner_id": rng.choice([None, 1, 2, 3]),
-                "team_id": None,
+                "created_by": owner, "updated_by": owner, "owner_id": owner,
+                "team_id": team,
                 "name": rng.choice(SURNAMES) + rng.choice(GIVEN),
                 "mobile": mobile,
                 "email": (f"user{i}@{rng.choice(MAIL_DOMAINS)}" if rng.random() < 0.7 else None),
@@ -116,5 +158,8 @@ def create(path: Path, customers: int, seed: int = 20261123, log=print) -> dict:
     rt.engine.dispose()
     elapsed = time.perf_counter() - started
     shown = path.relative_to(BENCH_DIR.parent) if path.is_relative_to(BENCH_DIR.parent) else path
-    log(f"  database: {count:,} customers in {shown} ({elapsed:.1f} s set-up, not timed)")
-    return {"path": str(path), "customers": count, "setup_seconds": round(elapsed, 2)}
+    log(f"  database: {count:,} customers owned by {len(owners)} users in {shown} ({elapsed:.1f} s set-up, not timed)")
+    return {"path": str(path), "customers": count, "users": len(owners), "setup_seconds": round(elapsed, 2),
+            "actors": {name: {"id": u["id"], "team_id": u["team_id"], "roles": list(u["roles"])}
+                       for name, u in users.items()},
+            "tokens": tokens}

@@ -1,6 +1,6 @@
 """Keyset pagination: page 1 against a page 2,000 pages deep (limit 50) on the
-100,000 customers, through the generated API in-process (Flask test client),
-alternating the two requests many times. The deep cursor is built with the
+100,000 customers, through the generated API in-process (Flask test client,
+with the admin's API token), alternating the two requests many times. The deep cursor is built with the
 engine's own encoder from the row that ends page 1,999 (found with OFFSET
 once, outside the timing), and checked: the deep page must start where an
 OFFSET query says it does.
@@ -23,7 +23,8 @@ TARGET = 1.3
 LIMIT = 50
 
 
-def run(db_path: Path, *, depth: int, repetitions: int, work_dir: Path, log=print) -> dict:
+def run(db_path: Path, *, depth: int, repetitions: int, token: str, work_dir: Path, log=print) -> dict:
+    """``token``: the admin's API token (scope all, like the page it is compared with)."""
     from crmkit.app import create_app
     from crmkit.settings import from_environment
 
@@ -32,9 +33,12 @@ def run(db_path: Path, *, depth: int, repetitions: int, work_dir: Path, log=prin
     app = create_app(dataset.CONFIG_DIR, settings)
     rt = app.extensions["crmkit"]
     client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    actor = rt.directory.actor_for_token(token)
+    access = rt.permissions.of(actor)
     entity = rt.spec.entities["customer"]
     table = rt.tables.entities["customer"]
-    request = rt.queries.parse_list(entity, [("limit", str(LIMIT)), ("sort", "-created_at")])
+    request = rt.queries.parse_list(entity, [("limit", str(LIMIT)), ("sort", "-created_at")], access)
     offset = (depth - 1) * LIMIT
     with rt.engine.connect() as conn:
         total = conn.execute(sa.select(sa.func.count()).select_from(table).where(table.c.deleted_at.is_(None))).scalar_one()
@@ -45,7 +49,7 @@ def run(db_path: Path, *, depth: int, repetitions: int, work_dir: Path, log=prin
         before = conn.execute(ordered.offset(offset - 1).limit(1)).mappings().one()
         expected_first = conn.execute(ordered.offset(offset).limit(1)).mappings().one()["id"]
         plan = [row[-1] for row in conn.exec_driver_sql(
-            "EXPLAIN QUERY PLAN " + str(rt.queries.select_list(entity, request)
+            "EXPLAIN QUERY PLAN " + str(rt.queries.select_list(entity, request, actor)
                                         .where(rt.queries._after(table, request.sort, [before["created_at"], before["id"]]))
                                         .order_by(*rt.queries._order(table, request.sort)).limit(LIMIT + 1)
                                         .compile(conn, compile_kwargs={"literal_binds": True})))]
@@ -72,17 +76,18 @@ def run(db_path: Path, *, depth: int, repetitions: int, work_dir: Path, log=prin
         page_deep.append(timed(deep_url))
 
     # The SQL alone, through the query builder (parse once, execute many times).
-    deep_request = rt.queries.parse_list(entity, [("limit", str(LIMIT)), ("sort", "-created_at"), ("cursor", cursor)])
+    deep_request = rt.queries.parse_list(entity, [("limit", str(LIMIT)), ("sort", "-created_at"), ("cursor", cursor)],
+                                         access)
     sql1, sql_deep = [], []
     with rt.engine.connect() as conn:
         for _ in range(20):
-            rt.queries.page(conn, entity, request), rt.queries.page(conn, entity, deep_request)
+            rt.queries.page(conn, entity, request, actor=actor), rt.queries.page(conn, entity, deep_request, actor=actor)
         for _ in range(repetitions):
             started = time.perf_counter()
-            rt.queries.page(conn, entity, request)
+            rt.queries.page(conn, entity, request, actor=actor)
             sql1.append(time.perf_counter() - started)
             started = time.perf_counter()
-            rt.queries.page(conn, entity, deep_request)
+            rt.queries.page(conn, entity, deep_request, actor=actor)
             sql_deep.append(time.perf_counter() - started)
     rt.engine.dispose()
 
