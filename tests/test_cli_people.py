@@ -305,7 +305,7 @@ def test_roles_explain_sample_sales_rep():
                                   "import": "-", "assign": "-", "transition": "own"}
     assert matrix["product"]["read"] == "all" and matrix["product"]["update"] == "-"
     assert matrix["user"]["read"] == "all"
-    assert "\nNo access: return_visit\n" in result.stdout
+    assert "\nNo access: return_visit, audit\n" in result.stdout
     assert re.search(r"^product\.cost +hidden$", result.stdout, re.MULTILINE)
 
 
