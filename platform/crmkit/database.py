@@ -63,3 +63,18 @@ def write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
         conn.execution_options(crmkit_write=True)
         with conn.begin():
             yield conn
+
+
+def analyze(engine: sa.Engine, tables: list[str]) -> None:
+    """Refresh the query planner's statistics of these tables, after a migration
+    or a bulk load. Without them SQLite cannot tell a selective index (a rep's
+    own customers) from an unselective one, and may sort a whole department's
+    records for one page."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("PRAGMA analysis_limit=1000")  # sample: a second, not minutes, on big tables
+            conn.exec_driver_sql("ANALYZE")
+        elif tables:
+            preparer = conn.dialect.identifier_preparer
+            conn.exec_driver_sql("ANALYZE " + ", ".join(preparer.quote(name) for name in tables))
+        conn.commit()

@@ -44,7 +44,15 @@ class Runtime:
         migration = self.plan()
         backup = migrations.apply(self.engine, self.tables, migration, allow_data_loss=allow_data_loss,
                                   backup_dir=self.settings.backup_dir, database_file=self.settings.sqlite_file)
+        if not migration.empty:
+            self.analyze()
         return migration, backup
+
+    def analyze(self) -> None:
+        """Fresh planner statistics (after a migration or a bulk load)."""
+        from .database import analyze
+
+        analyze(self.engine, list(self.tables.metadata.tables))
 
 
 def build(config_dir: str | Path, settings: Settings | None = None) -> Runtime:

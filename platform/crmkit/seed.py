@@ -418,5 +418,6 @@ def _seed(rt: Runtime, size: int, random_seed: int, today: dt.date | None,
         gc.collect()
         if progress is not None:
             progress(entity.name, len(created), time.perf_counter() - started)
+    rt.analyze()  # the planner should know the new data's shape
     return counts
 

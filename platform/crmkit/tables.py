@@ -243,8 +243,15 @@ def _entity_table(metadata: sa.MetaData, entity: EntitySpec, field_types, tables
             tables.unique_names[name] = (entity.name, (f.name,))
         elif f.index or f.type == "ref":
             extras.append(sa.Index(_short(f"ix_{entity.name}_{f.column}"), f.column))
-    for system_index in ("created_at", "updated_at") + (("owner_id", "team_id") if entity.owned else ()):
+    for system_index in ("created_at", "updated_at"):
         extras.append(sa.Index(_short(f"ix_{entity.name}_{system_index}"), system_index))
+    # Data scopes (own, team) narrow lists by owner or team: an index that
+    # leads with the scope column and continues in the list's order serves
+    # such a page in index order, without sorting every record in scope.
+    list_order = [entity.fields[key.lstrip("-")].column for key in entity.list.sort]
+    list_order += [] if "id" in list_order else ["id"]
+    for scope_column in ("owner_id", "team_id") if entity.owned else ("created_by",):
+        extras.append(sa.Index(_short(f"ix_{entity.name}_{scope_column}_sort"), scope_column, *list_order))
     for index in entity.indexes:
         cols = [entity.fields[n].column for n in index.fields]
         name = _short(index.name)
