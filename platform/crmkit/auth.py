@@ -11,7 +11,8 @@ or ``csrf_token`` form field). Every route needs one or the other, except
 from __future__ import annotations
 
 import hmac
-from urllib.parse import urlsplit
+from collections.abc import Mapping
+from urllib.parse import quote, urlsplit
 
 from flask import Blueprint, Flask, Response, g, redirect, render_template, request
 
@@ -64,15 +65,23 @@ def authenticate() -> Response | None:
         return None
     if is_public(request.path, rt.spec.public):
         return None
-    if request.path.startswith("/api/"):
+    if request.path.startswith("/api/") and not _wants_a_page():
         raise Unauthorized("log in first: send Authorization: Bearer TOKEN (create one with "
                            "'crmkit token create USER')", code="unauthorized")
-    return redirect(f"/login?next={_safe_next(request.full_path)}")
+    return redirect("/login?next=" + quote(_safe_next(request.full_path), safe="/"))
+
+
+def _wants_a_page() -> bool:
+    """A browser asking for a page (such as /api/v1/docs) rather than a program asking for JSON."""
+    accept = request.accept_mimetypes
+    return request.method in ("GET", "HEAD") and accept["text/html"] > accept["application/json"]
 
 
 def _safe_next(target: str | None) -> str:
     """Only a path on this site (no scheme, no host, no //evil.example)."""
     if not target:
+        return "/"
+    if any(ch < " " or ch == "\x7f" for ch in target):  # urlsplit and browsers drop tabs and newlines
         return "/"
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
@@ -109,7 +118,9 @@ def login():
     """Form post (redirects) or JSON ``{"username", "password"}`` (answers the CSRF token)."""
     rt = _runtime()
     as_json = request.is_json
-    data = (request.get_json(silent=True) or {}) if as_json else request.form
+    data = request.get_json(silent=True) if as_json else request.form
+    if not isinstance(data, Mapping):
+        data = {}
     username = data.get("username") if isinstance(data.get("username"), str) else ""
     password = data.get("password") if isinstance(data.get("password"), str) else ""
     target = _safe_next(data.get("next") if isinstance(data.get("next"), str) else None)
