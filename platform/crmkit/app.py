@@ -38,6 +38,13 @@ def create_app(config_dir: str | Path | None = None, settings: Settings | None =
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False)
     app.secret_key = settings.secret_key or os.urandom(32)
     app.extensions["crmkit"] = rt
+    if settings.trust_proxy:
+        # Behind nginx or a load balancer: the client's address (login throttle) and
+        # https (Secure cookies) come from the headers the trusted proxies set.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        proxies = settings.trust_proxy
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
 
     from . import api, auth
 

@@ -11,11 +11,12 @@ or ``csrf_token`` form field). Every route needs one or the other, except
 from __future__ import annotations
 
 import hmac
-from urllib.parse import urlsplit
+from collections.abc import Mapping
+from urllib.parse import quote, urlsplit
 
 from flask import Blueprint, Flask, Response, g, redirect, render_template, request
 
-from .errors import CrmError, Forbidden, Unauthorized
+from .errors import CrmError, Forbidden, TooManyRequests, Unauthorized
 from .records import ANONYMOUS
 
 SESSION_COOKIE = "crmkit_session"
@@ -64,15 +65,23 @@ def authenticate() -> Response | None:
         return None
     if is_public(request.path, rt.spec.public):
         return None
-    if request.path.startswith("/api/"):
+    if request.path.startswith("/api/") and not _wants_a_page():
         raise Unauthorized("log in first: send Authorization: Bearer TOKEN (create one with "
                            "'crmkit token create USER')", code="unauthorized")
-    return redirect(f"/login?next={_safe_next(request.full_path)}")
+    return redirect("/login?next=" + quote(_safe_next(request.full_path), safe="/"))
+
+
+def _wants_a_page() -> bool:
+    """A browser asking for a page (such as /api/v1/docs) rather than a program asking for JSON."""
+    accept = request.accept_mimetypes
+    return request.method in ("GET", "HEAD") and accept["text/html"] > accept["application/json"]
 
 
 def _safe_next(target: str | None) -> str:
     """Only a path on this site (no scheme, no host, no //evil.example)."""
     if not target:
+        return "/"
+    if any(ch < " " or ch == "\x7f" for ch in target):  # urlsplit and browsers drop tabs and newlines
         return "/"
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
@@ -93,15 +102,32 @@ def _set_session_cookie(response: Response, value: str) -> None:
 
 @web.get("/login")
 def login_form():
-    return render_template("login.html", next=_safe_next(request.args.get("next")), error=None,
-                           app_label=_app_label())
+    return _login_page(_safe_next(request.args.get("next")))
 
 
-def _app_label() -> str:
+#: The login page loads nothing but its style sheet and posts only to this site.
+LOGIN_PAGE_POLICY = "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+
+def _login_page(target: str, error: CrmError | None = None, username: str = "") -> Response:
     from .metadata.spec import label_text
 
     spec = _runtime().spec
-    return label_text(spec.label, "en", spec.name)
+    page = render_template("login.html", next=target, username=username,
+                           app_label=label_text(spec.label, "zh", spec.name),
+                           error=error.message if error else None, error_zh=_in_chinese(error) if error else None)
+    response = Response(page, status=error.status if error else 200, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = LOGIN_PAGE_POLICY
+    response.headers["Cache-Control"] = "no-store"
+    if isinstance(error, TooManyRequests):
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
+
+
+def _in_chinese(error: CrmError) -> str:
+    if isinstance(error, TooManyRequests):
+        return f"登录失败次数过多，请 {error.retry_after} 秒后再试"
+    return "用户名或密码错误" if error.code == "login_failed" else "登录失败"
 
 
 @web.post("/login")
@@ -109,7 +135,9 @@ def login():
     """Form post (redirects) or JSON ``{"username", "password"}`` (answers the CSRF token)."""
     rt = _runtime()
     as_json = request.is_json
-    data = (request.get_json(silent=True) or {}) if as_json else request.form
+    data = request.get_json(silent=True) if as_json else request.form
+    if not isinstance(data, Mapping):
+        data = {}
     username = data.get("username") if isinstance(data.get("username"), str) else ""
     password = data.get("password") if isinstance(data.get("password"), str) else ""
     target = _safe_next(data.get("next") if isinstance(data.get("next"), str) else None)
@@ -118,11 +146,7 @@ def login():
     except CrmError as exc:
         if as_json:
             raise
-        response = Response(render_template("login.html", next=target, error=exc.message, username=username,
-                                            app_label=_app_label()), status=exc.status)
-        if exc.status == 429:
-            response.headers["Retry-After"] = str(exc.details["retry_after"])
-        return response
+        return _login_page(target, exc, username)
     if as_json:
         from .api import json_response
 

@@ -178,20 +178,34 @@ class Directory:
             raise TooManyRequests(f"too many failed logins; try again in {wait} seconds", wait)
 
     def _fail(self, keys: list[str], at: dt.datetime, user: Mapping | None, username: str) -> None:
-        table = self.tables.login_failures
         with write_transaction(self.engine) as tx:
             for key in keys:
-                row = tx.execute(sa.select(table).where(table.c.key == key)).mappings().first()
-                if row is None or at - row["first_at"] > THROTTLE_WINDOW:
-                    tx.execute(table.delete().where(table.c.key == key))
-                    tx.execute(table.insert().values(key=key, failures=1, first_at=at, locked_until=None))
-                    continue
-                failures = row["failures"] + 1
-                locked = at + THROTTLE_LOCK if failures >= THROTTLE_FAILURES else None
-                tx.execute(table.update().where(table.c.key == key).values(failures=failures, locked_until=locked))
+                tx.execute(self._count_failure(tx, key, at))
             self._audit(tx, "login_failed", user["id"] if user is not None else 0,
                         user["username"] if user is not None else "anonymous",
                         {"username": username[:100], "address": keys[1][3:] if len(keys) > 1 else None})
+
+    def _count_failure(self, tx: sa.Connection, key: str, at: dt.datetime) -> sa.Executable:
+        """One more failure for a key, in one statement: parallel guesses (many
+        workers) are all counted, and the first of a key is not inserted twice."""
+        if tx.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        table = self.tables.login_failures
+        when = table.c.first_at.type
+
+        def time(value: dt.datetime) -> sa.ColumnElement:
+            return sa.literal(value, when)
+
+        window_over = table.c.first_at < time(at - THROTTLE_WINDOW)  # of the row as it was
+        return insert(table).values(key=key, failures=1, first_at=at, locked_until=None).on_conflict_do_update(
+            index_elements=[table.c.key],
+            set_={"failures": sa.case((window_over, 1), else_=table.c.failures + 1),
+                  "first_at": sa.case((window_over, time(at)), else_=table.c.first_at),
+                  "locked_until": sa.case((window_over, sa.null()),
+                                          (table.c.failures + 1 >= THROTTLE_FAILURES, time(at + THROTTLE_LOCK)),
+                                          else_=table.c.locked_until)})
 
     # ------------------------------------------------------------ tokens
 

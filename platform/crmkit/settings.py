@@ -15,6 +15,9 @@ class Settings:
     secret_key: str | None = None
     auto_migrate: bool = True
     max_body_bytes: int = 10 * 1024 * 1024
+    #: How many proxies (nginx, a load balancer) stand in front of the app and set
+    #: X-Forwarded-For and X-Forwarded-Proto; 0 trusts no such header.
+    trust_proxy: int = 0
 
     @property
     def sqlite_file(self) -> str | None:
@@ -41,4 +44,12 @@ def from_environment(env: dict | None = None) -> Settings:
         secret_key=env.get("CRMKIT_SECRET_KEY") or None,
         auto_migrate=env.get("CRMKIT_AUTO_MIGRATE", "1").lower() not in ("0", "false", "no"),
         max_body_bytes=int(env.get("CRMKIT_MAX_BODY_BYTES", 10 * 1024 * 1024)),
+        trust_proxy=_proxy_count(env.get("CRMKIT_TRUST_PROXY") or "0"),
     )
+
+
+def _proxy_count(text: str) -> int:
+    if not text.strip().isdigit():  # RuntimeError: what wsgi.py reports without a traceback
+        raise RuntimeError(f"CRMKIT_TRUST_PROXY must be the number of proxies in front of crmkit (0, 1, 2...), "
+                         f"not {text!r}")
+    return int(text)
