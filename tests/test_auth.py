@@ -713,3 +713,8 @@ def test_without_trust_forwarded_headers_are_ignored(proxied_app):
     assert not session_cookie(response)["crmkit_session"]["secure"]
     fail(browser(app, headers=FORWARDED))
     assert throttled_addresses(app) == {"ip:127.0.0.1"}
+
+
+def test_logout_without_a_session_goes_back_to_the_login_page(app):
+    response = app.test_client(user=None).post("/logout")
+    assert response.status_code == 303 and response.headers["Location"] == "/login"

@@ -236,3 +236,16 @@ def test_seed_respects_field_bounds_whatever_they_are(tmp_path, database_url):
     result = run(["seed", str(config), "--size", "30"], db_env(database_url, tmp_path))
     assert result.exit_code == 0, result.output
     assert "Seeded " in result.stdout
+
+
+def test_a_meaningless_setting_is_a_message_not_a_traceback(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+    from conftest import SAMPLE_CONFIG
+    from crmkit.cli import cli
+
+    monkeypatch.setenv("CRMKIT_INSTANCE", str(tmp_path))
+    for name in ("CRMKIT_TRUST_PROXY", "CRMKIT_MAX_BODY_BYTES"):
+        monkeypatch.setenv(name, "lots")
+        result = CliRunner().invoke(cli, ["migrate", str(SAMPLE_CONFIG)])
+        assert result.exit_code == 1 and name in result.output and "Traceback" not in result.output
+        monkeypatch.delenv(name)

@@ -65,6 +65,8 @@ def authenticate() -> Response | None:
         return None
     if is_public(request.path, rt.spec.public):
         return None
+    if request.path == "/logout":  # no session to end: back to the login page, not a trip through it
+        return redirect("/login", code=303)
     if request.path.startswith("/api/") and not _wants_a_page():
         raise Unauthorized("log in first: send Authorization: Bearer TOKEN (create one with "
                            "'crmkit token create USER')", code="unauthorized")

@@ -24,6 +24,7 @@ from .errors import CrmError
 from .metadata.problems import ConfigError, did_you_mean
 from .migrations import MigrationRefused
 from .plugins import PluginError
+from .settings import SettingsError
 
 config_argument = click.argument("config", type=click.Path(file_okay=False, path_type=Path))
 #: Commands about people need the config for its roles; make run exports CRMKIT_CONFIG.
@@ -51,7 +52,7 @@ def user_errors(func):
                 click.echo(str(problem), err=True)
             click.echo(f"{len(exc.problems)} problem(s) found.", err=True)
             sys.exit(1)
-        except (PluginError, MigrationRefused) as exc:
+        except (PluginError, MigrationRefused, SettingsError) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
         except CrmError as exc:  # refused by the directory or the records service: a name taken, a short password

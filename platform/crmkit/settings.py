@@ -43,13 +43,18 @@ def from_environment(env: dict | None = None) -> Settings:
         redis_url=env.get("CRMKIT_REDIS_URL") or None,
         secret_key=env.get("CRMKIT_SECRET_KEY") or None,
         auto_migrate=env.get("CRMKIT_AUTO_MIGRATE", "1").lower() not in ("0", "false", "no"),
-        max_body_bytes=int(env.get("CRMKIT_MAX_BODY_BYTES", 10 * 1024 * 1024)),
-        trust_proxy=_proxy_count(env.get("CRMKIT_TRUST_PROXY") or "0"),
+        max_body_bytes=_count("CRMKIT_MAX_BODY_BYTES", env.get("CRMKIT_MAX_BODY_BYTES") or str(10 * 1024 * 1024),
+                              "the largest request body in bytes"),
+        trust_proxy=_count("CRMKIT_TRUST_PROXY", env.get("CRMKIT_TRUST_PROXY") or "0",
+                           "the number of proxies in front of crmkit (0, 1, 2...)"),
     )
 
 
-def _proxy_count(text: str) -> int:
-    if not text.strip().isdigit():  # RuntimeError: what wsgi.py reports without a traceback
-        raise RuntimeError(f"CRMKIT_TRUST_PROXY must be the number of proxies in front of crmkit (0, 1, 2...), "
-                         f"not {text!r}")
+class SettingsError(RuntimeError):
+    """A CRMKIT_* variable with a value that means nothing (reported without a traceback)."""
+
+
+def _count(name: str, text: str, what: str) -> int:
+    if not text.strip().isdigit():
+        raise SettingsError(f"{name} must be {what}, not {text!r}")
     return int(text)
