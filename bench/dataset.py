@@ -152,6 +152,7 @@ def create(path: Path, customers: int, seed: int = 20261123, log=print) -> dict:
                 batch = []
         if batch:
             conn.execute(table.insert(), batch)
+    rt.analyze()  # as after any bulk load (crmkit seed and crmkit analyze do the same)
     with rt.engine.connect() as conn:
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         count = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()

@@ -249,3 +249,22 @@ def test_a_meaningless_setting_is_a_message_not_a_traceback(tmp_path, monkeypatc
         result = CliRunner().invoke(cli, ["migrate", str(SAMPLE_CONFIG)])
         assert result.exit_code == 1 and name in result.output and "Traceback" not in result.output
         monkeypatch.delenv(name)
+
+
+def test_analyze_refreshes_the_planner_statistics(tmp_path, monkeypatch):
+    import sqlite3
+
+    from click.testing import CliRunner
+    from conftest import SAMPLE_CONFIG
+    from crmkit.cli import cli
+
+    monkeypatch.setenv("CRMKIT_INSTANCE", str(tmp_path))
+    runner = CliRunner()
+    assert runner.invoke(cli, ["migrate", str(SAMPLE_CONFIG), "--apply"]).exit_code == 0
+    database = sqlite3.connect(tmp_path / "crmkit.sqlite3")
+    database.execute("INSERT INTO product (version, created_at, updated_at, name) "
+                     "VALUES (1, '2026-01-01 00:00:00', '2026-01-01 00:00:00', 'tea')")
+    database.commit()
+    result = runner.invoke(cli, ["analyze", str(SAMPLE_CONFIG)])
+    assert result.exit_code == 0 and "Statistics refreshed" in result.output
+    assert database.execute("SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'product'").fetchone()[0] > 0

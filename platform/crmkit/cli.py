@@ -221,6 +221,17 @@ def openapi(config: Path, output: Path | None) -> None:
 
 @cli.command()
 @config_argument
+@user_errors
+def analyze(config: Path) -> None:
+    """Refresh the query planner's statistics: after a bulk import, or nightly.
+    (Migrations and seeds do it themselves.)"""
+    started = time.perf_counter()
+    _runtime(config).analyze()
+    click.echo(f"Statistics refreshed in {time.perf_counter() - started:.1f} s.")
+
+
+@cli.command()
+@config_argument
 @click.option("--days", type=click.IntRange(0), help="Retention in days (default: recycle_bin_days of the config).")
 @user_errors
 def purge(config: Path, days: int | None) -> None:
