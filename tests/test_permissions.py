@@ -559,3 +559,32 @@ def test_the_records_service_checks_whoever_calls_it(org):
 
     with pytest.raises(Forbidden):
         rt.records.create("product", {"name": "x"}, ANONYMOUS)
+
+
+def test_pages_of_own_and_shared_records_interleave(org):
+    """Shared records join the list in their sort order, across pages, in the count too."""
+    app, users, owned = org
+    rt = app.extensions["crmkit"]
+    admin = app.test_client()
+    who = rt.directory.create_user({"username": "pager", "roles": ["rep"], "team_id": "west"})
+    token_for(app, "pager")
+    mine, shared = [], []
+    for i in range(7):
+        owner = who["id"] if i % 2 == 0 else users["stranger"]["id"]
+        record = rt.records.create("customer", {"name": f"page {i}", "owner_id": owner}, SYSTEM)
+        (mine if owner == who["id"] else shared).append(record["id"])
+    for record_id in shared:
+        admin.post(f"{API}/customer/{record_id}/collaborators", json={"user_id": who["id"], "access": "read"})
+    client = client_of(app, "pager")
+    for sort in ("-created_at", "name", "-name"):
+        seen, url = [], f"{API}/customer?limit=2&sort={sort}&count=true"
+        while url:
+            body = client.get(url).get_json()
+            assert body["count"] == 7
+            seen += [r["name"] for r in body["data"]]
+            url = body["next_url"]
+        expected = sorted((f"page {i}" for i in range(7)), reverse=sort.startswith("-"))
+        if sort == "-created_at":
+            expected = [f"page {i}" for i in reversed(range(7))]
+        assert seen == expected, sort
+    assert client.get(f"{API}/customer?name=page 1").get_json()["data"][0]["id"] == shared[0]

@@ -295,6 +295,14 @@ class ScopeSQL:
             self._cache[key] = self._build(entity, kinds, share)
         return self._cache[key]
 
+    def shared(self, entity: str, share: str) -> sa.ColumnElement[bool]:
+        """The records shared with the user (with write access, for ``write``)."""
+        shares = self.tables.shares
+        wanted = [shares.c.entity == entity, shares.c.user_id == sa.bindparam(UID)]
+        if share == "write":
+            wanted.append(shares.c.access == "write")
+        return self.table(entity).c.id.in_(sa.select(shares.c.record_id).where(*wanted))
+
     def table(self, entity: str) -> sa.Table:
         if entity == "user":
             return self.tables.users
@@ -337,11 +345,7 @@ class ScopeSQL:
                 # Without a team column, the creator's current team stands for the record's.
                 parts.append(where if team_column is not None else owner.in_(sa.select(users.c.id).where(where)))
         if share and entity not in SYSTEM_ENTITIES:
-            shares = self.tables.shares
-            wanted = [shares.c.entity == entity, shares.c.user_id == uid]
-            if share == "write":
-                wanted.append(shares.c.access == "write")
-            parts.append(table.c.id.in_(sa.select(shares.c.record_id).where(*wanted)))
+            parts.append(self.shared(entity, share))
         if not parts:
             return sa.false()
         return parts[0] if len(parts) == 1 else sa.or_(*parts)

@@ -359,11 +359,14 @@ class QueryBuilder:
                     extra: Iterable = (), *, shares: bool = True) -> sa.Select:
         """The records of a list request within the actor's scope for the action
         (read, export): execute with ``scope_params(actor)``."""
+        query = self._matching(entity, request, actor, extra)
+        scope = self.scope(entity.name, actor, action, shares=shares)
+        return query if scope is None else query.where(scope)
+
+    def _matching(self, entity: EntitySpec, request: ListRequest, actor, extra: Iterable = ()) -> sa.Select:
+        """The live records that match the request's filters and search (no scope)."""
         table = self.table(entity)
         query = sa.select(table).where(self.live(entity), *extra)
-        scope = self.scope(entity.name, actor, action, shares=shares)
-        if scope is not None:
-            query = query.where(scope)
         for flt in request.filters:
             query = query.where(self.condition(entity, flt, actor))
         if request.search:
@@ -373,15 +376,34 @@ class QueryBuilder:
 
     def page(self, conn: sa.Connection, entity: EntitySpec, request: ListRequest, *, actor, action: str = "read",
              extra: Iterable = ()) -> tuple[list, str | None, int | None]:
-        """(rows, next cursor, total count or None), within the actor's scope."""
-        shares = action == "read" and self.has_shares(conn, entity.name, actor)
-        base = self.select_list(entity, request, actor, action, tuple(extra), shares=shares)
+        """(rows, next cursor, total count or None), within the actor's scope.
+
+        For a user with records shared with them, the page is the union of two
+        ordered, limited branches (their scope; shared and outside it): one
+        predicate with an OR would make the database sort every record in
+        scope to return one page."""
+        extra = tuple(extra)
         table = self.table(entity)
-        query = base
-        if request.cursor is not None:
-            query = query.where(self._after(table, request.sort, request.cursor))
-        query = query.order_by(*self._order(table, request.sort)).limit(request.limit + 1)
+        base = self.select_list(entity, request, actor, action, extra, shares=False)
+        branches = [base]
+        if action == "read" and self.has_shares(conn, entity.name, actor):
+            scope = self.scope(entity.name, actor, action, shares=False)
+            shared = self._matching(entity, request, actor, extra).where(
+                self.scopes.shared(entity.name, share_for(action)))
+            if scope is not None:  # disjoint from the first branch (NULL counts as outside)
+                shared = shared.where(sa.not_(sa.func.coalesce(scope, sa.false())))
+            branches.append(shared)
         params = scope_params(actor)
+        limited = []
+        for branch in branches:
+            if request.cursor is not None:
+                branch = branch.where(self._after(table, request.sort, request.cursor))
+            limited.append(branch.order_by(*self._order(table, request.sort)).limit(request.limit + 1))
+        if len(limited) == 1:
+            query = limited[0]
+        else:
+            both = sa.union_all(*(sa.select(branch.subquery()) for branch in limited)).subquery()
+            query = sa.select(both).order_by(*self._order(both, request.sort)).limit(request.limit + 1)
         rows = conn.execute(query, params).mappings().all()
         next_cursor = None
         if len(rows) > request.limit:
@@ -389,7 +411,8 @@ class QueryBuilder:
             next_cursor = self.encode_cursor(request.sort, rows[-1])
         total = None
         if request.count:
-            total = conn.execute(sa.select(sa.func.count()).select_from(base.subquery()), params).scalar_one()
+            total = sum(conn.execute(sa.select(sa.func.count()).select_from(branch.subquery()), params).scalar_one()
+                        for branch in branches)
         return rows, next_cursor, total
 
     def _order(self, table: sa.Table, sort) -> list:
