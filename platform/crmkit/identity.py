@@ -35,6 +35,9 @@ TOKEN_PREFIX = "crm_"
 SESSION_DAYS = 14
 #: Failures before a lock, the window they are counted in, and the lock.
 THROTTLE_FAILURES = 5
+#: An address is shared by a whole office behind NAT: it gets more tries
+#: before it locks (a guesser trying many user names still meets it soon).
+ADDRESS_FAILURES = 20
 THROTTLE_WINDOW = dt.timedelta(minutes=15)
 THROTTLE_LOCK = dt.timedelta(minutes=15)
 AUDIT_ENTITY = "crmkit_user"
@@ -199,12 +202,13 @@ class Directory:
             return sa.literal(value, when)
 
         window_over = table.c.first_at < time(at - THROTTLE_WINDOW)  # of the row as it was
+        limit = ADDRESS_FAILURES if key.startswith("ip:") else THROTTLE_FAILURES
         return insert(table).values(key=key, failures=1, first_at=at, locked_until=None).on_conflict_do_update(
             index_elements=[table.c.key],
             set_={"failures": sa.case((window_over, 1), else_=table.c.failures + 1),
                   "first_at": sa.case((window_over, time(at)), else_=table.c.first_at),
                   "locked_until": sa.case((window_over, sa.null()),
-                                          (table.c.failures + 1 >= THROTTLE_FAILURES, time(at + THROTTLE_LOCK)),
+                                          (table.c.failures + 1 >= limit, time(at + THROTTLE_LOCK)),
                                           else_=table.c.locked_until)})
 
     # ------------------------------------------------------------ tokens
