@@ -46,7 +46,14 @@ TOUCH_EVERY = dt.timedelta(minutes=1)
 
 _hasher = PasswordHasher()
 #: Verified against when the user does not exist, so both cases take as long.
-_DUMMY_HASH = _hasher.hash("not a password of anyone")
+_DUMMY_HASH: str | None = None  # made on the first login, not at import (a third of a second)
+
+
+def _dummy_hash() -> str:
+    global _DUMMY_HASH
+    if _DUMMY_HASH is None:
+        _DUMMY_HASH = _hasher.hash("not a password of anyone")
+    return _DUMMY_HASH
 
 
 def digest(secret: str) -> str:
@@ -136,7 +143,7 @@ class Directory:
         with self.engine.connect() as conn:
             user = conn.execute(sa.select(users).where(sa.func.lower(users.c.username) == username.strip().lower())
                                 ).mappings().first()
-        stored = user["password_hash"] if user is not None and user["password_hash"] else _DUMMY_HASH
+        stored = user["password_hash"] if user is not None and user["password_hash"] else _dummy_hash()
         try:
             ok = _hasher.verify(stored, password) and user is not None and bool(user["password_hash"])
         except (VerificationError, InvalidHashError):
