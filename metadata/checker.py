@@ -16,7 +16,8 @@ from jsonschema.exceptions import ValidationError, best_match
 from .loader import Document
 from .problems import ProblemList, did_you_mean
 from .schemas import fast_check, validator
-from .spec import (QUERY_PARAMETERS, RESERVED_ENTITY_NAMES, RESERVED_FIELD_NAMES, SYSTEM_FIELDS,
+from .spec import (QUERY_PARAMETERS, RESERVED_ENTITY_NAMES, RESERVED_FIELD_NAMES, RESERVED_RELATION_NAMES,
+                   SYSTEM_FIELDS,
                    AppSpec, EntitySpec, FieldSpec, IndexSpec, ListSpec, Option, RelationSpec,
                    SectionSpec, humanize)
 
@@ -273,6 +274,9 @@ class _EntityBuilder:
         for rname, raw in data.get("relations", {}).items():
             if rname in fields:
                 self.report(("relations", rname), f"relation '{rname}' has the name of a field", key=True)
+            elif rname in RESERVED_RELATION_NAMES:
+                self.report(("relations", rname), f"'{rname}' is a reserved name: /api/v1/{self.name}/<id>/{rname} "
+                            "is the platform's", key=True)
             relations[rname] = RelationSpec(rname, raw["kind"], raw["entity"], raw.get("field"),
                                             _as_label(raw["label"], rname) if "label" in raw else None)
 
@@ -480,5 +484,17 @@ def _check_roles(docs: list[Document], entity_ref, field_ref, problems: ProblemL
                                  "version (clients need them to address and update it)", key=True)
                     continue
                 field_ref(doc, path, entity, fname, key=True)
+                level = raw["fields"][target]
+                f = entity.fields.get(fname) if entity is not None else None
+                if (f is not None and level != "write" and f.required and f.default is None
+                        and not f.readonly and f.type != "autonumber" and _grants(raw, ename, "create")):
+                    problems.add(doc, path, f"{role} may create {ename} records but cannot fill in {target}, "
+                                 f"which is required ({level} for this role)", key=True)
     return set(defined) | {ADMIN_ROLE} - {SYSTEM_ROLE}
+
+
+def _grants(raw: dict, entity: str, action: str) -> bool:
+    entities = raw.get("entities", {})
+    value = entities.get(entity, {}).get(action, entities.get("*", {}).get(action, "none"))
+    return value is True or value not in (False, "none")
 

@@ -20,6 +20,8 @@ OWNER_FIELDS = ("owner_id", "team_id")
 #: Names the list API uses as query parameters.
 QUERY_PARAMETERS = ("limit", "cursor", "sort", "fields", "count", "q", "tag")
 RESERVED_FIELD_NAMES = frozenset(SYSTEM_FIELDS + OWNER_FIELDS + ("owner", "team") + QUERY_PARAMETERS)
+#: Relation names that would clash with a record's fixed URLs.
+RESERVED_RELATION_NAMES = frozenset({"history", "transitions", "collaborators"})
 #: Entity names that would clash with fixed URLs or tables.
 RESERVED_ENTITY_NAMES = frozenset({"openapi", "docs", "me", "regions", "recycle_bin", "health",
                                    "healthz", "admin", "app", "api", "login", "logout", "static",

@@ -604,3 +604,42 @@ def test_duplicate_key_is_an_error_with_its_position(tmp_path):
 def test_decimal_precision_beyond_18_digits_is_refused(tmp_path):
     problem = only_problem(tmp_path, entity("  amount: {type: decimal, precision: 30}\n"))
     assert problem.line == 4 and "18" in problem.message
+
+
+def test_a_role_that_creates_must_be_able_to_fill_in_required_fields(tmp_path):
+    required = CUSTOMER.replace("name: {type: string}", "name: {type: string, required: true}\n  mobile: {type: phone}")
+    problem = only_problem(tmp_path, {"app.yaml": APP, "entities/customer.yaml": required, "roles.yaml": """
+        roles:
+          clerk:
+            entities:
+              customer: {read: own, create: true}
+            fields:
+              customer.name: read
+              customer.mobile: hidden
+    """})
+    assert (problem.file, problem.line) == ("roles.yaml", 6)
+    assert problem.message == ("clerk may create customer records but cannot fill in customer.name, "
+                               "which is required (read for this role)")
+
+
+def test_a_role_that_does_not_create_may_hide_required_fields(tmp_path):
+    required = CUSTOMER.replace("name: {type: string}", "name: {type: string, required: true}")
+    make_config(tmp_path, {"app.yaml": APP, "entities/customer.yaml": required, "roles.yaml": """
+        roles:
+          viewer:
+            entities: {"*": {read: all, create: false}}
+            fields: {customer.name: masked}
+    """})
+    load(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["history", "transitions", "collaborators"])
+def test_relation_names_of_the_platforms_urls_are_reserved(tmp_path, name):
+    problem = only_problem(tmp_path, {"app.yaml": APP, "entities/customer.yaml": f"""
+        entity: customer
+        fields:
+          name: {{type: string}}
+        relations:
+          {name}: {{kind: many_to_many, entity: customer}}
+    """})
+    assert problem.message.startswith(f"'{name}' is a reserved name")
