@@ -353,13 +353,9 @@ def user_set_password(name: str, password: str | None, config: Path) -> None:
 @user_errors
 def user_list(config: Path) -> None:
     """List the users."""
-    import sqlalchemy as sa
-
     directory = _directory(config)
-    users, teams = directory.tables.users, directory.tables.teams
-    with directory.engine.connect() as conn:
-        rows = conn.execute(sa.select(users).order_by(users.c.id)).mappings().all()
-        team_names = dict(conn.execute(sa.select(teams.c.id, teams.c.name)).all())
+    rows = directory.users()
+    team_names = {team["id"]: team["name"] for team in directory.teams()}
     names = {row["id"]: row["username"] for row in rows}
     _table(("id", "username", "display name", "roles", "team", "superior", "active"),
            [(row["id"], row["username"], row["display_name"], ",".join(row["roles"] or ()),
@@ -396,15 +392,10 @@ def user_enable(name: str, config: Path) -> None:
 def user_create_admin(if_missing: bool, config: Path) -> None:
     """Create the user admin with the admin role; the password comes from
     CRMKIT_ADMIN_PASSWORD, else it is generated and printed once."""
-    import sqlalchemy as sa
-
     from .permissions import ADMIN_ROLE
 
     directory = _directory(config)
-    users = directory.tables.users
-    with directory.engine.connect() as conn:
-        roles = conn.execute(sa.select(users.c.username, users.c.roles)).all()
-    admins = [name for name, user_roles in roles if ADMIN_ROLE in (user_roles or ())]
+    admins = [user["username"] for user in directory.users() if ADMIN_ROLE in (user["roles"] or ())]
     if admins and if_missing:
         click.echo(f"An admin exists ({', '.join(admins[:3])}{', ...' if len(admins) > 3 else ''}).")
         return
@@ -494,27 +485,19 @@ def team_create(name: str, label: str | None, parent: str | None, config: Path) 
 @user_errors
 def team_list(config: Path) -> None:
     """Show the teams as a tree, with how many active users each has."""
-    import sqlalchemy as sa
-
-    directory = _directory(config)
-    teams, users = directory.tables.teams, directory.tables.users
-    with directory.engine.connect() as conn:
-        rows = conn.execute(sa.select(teams.c.id, teams.c.name, teams.c.label, teams.c.parent_id)
-                            .order_by(teams.c.name)).all()
-        members = dict(conn.execute(sa.select(users.c.team_id, sa.func.count()).where(users.c.active.is_(True))
-                                    .group_by(users.c.team_id)).all())
+    rows = _directory(config).teams()
     if not rows:
         click.echo("No teams yet: crmkit team create NAME [--parent P].")
         return
     children: dict[int | None, list] = {}
     for row in rows:
-        children.setdefault(row.parent_id, []).append(row)
+        children.setdefault(row['parent_id'], []).append(row)
 
     def show(row, lead: str, branch: str) -> None:
-        count = members.get(row.id, 0)
-        label = f"  {row.label}" if row.label and row.label != row.name else ""
-        click.echo(f"{lead}{branch}{row.name}{label}  ({count} user{'s' if count != 1 else ''})")
-        below = children.get(row.id, [])
+        count = row['members']
+        label = f"  {row['label']}" if row['label'] and row['label'] != row['name'] else ""
+        click.echo(f"{lead}{branch}{row['name']}{label}  ({count} user{'s' if count != 1 else ''})")
+        below = children.get(row['id'], [])
         for i, child in enumerate(below):
             last = i == len(below) - 1
             show(child, lead + ("" if not branch else "    " if branch == "└── " else "│   "),

@@ -274,6 +274,20 @@ class Directory:
             raise NotFound(f"no user {ref!r}")
         return row
 
+    def users(self) -> list[Mapping]:
+        """Every user, by id (for admins' tools; the API lists users within a scope)."""
+        users = self.tables.users
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(users).order_by(users.c.id)).mappings())
+
+    def teams(self) -> list[Mapping]:
+        """Every team, by name, with ``members``: how many active users it has."""
+        teams, users = self.tables.teams, self.tables.users
+        members = (sa.select(sa.func.count()).where(users.c.team_id == teams.c.id, users.c.active.is_(True))
+                   .scalar_subquery().label("members"))
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(teams, members).order_by(teams.c.name)).mappings())
+
     def team(self, ref: int | str) -> Mapping:
         teams = self.tables.teams
         where = teams.c.id == ref if isinstance(ref, int) else teams.c.name == ref

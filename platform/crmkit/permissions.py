@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import sqlalchemy as sa
 
-from .metadata.spec import AppSpec, EntitySpec, Label
+from .metadata.spec import AppSpec, Label
 
 ACTIONS = ("read", "create", "update", "delete", "export", "import", "assign", "transition")
 SCOPES = ("none", "own", "team", "team_tree", "subordinates", "all")

@@ -24,9 +24,10 @@ from .metadata.spec import AppSpec, EntitySpec, label_text
 from .permissions import NO_ACCESS, Access, EntityAccess, scope_params
 from .query import QueryBuilder
 from .serialization import EntitySchemas
+from .sharing import Sharing
 from .sqltypes import UTC
 from .tables import Tables
-from .workflows import Transition, UnsupportedCondition, Workflow, compile_workflows, condition_holds
+from .workflows import Transition, WorkflowMoves, compile_workflows
 
 MAX_BULK = 1000
 
@@ -76,7 +77,7 @@ class RecordEvent:
     changes: list[dict] = field(default_factory=list)  # update: field -> (old, new), dumped to JSON values
 
 
-class RecordsService:
+class RecordsService(WorkflowMoves, Sharing):
     def __init__(self, spec: AppSpec, engine: sa.Engine, tables: Tables, queries: QueryBuilder,
                  schemas: Mapping[str, EntitySchemas], field_types: Mapping[str, FieldType], pm,
                  tz: dt.tzinfo) -> None:
@@ -402,7 +403,6 @@ class RecordsService:
             changed = {name: value for name, value in values.items() if old[fields[name].column] != value}
             if not changed:
                 return dict(old)
-            table = self.tables.entities[entity.name]
             updates = self._columns(entity, changed)
             updates.update(updated_at=self._now(), updated_by=actor.id, version=old["version"] + 1)
             try:
@@ -422,95 +422,6 @@ class RecordsService:
             event.changes = [{name: (before[name], after[name]) for name in changed}]
             self.hook.record_after_update(event=event)
         return record
-
-    # ---------------------------------------------------------------- workflows
-
-    def _transition(self, entity: EntitySpec, name: str) -> tuple[Workflow, Transition]:
-        for workflow in self.workflows.get(entity.name, ()):
-            for move in workflow.transitions:
-                if move.name == name:
-                    return workflow, move
-        raise NotFound(f"{entity.name} has no transition '{name}'", code="unknown_transition")
-
-    def transitions(self, entity_name: str, record_id: int, actor: Actor) -> list[dict]:
-        """The moves of a record's workflows from its current state, each with
-        whether the actor may make it now and, if not, why."""
-        entity = self.entity(entity_name)
-        with self.engine.connect() as conn:
-            row = self.queries.fetch(conn, entity, record_id, actor=actor)
-            if row is None:
-                raise self._not_found(entity, record_id)
-            in_scope = self.queries.fetch(conn, entity, record_id, actor=actor, actions=("transition",)) is not None
-        values = {f.name: row[f.column] for f in entity.fields.values()}
-        moves = []
-        for workflow in self.workflows.get(entity.name, ()):
-            state = values[workflow.field]
-            for move in workflow.transitions:
-                if not move.allows_from(state):
-                    continue
-                reason = self._refusal(actor, move, values, in_scope)
-                moves.append({"name": move.name, "label": move.label, "from": state, "to": move.to,
-                              "workflow": workflow.name, "allowed": reason is None, "reason": reason,
-                              "missing": [n for n in move.require if _empty(values.get(n))]})
-        return moves
-
-    def _refusal(self, actor: Actor, move: Transition, values: Mapping, in_scope: bool) -> str | None:
-        if not in_scope:
-            return "your role does not allow you to move this record"
-        if move.roles and not actor.system and not move.roles & set(self.permissions.of(actor).roles):
-            return f"only {', '.join(sorted(move.roles))} may make this move"
-        missing = [n for n in move.require if _empty(values.get(n))]
-        if missing:
-            return f"fill in first: {', '.join(missing)}"
-        if move.when:
-            try:
-                if not condition_holds(move.when, values):
-                    return f"the condition does not hold: {move.when}"
-            except UnsupportedCondition:
-                return f"the condition '{move.when}' needs the expression language, which is not built yet"
-        return None
-
-    def transition(self, entity_name: str, record_id: int, name: str, data: Any, actor: Actor = ANONYMOUS, *,
-                   version: int | None = None) -> dict:
-        """Make a workflow move; ``data`` may fill in fields it requires (under
-        the actor's field rules) in the same write."""
-        entity = self.entity(entity_name)
-        workflow, move = self._transition(entity, name)
-        data = dict(data) if isinstance(data, dict) else {}
-        data.pop("version", None)
-        if workflow.field in data:
-            raise ValidationFailed(f"the transition sets {workflow.field}; do not send it",
-                                   {workflow.field: ["is set by the transition"]})
-        with write_transaction(self.engine) as tx:
-            old = self._fetch_for(tx, entity, record_id, actor, ("transition",))
-            state = old[entity.fields[workflow.field].column]
-            if not move.allows_from(state):
-                raise Conflict(f"cannot '{move.name}' from state '{state}'",
-                               {workflow.field: [f"is '{state}'; '{move.name}' starts from "
-                                                 f"{', '.join(sorted(move.sources or ()))}"]}, code="invalid_transition")
-            if move.roles and not actor.system and not move.roles & set(self.permissions.of(actor).roles):
-                raise self._forbidden(actor, entity, "transition", record_id,
-                                      f"only {', '.join(sorted(move.roles))} may make the move '{move.name}'")
-            values, problems = self.schemas[entity.name].load(data, partial=True, system=actor.system,
-                                                              access=self.access(actor, entity))
-            if problems:
-                raise self._validation({0: problems}, True)
-            merged = {f.name: old[f.column] for f in entity.fields.values()}
-            merged.update(values)
-            missing = [n for n in move.require if _empty(merged.get(n))]
-            if missing:
-                raise ValidationFailed(f"'{move.name}' needs: {', '.join(missing)}",
-                                       {n: [f"is required to '{move.name}'"] for n in missing})
-            if move.when:
-                try:
-                    holds = condition_holds(move.when, merged)
-                except UnsupportedCondition:
-                    raise Conflict(f"the condition '{move.when}' needs the expression language, which is not "
-                                   "built yet", code="unsupported_condition") from None
-                if not holds:
-                    raise Conflict(f"'{move.name}' needs: {move.when}", code="condition_failed")
-            return self.update(entity.name, record_id, {**data, workflow.field: move.to}, actor, version=version,
-                               conn=tx, transition=move)
 
     def _not_found(self, entity: EntitySpec, record_id: int) -> NotFound:
         return NotFound(f"{entity.name} {record_id} not found")
@@ -628,60 +539,6 @@ class RecordsService:
                             changes=[{relation: (sorted(before), sorted(after))}])
         self.hook.record_after_update(event=event)
 
-    # ---------------------------------------------------------------- collaborators (相关团队)
-
-    def collaborators(self, entity_name: str, record_id: int, actor: Actor) -> list[dict]:
-        entity = self.entity(entity_name)
-        shares, users = self.tables.shares, self.tables.users
-        with self.engine.connect() as conn:
-            if self.queries.fetch(conn, entity, record_id, actor=actor) is None:
-                raise self._not_found(entity, record_id)
-            rows = conn.execute(sa.select(shares.c.user_id, users.c.username, users.c.display_name, shares.c.access,
-                                          shares.c.created_at, shares.c.created_by)
-                                .join(users, users.c.id == shares.c.user_id)
-                                .where(shares.c.entity == entity.name, shares.c.record_id == record_id)
-                                .order_by(shares.c.created_at)).mappings().all()
-        return [dict(r) for r in rows]
-
-    def share(self, entity_name: str, record_id: int, user_id: Any, access: Any, actor: Actor) -> None:
-        """Add a collaborator (or change their access): read, or write (read,
-        update, transition). Whoever may update the record through their roles
-        (its owner, their managers) may share it; a collaborator may not."""
-        entity = self.entity(entity_name)
-        if not entity.owned:
-            raise ValidationFailed(f"{entity.name} records have no owner, so they are not shared",
-                                   {"user_id": ["records of this entity cannot be shared"]})
-        if access not in ("read", "write"):
-            raise ValidationFailed("access must be read or write", {"access": ["must be read or write"]})
-        if isinstance(user_id, bool) or not isinstance(user_id, int) or not 0 < user_id <= MAX_ID:
-            raise ValidationFailed("user_id must be the id of a user", {"user_id": ["must be the id of a user"]})
-        shares, users = self.tables.shares, self.tables.users
-        with write_transaction(self.engine) as tx:
-            old = self._fetch_for(tx, entity, record_id, actor, ("share",))
-            if not tx.execute(sa.select(users.c.id).where(users.c.id == user_id, users.c.active.is_(True))).first():
-                raise ValidationFailed(f"no active user {user_id}", {"user_id": [f"no active user {user_id}"]})
-            key = (shares.c.entity == entity.name, shares.c.record_id == record_id, shares.c.user_id == user_id)
-            before = tx.execute(sa.select(shares.c.access).where(*key)).scalar()
-            if before == access:
-                return
-            tx.execute(shares.delete().where(*key))
-            tx.execute(shares.insert().values(entity=entity.name, record_id=record_id, user_id=user_id, access=access,
-                                              created_at=self._now(), created_by=actor.id))
-            self._relation_changed(tx, entity, old, "collaborators", {(user_id, before)} if before else set(),
-                                   {(user_id, access)}, actor)
-
-    def unshare(self, entity_name: str, record_id: int, user_id: int, actor: Actor) -> None:
-        entity = self.entity(entity_name)
-        shares = self.tables.shares
-        with write_transaction(self.engine) as tx:
-            old = self._fetch_for(tx, entity, record_id, actor, ("share",))
-            key = (shares.c.entity == entity.name, shares.c.record_id == record_id, shares.c.user_id == user_id)
-            before = tx.execute(sa.select(shares.c.access).where(*key)).scalar()
-            if before is None:
-                raise NotFound(f"user {user_id} is not a collaborator on {entity.name} {record_id}")
-            tx.execute(shares.delete().where(*key))
-            self._relation_changed(tx, entity, old, "collaborators", {(user_id, before)}, set(), actor)
-
     def purge(self, older_than: dt.timedelta | None = None) -> dict[str, int]:
         """Delete for good what has been in the recycle bin longer than the retention."""
         cutoff = self._now() - (older_than if older_than is not None else dt.timedelta(days=self.spec.recycle_bin_days))
@@ -701,10 +558,6 @@ class RecordsService:
                                               "changes": None} for i in ids])
                 purged[entity.name] = len(ids)
         return purged
-
-
-def _empty(value: Any) -> bool:
-    return value is None or value == "" or value == []
 
 
 def iter_chunks(items: Iterable, size: int):

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
-from .metadata.spec import AppSpec, Label
+from .database import write_transaction
+from .errors import Conflict, NotFound, ValidationFailed
+from .metadata.spec import AppSpec, EntitySpec, Label
 
 
 @dataclass(frozen=True)
@@ -111,3 +113,102 @@ def condition_holds(condition: str, values: Mapping[str, Any]) -> bool:
             except TypeError:
                 return False
     return result
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == "" or value == []
+
+
+# ------------------------------------------------------------------ moves
+
+class WorkflowMoves:
+    """The records service's workflow moves (mixed into RecordsService: the
+    same permission checks and the same update path as any write)."""
+
+    def _transition(self, entity: EntitySpec, name: str) -> tuple[Workflow, Transition]:
+        for workflow in self.workflows.get(entity.name, ()):
+            for move in workflow.transitions:
+                if move.name == name:
+                    return workflow, move
+        raise NotFound(f"{entity.name} has no transition '{name}'", code="unknown_transition")
+
+    def transitions(self, entity_name: str, record_id: int, actor) -> list[dict]:
+        """The moves of a record's workflows from its current state, each with
+        whether the actor may make it now and, if not, why."""
+        entity = self.entity(entity_name)
+        with self.engine.connect() as conn:
+            row = self.queries.fetch(conn, entity, record_id, actor=actor)
+            if row is None:
+                raise self._not_found(entity, record_id)
+            in_scope = self.queries.fetch(conn, entity, record_id, actor=actor, actions=("transition",)) is not None
+        values = {f.name: row[f.column] for f in entity.fields.values()}
+        moves = []
+        for workflow in self.workflows.get(entity.name, ()):
+            state = values[workflow.field]
+            for move in workflow.transitions:
+                if not move.allows_from(state):
+                    continue
+                reason = self._refusal(actor, move, values, in_scope)
+                moves.append({"name": move.name, "label": move.label, "from": state, "to": move.to,
+                              "workflow": workflow.name, "allowed": reason is None, "reason": reason,
+                              "missing": [n for n in move.require if _empty(values.get(n))]})
+        return moves
+
+    def _refusal(self, actor, move: Transition, values: Mapping, in_scope: bool) -> str | None:
+        if not in_scope:
+            return "your role does not allow you to move this record"
+        if move.roles and not actor.system and not move.roles & set(self.permissions.of(actor).roles):
+            return f"only {', '.join(sorted(move.roles))} may make this move"
+        missing = [n for n in move.require if _empty(values.get(n))]
+        if missing:
+            return f"fill in first: {', '.join(missing)}"
+        if move.when:
+            try:
+                if not condition_holds(move.when, values):
+                    return f"the condition does not hold: {move.when}"
+            except UnsupportedCondition:
+                return f"the condition '{move.when}' needs the expression language, which is not built yet"
+        return None
+
+    def transition(self, entity_name: str, record_id: int, name: str, data: Any, actor, *,
+                   version: int | None = None) -> dict:
+        """Make a workflow move; ``data`` may fill in fields it requires (under
+        the actor's field rules) in the same write."""
+        entity = self.entity(entity_name)
+        workflow, move = self._transition(entity, name)
+        data = dict(data) if isinstance(data, dict) else {}
+        data.pop("version", None)
+        if workflow.field in data:
+            raise ValidationFailed(f"the transition sets {workflow.field}; do not send it",
+                                   {workflow.field: ["is set by the transition"]})
+        with write_transaction(self.engine) as tx:
+            old = self._fetch_for(tx, entity, record_id, actor, ("transition",))
+            state = old[entity.fields[workflow.field].column]
+            if not move.allows_from(state):
+                raise Conflict(f"cannot '{move.name}' from state '{state}'",
+                               {workflow.field: [f"is '{state}'; '{move.name}' starts from "
+                                                 f"{', '.join(sorted(move.sources or ()))}"]}, code="invalid_transition")
+            if move.roles and not actor.system and not move.roles & set(self.permissions.of(actor).roles):
+                raise self._forbidden(actor, entity, "transition", record_id,
+                                      f"only {', '.join(sorted(move.roles))} may make the move '{move.name}'")
+            values, problems = self.schemas[entity.name].load(data, partial=True, system=actor.system,
+                                                              access=self.access(actor, entity))
+            if problems:
+                raise self._validation({0: problems}, True)
+            merged = {f.name: old[f.column] for f in entity.fields.values()}
+            merged.update(values)
+            missing = [n for n in move.require if _empty(merged.get(n))]
+            if missing:
+                raise ValidationFailed(f"'{move.name}' needs: {', '.join(missing)}",
+                                       {n: [f"is required to '{move.name}'"] for n in missing})
+            if move.when:
+                try:
+                    holds = condition_holds(move.when, merged)
+                except UnsupportedCondition:
+                    raise Conflict(f"the condition '{move.when}' needs the expression language, which is not "
+                                   "built yet", code="unsupported_condition") from None
+                if not holds:
+                    raise Conflict(f"'{move.name}' needs: {move.when}", code="condition_failed")
+            return self.update(entity.name, record_id, {**data, workflow.field: move.to}, actor, version=version,
+                               conn=tx, transition=move)
+

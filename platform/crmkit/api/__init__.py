@@ -19,7 +19,7 @@ from werkzeug.exceptions import HTTPException
 from .. import regions as region_data
 from ..errors import BadRequest, CrmError, Forbidden, NotFound
 from ..fieldtypes import MAX_ID
-from ..metadata.spec import EntitySpec, label_text
+from ..metadata.spec import EntitySpec
 from ..permissions import EntityAccess, scope_params
 from ..records import ANONYMOUS, MAX_BULK, Actor
 from ..runtime import Runtime
