@@ -369,8 +369,7 @@ def user_list(config: Path) -> None:
 @user_errors
 def user_disable(name: str, config: Path) -> None:
     """Disable a user: no login, no API token works; their records stay theirs."""
-    directory = _directory(config)
-    found = directory.update_user(directory.user(name)["id"], {"active": False})
+    found = _set_active(config, name, False)
     click.echo(f"Disabled {found['username']}: their sessions were ended and their API tokens no longer work.")
 
 
@@ -380,9 +379,12 @@ def user_disable(name: str, config: Path) -> None:
 @user_errors
 def user_enable(name: str, config: Path) -> None:
     """Enable a disabled user again."""
+    click.echo(f"Enabled {_set_active(config, name, True)['username']}.")
+
+
+def _set_active(config: Path, name: str, active: bool):
     directory = _directory(config)
-    found = directory.update_user(directory.user(name)["id"], {"active": True})
-    click.echo(f"Enabled {found['username']}.")
+    return directory.update_user(directory.user(name)["id"], {"active": active})
 
 
 @user.command("create-admin")

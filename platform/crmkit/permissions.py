@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import sqlalchemy as sa
 
+from .errors import Forbidden
 from .metadata.spec import AppSpec, Label
 
 ACTIONS = ("read", "create", "update", "delete", "export", "import", "assign", "transition")
@@ -160,21 +161,14 @@ class EntityAccess:
     visible: frozenset[str] = frozenset()
     writable: frozenset[str] = frozenset()
     masked: tuple[tuple[str, Callable[[Any], str]], ...] = ()
+    #: Fields whose true value the user may see (filter, sort and search on): visible, not masked.
+    readable: frozenset[str] = frozenset()
 
     def allows(self, action: str) -> bool:
         return bool(self.scopes.get(action))
 
     def scope(self, action: str) -> frozenset[str]:
         return self.scopes.get(action, frozenset())
-
-    @property
-    def masked_names(self) -> frozenset[str]:
-        return frozenset(name for name, _ in self.masked)
-
-    @property
-    def readable(self) -> frozenset[str]:
-        """Fields whose true value the user may see (filter, sort and search on)."""
-        return self.visible - self.masked_names
 
 
 @dataclass(frozen=True)
@@ -240,6 +234,7 @@ class Permissions:
                 visible=frozenset(n for n, level in levels.items() if level != "hidden"),
                 writable=frozenset(n for n, level in levels.items() if level == "write"),
                 masked=tuple((n, mask_for(entity.fields[n].type)) for n, level in levels.items() if level == "masked"),
+                readable=frozenset(n for n, level in levels.items() if level in ("read", "write")),
             )
         return Access(names, MappingProxyType(entities))
 
@@ -260,6 +255,18 @@ class Permissions:
     def _is_system(self, entity: str, name: str) -> bool:
         spec = self.spec.entities.get(entity)
         return spec is None or spec.fields[name].system
+
+
+VERBS = {"update": "change", "transition": "move"}
+
+
+def refusal(actor, entity: str, action: str, target: str, record_id: int | None = None,
+            message: str | None = None) -> Forbidden:
+    """The 403 of a refused action (``target``: "this customer", "customers"),
+    carrying what the audit trail records once the request's transaction is over."""
+    return Forbidden(message or f"your role does not allow you to {VERBS.get(action, action)} {target}",
+                     code="forbidden", denial={"entity": entity, "record_id": record_id, "action": action,
+                                               "actor_id": actor.id, "actor": actor.name})
 
 
 # ------------------------------------------------------------------ SQL

@@ -363,6 +363,12 @@ class QueryBuilder:
         scope = self.scope(entity.name, actor, action, shares=shares)
         return query if scope is None else query.where(scope)
 
+    def export_select(self, entity: EntitySpec, request: ListRequest, actor, limit: int) -> sa.Select:
+        """The records of a list request within the actor's export scope, in the
+        list's order, without pages (execute with ``scope_params(actor)``)."""
+        return (self.select_list(entity, request, actor, "export")
+                .order_by(*self._order(self.table(entity), request.sort)).limit(limit))
+
     def _matching(self, entity: EntitySpec, request: ListRequest, actor, extra: Iterable = ()) -> sa.Select:
         """The live records that match the request's filters and search (no scope)."""
         table = self.table(entity)

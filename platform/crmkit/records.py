@@ -21,7 +21,7 @@ from .database import write_transaction
 from .errors import Conflict, CrmError, Forbidden, NotFound, ValidationFailed
 from .fieldtypes import MAX_ID, FieldType
 from .metadata.spec import AppSpec, EntitySpec, label_text
-from .permissions import NO_ACCESS, Access, EntityAccess, scope_params
+from .permissions import NO_ACCESS, Access, EntityAccess, refusal, scope_params
 from .query import QueryBuilder
 from .serialization import EntitySchemas
 from .sharing import Sharing
@@ -51,8 +51,6 @@ class Actor:
 
 SYSTEM = Actor(None, "system", system=True)
 ANONYMOUS = Actor(None, "anonymous")
-VERBS = {"create": "create", "import": "import", "update": "change", "delete": "delete", "assign": "assign",
-         "transition": "move", "read": "read", "export": "export"}
 
 
 class RecordError(CrmError):
@@ -179,21 +177,18 @@ class RecordsService(WorkflowMoves, Sharing):
     def access(self, actor: Actor, entity: EntitySpec) -> EntityAccess:
         return self.permissions.of(actor).entity(entity.name)
 
-    def _forbidden(self, actor: Actor, entity: EntitySpec, action: str, record_id: int | None = None,
-                   message: str | None = None) -> Forbidden:
-        what = label_text(entity.label, "en", entity.name).lower()
-        if message is None:
-            target = f"this {what}" if record_id is not None else f"{label_text(entity.plural, 'en', entity.name).lower()}"
-            message = f"your role does not allow you to {VERBS.get(action, action)} {target}"
-        return Forbidden(message, code="forbidden", denial={
-            "entity": entity.name, "record_id": record_id, "action": action,
-            "actor_id": actor.id, "actor": actor.name})
+    def refuse(self, actor: Actor, entity: EntitySpec, action: str, record_id: int | None = None,
+               message: str | None = None) -> Forbidden:
+        """The 403 of an action the actor's roles do not allow (on this record)."""
+        target = (f"this {label_text(entity.label, 'en', entity.name).lower()}" if record_id is not None
+                  else label_text(entity.plural, "en", entity.name).lower())
+        return refusal(actor, entity.name, action, target, record_id, message)
 
     def _require(self, actor: Actor, entity: EntitySpec, *actions: str) -> EntityAccess:
         ea = self.access(actor, entity)
         for action in actions:
             if not ea.allows(action):
-                raise self._forbidden(actor, entity, action)
+                raise self.refuse(actor, entity, action)
         return ea
 
     def _fetch_for(self, tx: sa.Connection, entity: EntitySpec, record_id: int, actor: Actor,
@@ -216,7 +211,7 @@ class RecordsService(WorkflowMoves, Sharing):
             refused = next((a for a in actions
                             if self.queries.fetch(tx, entity, record_id, actor=actor, actions=(a,), deleted=deleted) is None),
                            actions[0])
-        raise self._forbidden(actor, entity, refused, record_id)
+        raise self.refuse(actor, entity, refused, record_id)
 
     def _owner_from(self, data: Any, entity: EntitySpec) -> tuple[Any, int | None, bool]:
         """(data without owner_id, the owner asked for, whether one was asked for)."""
@@ -265,7 +260,7 @@ class RecordsService(WorkflowMoves, Sharing):
         for index, data in enumerate(items):
             data, owner, asked = self._owner_from(data, entity)
             if asked and owner != actor.id and not ea.allows("assign"):
-                raise self._forbidden(actor, entity, "assign", message="your role does not allow you to "
+                raise self.refuse(actor, entity, "assign", message="your role does not allow you to "
                                       "create records owned by someone else")
             owners.append(owner if asked else None)
             values, problems = schemas.load(data, partial=False, system=actor.system, access=ea)
@@ -386,8 +381,8 @@ class RecordsService(WorkflowMoves, Sharing):
             actions = (("update",) if values or not reassign else ()) + (("assign",) if reassign else ())
         with self._transaction(conn) as tx:
             old = self._fetch_for(tx, entity, record_id, actor, actions)
-            if reassign and owner != old["owner_id"]:
-                values_team = self._owner_team(tx, actor, entity, owner)
+            if reassign and owner != old["owner_id"]:  # the team follows the owner
+                values.update(owner_id=owner, team_id=self._owner_team(tx, actor, entity, owner))
             if version is not None and version != old["version"]:
                 raise Conflict(f"the record was changed by someone else (your version {version}, "
                                f"current {old['version']}); reload it and apply your change again",
@@ -395,8 +390,6 @@ class RecordsService(WorkflowMoves, Sharing):
             errors = self._check_refs(tx, entity, [values], actor)
             if errors:
                 raise self._validation(errors, True)
-            if reassign and owner != old["owner_id"]:
-                values.update(owner_id=owner, team_id=values_team)
             event = RecordEvent("update", entity, actor, tx, self, rows=[values], old=[old])
             self.hook.record_before_update(event=event)
             fields = entity.fields

@@ -19,7 +19,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
 from .database import write_transaction
-from .errors import Conflict, NotFound, ValidationFailed
+from .errors import Conflict, CrmError, NotFound, ValidationFailed
 from .metadata.spec import AppSpec, EntitySpec, Label
 
 
@@ -148,26 +148,34 @@ class WorkflowMoves:
             for move in workflow.transitions:
                 if not move.allows_from(state):
                     continue
-                reason = self._refusal(actor, move, values, in_scope)
+                blocker = self._blocker(actor, entity, move, values, record_id) if in_scope else None
+                reason = ("your role does not allow you to move this record" if not in_scope
+                          else blocker.message if blocker is not None else None)
                 moves.append({"name": move.name, "label": move.label, "from": state, "to": move.to,
                               "workflow": workflow.name, "allowed": reason is None, "reason": reason,
                               "missing": [n for n in move.require if _empty(values.get(n))]})
         return moves
 
-    def _refusal(self, actor, move: Transition, values: Mapping, in_scope: bool) -> str | None:
-        if not in_scope:
-            return "your role does not allow you to move this record"
+    def _blocker(self, actor, entity: EntitySpec, move: Transition, values: Mapping,
+                 record_id: int) -> CrmError | None:
+        """What stops the actor making the move with these values, if anything
+        (the transition scope is the caller's to check): its roles, its
+        required fields, its condition."""
         if move.roles and not actor.system and not move.roles & set(self.permissions.of(actor).roles):
-            return f"only {', '.join(sorted(move.roles))} may make this move"
+            return self.refuse(actor, entity, "transition", record_id,
+                               f"only {', '.join(sorted(move.roles))} may make the move '{move.name}'")
         missing = [n for n in move.require if _empty(values.get(n))]
         if missing:
-            return f"fill in first: {', '.join(missing)}"
+            return ValidationFailed(f"'{move.name}' needs: {', '.join(missing)}",
+                                    {n: [f"is required to '{move.name}'"] for n in missing})
         if move.when:
             try:
-                if not condition_holds(move.when, values):
-                    return f"the condition does not hold: {move.when}"
+                holds = condition_holds(move.when, values)
             except UnsupportedCondition:
-                return f"the condition '{move.when}' needs the expression language, which is not built yet"
+                return Conflict(f"the condition '{move.when}' needs the expression language, which is not "
+                                "built yet", code="unsupported_condition")
+            if not holds:
+                return Conflict(f"'{move.name}' needs: {move.when}", code="condition_failed")
         return None
 
     def transition(self, entity_name: str, record_id: int, name: str, data: Any, actor, *,
@@ -188,27 +196,15 @@ class WorkflowMoves:
                 raise Conflict(f"cannot '{move.name}' from state '{state}'",
                                {workflow.field: [f"is '{state}'; '{move.name}' starts from "
                                                  f"{', '.join(sorted(move.sources or ()))}"]}, code="invalid_transition")
-            if move.roles and not actor.system and not move.roles & set(self.permissions.of(actor).roles):
-                raise self._forbidden(actor, entity, "transition", record_id,
-                                      f"only {', '.join(sorted(move.roles))} may make the move '{move.name}'")
             values, problems = self.schemas[entity.name].load(data, partial=True, system=actor.system,
                                                               access=self.access(actor, entity))
             if problems:
                 raise self._validation({0: problems}, True)
             merged = {f.name: old[f.column] for f in entity.fields.values()}
             merged.update(values)
-            missing = [n for n in move.require if _empty(merged.get(n))]
-            if missing:
-                raise ValidationFailed(f"'{move.name}' needs: {', '.join(missing)}",
-                                       {n: [f"is required to '{move.name}'"] for n in missing})
-            if move.when:
-                try:
-                    holds = condition_holds(move.when, merged)
-                except UnsupportedCondition:
-                    raise Conflict(f"the condition '{move.when}' needs the expression language, which is not "
-                                   "built yet", code="unsupported_condition") from None
-                if not holds:
-                    raise Conflict(f"'{move.name}' needs: {move.when}", code="condition_failed")
+            blocker = self._blocker(actor, entity, move, merged, record_id)
+            if blocker is not None:
+                raise blocker
             return self.update(entity.name, record_id, {**data, workflow.field: move.to}, actor, version=version,
                                conn=tx, transition=move)
 

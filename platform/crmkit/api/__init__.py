@@ -41,7 +41,7 @@ def entity_access(entity: EntitySpec, action: str | None = "read") -> EntityAcce
     actor = current_actor()
     ea = runtime().permissions.of(actor).entity(entity.name)
     if action is not None and not ea.allows(action):
-        raise runtime().records._forbidden(actor, entity, action)
+        raise runtime().records.refuse(actor, entity, action)
     return ea
 
 
@@ -91,6 +91,14 @@ def read_json() -> Any:
         raise BadRequest(f"the body is not valid JSON{where}", code="invalid_json") from None
     except RecursionError:
         raise BadRequest("the body is not valid JSON: nested too deeply", code="invalid_json") from None
+
+
+def read_object(example: str = "a JSON object") -> dict:
+    """The body, which must be a JSON object (a 400 that shows ``example`` otherwise)."""
+    body = read_json()
+    if not isinstance(body, dict):
+        raise BadRequest(f"send {example}", code="invalid_body")
+    return body
 
 
 def entity_or_404(name: str) -> EntitySpec:
@@ -186,9 +194,7 @@ def export_records(entity_name: str):
     list_request = rt.queries.parse_list(entity, args, rt.permissions.of(actor))
     present = presenter(entity, list_request.fields)
     names = [n for n in entity.fields if n in (list_request.fields or rt.permissions.of(actor).entity(entity.name).visible)]
-    query = rt.queries.select_list(entity, list_request, actor, "export")
-    table = rt.tables.entities[entity.name]
-    query = query.order_by(*rt.queries._order(table, list_request.sort)).limit(MAX_EXPORT)
+    query = rt.queries.export_select(entity, list_request, actor, MAX_EXPORT)
     params = scope_params(actor)
 
     def cell(value: Any) -> Any:
@@ -240,9 +246,7 @@ def add_collaborator(entity_name: str, record_id: str):
     """``{"user_id": 5, "access": "read" | "write"}``"""
     rt = runtime()
     entity = entity_or_404(entity_name)
-    body = read_json()
-    if not isinstance(body, dict):
-        raise BadRequest("send {\"user_id\": ..., \"access\": \"read\"}", code="invalid_body")
+    body = read_object('{"user_id": ..., "access": "read"}')
     rid = _record_id(record_id)
     rt.records.share(entity.name, rid, body.get("user_id"), body.get("access", "read"), current_actor())
     return list_collaborators(entity_name, record_id)

@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from flask import Response, request
 
 from ..errors import BadRequest, Forbidden, NotFound, ValidationFailed
-from ..permissions import scope_params
-from . import api, current_actor, json_response, read_json, runtime
+from ..permissions import refusal, scope_params
+from . import api, current_actor, json_response, read_json, read_object, runtime
 
 
 def _iso(value) -> str | None:
@@ -41,10 +41,8 @@ def token_json(row: Mapping) -> dict:
 
 
 def _denied(entity: str, action: str, record_id: int | None = None, message: str | None = None) -> Forbidden:
-    actor = current_actor()
-    return Forbidden(message or f"your role does not allow you to {action} {entity}s", code="forbidden",
-                     denial={"entity": f"crmkit_{entity}", "record_id": record_id, "action": action,
-                             "actor_id": actor.id, "actor": actor.name})
+    target = f"this {entity}" if record_id is not None else f"{entity}s"
+    return refusal(current_actor(), f"crmkit_{entity}", action, target, record_id, message)
 
 
 def _scoped(entity: str, action: str, record_id: int | None = None) -> sa.Select:
@@ -74,7 +72,7 @@ def _one(entity: str, action: str, record_id: int) -> Mapping:
         if row is None:
             raise NotFound(f"no {entity} {record_id}")
         if action != "read" and conn.execute(_scoped(entity, action, record_id), params).first() is None:
-            raise _denied(entity, action, record_id, f"your role does not allow you to {action} this {entity}")
+            raise _denied(entity, action, record_id)
     return row
 
 
@@ -95,9 +93,7 @@ def me():
 @api.patch("/me")
 def update_me():
     """Your own display name, email and mobile."""
-    data = read_json()
-    if not isinstance(data, dict):
-        raise BadRequest("send a JSON object", code="invalid_body")
+    data = read_object()
     allowed = {"display_name", "email", "mobile"}
     unknown = sorted(set(data) - allowed)
     if unknown:
@@ -159,9 +155,7 @@ def revoke_my_token(token_id: str):
 
 
 def _new_token(user_id: int) -> Response:
-    data = read_json()
-    if not isinstance(data, dict):
-        raise BadRequest("send {\"name\": ...}", code="invalid_body")
+    data = read_object('{"name": ...}')
     days = data.get("expires_days")
     if days is not None and (isinstance(days, bool) or not isinstance(days, int)):
         raise ValidationFailed("expires_days must be a whole number", {"expires_days": ["must be a whole number"]})
@@ -197,9 +191,7 @@ def get_user(user_id: str):
 
 @api.post("/users")
 def create_user():
-    data = read_json()
-    if not isinstance(data, dict):
-        raise BadRequest("send a JSON object", code="invalid_body")
+    data = read_object()
     actor = current_actor()
     access = runtime().permissions.of(actor).entity("user")
     if not access.allows("create"):
@@ -212,9 +204,7 @@ def create_user():
 
 @api.patch("/users/<user_id>")
 def update_user(user_id: str):
-    data = read_json()
-    if not isinstance(data, dict):
-        raise BadRequest("send a JSON object", code="invalid_body")
+    data = read_object()
     rid = _id(user_id)
     if set(data) - {"roles"} or not data:
         _one("user", "update", rid)
@@ -265,9 +255,7 @@ def get_team(team_id: str):
 
 @api.post("/teams")
 def create_team():
-    data = read_json()
-    if not isinstance(data, dict):
-        raise BadRequest("send a JSON object", code="invalid_body")
+    data = read_object()
     if not runtime().permissions.of(current_actor()).allows("team", "create"):
         raise _denied("team", "create")
     unknown = sorted(set(data) - {"name", "label", "parent_id"})
@@ -280,9 +268,7 @@ def create_team():
 
 @api.patch("/teams/<team_id>")
 def update_team(team_id: str):
-    data = read_json()
-    if not isinstance(data, dict):
-        raise BadRequest("send a JSON object", code="invalid_body")
+    data = read_object()
     rid = _id(team_id)
     _one("team", "update", rid)
     return json_response({"data": team_json(runtime().directory.update_team(rid, data, by=current_actor()))})
