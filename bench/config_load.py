@@ -1,4 +1,4 @@
-"""Config load scaling: ``crmkit.config.load`` on synthetic configs of 20 and
+"""Config load scaling: ``crmkit.loading.load_config`` on synthetic configs of 20 and
 200 entities x 30 fields (bench/synthetic.py), each load in a fresh Python
 process (nothing cached: compiled JSON Schemas, lazy imports), median of
 several runs. Imports of crmkit itself are not counted; the one-off work that
@@ -26,7 +26,7 @@ TARGET_SECONDS = 2.0
 
 CHILD = r"""
 import json, sys, time
-import crmkit.config
+import crmkit.loading
 from crmkit.metadata import checker
 
 # Stage timers: reading and parsing the files, and JSON Schema validation;
@@ -42,13 +42,13 @@ def timed(stage, function):
             spent[stage] += time.perf_counter() - started
     return wrapper
 
-crmkit.config.load_directory = timed("parse", crmkit.config.load_directory)
+crmkit.loading.load_directory = timed("parse", crmkit.loading.load_directory)
 checker.check_structure = timed("schema", checker.check_structure)
 
 def load():
     spent.update(parse=0.0, schema=0.0)
     started = time.perf_counter()
-    spec, _pm, _types = crmkit.config.load(sys.argv[1])
+    spec, _pm, _types = crmkit.loading.load_config(sys.argv[1])
     total = time.perf_counter() - started
     return spec, {"total": total, "parse": spent["parse"], "schema": spent["schema"],
                   "rest": total - spent["parse"] - spent["schema"]}
@@ -119,12 +119,12 @@ def profile(directory: Path, limit: int = 12) -> dict:
     import cProfile
     import pstats
 
-    import crmkit.config
+    import crmkit.loading
 
-    crmkit.config.load(directory)
+    crmkit.loading.load_config(directory)
     profiler = cProfile.Profile()
     profiler.enable()
-    crmkit.config.load(directory)
+    crmkit.loading.load_config(directory)
     profiler.disable()
     rows = []
     for (filename, line, function), (_cc, nc, tottime, cumtime, _callers) in pstats.Stats(profiler).stats.items():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import make_config
-from crmkit.config import load
+from crmkit.loading import load_config as load
 from crmkit.metadata.problems import ConfigError, Problem
 
 APP = "app: shop\n"

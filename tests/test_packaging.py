@@ -15,27 +15,23 @@ import pytest
 from conftest import ROOT
 from crmkit import hookspecs
 from jsonschema import Draft202012Validator
-from setuptools import find_namespace_packages, find_packages
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 SCHEMA_FILES = sorted((ROOT / "metadata" / "schemas").glob("*.json"))
 
 
-def test_package_list_is_complete():
-    # Data folders (schemas, templates, static) are listed as packages too:
-    # setuptools warns that it would ignore them otherwise.
-    expected = set(find_packages(str(ROOT / "platform")))
-    for name, folder in (("crmkit.metadata", "metadata"), ("crmkit.ui", "ui")):
-        expected.add(name)
-        expected.update(f"{name}.{sub}" for sub in find_namespace_packages(str(ROOT / folder))
-                        if "__pycache__" not in sub)
-    assert "crmkit" in expected and "crmkit.api" in expected
-    assert sorted(PYPROJECT["tool"]["setuptools"]["packages"]) == sorted(expected)
-
-
-def test_package_dirs_map_metadata_and_ui_into_crmkit():
-    assert PYPROJECT["tool"]["setuptools"]["package-dir"] == {
-        "": "platform", "crmkit.metadata": "metadata", "crmkit.ui": "ui"}
+def test_one_python_tree_with_linked_data_folders():
+    # The Python package is platform/crmkit alone (mypy and ruff see one tree);
+    # the language's schemas and the screens' files live in the top-level
+    # folders and are linked into the package, so wheels and editable installs carry them.
+    assert PYPROJECT["tool"]["setuptools"]["packages"]["find"]["where"] == ["platform"]
+    for link, target in (("platform/crmkit/metadata/schemas", "metadata/schemas"),
+                         ("platform/crmkit/ui/templates", "ui/templates"),
+                         ("platform/crmkit/ui/static", "ui/static")):
+        path = ROOT / link
+        assert path.is_symlink() and path.resolve() == (ROOT / target).resolve(), link
+    assert not list((ROOT / "metadata").rglob("*.py")), "Python code of the language lives in platform/crmkit/metadata"
+    assert not list((ROOT / "ui").rglob("*.py")), "Python code of the screens lives in platform/crmkit/ui"
 
 
 def test_platform_is_not_a_package():
@@ -58,9 +54,8 @@ def test_data_files_are_reachable_as_package_resources():
     assert schemas == {p.name for p in SCHEMA_FILES}
     assert files("crmkit.ui").joinpath("templates", "api_docs.html").is_file()
     package_data = PYPROJECT["tool"]["setuptools"]["package-data"]
-    assert "*.json" in package_data["crmkit.metadata.schemas"]
-    assert "*.html" in package_data["crmkit.ui.templates"]
-    assert "*" in package_data["crmkit.ui.static"]
+    assert "schemas/*.json" in package_data["crmkit.metadata"]
+    assert {"templates/**/*", "static/**/*"} <= set(package_data["crmkit.ui"])
 
 
 @pytest.mark.parametrize("path", SCHEMA_FILES, ids=[p.name for p in SCHEMA_FILES])

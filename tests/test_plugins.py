@@ -9,7 +9,7 @@ from pathlib import Path
 import crmkit.plugins
 import pytest
 from conftest import is_error, make_config
-from crmkit.config import load
+from crmkit.loading import load_config as load
 from crmkit.hookspecs import hookimpl
 from crmkit.metadata.problems import ConfigError
 from crmkit.records import RecordError

@@ -12,5 +12,5 @@ def test_every_schema_key_has_a_description():
 
 
 def test_reference_page_is_generated_from_the_current_schemas():
-    committed = (ROOT / "docs" / "metadata-reference.md").read_text(encoding="utf-8")
-    assert committed == render(), "run: python -m crmkit.metadata.reference > docs/metadata-reference.md"
+    committed = (ROOT / "metadata" / "reference.md").read_text(encoding="utf-8")
+    assert committed == render(), "run: python -m crmkit.metadata.reference > metadata/reference.md"

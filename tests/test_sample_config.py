@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import SAMPLE_CONFIG, is_error
 from crmkit.cli import cli
-from crmkit.config import load
+from crmkit.loading import load_config as load
 from crmkit.seed import seed
 
 REQUIRED_ENTITIES = {"lead", "customer", "contact", "opportunity", "product", "order", "order_line", "contract",

@@ -46,16 +46,11 @@ def create_app(config_dir: str | Path | None = None, settings: Settings | None =
         proxies = settings.trust_proxy
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
 
-    from . import api, auth
+    from . import api, auth, ui
 
     auth.init_app(app)
     api.init_app(app)
-
-    @app.get("/")
-    def index():
-        from flask import redirect
-
-        return redirect("/api/v1/docs")
+    ui.init_app(app)
 
     from .plugins import PluginError, call_startup_hook
 

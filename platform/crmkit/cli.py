@@ -91,9 +91,9 @@ def cli() -> None:
 @user_errors
 def check(config: Path) -> None:
     """Check a config directory; print every problem as file:line:column: message."""
-    from . import config as config_module
+    from . import loading
 
-    spec, _pm, _types = config_module.load(config)
+    spec, _pm, _types = loading.load_config(config)
     fields = sum(len(e.user_fields) for e in spec.entities.values())
     click.echo(f"{config}: OK ({len(spec.entities)} entities, {fields} fields)")
 
@@ -517,10 +517,10 @@ def roles() -> None:
 
 
 def _permissions(config: Path):
-    from . import config as config_module
+    from . import loading
     from .permissions import Permissions
 
-    spec, _pm, types = config_module.load(config)
+    spec, _pm, types = loading.load_config(config)
     return Permissions(spec, types)
 
 

@@ -10,7 +10,7 @@ from typing import Mapping
 import pluggy
 import sqlalchemy as sa
 
-from . import config, migrations
+from . import loading, migrations
 from .database import create_engine
 from .fieldtypes import FieldType, app_timezone
 from .identity import Directory
@@ -57,7 +57,7 @@ class Runtime:
 
 def build(config_dir: str | Path, settings: Settings | None = None) -> Runtime:
     settings = settings or from_environment()
-    spec, pm, types = config.load(config_dir)
+    spec, pm, types = loading.load_config(config_dir)
     engine = create_engine(settings.database_url)
     tz = app_timezone(spec.timezone)
     tables = build_tables(spec, types, pm)

@@ -15,7 +15,8 @@ from flask import Response, request
 
 from ..errors import BadRequest, Forbidden, NotFound, ValidationFailed
 from ..permissions import refusal, scope_params
-from . import api, current_actor, json_response, read_json, read_object, runtime
+from . import api
+from .http import current_actor, json_response, read_json, read_object, runtime
 
 
 def _iso(value) -> str | None:
@@ -306,7 +307,7 @@ def audit_trail():
 
 def _audit_changes(row: Mapping) -> Any:
     """Record changes as the caller may see them (field rules); platform entries as they are."""
-    from . import _visible_changes
+    from .records import _visible_changes
 
     rt = runtime()
     entity = rt.spec.entities.get(row["entity"])

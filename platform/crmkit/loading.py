@@ -33,7 +33,7 @@ def _enabled_plugins(documents: list[Document]) -> list[str]:
     return []
 
 
-def load(config_dir: str | Path) -> tuple[AppSpec, pluggy.PluginManager, Mapping[str, FieldType]]:
+def load_config(config_dir: str | Path) -> tuple[AppSpec, pluggy.PluginManager, Mapping[str, FieldType]]:
     """Load, merge and check a config; raises ConfigError listing every problem
     (a plugin that cannot be loaded is one of them)."""
     root = Path(config_dir)

@@ -1,6 +1,6 @@
-"""The metadata reference (docs/metadata-reference.md), generated from the JSON Schemas.
+"""The metadata reference (metadata/reference.md), generated from the JSON Schemas.
 
-Run ``python -m crmkit.metadata.reference > docs/metadata-reference.md``; a test
+Run ``python -m crmkit.metadata.reference > metadata/reference.md``; a test
 fails when the committed page differs or when a key has no description.
 """
 

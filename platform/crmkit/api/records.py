@@ -1,0 +1,319 @@
+"""The record routes: list, create, get, update, delete, export, bulk, history,
+related records, many-to-many links, collaborators, transitions, the recycle bin.
+
+Handlers are thin: they parse the request, call the query builder (reads) or
+the records service (writes), and dump JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Response, request
+
+from ..errors import BadRequest, NotFound
+from ..metadata.spec import EntitySpec
+from ..permissions import EntityAccess, scope_params
+from ..records import MAX_BULK
+from . import api
+from .http import (current_actor, entity_access, entity_or_404, expected_version, json_response,
+                   page_response, presenter, read_json, read_object, parse_record_id, record_response, runtime)
+
+
+@api.get("/<entity_name>")
+def list_records(entity_name: str):
+    rt = runtime()
+    entity = entity_or_404(entity_name)
+    entity_access(entity, "read")
+    actor = current_actor()
+    list_request = rt.queries.parse_list(entity, request.args.items(multi=True), rt.permissions.of(actor))
+    with rt.engine.connect() as conn:
+        rows, next_cursor, total = rt.queries.page(conn, entity, list_request, actor=actor)
+    return page_response(entity, rows, next_cursor, total, list_request.fields)
+
+
+@api.post("/<entity_name>")
+def create_record(entity_name: str):
+    rt = runtime()
+    entity = entity_or_404(entity_name)
+    row = rt.records.create(entity.name, read_json(), current_actor())
+    return record_response(entity, row, 201)
+
+
+MAX_EXPORT = 200_000
+#: Spreadsheet programs run cells that start with these as formulas.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+@api.get("/<entity_name>/_export")
+def export_records(entity_name: str):
+    """The records of a list request (filters, q, sort, fields) as CSV, within the
+    caller's export scope, hidden fields left out and masked ones masked. The
+    export is written to the audit trail."""
+    import csv
+    import io
+
+    from flask import stream_with_context
+
+    rt = runtime()
+    entity = entity_or_404(entity_name)
+    entity_access(entity, "export")
+    actor = current_actor()
+    args = [(k, v) for k, v in request.args.items(multi=True) if k not in ("limit", "cursor", "count", "format")]
+    if request.args.get("format", "csv") != "csv":
+        raise BadRequest("format must be csv", {"format": ["only csv is offered"]}, code="invalid_parameter")
+    list_request = rt.queries.parse_list(entity, args, rt.permissions.of(actor))
+    present = presenter(entity, list_request.fields)
+    names = [n for n in entity.fields if n in (list_request.fields or rt.permissions.of(actor).entity(entity.name).visible)]
+    query = rt.queries.export_select(entity, list_request, actor, MAX_EXPORT)
+    params = scope_params(actor)
+
+    def cell(value: Any) -> Any:
+        if isinstance(value, list):
+            value = ";".join(str(v) for v in value)
+        elif isinstance(value, dict):
+            value = json.dumps(value, ensure_ascii=False)
+        if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+            value = "'" + value
+        return value
+
+    def generate():
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        buffer.write("\ufeff")  # Excel reads UTF-8 (Chinese) only with the BOM
+        writer.writerow(names)
+        count = 0
+        with rt.engine.connect() as conn:
+            result = conn.execution_options(yield_per=2000).execute(query, params).mappings()
+            for row in result:
+                item = present(row)
+                writer.writerow([cell(item.get(n)) for n in names])
+                count += 1
+                if buffer.tell() > 65536:
+                    yield buffer.getvalue()
+                    buffer.seek(0)
+                    buffer.truncate()
+        yield buffer.getvalue()
+        rt.directory.audit_export(actor, entity.name, count, args)
+
+    filename = f"{entity.name}.csv"
+    return Response(stream_with_context(generate()), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@api.get("/<entity_name>/<record_id>/collaborators")
+def list_collaborators(entity_name: str, record_id: str):
+    rt = runtime()
+    entity = entity_or_404(entity_name)
+    rows = rt.records.collaborators(entity.name, parse_record_id(record_id), current_actor())
+    return json_response({"data": [{"user_id": r["user_id"], "username": r["username"],
+                                    "display_name": r["display_name"], "access": r["access"],
+                                    "created_at": r["created_at"].isoformat().replace("+00:00", "Z"),
+                                    "created_by": r["created_by"]} for r in rows]})
+
+
+@api.post("/<entity_name>/<record_id>/collaborators")
+def add_collaborator(entity_name: str, record_id: str):
+    """``{"user_id": 5, "access": "read" | "write"}``"""
+    rt = runtime()
+    entity = entity_or_404(entity_name)
+    body = read_object('{"user_id": ..., "access": "read"}')
+    rid = parse_record_id(record_id)
+    rt.records.share(entity.name, rid, body.get("user_id"), body.get("access", "read"), current_actor())
+    return list_collaborators(entity_name, record_id)
+
+
+@api.delete("/<entity_name>/<record_id>/collaborators/<user_id>")
+def remove_collaborator(entity_name: str, record_id: str, user_id: str):
+    rt = runtime()
+    entity = entity_or_404(entity_name)
+    rt.records.unshare(entity.name, parse_record_id(record_id), parse_record_id(user_id), current_actor())
+    return Response(status=204)
+
+
+@api.post("/<entity_name>/_bulk")
+def bulk_create(entity_name: str):
+    rt = runtime()
+    entity = entity_or_404(entity_name)
+    body = read_json()
+    items = body.get("data") if isinstance(body, dict) else body
+    if not isinstance(items, list) or not items:
+        raise BadRequest("send a JSON list of records (or {\"data\": [...]})", code="invalid_body")
+    if len(items) > MAX_BULK:
+        raise BadRequest(f"at most {MAX_BULK} records per bulk request", code="too_many_records")
+    rows = rt.records.create_many(entity.name, items, current_actor(), action="import")
+    present = presenter(entity)
+    return json_response({"data": [present(row) for row in rows]}, 201)
+
+
+@api.get("/<entity_name>/<record_id>")
+def get_record(entity_name: str, record_id: str):
+    rt = runtime()
+    entity = entity_or_404(entity_name)
+    ea = entity_access(entity, None)
+    fields = rt.queries.fields_param(entity, request.args["fields"], ea) if "fields" in request.args else None
+    unknown = set(request.args) - {"fields"}
+    if unknown:
+        raise BadRequest(f"unknown parameter '{sorted(unknown)[0]}'", code="invalid_parameter")
+    with rt.engine.connect() as conn:
+        row = rt.queries.fetch(conn, entity, parse_record_id(record_id), actor=current_actor())
+    if row is None:
+        raise NotFound(f"{entity.name} {record_id} not found")
+    return record_response(entity, row, fields=fields)
+
+
+@api.patch("/<entity_name>/<record_id>")
+def update_record(entity_name: str, record_id: str):
+    rt = runtime()
+    entity = entity_or_404(entity_name)
+    body = read_json()
+    version = expected_version(body)
+    row = rt.records.update(entity.name, parse_record_id(record_id), body, current_actor(), version=version)
+    return record_response(entity, row)
+
+
+@api.delete("/<entity_name>/<record_id>")
+def delete_record(entity_name: str, record_id: str):
+    rt = runtime()
+    entity = entity_or_404(entity_name)
+    rt.records.delete(entity.name, parse_record_id(record_id), current_actor(), version=expected_version(None))
+    return Response(status=204)
+
+
+@api.get("/<entity_name>/<record_id>/transitions")
+def list_transitions(entity_name: str, record_id: str):
+    """The moves from the record's current state, each with whether the caller may make it now."""
+    rt = runtime()
+    entity = entity_or_404(entity_name)
+    moves = rt.records.transitions(entity.name, parse_record_id(record_id), current_actor())
+    return json_response({"data": moves})
+
+
+@api.post("/<entity_name>/<record_id>/transitions/<name>")
+def make_transition(entity_name: str, record_id: str, name: str):
+    """Move the record; the body may fill in fields the move requires."""
+    rt = runtime()
+    entity = entity_or_404(entity_name)
+    body = read_json() if request.content_length else {}
+    row = rt.records.transition(entity.name, parse_record_id(record_id), name, body, current_actor(),
+                                version=expected_version(body))
+    return record_response(entity, row)
+
+
+@api.get("/<entity_name>/<record_id>/history")
+def record_history(entity_name: str, record_id: str):
+    rt = runtime()
+    entity = entity_or_404(entity_name)
+    rid = parse_record_id(record_id)
+    audit = rt.tables.audit
+    ea = entity_access(entity, None)
+    with rt.engine.connect() as conn:
+        if rt.queries.fetch(conn, entity, rid, actor=current_actor()) is None:
+            raise NotFound(f"{entity.name} {record_id} not found")
+        rows = conn.execute(sa.select(audit).where(audit.c.entity == entity.name, audit.c.record_id == rid,
+                                                   audit.c.action != "denied")
+                            .order_by(audit.c.id.desc()).limit(200)).mappings().all()
+    data = [{"action": r["action"], "actor": r["actor"], "actor_id": r["actor_id"],
+             "at": r["at"].isoformat().replace("+00:00", "Z"), "changes": _visible_changes(entity, ea, r["changes"])}
+            for r in rows]
+    return json_response({"data": data})
+
+
+def _visible_changes(entity: EntitySpec, ea: EntityAccess, changes: Any) -> Any:
+    """An audit entry as the caller may see it: hidden fields left out, masked values masked."""
+    if not isinstance(changes, dict):
+        return changes
+    masks = dict(ea.masked)
+    out = {}
+    for name, change in changes.items():
+        if name in entity.fields and name not in ea.visible:
+            continue
+        if name in masks and isinstance(change, list):
+            change = [None if v is None else masks[name](v) for v in change]
+        out[name] = change
+    return out
+
+
+@api.get("/<entity_name>/<record_id>/<relation>")
+def related_records(entity_name: str, record_id: str, relation: str):
+    rt = runtime()
+    entity = entity_or_404(entity_name)
+    rel = entity.relations.get(relation)
+    if rel is None:
+        raise NotFound(f"{entity.name} has no relation '{relation}'", code="unknown_relation")
+    rid = parse_record_id(record_id)
+    other = rt.spec.entities[rel.entity]
+    actor = current_actor()
+    with rt.engine.connect() as conn:
+        if rt.queries.fetch(conn, entity, rid, actor=actor) is None:
+            raise NotFound(f"{entity.name} {record_id} not found")
+        entity_access(other, "read")
+        list_request = rt.queries.parse_list(other, request.args.items(multi=True), rt.permissions.of(actor))
+        table = rt.tables.entities[other.name]
+        if rel.kind == "one_to_many":
+            via = other.fields[rel.field or entity.name]
+            condition = table.c[via.column] == rid
+        else:
+            link = rt.tables.links[(entity.name, rel.name)]
+            left, right = list(link.c)[0], list(link.c)[1]
+            condition = table.c.id.in_(sa.select(right).where(left == rid))
+        rows, next_cursor, total = rt.queries.page(conn, other, list_request, actor=actor, extra=[condition])
+    return page_response(other, rows, next_cursor, total, list_request.fields)
+
+
+@api.post("/<entity_name>/<record_id>/<relation>")
+def link_records(entity_name: str, record_id: str, relation: str):
+    rt = runtime()
+    entity = entity_or_404(entity_name)
+    body = read_json()
+    ids = body.get("ids") if isinstance(body, dict) else None
+    if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        raise BadRequest("send {\"ids\": [1, 2, ...]}", {"ids": ["must be a list of record ids"]}, code="invalid_body")
+    linked = rt.records.link(entity.name, parse_record_id(record_id), relation, ids, current_actor())
+    return json_response({"data": {"ids": linked}})
+
+
+@api.delete("/<entity_name>/<record_id>/<relation>/<other_id>")
+def unlink_record(entity_name: str, record_id: str, relation: str, other_id: str):
+    rt = runtime()
+    entity = entity_or_404(entity_name)
+    rt.records.unlink(entity.name, parse_record_id(record_id), relation, parse_record_id(other_id), current_actor())
+    return Response(status=204)
+
+
+@api.get("/recycle_bin")
+def recycle_bin():
+    rt = runtime()
+    name = request.args.get("entity")
+    if not name:
+        raise BadRequest("name the entity: /api/v1/recycle_bin?entity=customer", code="invalid_parameter")
+    entity = entity_or_404(name)
+    entity_access(entity, "delete")
+    table = rt.tables.entities[entity.name]
+    actor = current_actor()
+    query = sa.select(table).where(table.c.deleted_at.is_not(None))
+    scope = rt.queries.scope(entity.name, actor, "delete")  # what the caller could delete, they may restore
+    if scope is not None:
+        query = query.where(scope)
+    with rt.engine.connect() as conn:
+        rows = conn.execute(query.order_by(table.c.deleted_at.desc()).limit(200), scope_params(actor)).mappings().all()
+    present = presenter(entity)
+    data = []
+    for row in rows:
+        item = present(row)
+        item["deleted_at"] = row["deleted_at"].isoformat().replace("+00:00", "Z")
+        item["deleted_by"] = row["deleted_by"]
+        data.append(item)
+    return json_response({"data": data})
+
+
+@api.post("/recycle_bin/<entity_name>/<record_id>/restore")
+def restore_record(entity_name: str, record_id: str):
+    rt = runtime()
+    entity = entity_or_404(entity_name)
+    row = rt.records.restore(entity.name, parse_record_id(record_id), current_actor())
+    return record_response(entity, row)
+
+
