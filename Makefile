@@ -11,7 +11,7 @@ SEED_SIZE ?= 200
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml plugins/*/pyproject.toml | cksum | cut -d' ' -f1)
 export CRMKIT_INSTANCE ?= $(CURDIR)/instance
 
-.PHONY: run test bench install check clean wheel-test
+.PHONY: run test lint bench install check clean wheel-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Static checks: ruff (style, imports, likely bugs) and mypy over the whole crmkit package.
+lint: install
+	$(BIN)/ruff check platform tests bench plugins
+	$(BIN)/mypy
 
 check: install
 	$(BIN)/crmkit check $(CONFIG)

@@ -182,10 +182,10 @@ def main(argv=None) -> int:
     started = time.monotonic()
     info = machine()
     print(f"crmkit benchmarks ({'quick' if quick else 'full'} run), "
-          f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, Python {info['python']}, SQLite {info['sqlite']}, "
+          f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, Python {info['python']}, SQLite {info['sqlite']}, "
           f"{info['cpus']} CPUs")
     print(NOTE.format(cpus=info["cpus"]))
-    results: dict = {"mode": "quick" if quick else "full", "started": dt.datetime.now(dt.timezone.utc).isoformat(),
+    results: dict = {"mode": "quick" if quick else "full", "started": dt.datetime.now(dt.UTC).isoformat(),
                      "machine": info, "note": NOTE.format(cpus=info["cpus"]).replace("\n", " ")}
     endpoints = [e for e in api.ENDPOINTS if e in args.selected]
     if (endpoints or "scopes" in args.selected) and not wrk_available():

@@ -42,7 +42,7 @@ from flask import Flask, Response, g, request
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 APP_TZ = ZoneInfo("Asia/Shanghai")
 MAX_PAGE = 200
 

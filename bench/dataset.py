@@ -29,7 +29,7 @@ import sqlalchemy as sa
 BENCH_DIR = Path(__file__).resolve().parent
 CONFIG_DIR = BENCH_DIR / "config"
 RESULTS_DIR = BENCH_DIR / "results"
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢"
 GIVEN = ["伟", "芳", "娜", "秀英", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明",

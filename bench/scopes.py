@@ -25,7 +25,6 @@ database with a composite index (owner_id, created_at, id) and
 from __future__ import annotations
 
 import itertools
-import shutil
 import sqlite3
 import statistics
 import time

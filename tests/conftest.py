@@ -5,20 +5,24 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 import textwrap
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from crmkit.app import create_app
+from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy.engine import make_url
+
+from crmkit import identity
+from crmkit.app import create_app
+from crmkit.errors import NotFound
 from crmkit.runtime import Runtime, build
 from crmkit.settings import Settings
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_CONFIG = ROOT / "sample_configs" / "retail_crm"
@@ -135,7 +139,7 @@ def _token_for(app, username: str, roles: tuple[str, ...], **fields) -> str:
         directory = app.extensions["crmkit"].directory
         try:
             user = directory.user(username)
-        except Exception:
+        except NotFound:
             user = directory.create_user({"username": username, "roles": list(roles), **fields})
         tokens[username] = directory.create_token(user["id"], "tests").token
     return tokens[username]
@@ -151,8 +155,27 @@ class AuthClient(FlaskClient):
             self.environ_base["HTTP_AUTHORIZATION"] = "Bearer " + token_for(self.application, user)
 
 
-# Every app a test makes hands out such clients.
-Flask.test_client_class = AuthClient
+def as_test_app(app: Flask) -> Flask:
+    """An app as tests use it: TESTING on, and test clients that send a token (AuthClient)."""
+    app.config["TESTING"] = True
+    app.test_client_class = AuthClient
+    return app
+
+
+#: The hasher users' passwords get in production (the tests use a quick one).
+PRODUCTION_HASHER = identity._hasher
+QUICK_HASHER = PasswordHasher(time_cost=1, memory_cost=256, parallelism=1)
+
+
+@pytest.fixture(autouse=True)
+def quick_password_hashing(monkeypatch):
+    """Argon2id with little memory and one pass for every test: the same code
+    paths in a hundredth of the time (a production hash costs about 0.3 s)."""
+    monkeypatch.setattr(identity, "_hasher", QUICK_HASHER)
+    monkeypatch.setattr(identity, "_DUMMY_HASH", QUICK_DUMMY_HASH)
+
+
+QUICK_DUMMY_HASH = QUICK_HASHER.hash("not a password of anyone")
 
 
 # ---------------------------------------------------------------- databases
@@ -244,8 +267,7 @@ def make_app(settings: Settings, engines: Engines):
     """create_app(config_dir) on the test's database; engines disposed at teardown."""
 
     def make(config_dir: Path, **kwargs):
-        app = create_app(config_dir, settings, **kwargs)
-        app.config["TESTING"] = True
+        app = as_test_app(create_app(config_dir, settings, **kwargs))
         engines.add(app.extensions["crmkit"])
         return app
 
@@ -281,8 +303,7 @@ def module_app(module_database_url: str, tmp_path_factory):
     whose writes do not disturb each other)."""
     root = tmp_path_factory.mktemp("app")
     config = make_config(root / "config", MINI_FILES)
-    app = create_app(config, Settings(database_url=module_database_url, instance_dir=root / "instance"))
-    app.config["TESTING"] = True
+    app = as_test_app(create_app(config, Settings(database_url=module_database_url, instance_dir=root / "instance")))
     yield app
     app.extensions["crmkit"].engine.dispose()
 

@@ -7,12 +7,13 @@ import json
 from urllib.parse import urlencode
 
 import pytest
-from conftest import is_error
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import as_test_app, is_error
 from crmkit.app import create_app
 from crmkit.records import SYSTEM
 from crmkit.settings import Settings
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 API = "/api/v1"
 
@@ -105,7 +106,7 @@ def test_unknown_field_with_a_lone_surrogate_is_echoed_safely(client):
 
 
 def test_oversized_body(mini_config, database_url, tmp_path, engines):
-    app = create_app(mini_config, Settings(database_url, tmp_path / "instance", max_body_bytes=1000))
+    app = as_test_app(create_app(mini_config, Settings(database_url, tmp_path / "instance", max_body_bytes=1000)))
     engines.add(app.extensions["crmkit"])
     client = app.test_client()
     error = is_error(client.post(f"{API}/customer", json={"name": "a", "notes": "x" * 2000}), 413, "body_too_large")

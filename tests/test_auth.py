@@ -12,8 +12,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import sqlalchemy as sa
-from conftest import MINI_FILES, is_error, make_config, token_for
-from argon2 import PasswordHasher, Type
+from argon2 import Type
+
+from conftest import MINI_FILES, PRODUCTION_HASHER, as_test_app, is_error, make_config, token_for
 from crmkit import identity
 from crmkit.identity import ADDRESS_FAILURES, THROTTLE_FAILURES, THROTTLE_LOCK, THROTTLE_WINDOW
 from crmkit.settings import from_environment
@@ -24,18 +25,6 @@ BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;
 #: A sample value for every variable part of a route; a new route with a new one fails the walk below.
 SAMPLE_ARGUMENTS = {"entity_name": "customer", "record_id": "1", "relation": "favourites", "other_id": "1",
                     "user_id": "1", "token_id": "1", "team_id": "1", "name": "upgrade"}
-
-#: The hasher users' passwords get in production (the tests use a quick one).
-PRODUCTION_HASHER = identity._hasher
-
-
-@pytest.fixture(autouse=True)
-def quick_hashing(monkeypatch):
-    """Argon2id with little memory and one pass: same code paths, a hundredth of the time."""
-    quick = PasswordHasher(time_cost=1, memory_cost=256, parallelism=1)
-    monkeypatch.setattr(identity, "_hasher", quick)
-    monkeypatch.setattr(identity, "_DUMMY_HASH", quick.hash("not a password of anyone"))
-
 
 @pytest.fixture
 def app(make_app, tmp_path):
@@ -196,7 +185,7 @@ def test_a_valid_token_works_and_its_use_is_recorded(app, rt):
     assert client.get(API + "/customer", headers={"Authorization": f"Bearer {new.token}"}).status_code == 200
     assert client.get(API + "/customer", headers={"Authorization": f"bearer  {new.token} "}).status_code == 200
     used = rt.directory.tokens(user["id"])[0]["last_used_at"]
-    assert used is not None and dt.datetime.now(dt.timezone.utc) - used < dt.timedelta(minutes=1)
+    assert used is not None and dt.datetime.now(dt.UTC) - used < dt.timedelta(minutes=1)
 
 
 @pytest.mark.parametrize("header", [
@@ -227,7 +216,7 @@ def test_an_expired_token_gets_401(app, rt):
     tokens = rt.tables.tokens
     with rt.engine.begin() as conn:
         conn.execute(tokens.update().where(tokens.c.id == new.id)
-                     .values(expires_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)))
+                     .values(expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)))
     is_error(client.get(API + "/customer"), 401, "invalid_token")
 
 
@@ -486,17 +475,17 @@ def test_an_expired_session_is_refused(app, rt, ann):
     log_in(client)
     with rt.engine.begin() as conn:
         conn.execute(rt.tables.sessions.update().values(
-            expires_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)))
+            expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)))
     is_error(client.get(API + "/customer"), 401)
 
 
 def test_a_session_in_use_is_extended(app, rt, ann):
     client = browser(app)
     log_in(client)
-    soon = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=5)
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
     with rt.engine.begin() as conn:
         conn.execute(rt.tables.sessions.update().values(
-            last_seen_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5), expires_at=soon))
+            last_seen_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5), expires_at=soon))
     assert client.get(API + "/customer").status_code == 200
     [session] = rows(rt, "crmkit_session", user_id=ann["id"])
     assert session["expires_at"] > soon + dt.timedelta(days=13)
@@ -588,7 +577,7 @@ def test_failures_at_the_same_time_are_all_counted(app, rt, ann):
 # ---------------------------------------------------------------- audit
 
 def recent(row) -> bool:
-    return dt.timedelta(0) <= dt.datetime.now(dt.timezone.utc) - row["at"] < dt.timedelta(minutes=1)
+    return dt.timedelta(0) <= dt.datetime.now(dt.UTC) - row["at"] < dt.timedelta(minutes=1)
 
 
 def test_logins_and_failed_logins_are_audited(app, rt, ann):
@@ -676,8 +665,7 @@ def proxied_app(settings, engines, tmp_path):
     from crmkit.app import create_app
 
     def make(proxies: int):
-        app = create_app(make_config(tmp_path / f"config{proxies}", MINI_FILES), replace(settings, trust_proxy=proxies))
-        app.config["TESTING"] = True
+        app = as_test_app(create_app(make_config(tmp_path / f"config{proxies}", MINI_FILES), replace(settings, trust_proxy=proxies)))
         engines.add(app.extensions["crmkit"])
         app.extensions["crmkit"].directory.create_user({"username": "ann", "password": PASSWORD, "roles": ["admin"]})
         return app

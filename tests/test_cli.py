@@ -11,13 +11,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from crmkit.records import SYSTEM
 import sqlalchemy as sa
 from click.testing import CliRunner
+from openapi_spec_validator import validate
+
 from conftest import CUSTOMER_YAML, MINI_FILES, database, make_config
 from crmkit.cli import cli
 from crmkit.database import create_engine
-from openapi_spec_validator import validate
+from crmkit.records import SYSTEM
 
 CRMKIT = Path(sys.executable).parent / "crmkit"
 LOCATED = re.compile(r"^[^\s:]+:\d+:\d+: \S")
@@ -240,6 +241,7 @@ def test_seed_respects_field_bounds_whatever_they_are(tmp_path, database_url):
 
 def test_a_meaningless_setting_is_a_message_not_a_traceback(tmp_path, monkeypatch):
     from click.testing import CliRunner
+
     from conftest import SAMPLE_CONFIG
     from crmkit.cli import cli
 
@@ -255,6 +257,7 @@ def test_analyze_refreshes_the_planner_statistics(tmp_path, monkeypatch):
     import sqlite3
 
     from click.testing import CliRunner
+
     from conftest import SAMPLE_CONFIG
     from crmkit.cli import cli
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from conftest import MINI_FILES, SAMPLE_CONFIG, make_config
 from crmkit import cli as cli_module
 from crmkit.cli import cli

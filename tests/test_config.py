@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+
 from conftest import make_config
 from crmkit.loading import load_config as load
 from crmkit.metadata.problems import ConfigError, Problem
@@ -568,8 +569,9 @@ def _plain(value):
 
 
 def test_fast_parse_reads_yaml_like_ruamel_yaml_1_2():
-    from crmkit.metadata.loader import _MarkedConstructor, parse_fast
     from ruamel.yaml import YAML
+
+    from crmkit.metadata.loader import _MarkedConstructor, parse_fast
 
     reference = YAML(typ="rt", pure=True)
     reference.Constructor = _MarkedConstructor
@@ -580,9 +582,10 @@ def test_fast_parse_reads_yaml_like_ruamel_yaml_1_2():
 
 
 def test_fast_parse_agrees_with_ruamel_yaml_on_the_sample_config():
+    from ruamel.yaml import YAML
+
     from conftest import SAMPLE_CONFIG
     from crmkit.metadata.loader import _MarkedConstructor, parse_fast
-    from ruamel.yaml import YAML
 
     reference = YAML(typ="rt", pure=True)
     reference.Constructor = _MarkedConstructor

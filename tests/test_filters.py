@@ -10,13 +10,14 @@ from decimal import Decimal
 from urllib.parse import urlencode
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from conftest import is_error
 from crmkit import regions
 from crmkit.fieldtypes import BUILTIN_TYPES, FieldValueError
 from crmkit.metadata.spec import FieldSpec, Option
 from crmkit.records import SYSTEM
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 API = "/api/v1"
 UTC = dt.UTC

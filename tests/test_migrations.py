@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from crmkit.records import SYSTEM
 import sqlalchemy as sa
+
 from conftest import MINI_FILES, make_config
 from crmkit.errors import Conflict
 from crmkit.migrations import MigrationRefused
+from crmkit.records import SYSTEM
 
 APP = "app: shop\n"
 CUSTOMER = """

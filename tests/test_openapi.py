@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from openapi_spec_validator import validate
+
 from conftest import SAMPLE_CONFIG
 from crmkit.database import create_engine
-from openapi_spec_validator import validate
 
 
 def test_openapi_document_of_the_mini_config_is_valid(client):

@@ -12,9 +12,10 @@ from importlib.metadata import entry_points
 from importlib.resources import files
 
 import pytest
+from jsonschema import Draft202012Validator
+
 from conftest import ROOT
 from crmkit import hookspecs
-from jsonschema import Draft202012Validator
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 SCHEMA_FILES = sorted((ROOT / "metadata" / "schemas").glob("*.json"))

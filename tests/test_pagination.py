@@ -11,6 +11,7 @@ from decimal import Decimal
 from urllib.parse import quote
 
 import pytest
+
 from conftest import is_error
 from crmkit.records import SYSTEM
 

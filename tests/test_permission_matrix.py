@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 import yaml
-from conftest import SAMPLE_CONFIG, token_for
+
+from conftest import SAMPLE_CONFIG, as_test_app, token_for
 
 API = "/api/v1"
 ACTIONS = ("read", "create", "update", "delete", "export", "import", "assign", "transition")
@@ -69,8 +70,7 @@ def world(module_database_url, tmp_path_factory):
     from crmkit.settings import Settings
 
     root = tmp_path_factory.mktemp("matrix")
-    app = create_app(SAMPLE_CONFIG, Settings(database_url=module_database_url, instance_dir=root / "instance"))
-    app.config["TESTING"] = True
+    app = as_test_app(create_app(SAMPLE_CONFIG, Settings(database_url=module_database_url, instance_dir=root / "instance")))
     rt = app.extensions["crmkit"]
     seed(rt, size=20, random_seed=7)
     d = rt.directory

@@ -10,7 +10,8 @@ import io
 
 import pytest
 import sqlalchemy as sa
-from conftest import MINI_FILES, is_error, make_config, token_for
+
+from conftest import MINI_FILES, as_test_app, is_error, make_config, token_for
 from crmkit.records import SYSTEM
 
 API = "/api/v1"
@@ -93,8 +94,7 @@ def org(module_database_url, tmp_path_factory):
     root = tmp_path_factory.mktemp("perm")
     config = make_config(root / "config", {**MINI_FILES, "roles.yaml": ROLES_YAML,
                                             "workflows/membership.yaml": WORKFLOW_YAML})
-    app = create_app(config, Settings(database_url=module_database_url, instance_dir=root / "instance"))
-    app.config["TESTING"] = True
+    app = as_test_app(create_app(config, Settings(database_url=module_database_url, instance_dir=root / "instance")))
     rt = app.extensions["crmkit"]
     directory = rt.directory
     hq = directory.create_team("hq", "总部")

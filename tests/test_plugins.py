@@ -6,11 +6,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import crmkit.plugins
 import pytest
+
+import crmkit.plugins
 from conftest import is_error, make_config
-from crmkit.loading import load_config as load
 from crmkit.hookspecs import hookimpl
+from crmkit.loading import load_config as load
 from crmkit.metadata.problems import ConfigError
 from crmkit.records import RecordError
 

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
+
 from conftest import is_error
 from crmkit.errors import ValidationFailed
 from crmkit.records import SYSTEM, Actor
@@ -504,6 +505,7 @@ def test_sqlite_stores_utc_text_and_scaled_integers(tmp_path):
     from decimal import Decimal
 
     import sqlalchemy as sa
+
     from crmkit.sqltypes import ExactDecimal, UTCDateTime
 
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'types.sqlite3'}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
+
 from conftest import SAMPLE_CONFIG, is_error
 from crmkit.cli import cli
 from crmkit.loading import load_config as load

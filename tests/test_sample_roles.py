@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+
 from conftest import SAMPLE_CONFIG
-from crmkit.loading import load_config as load
 from crmkit.errors import Unauthorized
+from crmkit.loading import load_config as load
 from crmkit.permissions import ACTIONS, Permissions
 from test_cli import db_env
 from test_cli_people import run

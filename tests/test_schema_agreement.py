@@ -33,7 +33,7 @@ def _entity() -> EntitySpec:
     return EntitySpec("thing", L, L, "name", False, MappingProxyType(fields), list=ListSpec((), ("-id",)))
 
 
-SCHEMAS = EntitySchemas(_entity(), TYPES, dt.timezone.utc)
+SCHEMAS = EntitySchemas(_entity(), TYPES, dt.UTC)
 VALUES = st.one_of(
     st.none(), st.booleans(), st.integers(-10**20, 10**20), st.text(max_size=15),
     st.decimals(allow_nan=False, allow_infinity=False, places=3, min_value=-10**6, max_value=10**6),

@@ -15,8 +15,9 @@ import secrets
 import sys
 import time
 import unicodedata
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import click
 
@@ -298,7 +299,7 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
 
 
 def _when(value: dt.datetime | None) -> str:
-    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M") if value else ""
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M") if value else ""
 
 
 @cli.group()
@@ -440,7 +441,7 @@ def token_create(username: str, name: str, expires_days: int | None, config: Pat
 def token_list(username: str, config: Path) -> None:
     """List a user's tokens (their first characters only: the tokens themselves are not stored)."""
     directory = _directory(config)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
 
     def status(row: dict) -> str:
         if row["revoked_at"]:

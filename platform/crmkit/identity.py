@@ -14,8 +14,9 @@ import datetime as dt
 import hashlib
 import re
 import secrets
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher

@@ -215,7 +215,7 @@ def _invoke(operations: Operations, op) -> None:
 def _register_tables(conn: sa.Connection, tables: Tables) -> None:
     registry = tables.schema_registry
     known = {row[0] for row in conn.execute(sa.select(registry.c.table_name))}
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     rows = [{"table_name": name, "entity": name.split("__")[0], "created_at": now}
             for name in tables.metadata.tables if name not in known and not name.startswith("crmkit_")]
     if rows:

@@ -16,10 +16,11 @@ an actor whose access is compiled from the same kind of grant.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -227,7 +228,7 @@ class Permissions:
             levels = {}
             for f in entity.fields.values():
                 default = "read" if f.system else "write"
-                best = max((LEVELS.index(r.fields.get(entity_name, {}).get(f.name, default)) for r in granting))
+                best = max(LEVELS.index(r.fields.get(entity_name, {}).get(f.name, default)) for r in granting)
                 levels[f.name] = "read" if f.name in ALWAYS_VISIBLE else LEVELS[best]
             entities[entity_name] = EntityAccess(
                 entity_name, MappingProxyType(scopes), MappingProxyType(levels),

@@ -6,8 +6,8 @@ hooks are used by the platform itself every day.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from importlib.metadata import entry_points
-from typing import Iterable
 
 import pluggy
 

@@ -13,8 +13,9 @@ import binascii
 import dataclasses
 import datetime as dt
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import sqlalchemy as sa
 

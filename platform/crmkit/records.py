@@ -11,8 +11,9 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -43,7 +44,7 @@ class Actor:
     team_id: int | None = None
     access: Access = NO_ACCESS
 
-    def on_behalf(self) -> "Actor":
+    def on_behalf(self) -> Actor:
         """The same user as the system: for what a permitted write entails
         (cascades, clearing references), which their roles need not cover."""
         return Actor(self.id, self.name, system=True, team_id=self.team_id)
@@ -68,7 +69,7 @@ class RecordEvent:
     entity: EntitySpec
     actor: Actor
     conn: sa.Connection
-    service: "RecordsService"
+    service: RecordsService
     rows: list[dict] = field(default_factory=list)  # values by field name (create: all; update: the changes)
     old: list[Mapping] = field(default_factory=list)  # stored rows before the write (by column)
     records: list[dict] = field(default_factory=list)  # stored rows after the write (by column)

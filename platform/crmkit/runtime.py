@@ -3,9 +3,9 @@ built once from a config and shared by the API, the CLI and the UI."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import pluggy
 import sqlalchemy as sa

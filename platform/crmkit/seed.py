@@ -30,8 +30,8 @@ from faker import Faker
 
 from . import regions
 from .errors import NotFound
-from .metadata.spec import EntitySpec, FieldSpec
 from .gcpause import paused_gc
+from .metadata.spec import EntitySpec, FieldSpec
 from .records import SYSTEM
 from .runtime import Runtime
 from .sqltypes import UTC

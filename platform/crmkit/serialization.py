@@ -10,8 +10,9 @@ fields whose stored value is already JSON.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Mapping
 from functools import lru_cache
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import marshmallow as ma
 
@@ -162,7 +163,7 @@ def _compile_dumper(entity: EntitySpec, field_types: Mapping[str, FieldType],
             namespace[f"convert{i}"], namespace[f"spec{i}"] = convert, steps_tuple[i][3]
             items.append(f"{name!r}: None if (v{i} := row[{column!r}]) is None else convert{i}(spec{i}, v{i})")
     source = "def dump_all(row):\n    return {" + ",\n            ".join(items) + "}\n"
-    exec(compile(source, f"<dump {entity.name}>", "exec"), namespace)  # noqa: S102 - source built above
+    exec(compile(source, f"<dump {entity.name}>", "exec"), namespace)
     dump_all = namespace["dump_all"]
     if only is not None:
         return dump_all

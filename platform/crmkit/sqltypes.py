@@ -14,7 +14,7 @@ from sqlalchemy import JSON, BigInteger, DateTime, Numeric
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 class ExactDecimal(TypeDecorator):

@@ -3,8 +3,8 @@ relation, plus the platform's own tables (audit, sequences, schema registry)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import sqlalchemy as sa
 from sqlalchemy.sql.ddl import sort_tables_and_constraints

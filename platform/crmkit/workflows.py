@@ -14,9 +14,10 @@ run unchecked.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, Mapping
+from typing import Any
 
 from .database import write_transaction
 from .errors import Conflict, CrmError, NotFound, ValidationFailed

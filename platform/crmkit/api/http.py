@@ -4,8 +4,9 @@ shape, and the presenter through which every record leaves the API."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any, Callable, Mapping
+from typing import Any
 from urllib.parse import urlencode
 
 from flask import Response, current_app, g, request

@@ -8,7 +8,8 @@ action on ``user``; nothing here is open to a role that does not grant it.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import sqlalchemy as sa
 from flask import Response, request

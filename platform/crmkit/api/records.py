@@ -18,8 +18,20 @@ from ..metadata.spec import EntitySpec
 from ..permissions import EntityAccess, scope_params
 from ..records import MAX_BULK
 from . import api
-from .http import (current_actor, entity_access, entity_or_404, expected_version, json_response,
-                   page_response, presenter, read_json, read_object, parse_record_id, record_response, runtime)
+from .http import (
+    current_actor,
+    entity_access,
+    entity_or_404,
+    expected_version,
+    json_response,
+    page_response,
+    parse_record_id,
+    presenter,
+    read_json,
+    read_object,
+    record_response,
+    runtime,
+)
 
 
 @api.get("/<entity_name>")

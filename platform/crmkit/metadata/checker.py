@@ -8,18 +8,31 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from jsonschema.exceptions import ValidationError, best_match
 
 from .loader import Document
 from .problems import ProblemList, did_you_mean
 from .schemas import fast_check, validator
-from .spec import (QUERY_PARAMETERS, RESERVED_ENTITY_NAMES, RESERVED_FIELD_NAMES, RESERVED_RELATION_NAMES,
-                   SYSTEM_FIELDS,
-                   AppSpec, EntitySpec, FieldSpec, IndexSpec, ListSpec, Option, RelationSpec,
-                   SectionSpec, humanize)
+from .spec import (
+    QUERY_PARAMETERS,
+    RESERVED_ENTITY_NAMES,
+    RESERVED_FIELD_NAMES,
+    RESERVED_RELATION_NAMES,
+    SYSTEM_FIELDS,
+    AppSpec,
+    EntitySpec,
+    FieldSpec,
+    IndexSpec,
+    ListSpec,
+    Option,
+    RelationSpec,
+    SectionSpec,
+    humanize,
+)
 
 SINGLE_DOCUMENT_KINDS = ("app",)
 # Kept in step with crmkit.permissions (tests/test_config.py checks it): the

@@ -7,8 +7,8 @@ problem, so an admin fixes a broken config in one round.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ fails when the committed page differs or when a key has no description.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from .schemas import SCHEMA_FILES, load_schema
 

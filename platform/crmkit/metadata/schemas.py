@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib.resources import files
 
 import fastjsonschema
@@ -42,7 +42,7 @@ def _registry() -> Registry:
     return Registry().with_resources(resources)
 
 
-@lru_cache(maxsize=None)
+@cache
 def validator(kind: str) -> Draft202012Validator:
     schema = load_schema(SCHEMA_FILES[kind])
     Draft202012Validator.check_schema(schema)
@@ -82,7 +82,7 @@ def inline_refs(schema: dict) -> dict:
     return walk(schema, schema)
 
 
-@lru_cache(maxsize=None)
+@cache
 def fast_check(kind: str) -> Callable[[object], bool]:
     """A function telling whether a document of ``kind`` is valid (no details)."""
     compiled = fastjsonschema.compile(inline_refs(load_schema(SCHEMA_FILES[kind])))

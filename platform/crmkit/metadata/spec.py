@@ -6,9 +6,10 @@ these objects; nothing changes them after start-up.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 Label = Mapping[str, str]
 
