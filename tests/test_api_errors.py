@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from conftest import as_test_app, is_error
 from crmkit.app import create_app
-from crmkit.records import SYSTEM
+from crmkit.permissions import SYSTEM
 from crmkit.settings import Settings
 
 API = "/api/v1"

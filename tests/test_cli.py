@@ -18,7 +18,7 @@ from openapi_spec_validator import validate
 from conftest import CUSTOMER_YAML, MINI_FILES, database, make_config
 from crmkit.cli import cli
 from crmkit.database import create_engine
-from crmkit.records import SYSTEM
+from crmkit.permissions import SYSTEM
 
 CRMKIT = Path(sys.executable).parent / "crmkit"
 LOCATED = re.compile(r"^[^\s:]+:\d+:\d+: \S")

@@ -17,7 +17,7 @@ from conftest import is_error
 from crmkit import regions
 from crmkit.fieldtypes import BUILTIN_TYPES, FieldValueError
 from crmkit.metadata.spec import FieldSpec, Option
-from crmkit.records import SYSTEM
+from crmkit.permissions import SYSTEM
 
 API = "/api/v1"
 UTC = dt.UTC

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from conftest import MINI_FILES, make_config
 from crmkit.errors import Conflict
 from crmkit.migrations import MigrationRefused
-from crmkit.records import SYSTEM
+from crmkit.permissions import SYSTEM
 
 APP = "app: shop\n"
 CUSTOMER = """

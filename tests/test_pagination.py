@@ -13,7 +13,7 @@ from urllib.parse import quote
 import pytest
 
 from conftest import is_error
-from crmkit.records import SYSTEM
+from crmkit.permissions import SYSTEM
 
 API = "/api/v1"
 SIZE = 45

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import MINI_FILES, as_test_app, is_error, make_config, token_for
-from crmkit.records import SYSTEM
+from crmkit.permissions import SYSTEM
 
 API = "/api/v1"
 
@@ -555,7 +555,7 @@ def test_the_records_service_checks_whoever_calls_it(org):
     assert refused.value.details == {"balance": ["unknown field"]}
     with pytest.raises(Forbidden):
         rt.records.create("contract", {"amount": "1.00"}, rep)
-    from crmkit.records import ANONYMOUS
+    from crmkit.permissions import ANONYMOUS
 
     with pytest.raises(Forbidden):
         rt.records.create("product", {"name": "x"}, ANONYMOUS)

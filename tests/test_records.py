@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from conftest import is_error
 from crmkit.errors import ValidationFailed
-from crmkit.records import SYSTEM, Actor
+from crmkit.permissions import SYSTEM, Actor
 
 API = "/api/v1"
 

@@ -17,7 +17,7 @@ from urllib.parse import quote, urlsplit
 from flask import Flask, Response, g, redirect, request
 
 from .errors import Forbidden, Unauthorized
-from .records import ANONYMOUS
+from .permissions import ANONYMOUS
 
 SESSION_COOKIE = "crmkit_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

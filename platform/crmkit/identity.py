@@ -24,8 +24,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from .database import write_transaction
 from .errors import Conflict, NotFound, TooManyRequests, Unauthorized, ValidationFailed
-from .permissions import Permissions
-from .records import Actor
+from .permissions import Actor, Permissions
 from .sqltypes import UTC
 from .tables import Tables
 

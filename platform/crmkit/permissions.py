@@ -188,6 +188,27 @@ class Access:
 NO_ACCESS = Access((), MappingProxyType({}))
 
 
+@dataclass(frozen=True)
+class Actor:
+    """Who reads or writes: a user (id, name, team, the access of their roles)
+    or the system itself (seeds, migrations, automations run as the system)."""
+
+    id: int | None
+    name: str
+    system: bool = False
+    team_id: int | None = None
+    access: Access = NO_ACCESS
+
+    def on_behalf(self) -> Actor:
+        """The same user as the system: for what a permitted write entails
+        (cascades, clearing references), which their roles need not cover."""
+        return Actor(self.id, self.name, system=True, team_id=self.team_id)
+
+
+SYSTEM = Actor(None, "system", system=True)
+ANONYMOUS = Actor(None, "anonymous")
+
+
 class Permissions:
     """The roles of a config, and the access of any combination of them."""
 

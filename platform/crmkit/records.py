@@ -22,7 +22,7 @@ from .database import write_transaction
 from .errors import Conflict, CrmError, Forbidden, NotFound, ValidationFailed
 from .fieldtypes import MAX_ID, FieldType
 from .metadata.spec import AppSpec, EntitySpec, label_text
-from .permissions import NO_ACCESS, Access, EntityAccess, refusal, scope_params
+from .permissions import ANONYMOUS, Actor, EntityAccess, refusal, scope_params
 from .query import QueryBuilder
 from .serialization import EntitySchemas
 from .sharing import Sharing
@@ -31,27 +31,6 @@ from .tables import Tables
 from .workflows import Transition, WorkflowMoves, compile_workflows
 
 MAX_BULK = 1000
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who reads or writes: a user (id, name, team, the access of their roles)
-    or the system itself (seeds, migrations, automations run as the system)."""
-
-    id: int | None
-    name: str
-    system: bool = False
-    team_id: int | None = None
-    access: Access = NO_ACCESS
-
-    def on_behalf(self) -> Actor:
-        """The same user as the system: for what a permitted write entails
-        (cascades, clearing references), which their roles need not cover."""
-        return Actor(self.id, self.name, system=True, team_id=self.team_id)
-
-
-SYSTEM = Actor(None, "system", system=True)
-ANONYMOUS = Actor(None, "anonymous")
 
 
 class RecordError(CrmError):

@@ -32,7 +32,7 @@ from . import regions
 from .errors import NotFound
 from .gcpause import paused_gc
 from .metadata.spec import EntitySpec, FieldSpec
-from .records import SYSTEM
+from .permissions import SYSTEM
 from .runtime import Runtime
 from .sqltypes import UTC
 

@@ -15,8 +15,7 @@ from werkzeug.exceptions import HTTPException
 from ..errors import BadRequest, CrmError, NotFound
 from ..fieldtypes import MAX_ID
 from ..metadata.spec import EntitySpec
-from ..permissions import EntityAccess
-from ..records import ANONYMOUS, Actor
+from ..permissions import ANONYMOUS, Actor, EntityAccess
 from ..runtime import Runtime
 
 API_PREFIX = "/api/v1"

@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from crmkit.hookspecs import hookimpl
-from crmkit.records import SYSTEM, RecordError
+from crmkit.permissions import SYSTEM
+from crmkit.records import RecordError
 
 LEDGER = "points_transaction"
 
