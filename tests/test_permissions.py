@@ -97,15 +97,13 @@ def org(module_database_url, tmp_path_factory):
     app = as_test_app(create_app(config, Settings(database_url=module_database_url, instance_dir=root / "instance")))
     rt = app.extensions["crmkit"]
     directory = rt.directory
-    hq = directory.create_team("hq", "总部")
-    sales = directory.create_team("sales", "销售部", hq["id"])
-    directory.create_team("east", "华东", sales["id"])
-    directory.create_team("west", "华南", sales["id"])
-    directory.create_team("service", "客服部", hq["id"])
+    for name, label, parent in (("hq", "总部", None), ("sales", "销售部", "hq"), ("east", "华东", "sales"),
+                                ("west", "华南", "sales"), ("service", "客服部", "hq")):
+        directory.create_team({"name": name, "label": label, "parent_id": parent}, SYSTEM)
     users = {}
     for name, roles, team, superior in ORG:
         users[name] = directory.create_user({"username": name, "roles": roles, "team_id": team,
-                                             "superior_id": superior})
+                                             "superior_id": superior}, SYSTEM)
         token_for(app, name)
     owned = {}
     for name, user in users.items():
@@ -161,11 +159,11 @@ def test_list_get_and_count_agree_with_the_scope(org, name):
 def test_subordinates_follow_the_reporting_chain(org):
     app, users, owned = org
     rt = app.extensions["crmkit"]
-    rt.directory.update_user(users["stranger"]["id"], {"superior_id": users["chief"]["id"]})
+    rt.directory.update_user(users["stranger"]["id"], {"superior_id": users["chief"]["id"]}, SYSTEM)
     try:
         assert visible_ids(app, "chief") == {owned["chief"], owned["stranger"]}
     finally:
-        rt.directory.update_user(users["stranger"]["id"], {"superior_id": None})
+        rt.directory.update_user(users["stranger"]["id"], {"superior_id": None}, SYSTEM)
     assert visible_ids(app, "chief") == {owned["chief"]}
 
 
@@ -494,10 +492,10 @@ def test_transitions_need_the_transition_scope_roles_and_requirements(org):
     is_error(boss.post(f"{url}/transitions/crown"), 404)  # the chief's customer is outside the boss's scope
     admin = app.test_client()
     is_error(admin.post(f"{url}/transitions/crown"), 403)  # admin has no manager role: roles are roles
-    rt.directory.update_user(users["boss"]["id"], {"team_id": "hq"})
+    rt.directory.update_user(users["boss"]["id"], {"team_id": "hq"}, SYSTEM)
     rt.records.update("customer", record["id"], {"owner_id": users["boss"]["id"]}, SYSTEM)
     is_error(boss.post(f"{url}/transitions/crown"), 403, "forbidden")  # boss reads but has no transition action
-    rt.directory.update_user(users["boss"]["id"], {"team_id": "sales"})
+    rt.directory.update_user(users["boss"]["id"], {"team_id": "sales"}, SYSTEM)
     # a condition outside the supported subset refuses rather than running unchecked
     error = is_error(admin.post(f"{url}/transitions/reset"), 409, "unsupported_condition")
     assert "expression language" in error["message"]
@@ -566,7 +564,7 @@ def test_pages_of_own_and_shared_records_interleave(org):
     app, users, owned = org
     rt = app.extensions["crmkit"]
     admin = app.test_client()
-    who = rt.directory.create_user({"username": "pager", "roles": ["rep"], "team_id": "west"})
+    who = rt.directory.create_user({"username": "pager", "roles": ["rep"], "team_id": "west"}, SYSTEM)
     token_for(app, "pager")
     mine, shared = [], []
     for i in range(7):

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from . import regions
+from .hookspecs import hookimpl
 from .metadata.spec import FieldSpec, label_text
 from .sqltypes import UTC, ExactDecimal, UTCDateTime, json_type
 
@@ -694,3 +695,9 @@ def app_timezone(name: str) -> dt.tzinfo:
 
 def describe(f: FieldSpec) -> str:
     return label_text(f.label, "en", f.name)
+
+
+@hookimpl
+def crmkit_field_types() -> list[FieldType]:
+    """The built-in types, contributed like a plugin's (crmkit.fieldtypes is an internal plugin)."""
+    return list(BUILTIN_TYPES)

@@ -17,7 +17,7 @@ an actor whose access is compiled from the same kind of grant.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
@@ -25,7 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .errors import Forbidden
-from .metadata.spec import AppSpec, Label
+from .metadata.spec import EVERY_ENTITY, AppSpec, Label, RoleSpec
 
 ACTIONS = ("read", "create", "update", "delete", "export", "import", "assign", "transition")
 SCOPES = ("none", "own", "team", "team_tree", "subordinates", "all")
@@ -107,45 +107,34 @@ class Role:
     fields: Mapping[str, Mapping[str, str]]
 
 
-def _scope_of(value: Any) -> frozenset[str]:
-    if value is True:
-        return frozenset({"all"})
-    if value is False or value == "none":
-        return frozenset()
-    return frozenset({value})
+def _scope_of(value: str) -> frozenset[str]:
+    return frozenset() if value == "none" else frozenset({value})
 
 
-def compile_role(name: str, raw: Mapping, spec: AppSpec) -> Role:
+def compile_role(role: RoleSpec, entities: Iterable[str]) -> Role:
+    """A role's grants per entity of the config (``*`` spelled out) as scope kinds."""
     grants: dict[str, dict[str, frozenset[str]]] = {}
-    wildcard = raw.get("entities", {}).get("*", {})
-    for entity in spec.entities:
+    wildcard = role.grants.get(EVERY_ENTITY, {})
+    for entity in entities:
         grants[entity] = {action: _scope_of(value) for action, value in wildcard.items()}
-    for entity, actions in raw.get("entities", {}).items():
-        if entity == "*":
-            continue
-        grants.setdefault(entity, {}).update({action: _scope_of(value) for action, value in actions.items()})
-    fields: dict[str, dict[str, str]] = {}
-    for target, level in raw.get("fields", {}).items():
-        entity, _, fname = target.partition(".")
-        fields.setdefault(entity, {})[fname] = level
+    for entity, actions in role.grants.items():
+        if entity != EVERY_ENTITY:
+            grants.setdefault(entity, {}).update({action: _scope_of(value) for action, value in actions.items()})
     frozen_grants = {e: MappingProxyType({a: s for a, s in g.items() if s}) for e, g in grants.items()}
-    return Role(name, raw.get("label") or {"en": name}, raw.get("description", ""),
-                MappingProxyType(frozen_grants),
-                MappingProxyType({e: MappingProxyType(f) for e, f in fields.items()}))
+    return Role(role.name, role.label, role.description, MappingProxyType(frozen_grants), role.fields)
 
 
-def builtin_admin() -> dict:
-    every = dict.fromkeys(ACTIONS, "all")
-    return {"label": {"en": "Administrator", "zh": "系统管理员"},
-            "description": "Every action on every record (the platform's default admin role).",
-            "entities": {"*": every, **{name: every for name in SYSTEM_ENTITIES}}}
+def builtin_admin(name: str = ADMIN_ROLE) -> RoleSpec:
+    """The platform's admin role: every action on every record, scope all."""
+    every = MappingProxyType(dict.fromkeys(ACTIONS, "all"))
+    return RoleSpec(name, MappingProxyType({"en": "Administrator", "zh": "系统管理员"}),
+                    "Every action on every record (the platform's default admin role).",
+                    MappingProxyType({EVERY_ENTITY: every, **{entity: every for entity in SYSTEM_ENTITIES}}))
 
 
-def role_documents(spec: AppSpec) -> dict[str, Mapping]:
+def role_specs(spec: AppSpec) -> dict[str, RoleSpec]:
     """Every role of the config by name (the built-in admin unless the config has one)."""
-    roles: dict[str, Mapping] = {}
-    for doc in spec.documents.get("roles", ()):
-        roles.update(doc["roles"])
+    roles = dict(spec.roles)
     roles.setdefault(ADMIN_ROLE, builtin_admin())
     return roles
 
@@ -176,6 +165,9 @@ class EntityAccess:
 class Access:
     roles: tuple[str, ...]
     entities: Mapping[str, EntityAccess]
+    #: The system's own access (seeds, migrations, automations): what a
+    #: workflow move reserves to some roles is open to it.
+    system: bool = False
 
     def entity(self, name: str) -> EntityAccess:
         found = self.entities.get(name)
@@ -215,9 +207,11 @@ class Permissions:
     def __init__(self, spec: AppSpec, field_types: Mapping[str, Any]) -> None:
         self.spec = spec
         self.field_types = field_types
-        self.roles = {name: compile_role(name, raw, spec) for name, raw in role_documents(spec).items()}
+        self.roles = {name: compile_role(role, spec.entities) for name, role in role_specs(spec).items()}
         self._access = lru_cache(maxsize=256)(self._compile)
-        self.everything = self._union([compile_role("system", builtin_admin(), spec)], ("system",))
+        #: The system's access: every action on every record, and no role restriction.
+        self.everything = replace(self._union([compile_role(builtin_admin("system"), spec.entities)], ("system",)),
+                                  system=True)
 
     def of(self, actor) -> Access:
         """An actor's access: the system's own grant, or the user's roles."""
