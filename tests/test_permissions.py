@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import MINI_FILES, as_test_app, is_error, make_config, token_for
+from crmkit.errors import Forbidden, NotFound
 from crmkit.permissions import SYSTEM
 
 API = "/api/v1"
@@ -437,6 +438,57 @@ def test_users_and_teams_follow_their_own_scopes(org):
         row = conn.execute(sa.select(audit).where(audit.c.action == "roles_changed")
                            .order_by(audit.c.id.desc())).mappings().first()
     assert row["changes"] == {"roles": [["rep"], ["auditor"]]} and row["actor"] == "admin"
+
+
+def test_the_directory_checks_whoever_calls_it(org):
+    """The admin console and automations call the directory, not the routes:
+    the same grants, scopes and 404-or-403 hold there."""
+    app, users, owned = org
+    rt = app.extensions["crmkit"]
+    directory = rt.directory
+    rep, boss = (directory.actor(directory.user(name)) for name in ("rep", "boss"))
+    with pytest.raises(Forbidden) as refused:
+        directory.create_user({"username": "sneaky"}, rep)
+    assert refused.value.denial == {"entity": "crmkit_user", "record_id": None, "action": "create",
+                                    "actor_id": rep.id, "actor": "rep"}
+    with pytest.raises(Forbidden) as refused:  # they read themselves, but may not give roles
+        directory.update_user(rep.id, {"roles": ["admin"]}, rep)
+    assert refused.value.denial["action"] == "assign"
+    with pytest.raises(NotFound):  # outside the boss's read scope (team_tree of sales): no such user for them
+        directory.update_user(users["stranger"]["id"], {"display_name": "x"}, boss)
+    with pytest.raises(Forbidden):  # within it, but the boss has no update on users
+        directory.update_user(users["mate"]["id"], {"display_name": "x"}, boss)
+    with pytest.raises(Forbidden):
+        directory.create_team({"name": "rogue"}, boss)
+    with pytest.raises(Forbidden):
+        directory.update_team(directory.team("sales")["id"], {"label": "x"}, boss)
+    with pytest.raises(NotFound):
+        directory.create_token(users["stranger"]["id"], "theirs", boss)
+    with pytest.raises(Forbidden):
+        directory.create_token(users["mate"]["id"], "theirs", boss)
+    with pytest.raises(Forbidden):
+        directory.tokens(users["mate"]["id"], boss)
+    mine = directory.create_token(rep.id, "mine", rep)  # your own tokens are yours
+    assert [t["name"] for t in directory.tokens(rep.id, rep)].count("mine") == 1
+    directory.revoke_token(rep.id, mine.id, rep)
+    assert directory.user("mate")["display_name"] == "mate"
+    with pytest.raises(NotFound):
+        directory.user("sneaky")
+    made = directory.create_user({"username": "by_system", "roles": ["rep"]}, SYSTEM)  # the CLI's way
+    assert directory.update_user(made["id"], {"roles": ["auditor"]}, SYSTEM)["roles"] == ["auditor"]
+
+
+def test_refusals_of_people_writes_are_audited(org):
+    app, users, owned = org
+    rt = app.extensions["crmkit"]
+    is_error(client_of(app, "boss").patch(f"{API}/users/{users['mate']['id']}", json={"email": "x@example.com"}),
+             403, "forbidden")
+    audit = rt.tables.audit
+    with rt.engine.connect() as conn:
+        row = conn.execute(sa.select(audit).where(audit.c.action == "denied", audit.c.actor == "boss")
+                           .order_by(audit.c.id.desc())).mappings().first()
+    assert (row["entity"], row["record_id"], row["changes"]) == ("crmkit_user", users["mate"]["id"],
+                                                                 {"action": "update"})
 
 
 def test_tokens_are_shown_once_and_revocable(org):

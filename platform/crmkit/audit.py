@@ -105,7 +105,7 @@ class AuditTrail:
     def login(self, conn: sa.Connection, user_id: int, username: str, address: str | None) -> None:
         self._insert(conn, [self._entry(PEOPLE, user_id, "login", user_id, username, {"address": address})])
 
-    def login_failed(self, conn: sa.Connection, user: Mapping[str, Any] | None, tried: str,
+    def login_failed(self, conn: sa.Connection, user: Mapping[Any, Any] | None, tried: str,
                      address: str | None) -> None:
         """A failed login: under the user's id when the name is theirs, else under 0 as anonymous."""
         user_id = user["id"] if user is not None else None

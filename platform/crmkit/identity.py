@@ -105,7 +105,7 @@ class Directory:
 
     # ------------------------------------------------------------ actors
 
-    def actor(self, user: Mapping) -> Actor:
+    def actor(self, user: Mapping[Any, Any]) -> Actor:
         return Actor(user["id"], user["username"], team_id=user["team_id"],
                      access=self.permissions.access(user["roles"] or ()))
 
@@ -142,7 +142,7 @@ class Directory:
 
     # ------------------------------------------------------------ login
 
-    def login(self, username: str, password: str, address: str | None = None) -> tuple[str, str, Mapping]:
+    def login(self, username: str, password: str, address: str | None = None) -> tuple[str, str, sa.RowMapping]:
         """Check a password; returns (session cookie value, CSRF token, user).
 
         Raises Unauthorized (one message whether the name or the password was
@@ -159,7 +159,7 @@ class Directory:
             ok = _hasher.verify(stored, password) and user is not None and bool(user["password_hash"])
         except (VerificationError, InvalidHashError):
             ok = False
-        if not ok or not user["active"]:
+        if not ok or user is None or not user["active"]:
             self._fail(keys, at, user, username)
             raise Unauthorized("wrong user name or password", code="login_failed")
         cookie, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
@@ -181,7 +181,7 @@ class Directory:
         with self.engine.connect() as conn:
             stored = conn.execute(sa.select(users.c.password_hash).where(users.c.id == user_id)).scalar()
         try:
-            return bool(stored) and _hasher.verify(stored, password)
+            return stored is not None and _hasher.verify(stored, password)
         except (VerificationError, InvalidHashError):
             return False
 
@@ -198,7 +198,7 @@ class Directory:
             wait = max(1, int((locked - at).total_seconds()) + 1)
             raise TooManyRequests(f"too many failed logins; try again in {wait} seconds", wait)
 
-    def _fail(self, keys: list[str], at: dt.datetime, user: Mapping | None, username: str) -> None:
+    def _fail(self, keys: list[str], at: dt.datetime, user: sa.RowMapping | None, username: str) -> None:
         with write_transaction(self.engine) as tx:
             for key in keys:
                 tx.execute(self._count_failure(tx, key, at))
@@ -207,14 +207,13 @@ class Directory:
     def _count_failure(self, tx: sa.Connection, key: str, at: dt.datetime) -> sa.Executable:
         """One more failure for a key, in one statement: parallel guesses (many
         workers) are all counted, and the first of a key is not inserted twice."""
-        if tx.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        insert = postgresql.insert if tx.dialect.name == "postgresql" else sqlite.insert
         table = self.tables.login_failures
         when = table.c.first_at.type
 
-        def time(value: dt.datetime) -> sa.ColumnElement:
+        def time(value: dt.datetime) -> sa.ColumnElement[dt.datetime]:
             return sa.literal(value, when)
 
         window_over = table.c.first_at < time(at - THROTTLE_WINDOW)  # of the row as it was
@@ -250,7 +249,7 @@ class Directory:
         return query
 
     def _target(self, conn: sa.Connection, actor: Actor, entity: str, record_id: int,
-                *actions: str) -> Mapping[str, Any]:
+                *actions: str) -> sa.RowMapping:
         """A user or team the actor's scope of every action covers: 404 if they
         cannot even read it, 403 if they can read it but not act on it."""
         params = scope_params(actor)
@@ -262,12 +261,12 @@ class Directory:
                 raise self._refuse(actor, entity, action, record_id)
         return row
 
-    def get_user(self, user_id: int, actor: Actor) -> Mapping[str, Any]:
+    def get_user(self, user_id: int, actor: Actor) -> sa.RowMapping:
         """A user within the actor's read scope (404 otherwise)."""
         with self.engine.connect() as conn:
             return self._target(conn, actor, "user", user_id)
 
-    def get_team(self, team_id: int, actor: Actor) -> Mapping[str, Any]:
+    def get_team(self, team_id: int, actor: Actor) -> sa.RowMapping:
         """A team within the actor's read scope (404 otherwise)."""
         with self.engine.connect() as conn:
             return self._target(conn, actor, "team", team_id)
@@ -321,13 +320,13 @@ class Directory:
 
     # ------------------------------------------------------------ users and teams
 
-    def _user(self, conn: sa.Connection, user_id: int) -> Mapping[str, Any]:
+    def _user(self, conn: sa.Connection, user_id: int) -> sa.RowMapping:
         row = conn.execute(sa.select(self.tables.users).where(self.tables.users.c.id == user_id)).mappings().first()
         if row is None:
             raise NotFound(f"no user {user_id}")
         return row
 
-    def user(self, ref: int | str) -> Mapping[str, Any]:
+    def user(self, ref: int | str) -> sa.RowMapping:
         """A user by id or user name (unchecked: for authentication and the system's tools)."""
         users = self.tables.users
         where = users.c.id == ref if isinstance(ref, int) else sa.func.lower(users.c.username) == ref.lower()
@@ -337,13 +336,13 @@ class Directory:
             raise NotFound(f"no user {ref!r}")
         return row
 
-    def users(self) -> list[Mapping[str, Any]]:
+    def users(self) -> list[sa.RowMapping]:
         """Every user, by id (for admins' tools; the API lists users within a scope)."""
         users = self.tables.users
         with self.engine.connect() as conn:
             return list(conn.execute(sa.select(users).order_by(users.c.id)).mappings())
 
-    def teams(self) -> list[Mapping[str, Any]]:
+    def teams(self) -> list[sa.RowMapping]:
         """Every team, by name, with ``members``: how many active users it has."""
         teams, users = self.tables.teams, self.tables.users
         members = (sa.select(sa.func.count()).where(users.c.team_id == teams.c.id, users.c.active.is_(True))
@@ -351,7 +350,7 @@ class Directory:
         with self.engine.connect() as conn:
             return list(conn.execute(sa.select(teams, members).order_by(teams.c.name)).mappings())
 
-    def team(self, ref: int | str) -> Mapping[str, Any]:
+    def team(self, ref: int | str) -> sa.RowMapping:
         """A team by id or name (unchecked: for the system's tools)."""
         teams = self.tables.teams
         where = teams.c.id == ref if isinstance(ref, int) else teams.c.name == ref
@@ -384,14 +383,12 @@ class Directory:
     def _reference(self, tx: sa.Connection, table: sa.Table, value: Any, what: str) -> int | None:
         if value is None:
             return None
-        found: int | None
+        found: int | None = None
         if isinstance(value, str) and not value.isdigit():
             column = table.c.username if table is self.tables.users else table.c.name
             found = tx.execute(sa.select(table.c.id).where(column == value)).scalar()
         elif isinstance(value, (int, str)) and not isinstance(value, bool):
             found = tx.execute(sa.select(table.c.id).where(table.c.id == int(value))).scalar()
-        else:
-            found = None
         if found is None:
             raise ValidationFailed(f"no {what} {value!r}", {f"{what}_id": [f"no {what} {value!r}"]})
         return found
@@ -401,7 +398,7 @@ class Directory:
     #: What a user may change of their own record, whatever their roles.
     PROFILE_FIELDS = ("display_name", "email", "mobile")
 
-    def create_user(self, data: Mapping[str, Any], actor: Actor) -> Mapping[str, Any]:
+    def create_user(self, data: Mapping[str, Any], actor: Actor) -> sa.RowMapping:
         """A user from a mapping of USER_FIELDS (team and superior by id or
         name); needs the create action on users, and assign to give roles."""
         self._mapping(data)
@@ -431,7 +428,7 @@ class Directory:
                               {k: v for k, v in values.items() if k in ("roles", "team_id", "superior_id", "active")})
             return self._user(tx, user_id)
 
-    def update_user(self, user_id: int, data: Mapping[str, Any], actor: Actor) -> Mapping[str, Any]:
+    def update_user(self, user_id: int, data: Mapping[str, Any], actor: Actor) -> sa.RowMapping:
         """Change a user: needs update on them (within its scope) for anything
         but roles, assign for roles."""
         self._mapping(data)  # before its keys decide what is checked
@@ -441,7 +438,7 @@ class Directory:
             self._unknown(data, self.USER_FIELDS[1:])
             return self._update_user(tx, user_id, data, actor)
 
-    def update_profile(self, data: Mapping[str, Any], actor: Actor) -> Mapping[str, Any]:
+    def update_profile(self, data: Mapping[str, Any], actor: Actor) -> sa.RowMapping:
         """The actor's own display name, email and mobile (no grant needed)."""
         self._mapping(data)
         unknown = sorted(set(data) - set(self.PROFILE_FIELDS))
@@ -467,7 +464,7 @@ class Directory:
         return actor.id
 
     def _update_user(self, tx: sa.Connection, user_id: int, data: Mapping[str, Any], actor: Actor
-                     ) -> Mapping[str, Any]:
+                     ) -> sa.RowMapping:
         old = self._user(tx, user_id)
         values = self._user_values(tx, data)
         if "superior_id" in values and values["superior_id"] is not None:
@@ -535,7 +532,7 @@ class Directory:
 
     TEAM_FIELDS = ("name", "label", "parent_id")
 
-    def create_team(self, data: Mapping[str, Any], actor: Actor) -> Mapping[str, Any]:
+    def create_team(self, data: Mapping[str, Any], actor: Actor) -> sa.RowMapping:
         """A team from ``name`` (snake_case), ``label`` and ``parent_id`` (the
         team above it, by id or name); needs the create action on teams."""
         self._mapping(data)
@@ -544,7 +541,8 @@ class Directory:
         self._unknown(data, self.TEAM_FIELDS)
         name, label = data.get("name"), data.get("label")
         if not isinstance(name, str) or not TEAM_NAME.match(name):
-            raise ValidationFailed("a team name is snake_case (a-z, 0-9, _)", {"name": ["snake_case, up to 64 characters"]})
+            raise ValidationFailed("a team name is snake_case (a-z, 0-9, _)",
+                                   {"name": ["snake_case, up to 64 characters"]})
         if label is not None and not isinstance(label, str):
             raise ValidationFailed("label must be text", {"label": ["must be text"]})
         teams = self.tables.teams
@@ -559,7 +557,7 @@ class Directory:
             self.audit.people(tx, "team_created", 0, actor, {"team": name, "parent_id": parent_id})
             return tx.execute(sa.select(teams).where(teams.c.id == team_id)).mappings().one()
 
-    def update_team(self, team_id: int, data: Mapping[str, Any], actor: Actor) -> Mapping[str, Any]:
+    def update_team(self, team_id: int, data: Mapping[str, Any], actor: Actor) -> sa.RowMapping:
         """Change a team's label or parent: needs update on it (within its scope)."""
         self._mapping(data)
         teams = self.tables.teams

@@ -20,12 +20,15 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from .errors import Forbidden
 from .metadata.spec import EVERY_ENTITY, AppSpec, Label, RoleSpec
+
+if TYPE_CHECKING:
+    from .tables import Tables
 
 ACTIONS = ("read", "create", "update", "delete", "export", "import", "assign", "transition")
 SCOPES = ("none", "own", "team", "team_tree", "subordinates", "all")
@@ -213,7 +216,7 @@ class Permissions:
         self.everything = replace(self._union([compile_role(builtin_admin("system"), spec.entities)], ("system",)),
                                   system=True)
 
-    def of(self, actor) -> Access:
+    def of(self, actor: Actor) -> Access:
         """An actor's access: the system's own grant, or the user's roles."""
         return self.everything if actor.system else actor.access
 
@@ -254,7 +257,7 @@ class Permissions:
             )
         return Access(names, MappingProxyType(entities))
 
-    def explain(self, roles: Iterable[str]) -> dict:
+    def explain(self, roles: Iterable[str]) -> dict[str, dict[str, dict[str, str]]]:
         """The matrix a client or an admin reads: per entity, each action's
         scope and the fields that are not plainly writable."""
         access = self.access(roles)
@@ -276,7 +279,7 @@ class Permissions:
 VERBS = {"update": "change", "transition": "move"}
 
 
-def refusal(actor, entity: str, action: str, target: str, record_id: int | None = None,
+def refusal(actor: Actor, entity: str, action: str, target: str, record_id: int | None = None,
             message: str | None = None) -> Forbidden:
     """The 403 of a refused action (``target``: "this customer", "customers"),
     carrying what the audit trail records once the request's transaction is over."""
@@ -302,9 +305,9 @@ class ScopeSQL:
     subordinates: the owner is the user or someone in their reporting chain.
     Shares (collaborators) add the records shared with the user."""
 
-    def __init__(self, tables) -> None:
+    def __init__(self, tables: Tables) -> None:
         self.tables = tables
-        self._cache: dict[tuple, sa.ColumnElement[bool] | None] = {}
+        self._cache: dict[tuple[str, frozenset[str], str | None], sa.ColumnElement[bool] | None] = {}
         users, teams = tables.users, tables.teams
         tree = sa.select(teams.c.id).where(teams.c.id == sa.bindparam(TEAM)).cte("crmkit_team_tree", recursive=True)
         self.team_tree = tree.union(sa.select(teams.c.id).where(teams.c.parent_id == tree.c.id))
@@ -340,7 +343,8 @@ class ScopeSQL:
             return None
         table = self.table(entity)
         users = self.tables.users
-        uid, team = sa.bindparam(UID), sa.bindparam(TEAM)
+        uid: sa.BindParameter[int] = sa.bindparam(UID)
+        team: sa.BindParameter[int] = sa.bindparam(TEAM)
         parts: list[sa.ColumnElement[bool]] = []
         if entity == "team":
             if kinds & {"own", "team", "subordinates"}:
@@ -374,7 +378,7 @@ class ScopeSQL:
         return parts[0] if len(parts) == 1 else sa.or_(*parts)
 
 
-def scope_params(actor) -> dict[str, int]:
+def scope_params(actor: Actor) -> dict[str, int]:
     """The bound values of scope predicates for an actor (-1: matches nothing)."""
     return {UID: actor.id if actor.id is not None else -1, TEAM: actor.team_id if actor.team_id is not None else -1}
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +25,7 @@ from .audit import AuditTrail
 from .database import write_transaction
 from .errors import Conflict, CrmError, Forbidden, NotFound, ValidationFailed
 from .fieldtypes import MAX_ID, FieldType
-from .metadata.spec import AppSpec, EntitySpec, FieldSpec, label_text
+from .metadata.spec import AppSpec, EntitySpec, FieldSpec, RelationSpec, label_text
 from .permissions import ANONYMOUS, Actor, EntityAccess, refusal, scope_params
 from .query import QueryBuilder
 from .serialization import EntitySchemas
@@ -195,8 +195,8 @@ class RecordsService:
         ea = self.access(actor, entity)
         refused = next((a for a in actions if not ea.allows(a)), None)
         if refused is None:  # allowed on some records, not this one: find the action whose scope excludes it
-            refused = next((a for a in actions
-                            if self.queries.fetch(tx, entity, record_id, actor=actor, actions=(a,), deleted=deleted) is None),
+            refused = next((a for a in actions if self.queries.fetch(tx, entity, record_id, actor=actor,
+                                                                     actions=(a,), deleted=deleted) is None),
                            actions[0])
         raise self.refuse(actor, entity, refused, record_id)
 
@@ -223,16 +223,18 @@ class RecordsService:
         if found is None:
             raise ValidationFailed(f"no active user {owner_id} you may assign records to",
                                    {"owner_id": [f"user {owner_id} is not an active user within your assign scope"]})
-        return found[0]
+        team_id: int | None = found[0]
+        return team_id
 
     # ---------------------------------------------------------------- create
 
     def create(self, entity_name: str, data: Any, actor: Actor = ANONYMOUS, *,
-               conn: sa.Connection | None = None) -> dict:
+               conn: sa.Connection | None = None) -> dict[str, Any]:
         return self.create_many(entity_name, [data], actor, conn=conn, single=True)[0]
 
-    def create_many(self, entity_name: str, items: list, actor: Actor = ANONYMOUS, *,
-                    conn: sa.Connection | None = None, single: bool = False, action: str = "create") -> list[dict]:
+    def create_many(self, entity_name: str, items: list[Any], actor: Actor = ANONYMOUS, *,
+                    conn: sa.Connection | None = None, single: bool = False,
+                    action: str = "create") -> list[dict[str, Any]]:
         """Create records, all or none; returns the stored rows (by column).
 
         ``action`` is create, or import for a bulk load (which needs both).
@@ -241,9 +243,9 @@ class RecordsService:
         entity = self.entity(entity_name)
         ea = self._require(actor, entity, *dict.fromkeys(("create", action)))
         schemas = self.schemas[entity.name]
-        rows: list[dict] = []
+        rows: list[dict[str, Any]] = []
         owners: list[int | None] = []
-        errors: dict[int, dict] = {}
+        errors: dict[int, dict[str, Any]] = {}
         for index, data in enumerate(items):
             data, owner, asked = self._owner_from(data, entity)
             if asked and owner != actor.id and not ea.allows("assign"):
@@ -320,14 +322,15 @@ class RecordsService:
         transaction holds the database lock, so the next ids after the highest
         ever used (AUTOINCREMENT's own counter) are ours."""
         if tx.dialect.name == "postgresql":
-            sequence = tx.execute(sa.text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": f'"{table.name}"'}).scalar_one()
+            sequence = tx.execute(sa.text("SELECT pg_get_serial_sequence(:t, 'id')"),
+                                  {"t": f'"{table.name}"'}).scalar_one()
             return list(tx.execute(sa.text("SELECT nextval(:s) FROM generate_series(1, :n)"),
                                    {"s": sequence, "n": count}).scalars())
         highest = tx.execute(sa.text("SELECT seq FROM sqlite_sequence WHERE name = :t"), {"t": table.name}).scalar()
         highest = max(highest or 0, tx.execute(sa.select(sa.func.max(table.c.id))).scalar() or 0)
         return list(range(highest + 1, highest + 1 + count))
 
-    def _validation(self, errors: dict[int, dict], single: bool) -> ValidationFailed:
+    def _validation(self, errors: dict[int, dict[str, Any]], single: bool) -> ValidationFailed:
         if single:
             details = errors[0]
             fields = ", ".join(details)
@@ -339,7 +342,7 @@ class RecordsService:
 
     def update(self, entity_name: str, record_id: int, data: Any, actor: Actor = ANONYMOUS, *,
                version: int | None = None, conn: sa.Connection | None = None,
-               transition: Transition | None = None) -> dict:
+               transition: Transition | None = None) -> dict[str, Any]:
         entity = self.entity(entity_name)
         schemas = self.schemas[entity.name]
         if isinstance(data, dict) and version is None and "version" in data:
@@ -368,7 +371,7 @@ class RecordsService:
             actions = (("update",) if values or not reassign else ()) + (("assign",) if reassign else ())
         with self._transaction(conn) as tx:
             old = self.fetch_for(tx, entity, record_id, actor, actions)
-            if reassign and owner != old["owner_id"]:  # the team follows the owner
+            if owner is not None and owner != old["owner_id"]:  # reassigned: the team follows the owner
                 values.update(owner_id=owner, team_id=self._owner_team(tx, actor, entity, owner))
             if version is not None and version != old["version"]:
                 raise Conflict(f"the record was changed by someone else (your version {version}, "
@@ -455,7 +458,7 @@ class RecordsService:
                 else:
                     self.update(other.name, other_id, {f.name: None}, actor, conn=tx)
 
-    def restore(self, entity_name: str, record_id: int, actor: Actor = ANONYMOUS) -> dict:
+    def restore(self, entity_name: str, record_id: int, actor: Actor = ANONYMOUS) -> dict[str, Any]:
         entity = self.entity(entity_name)
         with write_transaction(self.engine) as tx:
             old = self.fetch_for(tx, entity, record_id, actor, ("delete",), deleted=True)
@@ -474,7 +477,8 @@ class RecordsService:
 
     # ---------------------------------------------------------------- many-to-many
 
-    def _link_parts(self, entity: EntitySpec, relation: str):
+    def _link_parts(self, entity: EntitySpec, relation: str
+                    ) -> tuple[RelationSpec, sa.Table, sa.Column[Any], sa.Column[Any]]:
         rel = entity.relations.get(relation)
         if rel is None or rel.kind != "many_to_many":
             raise NotFound(f"{entity.name} has no many-to-many relation '{relation}'", code="unknown_relation")
@@ -482,7 +486,8 @@ class RecordsService:
         left, right = list(link.c)[0], list(link.c)[1]
         return rel, link, left, right
 
-    def link(self, entity_name: str, record_id: int, relation: str, ids: list[int], actor: Actor = ANONYMOUS) -> list[int]:
+    def link(self, entity_name: str, record_id: int, relation: str, ids: list[int],
+             actor: Actor = ANONYMOUS) -> list[int]:
         """Link records through a many-to-many relation; returns the linked ids afterwards."""
         entity = self.entity(entity_name)
         rel, link, left, right = self._link_parts(entity, relation)
@@ -578,9 +583,10 @@ class RecordsService:
             old = self.fetch_for(tx, entity, record_id, actor, ("transition",))
             state = old[entity.fields[workflow.field].column]
             if not move.allows_from(state):
+                starts = ", ".join(sorted(move.sources or ()))
                 raise Conflict(f"cannot '{move.name}' from state '{state}'",
-                               {workflow.field: [f"is '{state}'; '{move.name}' starts from "
-                                                 f"{', '.join(sorted(move.sources or ()))}"]}, code="invalid_transition")
+                               {workflow.field: [f"is '{state}'; '{move.name}' starts from {starts}"]},
+                               code="invalid_transition")
             values, problems = self.schemas[entity.name].load(data, partial=True, system=actor.system,
                                                               access=self.access(actor, entity))
             if problems:
@@ -612,13 +618,3 @@ class RecordsService:
                 purged[entity.name] = len(ids)
         return purged
 
-
-def iter_chunks(items: Iterable, size: int):
-    chunk = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk

@@ -76,7 +76,7 @@ class FieldSpec:
     #: attributes: they are read for every value of every write and read.)
     column: str = field(init=False, repr=False, compare=False)
     #: The allowed values of an enum or multi_enum, in order.
-    option_values: tuple = field(init=False, repr=False, compare=False)
+    option_values: tuple[str | int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "column", f"{self.name}_id" if self.type == "ref" else self.name)
@@ -216,7 +216,7 @@ class AppSpec:
     workflows: tuple[WorkflowSpec, ...] = ()
     #: Documents of the kinds later layers interpret (tags, automations,
     #: views), checked structurally, kept as read-only data.
-    documents: Mapping[str, tuple] = field(default_factory=lambda: MappingProxyType({}))
+    documents: Mapping[str, tuple[Any, ...]] = field(default_factory=lambda: MappingProxyType({}))
     config_dir: str = ""
     #: URL paths served without authentication (app.yaml ``public``).
     public: tuple[str, ...] = ()
