@@ -153,3 +153,13 @@ def test_sources_of_a_move():
     assert move(sources=("open",)).allows_from("open") and not move(sources=("open",)).allows_from("won")
     anywhere = move(sources=("*",))
     assert anywhere.sources is None and anywhere.allows_from("won")
+
+
+def test_the_api_gives_each_moves_label_as_a_label(make_app, tmp_path):
+    app = make_app(make_config(tmp_path / "config", {**MINI_FILES, "workflows/membership.yaml": WORKFLOW_YAML,
+                                                     "roles.yaml": ROLES_YAML}))
+    client = app.test_client()
+    record = client.post("/api/v1/customer", json={"name": "member"}).get_json()["data"]
+    moves = client.get(f"/api/v1/customer/{record['id']}/transitions").get_json()["data"]
+    assert [(m["name"], m["label"]) for m in moves] == [("upgrade", {"en": "Upgrade", "zh": "升级"}),
+                                                         ("reset", {"en": "Reset", "zh": "Reset"})]

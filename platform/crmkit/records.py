@@ -563,7 +563,7 @@ class RecordsService:
                 blocked = blocker(move, access, values) if in_scope else None
                 reason = ("your role does not allow you to move this record" if not in_scope
                           else blocked.message if blocked is not None else None)
-                moves.append({"name": move.name, "label": move.label, "from": state, "to": move.to,
+                moves.append({"name": move.name, "label": dict(move.label), "from": state, "to": move.to,
                               "workflow": workflow.name, "allowed": reason is None, "reason": reason,
                               "missing": missing_fields(move, values)})
         return moves
