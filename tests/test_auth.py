@@ -456,6 +456,21 @@ def test_changing_the_password_ends_the_users_sessions(app, rt, ann):
     assert log_in(browser(app), password="a brand new password").status_code == 303
 
 
+def test_users_change_their_own_password_and_profile_without_a_grant(app, rt, ann):
+    rt.directory.create_user({"username": "cal", "password": PASSWORD, "roles": []}, SYSTEM)
+    cal = app.test_client(user="cal")  # a role that grants nothing
+    error = is_error(cal.post(API + "/me/password", json={"current_password": "wrong", "new_password": "x" * 9}), 422)
+    assert error["details"] == {"current_password": ["is wrong"]}
+    error = is_error(cal.post(API + "/me/password", json={"current_password": PASSWORD}), 422)
+    assert error["details"] == {"new_password": ["at least 8 characters"]}
+    assert cal.post(API + "/me/password", json={"current_password": PASSWORD,
+                                                 "new_password": "a brand new password"}).status_code == 204
+    assert log_in(browser(app), "cal", "a brand new password").status_code == 303
+    assert cal.patch(API + "/me", json={"display_name": "Cal"}).get_json()["data"]["display_name"] == "Cal"
+    error = is_error(cal.patch(API + "/me", json={"roles": ["admin"]}), 422)
+    assert error["message"] == "you can change only display_name, email, mobile here"
+
+
 def test_other_changes_of_the_user_keep_the_session(app, rt, ann):
     client = browser(app)
     log_in(client)

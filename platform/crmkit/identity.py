@@ -455,6 +455,10 @@ class Directory:
         user_id = self._own_id(actor)
         if not self.verify(user_id, current):
             raise ValidationFailed("the current password is wrong", {"current_password": ["is wrong"]})
+        try:
+            self.check_password(new)
+        except ValidationFailed as exc:  # the body's name for it
+            raise ValidationFailed(exc.message, {"new_password": exc.details["password"]}) from None
         with write_transaction(self.engine) as tx:
             self._update_user(tx, user_id, {"password": new}, actor)
 

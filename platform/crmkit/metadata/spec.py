@@ -173,7 +173,9 @@ class TransitionSpec:
     to: str
     require: tuple[str, ...] = ()
     roles: tuple[str, ...] = ()
-    #: The condition as written (compiled by crmkit.workflows).
+    #: The condition as written. crmkit.workflows compiles it into the move's
+    #: ``condition`` (a workflows.Condition); the expression language will
+    #: compile it here, at check time, so that a bad condition is a config problem.
     when: str | None = None
 
     @property
