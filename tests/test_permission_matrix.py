@@ -86,7 +86,8 @@ def world(module_database_url, tmp_path_factory):
         made["down"] = d.create_user({"username": f"{role}.down", "roles": [role], "team_id": "m_sub"}, SYSTEM)
         made["sub"] = d.create_user({"username": f"{role}.sub", "roles": [role], "team_id": "m_other",
                                      "superior_id": made["self"]["id"]}, SYSTEM)
-        made["stranger"] = d.create_user({"username": f"{role}.stranger", "roles": [role], "team_id": "m_other"}, SYSTEM)
+        made["stranger"] = d.create_user({"username": f"{role}.stranger", "roles": [role], "team_id": "m_other"},
+                                         SYSTEM)
         users[role] = made
         token_for(app, f"{role}.self")
     records: dict[tuple[str, str], dict[str, list[int]]] = {}
