@@ -66,23 +66,30 @@ ACTORS = ("admin", "rep_01", "sales_director")
 
 
 def organisation(directory) -> list[tuple[int, int]]:
-    """Teams and users (through the engine's directory); returns (user id, team id) of all 50."""
-    hq = directory.create_team("hq", "Headquarters")
-    sales = directory.create_team("sales", "Sales", hq["id"])
-    people = [directory.create_user({"username": "admin", "roles": ["admin"], "team_id": hq["id"]}),
-              directory.create_user({"username": "sales_director", "roles": ["sales_manager"],
-                                     "team_id": sales["id"], "superior_id": "admin"})]
+    """Teams and users (through the engine's directory, as the system); returns (user id, team id) of all 50."""
+    from crmkit.permissions import SYSTEM
+
+    def team(name: str, label: str, parent: int | None = None):
+        return directory.create_team({"name": name, "label": label, "parent_id": parent}, SYSTEM)
+
+    def user(**data):
+        return directory.create_user(data, SYSTEM)
+
+    hq = team("hq", "Headquarters")
+    sales = team("sales", "Sales", hq["id"])
+    people = [user(username="admin", roles=["admin"], team_id=hq["id"]),
+              user(username="sales_director", roles=["sales_manager"], team_id=sales["id"], superior_id="admin")]
     groups = []
     for name in GROUPS:
-        team = directory.create_team(f"sales_{name}", f"Sales {name}", sales["id"])
-        manager = directory.create_user({"username": f"manager_{name}", "roles": ["sales_manager"],
-                                         "team_id": team["id"], "superior_id": "sales_director"})
-        groups.append((team, manager))
+        group = team(f"sales_{name}", f"Sales {name}", sales["id"])
+        manager = user(username=f"manager_{name}", roles=["sales_manager"], team_id=group["id"],
+                       superior_id="sales_director")
+        groups.append((group, manager))
         people.append(manager)
     for n in range(1, REPS + 1):
-        team, manager = groups[(n - 1) % len(groups)]
-        people.append(directory.create_user({"username": f"rep_{n:02d}", "roles": ["sales_rep"],
-                                             "team_id": team["id"], "superior_id": manager["id"]}))
+        group, manager = groups[(n - 1) % len(groups)]
+        people.append(user(username=f"rep_{n:02d}", roles=["sales_rep"], team_id=group["id"],
+                           superior_id=manager["id"]))
     return [(p["id"], p["team_id"]) for p in people]
 
 
@@ -90,6 +97,7 @@ def create(path: Path, customers: int, seed: int = 20261123, log=print) -> dict:
     """Create (or re-create) the database at ``path``; returns facts about it,
     with ``tokens``: an API token for each of ACTORS (not to be written out)."""
     from crmkit import regions, runtime
+    from crmkit.permissions import SYSTEM
     from crmkit.settings import from_environment
 
     remove_database(path)
@@ -103,7 +111,7 @@ def create(path: Path, customers: int, seed: int = 20261123, log=print) -> dict:
     rng = random.Random(seed)
     owners = organisation(rt.directory)
     users = {name: rt.directory.user(name) for name in ACTORS}
-    tokens = {name: rt.directory.create_token(user["id"], "bench").token for name, user in users.items()}
+    tokens = {name: rt.directory.create_token(user["id"], "bench", SYSTEM).token for name, user in users.items()}
     districts = regions.all_codes("district")
     city_of = {}
     for code in districts:

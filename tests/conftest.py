@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from crmkit import identity
 from crmkit.app import create_app
 from crmkit.errors import NotFound
+from crmkit.permissions import SYSTEM
 from crmkit.runtime import Runtime, build
 from crmkit.settings import Settings
 
@@ -140,8 +141,8 @@ def _token_for(app, username: str, roles: tuple[str, ...], **fields) -> str:
         try:
             user = directory.user(username)
         except NotFound:
-            user = directory.create_user({"username": username, "roles": list(roles), **fields})
-        tokens[username] = directory.create_token(user["id"], "tests").token
+            user = directory.create_user({"username": username, "roles": list(roles), **fields}, SYSTEM)
+        tokens[username] = directory.create_token(user["id"], "tests", SYSTEM).token
     return tokens[username]
 
 

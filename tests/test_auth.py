@@ -17,6 +17,7 @@ from argon2 import Type
 from conftest import MINI_FILES, PRODUCTION_HASHER, as_test_app, is_error, make_config, token_for
 from crmkit import identity
 from crmkit.identity import ADDRESS_FAILURES, THROTTLE_FAILURES, THROTTLE_LOCK, THROTTLE_WINDOW
+from crmkit.permissions import SYSTEM
 from crmkit.settings import from_environment
 
 API = "/api/v1"
@@ -40,7 +41,7 @@ def rt(app):
 @pytest.fixture
 def ann(rt):
     """A user who logs in with a password."""
-    return rt.directory.create_user({"username": "ann", "password": PASSWORD, "roles": ["admin"]})
+    return rt.directory.create_user({"username": "ann", "password": PASSWORD, "roles": ["admin"]}, SYSTEM)
 
 
 def browser(app, address: str | None = None, headers: dict | None = None):
@@ -178,13 +179,13 @@ def test_an_api_client_without_a_token_gets_json_not_a_redirect(app):
 # ---------------------------------------------------------------- API tokens
 
 def test_a_valid_token_works_and_its_use_is_recorded(app, rt):
-    user = rt.directory.create_user({"username": "bob", "roles": ["admin"]})
-    new = rt.directory.create_token(user["id"], "laptop")
-    assert rt.directory.tokens(user["id"])[0]["last_used_at"] is None
+    user = rt.directory.create_user({"username": "bob", "roles": ["admin"]}, SYSTEM)
+    new = rt.directory.create_token(user["id"], "laptop", SYSTEM)
+    assert rt.directory.tokens(user["id"], SYSTEM)[0]["last_used_at"] is None
     client = browser(app)
     assert client.get(API + "/customer", headers={"Authorization": f"Bearer {new.token}"}).status_code == 200
     assert client.get(API + "/customer", headers={"Authorization": f"bearer  {new.token} "}).status_code == 200
-    used = rt.directory.tokens(user["id"])[0]["last_used_at"]
+    used = rt.directory.tokens(user["id"], SYSTEM)[0]["last_used_at"]
     assert used is not None and dt.datetime.now(dt.UTC) - used < dt.timedelta(minutes=1)
 
 
@@ -200,17 +201,17 @@ def test_a_malformed_or_unknown_token_gets_401(app, header):
 
 
 def test_a_revoked_token_gets_401(app, rt):
-    user = rt.directory.create_user({"username": "bob", "roles": ["admin"]})
-    new = rt.directory.create_token(user["id"], "laptop")
+    user = rt.directory.create_user({"username": "bob", "roles": ["admin"]}, SYSTEM)
+    new = rt.directory.create_token(user["id"], "laptop", SYSTEM)
     client = browser(app, headers={"Authorization": f"Bearer {new.token}"})
     assert client.get(API + "/customer").status_code == 200
-    rt.directory.revoke_token(user["id"], new.id)
+    rt.directory.revoke_token(user["id"], new.id, SYSTEM)
     is_error(client.get(API + "/customer"), 401, "invalid_token")
 
 
 def test_an_expired_token_gets_401(app, rt):
-    user = rt.directory.create_user({"username": "bob", "roles": ["admin"]})
-    new = rt.directory.create_token(user["id"], "laptop", expires_days=30)
+    user = rt.directory.create_user({"username": "bob", "roles": ["admin"]}, SYSTEM)
+    new = rt.directory.create_token(user["id"], "laptop", SYSTEM, expires_days=30)
     client = browser(app, headers={"Authorization": f"Bearer {new.token}"})
     assert client.get(API + "/customer").status_code == 200
     tokens = rt.tables.tokens
@@ -221,13 +222,13 @@ def test_an_expired_token_gets_401(app, rt):
 
 
 def test_the_token_of_a_deactivated_user_gets_401(app, rt):
-    user = rt.directory.create_user({"username": "bob", "roles": ["admin"]})
-    new = rt.directory.create_token(user["id"], "laptop")
+    user = rt.directory.create_user({"username": "bob", "roles": ["admin"]}, SYSTEM)
+    new = rt.directory.create_token(user["id"], "laptop", SYSTEM)
     client = browser(app, headers={"Authorization": f"Bearer {new.token}"})
     assert client.get(API + "/customer").status_code == 200
-    rt.directory.update_user(user["id"], {"active": False})
+    rt.directory.update_user(user["id"], {"active": False}, SYSTEM)
     is_error(client.get(API + "/customer"), 401, "invalid_token")
-    rt.directory.update_user(user["id"], {"active": True})
+    rt.directory.update_user(user["id"], {"active": True}, SYSTEM)
     assert client.get(API + "/customer").status_code == 200
 
 
@@ -255,10 +256,10 @@ def test_wrong_password_and_unknown_user_look_the_same(app, ann):
 
 
 def test_a_user_without_a_password_or_deactivated_cannot_log_in(app, rt, ann):
-    rt.directory.create_user({"username": "tokenonly", "roles": ["admin"]})
+    rt.directory.create_user({"username": "tokenonly", "roles": ["admin"]}, SYSTEM)
     assert log_in(browser(app), "tokenonly", "").status_code == 401
     assert log_in(browser(app), "tokenonly", PASSWORD).status_code == 401
-    rt.directory.update_user(ann["id"], {"active": False})
+    rt.directory.update_user(ann["id"], {"active": False}, SYSTEM)
     assert log_in(browser(app)).status_code == 401
 
 
@@ -446,26 +447,41 @@ def test_changing_the_password_ends_the_users_sessions(app, rt, ann):
     client = browser(app)
     log_in(client)
     bystander = browser(app)
-    rt.directory.create_user({"username": "bea", "password": PASSWORD, "roles": ["admin"]})
+    rt.directory.create_user({"username": "bea", "password": PASSWORD, "roles": ["admin"]}, SYSTEM)
     log_in(bystander, "bea")
-    rt.directory.update_user(ann["id"], {"password": "a brand new password"})
+    rt.directory.update_user(ann["id"], {"password": "a brand new password"}, SYSTEM)
     is_error(client.get(API + "/customer"), 401)
     assert bystander.get(API + "/customer").status_code == 200
     assert log_in(browser(app)).status_code == 401
     assert log_in(browser(app), password="a brand new password").status_code == 303
 
 
+def test_users_change_their_own_password_and_profile_without_a_grant(app, rt, ann):
+    rt.directory.create_user({"username": "cal", "password": PASSWORD, "roles": []}, SYSTEM)
+    cal = app.test_client(user="cal")  # a role that grants nothing
+    error = is_error(cal.post(API + "/me/password", json={"current_password": "wrong", "new_password": "x" * 9}), 422)
+    assert error["details"] == {"current_password": ["is wrong"]}
+    error = is_error(cal.post(API + "/me/password", json={"current_password": PASSWORD}), 422)
+    assert error["details"] == {"new_password": ["at least 8 characters"]}
+    assert cal.post(API + "/me/password", json={"current_password": PASSWORD,
+                                                 "new_password": "a brand new password"}).status_code == 204
+    assert log_in(browser(app), "cal", "a brand new password").status_code == 303
+    assert cal.patch(API + "/me", json={"display_name": "Cal"}).get_json()["data"]["display_name"] == "Cal"
+    error = is_error(cal.patch(API + "/me", json={"roles": ["admin"]}), 422)
+    assert error["message"] == "you can change only display_name, email, mobile here"
+
+
 def test_other_changes_of_the_user_keep_the_session(app, rt, ann):
     client = browser(app)
     log_in(client)
-    rt.directory.update_user(ann["id"], {"display_name": "Ann Lee"})
+    rt.directory.update_user(ann["id"], {"display_name": "Ann Lee"}, SYSTEM)
     assert client.get(API + "/customer").status_code == 200
 
 
 def test_deactivating_the_user_ends_their_sessions(app, rt, ann):
     client = browser(app)
     log_in(client)
-    rt.directory.update_user(ann["id"], {"active": False})
+    rt.directory.update_user(ann["id"], {"active": False}, SYSTEM)
     assert rows(rt, "crmkit_session", user_id=ann["id"]) == []
     is_error(client.get(API + "/customer"), 401)
 
@@ -596,10 +612,10 @@ def test_logins_and_failed_logins_are_audited(app, rt, ann):
 
 def test_token_and_role_changes_are_audited_with_who_did_them(app, rt, ann):
     admin = rt.directory.actor(ann)
-    bob = rt.directory.create_user({"username": "bob", "roles": []}, by=admin)
-    new = rt.directory.create_token(bob["id"], "laptop", by=admin)
-    rt.directory.revoke_token(bob["id"], new.id, by=admin)
-    rt.directory.update_user(bob["id"], {"roles": ["admin"]}, by=admin)
+    bob = rt.directory.create_user({"username": "bob", "roles": []}, admin)
+    new = rt.directory.create_token(bob["id"], "laptop", admin)
+    rt.directory.revoke_token(bob["id"], new.id, admin)
+    rt.directory.update_user(bob["id"], {"roles": ["admin"]}, admin)
     for action in ("user_created", "token_created", "token_revoked", "roles_changed"):
         [row] = audit(rt, action, record_id=bob["id"])
         assert (row["actor_id"], row["actor"]) == (ann["id"], "ann"), action
@@ -622,7 +638,7 @@ def test_the_database_keeps_no_password_token_or_session_in_clear(app, rt, ann):
     client = browser(app)
     log_in(client)
     cookie = client.get_cookie("crmkit_session").value
-    new = rt.directory.create_token(ann["id"], "laptop")
+    new = rt.directory.create_token(ann["id"], "laptop", SYSTEM)
     assert browser(app).get(API + "/customer", headers={"Authorization": f"Bearer {new.token}"}).status_code == 200
     dump = dump_database(rt)
     assert "crmkit_token" in str(sa.inspect(rt.engine).get_table_names())
@@ -667,7 +683,8 @@ def proxied_app(settings, engines, tmp_path):
     def make(proxies: int):
         app = as_test_app(create_app(make_config(tmp_path / f"config{proxies}", MINI_FILES), replace(settings, trust_proxy=proxies)))
         engines.add(app.extensions["crmkit"])
-        app.extensions["crmkit"].directory.create_user({"username": "ann", "password": PASSWORD, "roles": ["admin"]})
+        app.extensions["crmkit"].directory.create_user({"username": "ann", "password": PASSWORD,
+                                                         "roles": ["admin"]}, SYSTEM)
         return app
 
     return make

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 import yaml
 
 from conftest import SAMPLE_CONFIG, as_test_app, token_for
+from crmkit.permissions import SYSTEM
 
 API = "/api/v1"
 ACTIONS = ("read", "create", "update", "delete", "export", "import", "assign", "transition")
@@ -74,19 +75,19 @@ def world(module_database_url, tmp_path_factory):
     rt = app.extensions["crmkit"]
     seed(rt, size=20, random_seed=7)
     d = rt.directory
-    top = d.create_team("m_top", "Top")
-    team = d.create_team("m_team", "Team", top["id"])
-    d.create_team("m_sub", "Sub", team["id"])
-    d.create_team("m_other", "Other")
+    for name, label, parent in (("m_top", "Top", None), ("m_team", "Team", "m_top"), ("m_sub", "Sub", "m_team"),
+                                ("m_other", "Other", None)):
+        d.create_team({"name": name, "label": label, "parent_id": parent}, SYSTEM)
     users: dict[str, dict[str, dict]] = {}
     for role in ROLES:
         made = {}
-        made["self"] = d.create_user({"username": f"{role}.self", "roles": [role], "team_id": "m_team"})
-        made["mate"] = d.create_user({"username": f"{role}.mate", "roles": [role], "team_id": "m_team"})
-        made["down"] = d.create_user({"username": f"{role}.down", "roles": [role], "team_id": "m_sub"})
+        made["self"] = d.create_user({"username": f"{role}.self", "roles": [role], "team_id": "m_team"}, SYSTEM)
+        made["mate"] = d.create_user({"username": f"{role}.mate", "roles": [role], "team_id": "m_team"}, SYSTEM)
+        made["down"] = d.create_user({"username": f"{role}.down", "roles": [role], "team_id": "m_sub"}, SYSTEM)
         made["sub"] = d.create_user({"username": f"{role}.sub", "roles": [role], "team_id": "m_other",
-                                     "superior_id": made["self"]["id"]})
-        made["stranger"] = d.create_user({"username": f"{role}.stranger", "roles": [role], "team_id": "m_other"})
+                                     "superior_id": made["self"]["id"]}, SYSTEM)
+        made["stranger"] = d.create_user({"username": f"{role}.stranger", "roles": [role], "team_id": "m_other"},
+                                         SYSTEM)
         users[role] = made
         token_for(app, f"{role}.self")
     records: dict[tuple[str, str], dict[str, list[int]]] = {}

@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import MINI_FILES, as_test_app, is_error, make_config, token_for
+from crmkit.errors import Forbidden, NotFound
 from crmkit.permissions import SYSTEM
 
 API = "/api/v1"
@@ -97,15 +98,13 @@ def org(module_database_url, tmp_path_factory):
     app = as_test_app(create_app(config, Settings(database_url=module_database_url, instance_dir=root / "instance")))
     rt = app.extensions["crmkit"]
     directory = rt.directory
-    hq = directory.create_team("hq", "总部")
-    sales = directory.create_team("sales", "销售部", hq["id"])
-    directory.create_team("east", "华东", sales["id"])
-    directory.create_team("west", "华南", sales["id"])
-    directory.create_team("service", "客服部", hq["id"])
+    for name, label, parent in (("hq", "总部", None), ("sales", "销售部", "hq"), ("east", "华东", "sales"),
+                                ("west", "华南", "sales"), ("service", "客服部", "hq")):
+        directory.create_team({"name": name, "label": label, "parent_id": parent}, SYSTEM)
     users = {}
     for name, roles, team, superior in ORG:
         users[name] = directory.create_user({"username": name, "roles": roles, "team_id": team,
-                                             "superior_id": superior})
+                                             "superior_id": superior}, SYSTEM)
         token_for(app, name)
     owned = {}
     for name, user in users.items():
@@ -161,11 +160,11 @@ def test_list_get_and_count_agree_with_the_scope(org, name):
 def test_subordinates_follow_the_reporting_chain(org):
     app, users, owned = org
     rt = app.extensions["crmkit"]
-    rt.directory.update_user(users["stranger"]["id"], {"superior_id": users["chief"]["id"]})
+    rt.directory.update_user(users["stranger"]["id"], {"superior_id": users["chief"]["id"]}, SYSTEM)
     try:
         assert visible_ids(app, "chief") == {owned["chief"], owned["stranger"]}
     finally:
-        rt.directory.update_user(users["stranger"]["id"], {"superior_id": None})
+        rt.directory.update_user(users["stranger"]["id"], {"superior_id": None}, SYSTEM)
     assert visible_ids(app, "chief") == {owned["chief"]}
 
 
@@ -441,6 +440,57 @@ def test_users_and_teams_follow_their_own_scopes(org):
     assert row["changes"] == {"roles": [["rep"], ["auditor"]]} and row["actor"] == "admin"
 
 
+def test_the_directory_checks_whoever_calls_it(org):
+    """The admin console and automations call the directory, not the routes:
+    the same grants, scopes and 404-or-403 hold there."""
+    app, users, owned = org
+    rt = app.extensions["crmkit"]
+    directory = rt.directory
+    rep, boss = (directory.actor(directory.user(name)) for name in ("rep", "boss"))
+    with pytest.raises(Forbidden) as refused:
+        directory.create_user({"username": "sneaky"}, rep)
+    assert refused.value.denial == {"entity": "crmkit_user", "record_id": None, "action": "create",
+                                    "actor_id": rep.id, "actor": "rep"}
+    with pytest.raises(Forbidden) as refused:  # they read themselves, but may not give roles
+        directory.update_user(rep.id, {"roles": ["admin"]}, rep)
+    assert refused.value.denial["action"] == "assign"
+    with pytest.raises(NotFound):  # outside the boss's read scope (team_tree of sales): no such user for them
+        directory.update_user(users["stranger"]["id"], {"display_name": "x"}, boss)
+    with pytest.raises(Forbidden):  # within it, but the boss has no update on users
+        directory.update_user(users["mate"]["id"], {"display_name": "x"}, boss)
+    with pytest.raises(Forbidden):
+        directory.create_team({"name": "rogue"}, boss)
+    with pytest.raises(Forbidden):
+        directory.update_team(directory.team("sales")["id"], {"label": "x"}, boss)
+    with pytest.raises(NotFound):
+        directory.create_token(users["stranger"]["id"], "theirs", boss)
+    with pytest.raises(Forbidden):
+        directory.create_token(users["mate"]["id"], "theirs", boss)
+    with pytest.raises(Forbidden):
+        directory.tokens(users["mate"]["id"], boss)
+    mine = directory.create_token(rep.id, "mine", rep)  # your own tokens are yours
+    assert [t["name"] for t in directory.tokens(rep.id, rep)].count("mine") == 1
+    directory.revoke_token(rep.id, mine.id, rep)
+    assert directory.user("mate")["display_name"] == "mate"
+    with pytest.raises(NotFound):
+        directory.user("sneaky")
+    made = directory.create_user({"username": "by_system", "roles": ["rep"]}, SYSTEM)  # the CLI's way
+    assert directory.update_user(made["id"], {"roles": ["auditor"]}, SYSTEM)["roles"] == ["auditor"]
+
+
+def test_refusals_of_people_writes_are_audited(org):
+    app, users, owned = org
+    rt = app.extensions["crmkit"]
+    is_error(client_of(app, "boss").patch(f"{API}/users/{users['mate']['id']}", json={"email": "x@example.com"}),
+             403, "forbidden")
+    audit = rt.tables.audit
+    with rt.engine.connect() as conn:
+        row = conn.execute(sa.select(audit).where(audit.c.action == "denied", audit.c.actor == "boss")
+                           .order_by(audit.c.id.desc())).mappings().first()
+    assert (row["entity"], row["record_id"], row["changes"]) == ("crmkit_user", users["mate"]["id"],
+                                                                 {"action": "update"})
+
+
 def test_tokens_are_shown_once_and_revocable(org):
     app, users, owned = org
     rep = client_of(app, "rep")
@@ -494,10 +544,10 @@ def test_transitions_need_the_transition_scope_roles_and_requirements(org):
     is_error(boss.post(f"{url}/transitions/crown"), 404)  # the chief's customer is outside the boss's scope
     admin = app.test_client()
     is_error(admin.post(f"{url}/transitions/crown"), 403)  # admin has no manager role: roles are roles
-    rt.directory.update_user(users["boss"]["id"], {"team_id": "hq"})
+    rt.directory.update_user(users["boss"]["id"], {"team_id": "hq"}, SYSTEM)
     rt.records.update("customer", record["id"], {"owner_id": users["boss"]["id"]}, SYSTEM)
     is_error(boss.post(f"{url}/transitions/crown"), 403, "forbidden")  # boss reads but has no transition action
-    rt.directory.update_user(users["boss"]["id"], {"team_id": "sales"})
+    rt.directory.update_user(users["boss"]["id"], {"team_id": "sales"}, SYSTEM)
     # a condition outside the supported subset refuses rather than running unchecked
     error = is_error(admin.post(f"{url}/transitions/reset"), 409, "unsupported_condition")
     assert "expression language" in error["message"]
@@ -566,7 +616,7 @@ def test_pages_of_own_and_shared_records_interleave(org):
     app, users, owned = org
     rt = app.extensions["crmkit"]
     admin = app.test_client()
-    who = rt.directory.create_user({"username": "pager", "roles": ["rep"], "team_id": "west"})
+    who = rt.directory.create_user({"username": "pager", "roles": ["rep"], "team_id": "west"}, SYSTEM)
     token_for(app, "pager")
     mine, shared = [], []
     for i in range(7):

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+import crmkit.hookspecs
+import crmkit.loading
 import crmkit.plugins
 from conftest import is_error, make_config
 from crmkit.hookspecs import hookimpl
@@ -218,6 +220,126 @@ def test_plugin_whose_app_hook_raises_stops_start_up(installed, tmp_path, make_a
     with pytest.raises(crmkit.plugins.PluginError) as info:
         make_app(_config_with(tmp_path, "broken"))
     assert str(info.value) == "plugin 'broken' failed in crmkit_app_ready: KeyError: 'blueprint'"
+
+
+# ---------------------------------------------------------------- the hookspec version a plugin is built for
+
+def built_for(version):
+    class Plugin:
+        crmkit_hookspec = version
+
+        @hookimpl
+        def crmkit_metadata_dirs(self):
+            return []
+
+    return Plugin()
+
+
+def test_the_loyalty_plugin_declares_its_hookspec_version():
+    import crmkit_loyalty
+
+    assert crmkit_loyalty.crmkit_hookspec == crmkit.hookspecs.HOOKSPEC_VERSION
+
+
+def test_a_plugin_built_for_a_newer_major_version_refuses_to_load(installed, tmp_path):
+    installed("future", lambda: built_for("2.0"))
+    assert problem_of(_config_with(tmp_path, "future")) == (
+        "plugin 'future' is built for crmkit hookspec 2.0, newer than this crmkit's 1.0: upgrade crmkit, "
+        "or install a release of the plugin built for hookspec 1.x")
+
+
+def test_a_plugin_built_for_an_older_major_version_refuses_to_load(installed, tmp_path, monkeypatch):
+    monkeypatch.setattr(crmkit.hookspecs, "HOOKSPEC_VERSION", "2.1")
+    installed("old", lambda: built_for("1.4"))
+    assert problem_of(_config_with(tmp_path, "old")) == (
+        "plugin 'old' is built for crmkit hookspec 1.4, older than this crmkit's 2.1 (hook signatures changed "
+        "in 2.0): install a release of the plugin built for hookspec 2.x")
+
+
+def test_a_plugin_built_for_an_older_minor_version_loads(installed, tmp_path, monkeypatch):
+    monkeypatch.setattr(crmkit.hookspecs, "HOOKSPEC_VERSION", "1.3")
+    installed("older", lambda: built_for("1.1"))
+    spec, pm, _types = load(_config_with(tmp_path, "older"))
+    assert pm.get_plugin("older") is not None
+
+
+def test_a_plugin_without_a_declaration_is_taken_as_built_for_1_0(installed, tmp_path, monkeypatch):
+    class Undeclared:
+        @hookimpl
+        def crmkit_metadata_dirs(self):
+            return []
+
+    installed("plain", Undeclared)
+    assert load(_config_with(tmp_path, "plain"))[1].get_plugin("plain") is not None
+    monkeypatch.setattr(crmkit.hookspecs, "HOOKSPEC_VERSION", "2.0")
+    assert problem_of(_config_with(tmp_path / "again", "plain")).startswith(
+        "plugin 'plain' is built for crmkit hookspec 1.0, older than this crmkit's 2.0")
+
+
+def test_a_newer_minor_version_loads_unless_it_needs_hooks_this_crmkit_lacks(installed, tmp_path):
+    installed("newer", lambda: built_for("1.4"))
+    assert load(_config_with(tmp_path, "newer"))[1].get_plugin("newer") is not None
+
+    class NeedsNewHooks:
+        crmkit_hookspec = "1.4"
+
+        @hookimpl
+        def record_before_restore(self, event):
+            pass
+
+    installed("needy", NeedsNewHooks)
+    message = problem_of(_config_with(tmp_path / "needy", "needy"))
+    assert message.startswith("plugin 'needy' is not a valid crmkit plugin (it is built for hookspec 1.4; "
+                              "this crmkit has 1.0):")
+    assert "record_before_restore" in message
+
+
+def test_a_hookspec_declaration_that_is_not_a_version(installed, tmp_path):
+    installed("odd", lambda: built_for(1.0))
+    assert problem_of(_config_with(tmp_path, "odd")) == (
+        "plugin 'odd' declares crmkit_hookspec = 1.0; expected the hookspec version it was built for, such as \"1.0\"")
+
+
+# ---------------------------------------------------------------- field types
+
+class Phoneticism:
+    """A test-local plugin adding a field type."""
+
+    crmkit_hookspec = "1.0"
+
+    @hookimpl
+    def crmkit_field_types(self):
+        from crmkit.fieldtypes import StringType
+
+        class PinyinType(StringType):
+            name = "pinyin"
+
+        return [PinyinType()]
+
+
+def test_built_in_field_types_come_through_the_plugin_hook(installed, tmp_path):
+    installed("pinyin", Phoneticism)
+    _spec, pm, types = load(_config_with(tmp_path, "pinyin"))
+    assert "crmkit.fieldtypes" in {name for name, _ in pm.list_name_plugin()}
+    assert {"string", "money", "region", "pinyin"} <= set(types)
+    pm.unregister(name="crmkit.fieldtypes")
+    assert set(crmkit.loading.field_types(pm)) == {"pinyin"}
+
+
+def test_two_plugins_may_not_define_one_field_type(installed, tmp_path):
+    class Shadow:
+        @hookimpl
+        def crmkit_field_types(self):
+            from crmkit.fieldtypes import TextType
+
+            class Impostor(TextType):
+                name = "string"
+
+            return [Impostor()]
+
+    installed("shadow", Shadow)
+    assert problem_of(_config_with(tmp_path, "shadow")) == (
+        "plugin 'shadow' defines field type 'string', which crmkit.fieldtypes already defines")
 
 
 class Refuser:

@@ -36,12 +36,12 @@ def test_sample_config_has_the_retail_entities_in_both_languages(sample_spec):
 
 
 def test_sample_workflows_govern_enum_fields(sample_spec):
-    workflows = sample_spec.documents.get("workflow", ())
+    workflows = sample_spec.workflows
     assert workflows, "the sample config should show a workflow"
     for workflow in workflows:
-        field = sample_spec.entities[workflow["entity"]].fields[workflow["field"]]
+        field = sample_spec.entities[workflow.entity].fields[workflow.field]
         assert field.type == "enum"
-        assert set(workflow["states"]) <= {str(v) for v in field.option_values}
+        assert set(workflow.states) <= {str(v) for v in field.option_values}
 
 
 def test_sample_migrates_without_spurious_differences(make_runtime):

@@ -24,6 +24,7 @@ import click
 from .errors import CrmError
 from .metadata.problems import ConfigError, did_you_mean
 from .migrations import MigrationRefused
+from .permissions import SYSTEM
 from .plugins import PluginError
 from .settings import SettingsError
 
@@ -327,7 +328,7 @@ def user_create(name: str, roles: tuple[str, ...], password: str | None, team: s
     secret, generated = _password(password, directory, name)
     data = {"username": name, "roles": list(roles), "password": secret, "team_id": team, "superior_id": superior,
             "display_name": display_name, "email": email, "mobile": mobile}
-    made = directory.create_user({k: v for k, v in data.items() if v is not None})
+    made = directory.create_user({k: v for k, v in data.items() if v is not None}, SYSTEM)
     click.echo(f"Created user {made['username']} (id {made['id']}, roles: {', '.join(made['roles'])}).")
     if generated:
         click.echo(f"Password: {secret}  (shown once; change it with crmkit user set-password {name})")
@@ -343,7 +344,7 @@ def user_set_password(name: str, password: str | None, config: Path) -> None:
     directory = _directory(config)
     found = directory.user(name)
     secret, generated = _password(password, directory, found["username"])
-    directory.update_user(found["id"], {"password": secret})
+    directory.update_user(found["id"], {"password": secret}, SYSTEM)
     click.echo(f"Password of {found['username']} changed; their browser sessions were ended.")
     if generated:
         click.echo(f"Password: {secret}  (shown once)")
@@ -385,7 +386,7 @@ def user_enable(name: str, config: Path) -> None:
 
 def _set_active(config: Path, name: str, active: bool):
     directory = _directory(config)
-    return directory.update_user(directory.user(name)["id"], {"active": active})
+    return directory.update_user(directory.user(name)["id"], {"active": active}, SYSTEM)
 
 
 @user.command("create-admin")
@@ -405,7 +406,7 @@ def user_create_admin(if_missing: bool, config: Path) -> None:
     from_env = os.environ.get("CRMKIT_ADMIN_PASSWORD") or None
     secret, generated = (from_env, False) if from_env else (secrets.token_urlsafe(15), True)
     directory.create_user({"username": "admin", "display_name": "系统管理员", "roles": [ADMIN_ROLE],
-                           "password": directory.check_password(secret)})
+                           "password": directory.check_password(secret)}, SYSTEM)
     if generated:
         click.echo(f"Created the first admin: admin / {secret} "
                    "(shown once; change it with crmkit user set-password admin)")
@@ -428,7 +429,7 @@ def token_create(username: str, name: str, expires_days: int | None, config: Pat
     """Make an API token for a user; the token is printed once, alone on
     standard output (TOKEN=$(crmkit token create NAME) keeps it)."""
     directory = _directory(config)
-    made = directory.create_token(directory.user(username)["id"], name, expires_days=expires_days)
+    made = directory.create_token(directory.user(username)["id"], name, SYSTEM, expires_days=expires_days)
     expiry = f"expires {_when(made.expires_at)} UTC" if made.expires_at else "no expiry"
     click.echo(f"Token {made.id} '{made.name}' for {username} ({expiry}); shown once, keep it now:", err=True)
     click.echo(made.token)
@@ -451,7 +452,7 @@ def token_list(username: str, config: Path) -> None:
     _table(("id", "name", "starts with", "created", "expires", "last used", "status"),
            [(row["id"], row["name"], row["hint"] + "…", _when(row["created_at"]), _when(row["expires_at"]),
              _when(row["last_used_at"]), status(row))
-            for row in directory.tokens(directory.user(username)["id"])])
+            for row in directory.tokens(directory.user(username)["id"], SYSTEM)])
 
 
 @token.command("revoke")
@@ -462,7 +463,7 @@ def token_list(username: str, config: Path) -> None:
 def token_revoke(username: str, token_id: int, config: Path) -> None:
     """Revoke a user's token by its id (see crmkit token list)."""
     directory = _directory(config)
-    directory.revoke_token(directory.user(username)["id"], token_id)
+    directory.revoke_token(directory.user(username)["id"], token_id, SYSTEM)
     click.echo(f"Revoked token {token_id} of {username}.")
 
 
@@ -479,7 +480,7 @@ def team() -> None:
 @user_errors
 def team_create(name: str, label: str | None, parent: str | None, config: Path) -> None:
     """Create a team NAME (snake_case)."""
-    made = _directory(config).create_team(name, label, parent)
+    made = _directory(config).create_team({"name": name, "label": label, "parent_id": parent}, SYSTEM)
     click.echo(f"Created team {made['name']} (id {made['id']}).")
 
 

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from . import regions
+from .hookspecs import hookimpl
 from .metadata.spec import FieldSpec, label_text
 from .sqltypes import UTC, ExactDecimal, UTCDateTime, json_type
 
@@ -107,7 +108,7 @@ def _bounds(f: FieldSpec, value: Any, convert: Callable[[Any], Any]) -> None:
 class StringType(FieldType):
     name = "string"
     keys = frozenset({"max_length", "min_length", "pattern"})
-    operators = TEXT_OPS
+    operators: tuple[str, ...] = TEXT_OPS
     plain_dump = True
     default_length = 255
 
@@ -353,7 +354,9 @@ class DecimalType(FieldType):
         if number and number.adjusted() >= self.precision(f) - scale:
             raise FieldValueError("is too large")
         quantum = Decimal(1).scaleb(-scale)
-        if number.as_tuple().exponent < -scale and number != number.quantize(quantum, context=DECIMAL_CONTEXT):
+        exponent = number.as_tuple().exponent  # an int: the number is finite
+        if isinstance(exponent, int) and exponent < -scale and number != number.quantize(quantum,
+                                                                                        context=DECIMAL_CONTEXT):
             raise FieldValueError(f"has more than {scale} digits after the decimal point")
         number = number.quantize(quantum, context=DECIMAL_CONTEXT)
         if len(number.as_tuple().digits) > self.precision(f):
@@ -509,7 +512,7 @@ class DateTimeType(FieldType):
 class EnumType(FieldType):
     name = "enum"
     keys = frozenset({"options"})
-    operators = CHOICE_OPS
+    operators: tuple[str, ...] = CHOICE_OPS
     plain_dump = True
 
     def column_type(self, f):
@@ -694,3 +697,9 @@ def app_timezone(name: str) -> dt.tzinfo:
 
 def describe(f: FieldSpec) -> str:
     return label_text(f.label, "en", f.name)
+
+
+@hookimpl
+def crmkit_field_types() -> list[FieldType]:
+    """The built-in types, contributed like a plugin's (crmkit.fieldtypes is an internal plugin)."""
+    return list(BUILTIN_TYPES)

@@ -1,8 +1,10 @@
 """The hooks a crmkit plugin can implement.
 
 Hook specifications are versioned with :data:`HOOKSPEC_VERSION`; a new hook
-raises the minor number, a changed signature the major one. Each hook is
-documented in docs/plugins.md (a test checks that every hook is).
+raises the minor number, a changed signature the major one. A plugin declares
+the version it was built for (``crmkit_hookspec = "1.0"``), checked when it
+registers (crmkit.plugins). Each hook is documented in docs/plugins.md (a test
+checks that every hook is).
 
 Record hooks run inside the write's transaction: ``conn`` is the SQLAlchemy
 connection of that transaction, so whatever a hook writes commits or rolls

@@ -7,21 +7,27 @@ from pathlib import Path
 
 import pluggy
 
-from .fieldtypes import BUILTIN_TYPES, FieldType
+from .fieldtypes import FieldType
 from .gcpause import paused_gc
 from .metadata.checker import build_spec
 from .metadata.loader import Document, load_directory
 from .metadata.problems import ConfigError, Problem, ProblemList
 from .metadata.spec import AppSpec
-from .plugins import PluginError, call_startup_hook, make_plugin_manager
+from .plugins import PluginError, call_startup_hook, make_plugin_manager, startup_results
 
 
-def field_types(pm: pluggy.PluginManager | None = None) -> dict[str, FieldType]:
-    types = {t.name: t for t in BUILTIN_TYPES}
-    if pm is not None:
-        for contributed in call_startup_hook(pm, "crmkit_field_types"):
-            for ftype in contributed or ():
-                types[ftype.name] = ftype
+def field_types(pm: pluggy.PluginManager) -> dict[str, FieldType]:
+    """Every field type, the built-in ones included (crmkit.fieldtypes is an
+    internal plugin of the same hook); two plugins defining one name is an error."""
+    types: dict[str, FieldType] = {}
+    source: dict[str, str] = {}
+    for plugin, contributed in reversed(startup_results(pm, "crmkit_field_types")):  # in registration order
+        for ftype in contributed or ():
+            if ftype.name in types:
+                raise PluginError(f"plugin '{plugin}' defines field type '{ftype.name}', which "
+                                  f"{source[ftype.name]} already defines")
+            types[ftype.name] = ftype
+            source[ftype.name] = plugin
     return types
 
 

@@ -17,15 +17,18 @@ an actor whose access is compiled from the same kind of grant.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from .errors import Forbidden
-from .metadata.spec import AppSpec, Label
+from .metadata.spec import EVERY_ENTITY, AppSpec, Label, RoleSpec
+
+if TYPE_CHECKING:
+    from .tables import Tables
 
 ACTIONS = ("read", "create", "update", "delete", "export", "import", "assign", "transition")
 SCOPES = ("none", "own", "team", "team_tree", "subordinates", "all")
@@ -107,45 +110,34 @@ class Role:
     fields: Mapping[str, Mapping[str, str]]
 
 
-def _scope_of(value: Any) -> frozenset[str]:
-    if value is True:
-        return frozenset({"all"})
-    if value is False or value == "none":
-        return frozenset()
-    return frozenset({value})
+def _scope_of(value: str) -> frozenset[str]:
+    return frozenset() if value == "none" else frozenset({value})
 
 
-def compile_role(name: str, raw: Mapping, spec: AppSpec) -> Role:
+def compile_role(role: RoleSpec, entities: Iterable[str]) -> Role:
+    """A role's grants per entity of the config (``*`` spelled out) as scope kinds."""
     grants: dict[str, dict[str, frozenset[str]]] = {}
-    wildcard = raw.get("entities", {}).get("*", {})
-    for entity in spec.entities:
+    wildcard = role.grants.get(EVERY_ENTITY, {})
+    for entity in entities:
         grants[entity] = {action: _scope_of(value) for action, value in wildcard.items()}
-    for entity, actions in raw.get("entities", {}).items():
-        if entity == "*":
-            continue
-        grants.setdefault(entity, {}).update({action: _scope_of(value) for action, value in actions.items()})
-    fields: dict[str, dict[str, str]] = {}
-    for target, level in raw.get("fields", {}).items():
-        entity, _, fname = target.partition(".")
-        fields.setdefault(entity, {})[fname] = level
+    for entity, actions in role.grants.items():
+        if entity != EVERY_ENTITY:
+            grants.setdefault(entity, {}).update({action: _scope_of(value) for action, value in actions.items()})
     frozen_grants = {e: MappingProxyType({a: s for a, s in g.items() if s}) for e, g in grants.items()}
-    return Role(name, raw.get("label") or {"en": name}, raw.get("description", ""),
-                MappingProxyType(frozen_grants),
-                MappingProxyType({e: MappingProxyType(f) for e, f in fields.items()}))
+    return Role(role.name, role.label, role.description, MappingProxyType(frozen_grants), role.fields)
 
 
-def builtin_admin() -> dict:
-    every = dict.fromkeys(ACTIONS, "all")
-    return {"label": {"en": "Administrator", "zh": "系统管理员"},
-            "description": "Every action on every record (the platform's default admin role).",
-            "entities": {"*": every, **{name: every for name in SYSTEM_ENTITIES}}}
+def builtin_admin(name: str = ADMIN_ROLE) -> RoleSpec:
+    """The platform's admin role: every action on every record, scope all."""
+    every = MappingProxyType(dict.fromkeys(ACTIONS, "all"))
+    return RoleSpec(name, MappingProxyType({"en": "Administrator", "zh": "系统管理员"}),
+                    "Every action on every record (the platform's default admin role).",
+                    MappingProxyType({EVERY_ENTITY: every, **{entity: every for entity in SYSTEM_ENTITIES}}))
 
 
-def role_documents(spec: AppSpec) -> dict[str, Mapping]:
+def role_specs(spec: AppSpec) -> dict[str, RoleSpec]:
     """Every role of the config by name (the built-in admin unless the config has one)."""
-    roles: dict[str, Mapping] = {}
-    for doc in spec.documents.get("roles", ()):
-        roles.update(doc["roles"])
+    roles = dict(spec.roles)
     roles.setdefault(ADMIN_ROLE, builtin_admin())
     return roles
 
@@ -176,6 +168,9 @@ class EntityAccess:
 class Access:
     roles: tuple[str, ...]
     entities: Mapping[str, EntityAccess]
+    #: The system's own access (seeds, migrations, automations): what a
+    #: workflow move reserves to some roles is open to it.
+    system: bool = False
 
     def entity(self, name: str) -> EntityAccess:
         found = self.entities.get(name)
@@ -215,11 +210,13 @@ class Permissions:
     def __init__(self, spec: AppSpec, field_types: Mapping[str, Any]) -> None:
         self.spec = spec
         self.field_types = field_types
-        self.roles = {name: compile_role(name, raw, spec) for name, raw in role_documents(spec).items()}
+        self.roles = {name: compile_role(role, spec.entities) for name, role in role_specs(spec).items()}
         self._access = lru_cache(maxsize=256)(self._compile)
-        self.everything = self._union([compile_role("system", builtin_admin(), spec)], ("system",))
+        #: The system's access: every action on every record, and no role restriction.
+        self.everything = replace(self._union([compile_role(builtin_admin("system"), spec.entities)], ("system",)),
+                                  system=True)
 
-    def of(self, actor) -> Access:
+    def of(self, actor: Actor) -> Access:
         """An actor's access: the system's own grant, or the user's roles."""
         return self.everything if actor.system else actor.access
 
@@ -260,7 +257,7 @@ class Permissions:
             )
         return Access(names, MappingProxyType(entities))
 
-    def explain(self, roles: Iterable[str]) -> dict:
+    def explain(self, roles: Iterable[str]) -> dict[str, dict[str, dict[str, str]]]:
         """The matrix a client or an admin reads: per entity, each action's
         scope and the fields that are not plainly writable."""
         access = self.access(roles)
@@ -282,7 +279,7 @@ class Permissions:
 VERBS = {"update": "change", "transition": "move"}
 
 
-def refusal(actor, entity: str, action: str, target: str, record_id: int | None = None,
+def refusal(actor: Actor, entity: str, action: str, target: str, record_id: int | None = None,
             message: str | None = None) -> Forbidden:
     """The 403 of a refused action (``target``: "this customer", "customers"),
     carrying what the audit trail records once the request's transaction is over."""
@@ -308,9 +305,9 @@ class ScopeSQL:
     subordinates: the owner is the user or someone in their reporting chain.
     Shares (collaborators) add the records shared with the user."""
 
-    def __init__(self, tables) -> None:
+    def __init__(self, tables: Tables) -> None:
         self.tables = tables
-        self._cache: dict[tuple, sa.ColumnElement[bool] | None] = {}
+        self._cache: dict[tuple[str, frozenset[str], str | None], sa.ColumnElement[bool] | None] = {}
         users, teams = tables.users, tables.teams
         tree = sa.select(teams.c.id).where(teams.c.id == sa.bindparam(TEAM)).cte("crmkit_team_tree", recursive=True)
         self.team_tree = tree.union(sa.select(teams.c.id).where(teams.c.parent_id == tree.c.id))
@@ -346,7 +343,8 @@ class ScopeSQL:
             return None
         table = self.table(entity)
         users = self.tables.users
-        uid, team = sa.bindparam(UID), sa.bindparam(TEAM)
+        uid: sa.BindParameter[int] = sa.bindparam(UID)
+        team: sa.BindParameter[int] = sa.bindparam(TEAM)
         parts: list[sa.ColumnElement[bool]] = []
         if entity == "team":
             if kinds & {"own", "team", "subordinates"}:
@@ -380,7 +378,7 @@ class ScopeSQL:
         return parts[0] if len(parts) == 1 else sa.or_(*parts)
 
 
-def scope_params(actor) -> dict[str, int]:
+def scope_params(actor: Actor) -> dict[str, int]:
     """The bound values of scope predicates for an actor (-1: matches nothing)."""
     return {UID: actor.id if actor.id is not None else -1, TEAM: actor.team_id if actor.team_id is not None else -1}
 

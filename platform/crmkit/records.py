@@ -1,9 +1,10 @@
 """The records service: the one door for every write.
 
-API, UI, imports, automations and plugins create, update, delete and restore
-records through here, so validation, reference checks, optimistic locking,
-unique checks, audit and events hold everywhere, once. Record hooks
-(``record_before_create`` ...) run inside the write's transaction.
+API, UI, imports, automations and plugins create, update, delete, restore,
+link, share and move records through here, so validation, reference checks,
+permissions, workflow rules, optimistic locking, unique checks, audit and
+events hold everywhere, once. Record hooks (``record_before_create`` ...) run
+inside the write's transaction.
 """
 
 from __future__ import annotations
@@ -12,23 +13,26 @@ import copy
 import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
+import pluggy
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from .audit import AuditTrail
 from .database import write_transaction
 from .errors import Conflict, CrmError, Forbidden, NotFound, ValidationFailed
 from .fieldtypes import MAX_ID, FieldType
-from .metadata.spec import AppSpec, EntitySpec, label_text
+from .metadata.spec import AppSpec, EntitySpec, FieldSpec, RelationSpec, label_text
 from .permissions import ANONYMOUS, Actor, EntityAccess, refusal, scope_params
 from .query import QueryBuilder
 from .serialization import EntitySchemas
 from .sharing import Sharing
 from .sqltypes import UTC
 from .tables import Tables
-from .workflows import Transition, WorkflowMoves, compile_workflows
+from .workflows import Blocked, Transition, Workflow, blocker, compile_workflows, missing_fields
 
 MAX_BULK = 1000
 
@@ -49,16 +53,16 @@ class RecordEvent:
     actor: Actor
     conn: sa.Connection
     service: RecordsService
-    rows: list[dict] = field(default_factory=list)  # values by field name (create: all; update: the changes)
-    old: list[Mapping] = field(default_factory=list)  # stored rows before the write (by column)
-    records: list[dict] = field(default_factory=list)  # stored rows after the write (by column)
-    changes: list[dict] = field(default_factory=list)  # update: field -> (old, new), dumped to JSON values
+    rows: list[dict[str, Any]] = field(default_factory=list)  # values by field name (create: all; update: the changes)
+    old: list[Mapping[str, Any]] = field(default_factory=list)  # stored rows before the write (by column)
+    records: list[dict[str, Any]] = field(default_factory=list)  # stored rows after the write (by column)
+    changes: list[dict[str, Any]] = field(default_factory=list)  # update: field -> (old, new), dumped to JSON values
 
 
-class RecordsService(WorkflowMoves, Sharing):
+class RecordsService:
     def __init__(self, spec: AppSpec, engine: sa.Engine, tables: Tables, queries: QueryBuilder,
-                 schemas: Mapping[str, EntitySchemas], field_types: Mapping[str, FieldType], pm,
-                 tz: dt.tzinfo) -> None:
+                 schemas: Mapping[str, EntitySchemas], field_types: Mapping[str, FieldType],
+                 pm: pluggy.PluginManager, tz: dt.tzinfo, audit: AuditTrail) -> None:
         self.spec = spec
         self.engine = engine
         self.tables = tables
@@ -67,10 +71,14 @@ class RecordsService(WorkflowMoves, Sharing):
         self.field_types = field_types
         self.hook = pm.hook
         self.tz = tz
+        self.audit = audit
         self.permissions = queries.permissions
+        #: entity -> its workflows
         self.workflows = compile_workflows(spec)
         #: entity -> workflow field -> workflow
         self._workflow_fields = {name: {wf.field: wf for wf in flows} for name, flows in self.workflows.items()}
+        #: Collaborators (record shares), written through this service.
+        self.sharing = Sharing(self)
         self._referrers = self._find_referrers()
         #: The UPDATE of a live record at a known version; the SET columns are
         #: the parameters given (built once: statement building is costly).
@@ -91,18 +99,16 @@ class RecordsService(WorkflowMoves, Sharing):
             raise NotFound(f"no entity named '{name}'", code="unknown_entity")
         return entity
 
-    def _find_referrers(self) -> dict[str, list[tuple[EntitySpec, Any]]]:
-        found: dict[str, list] = {}
+    def _find_referrers(self) -> dict[str, list[tuple[EntitySpec, FieldSpec]]]:
+        found: dict[str, list[tuple[EntitySpec, FieldSpec]]] = {}
         for entity in self.spec.entities.values():
             for f in entity.user_fields:
-                if f.type == "ref":
+                if f.type == "ref" and f.to is not None:
                     found.setdefault(f.to, []).append((entity, f))
         return found
 
-    def _transaction(self, conn: sa.Connection | None):
+    def _transaction(self, conn: sa.Connection | None) -> AbstractContextManager[sa.Connection]:
         if conn is not None:
-            from contextlib import nullcontext
-
             return nullcontext(conn)
         return write_transaction(self.engine)
 
@@ -110,12 +116,13 @@ class RecordsService(WorkflowMoves, Sharing):
         fields = entity.fields
         return {fields[name].column: value for name, value in values.items()}
 
-    def _check_refs(self, conn: sa.Connection, entity: EntitySpec, rows: list[dict], actor: Actor) -> dict[int, dict]:
+    def _check_refs(self, conn: sa.Connection, entity: EntitySpec, rows: list[dict[str, Any]],
+                    actor: Actor) -> dict[int, dict[str, Any]]:
         """Refs must point at live records the writer may read: one query per
         ref field for all rows (a record outside their scope does not exist for them)."""
-        errors: dict[int, dict] = {}
+        errors: dict[int, dict[str, Any]] = {}
         for f in entity.user_fields:
-            if f.type != "ref":
+            if f.type != "ref" or f.to is None:
                 continue
             wanted = {row[f.name] for row in rows if row.get(f.name) is not None}
             if not wanted:
@@ -171,8 +178,8 @@ class RecordsService(WorkflowMoves, Sharing):
                 raise self.refuse(actor, entity, action)
         return ea
 
-    def _fetch_for(self, tx: sa.Connection, entity: EntitySpec, record_id: int, actor: Actor,
-                   actions: tuple[str, ...], *, deleted: bool = False) -> Mapping:
+    def fetch_for(self, tx: sa.Connection, entity: EntitySpec, record_id: int, actor: Actor,
+                  actions: tuple[str, ...], *, deleted: bool = False) -> Mapping[str, Any]:
         """The record for a write, if the actor's scope of every action covers it.
         A record they cannot read does not exist for them (404); one they can
         read but not change is a 403."""
@@ -184,12 +191,12 @@ class RecordsService(WorkflowMoves, Sharing):
         if visible is None:
             if deleted:
                 raise NotFound(f"{entity.name} {record_id} is not in the recycle bin")
-            raise self._not_found(entity, record_id)
+            raise self.not_found(entity, record_id)
         ea = self.access(actor, entity)
         refused = next((a for a in actions if not ea.allows(a)), None)
         if refused is None:  # allowed on some records, not this one: find the action whose scope excludes it
-            refused = next((a for a in actions
-                            if self.queries.fetch(tx, entity, record_id, actor=actor, actions=(a,), deleted=deleted) is None),
+            refused = next((a for a in actions if self.queries.fetch(tx, entity, record_id, actor=actor,
+                                                                     actions=(a,), deleted=deleted) is None),
                            actions[0])
         raise self.refuse(actor, entity, refused, record_id)
 
@@ -216,16 +223,18 @@ class RecordsService(WorkflowMoves, Sharing):
         if found is None:
             raise ValidationFailed(f"no active user {owner_id} you may assign records to",
                                    {"owner_id": [f"user {owner_id} is not an active user within your assign scope"]})
-        return found[0]
+        team_id: int | None = found[0]
+        return team_id
 
     # ---------------------------------------------------------------- create
 
     def create(self, entity_name: str, data: Any, actor: Actor = ANONYMOUS, *,
-               conn: sa.Connection | None = None) -> dict:
+               conn: sa.Connection | None = None) -> dict[str, Any]:
         return self.create_many(entity_name, [data], actor, conn=conn, single=True)[0]
 
-    def create_many(self, entity_name: str, items: list, actor: Actor = ANONYMOUS, *,
-                    conn: sa.Connection | None = None, single: bool = False, action: str = "create") -> list[dict]:
+    def create_many(self, entity_name: str, items: list[Any], actor: Actor = ANONYMOUS, *,
+                    conn: sa.Connection | None = None, single: bool = False,
+                    action: str = "create") -> list[dict[str, Any]]:
         """Create records, all or none; returns the stored rows (by column).
 
         ``action`` is create, or import for a bulk load (which needs both).
@@ -234,9 +243,9 @@ class RecordsService(WorkflowMoves, Sharing):
         entity = self.entity(entity_name)
         ea = self._require(actor, entity, *dict.fromkeys(("create", action)))
         schemas = self.schemas[entity.name]
-        rows: list[dict] = []
+        rows: list[dict[str, Any]] = []
         owners: list[int | None] = []
-        errors: dict[int, dict] = {}
+        errors: dict[int, dict[str, Any]] = {}
         for index, data in enumerate(items):
             data, owner, asked = self._owner_from(data, entity)
             if asked and owner != actor.id and not ea.allows("assign"):
@@ -313,14 +322,15 @@ class RecordsService(WorkflowMoves, Sharing):
         transaction holds the database lock, so the next ids after the highest
         ever used (AUTOINCREMENT's own counter) are ours."""
         if tx.dialect.name == "postgresql":
-            sequence = tx.execute(sa.text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": f'"{table.name}"'}).scalar_one()
+            sequence = tx.execute(sa.text("SELECT pg_get_serial_sequence(:t, 'id')"),
+                                  {"t": f'"{table.name}"'}).scalar_one()
             return list(tx.execute(sa.text("SELECT nextval(:s) FROM generate_series(1, :n)"),
                                    {"s": sequence, "n": count}).scalars())
         highest = tx.execute(sa.text("SELECT seq FROM sqlite_sequence WHERE name = :t"), {"t": table.name}).scalar()
         highest = max(highest or 0, tx.execute(sa.select(sa.func.max(table.c.id))).scalar() or 0)
         return list(range(highest + 1, highest + 1 + count))
 
-    def _validation(self, errors: dict[int, dict], single: bool) -> ValidationFailed:
+    def _validation(self, errors: dict[int, dict[str, Any]], single: bool) -> ValidationFailed:
         if single:
             details = errors[0]
             fields = ", ".join(details)
@@ -332,7 +342,7 @@ class RecordsService(WorkflowMoves, Sharing):
 
     def update(self, entity_name: str, record_id: int, data: Any, actor: Actor = ANONYMOUS, *,
                version: int | None = None, conn: sa.Connection | None = None,
-               transition: Transition | None = None) -> dict:
+               transition: Transition | None = None) -> dict[str, Any]:
         entity = self.entity(entity_name)
         schemas = self.schemas[entity.name]
         if isinstance(data, dict) and version is None and "version" in data:
@@ -360,8 +370,8 @@ class RecordsService(WorkflowMoves, Sharing):
         else:
             actions = (("update",) if values or not reassign else ()) + (("assign",) if reassign else ())
         with self._transaction(conn) as tx:
-            old = self._fetch_for(tx, entity, record_id, actor, actions)
-            if reassign and owner != old["owner_id"]:  # the team follows the owner
+            old = self.fetch_for(tx, entity, record_id, actor, actions)
+            if owner is not None and owner != old["owner_id"]:  # reassigned: the team follows the owner
                 values.update(owner_id=owner, team_id=self._owner_team(tx, actor, entity, owner))
             if version is not None and version != old["version"]:
                 raise Conflict(f"the record was changed by someone else (your version {version}, "
@@ -396,7 +406,7 @@ class RecordsService(WorkflowMoves, Sharing):
             self.hook.record_after_update(event=event)
         return record
 
-    def _not_found(self, entity: EntitySpec, record_id: int) -> NotFound:
+    def not_found(self, entity: EntitySpec, record_id: int) -> NotFound:
         return NotFound(f"{entity.name} {record_id} not found")
 
     # ---------------------------------------------------------------- delete
@@ -406,7 +416,7 @@ class RecordsService(WorkflowMoves, Sharing):
         """Move a record to the recycle bin (restorable until purged)."""
         entity = self.entity(entity_name)
         with self._transaction(conn) as tx:
-            old = self._fetch_for(tx, entity, record_id, actor, ("delete",))
+            old = self.fetch_for(tx, entity, record_id, actor, ("delete",))
             if version is not None and version != old["version"]:
                 raise Conflict("the record was changed by someone else; reload it before deleting",
                                {"version": [f"stale: current version is {old['version']}"]}, code="stale_version")
@@ -448,10 +458,10 @@ class RecordsService(WorkflowMoves, Sharing):
                 else:
                     self.update(other.name, other_id, {f.name: None}, actor, conn=tx)
 
-    def restore(self, entity_name: str, record_id: int, actor: Actor = ANONYMOUS) -> dict:
+    def restore(self, entity_name: str, record_id: int, actor: Actor = ANONYMOUS) -> dict[str, Any]:
         entity = self.entity(entity_name)
         with write_transaction(self.engine) as tx:
-            old = self._fetch_for(tx, entity, record_id, actor, ("delete",), deleted=True)
+            old = self.fetch_for(tx, entity, record_id, actor, ("delete",), deleted=True)
             table = self.tables.entities[entity.name]
             updates = {"deleted_at": None, "deleted_by": None, "version": old["version"] + 1,
                        "updated_at": self._now(), "updated_by": actor.id}
@@ -467,7 +477,8 @@ class RecordsService(WorkflowMoves, Sharing):
 
     # ---------------------------------------------------------------- many-to-many
 
-    def _link_parts(self, entity: EntitySpec, relation: str):
+    def _link_parts(self, entity: EntitySpec, relation: str
+                    ) -> tuple[RelationSpec, sa.Table, sa.Column[Any], sa.Column[Any]]:
         rel = entity.relations.get(relation)
         if rel is None or rel.kind != "many_to_many":
             raise NotFound(f"{entity.name} has no many-to-many relation '{relation}'", code="unknown_relation")
@@ -475,12 +486,13 @@ class RecordsService(WorkflowMoves, Sharing):
         left, right = list(link.c)[0], list(link.c)[1]
         return rel, link, left, right
 
-    def link(self, entity_name: str, record_id: int, relation: str, ids: list[int], actor: Actor = ANONYMOUS) -> list[int]:
+    def link(self, entity_name: str, record_id: int, relation: str, ids: list[int],
+             actor: Actor = ANONYMOUS) -> list[int]:
         """Link records through a many-to-many relation; returns the linked ids afterwards."""
         entity = self.entity(entity_name)
         rel, link, left, right = self._link_parts(entity, relation)
         with write_transaction(self.engine) as tx:
-            old = self._fetch_for(tx, entity, record_id, actor, ("update",))
+            old = self.fetch_for(tx, entity, record_id, actor, ("update",))
             in_range = {i for i in ids if 0 < i <= MAX_ID}  # others cannot be ids at all
             missing = set(ids) - self.queries.existing_ids(tx, rel.entity, in_range, actor)
             if missing:
@@ -492,32 +504,108 @@ class RecordsService(WorkflowMoves, Sharing):
                 now = self._now()
                 tx.execute(link.insert(), [{left.name: record_id, right.name: i, "created_at": now,
                                             "created_by": actor.id} for i in new])
-                self._relation_changed(tx, entity, old, relation, before, before | set(new), actor)
+                self.relation_changed(tx, entity, old, relation, before, before | set(new), actor)
             return sorted(before | set(new))
 
     def unlink(self, entity_name: str, record_id: int, relation: str, other_id: int, actor: Actor = ANONYMOUS) -> None:
         entity = self.entity(entity_name)
         rel, link, left, right = self._link_parts(entity, relation)
         with write_transaction(self.engine) as tx:
-            old = self._fetch_for(tx, entity, record_id, actor, ("update",))
+            old = self.fetch_for(tx, entity, record_id, actor, ("update",))
             before = set(tx.execute(sa.select(right).where(left == record_id)).scalars())
             if other_id not in before:
                 raise NotFound(f"{rel.entity} {other_id} is not linked to {entity.name} {record_id}")
             tx.execute(link.delete().where(left == record_id, right == other_id))
-            self._relation_changed(tx, entity, old, relation, before, before - {other_id}, actor)
+            self.relation_changed(tx, entity, old, relation, before, before - {other_id}, actor)
 
-    def _relation_changed(self, tx, entity, old, relation, before, after, actor) -> None:
+    def relation_changed(self, tx: sa.Connection, entity: EntitySpec, old: Mapping[str, Any], relation: str,
+                         before: Iterable[Any], after: Iterable[Any], actor: Actor) -> None:
         """A link change is an update of the record's relation: audited, hooked, no new version."""
         event = RecordEvent("update", entity, actor, tx, self, rows=[{}], old=[old], records=[dict(old)],
                             changes=[{relation: (sorted(before), sorted(after))}])
         self.hook.record_after_update(event=event)
+
+    # ---------------------------------------------------------------- workflow moves
+
+    def _move(self, entity: EntitySpec, name: str) -> tuple[Workflow, Transition]:
+        for workflow in self.workflows.get(entity.name, ()):
+            move = workflow.transition(name)
+            if move is not None:
+                return workflow, move
+        raise NotFound(f"{entity.name} has no transition '{name}'", code="unknown_transition")
+
+    def _refusal(self, blocked: Blocked, move: Transition, actor: Actor, entity: EntitySpec,
+                 record_id: int) -> CrmError:
+        """The error of a move the workflow guard blocks."""
+        if blocked.reason == "roles":
+            return self.refuse(actor, entity, "transition", record_id, blocked.message)
+        if blocked.reason == "required":
+            return ValidationFailed(blocked.message, {n: [f"is required to '{move.name}'"] for n in blocked.missing})
+        return Conflict(blocked.message, code=blocked.reason)
+
+    def transitions(self, entity_name: str, record_id: int, actor: Actor) -> list[dict[str, Any]]:
+        """The moves of a record's workflows from its current state, each with
+        whether the actor may make it now and, if not, why."""
+        entity = self.entity(entity_name)
+        with self.engine.connect() as conn:
+            row = self.queries.fetch(conn, entity, record_id, actor=actor)
+            if row is None:
+                raise self.not_found(entity, record_id)
+            in_scope = self.queries.fetch(conn, entity, record_id, actor=actor, actions=("transition",)) is not None
+        values = {f.name: row[f.column] for f in entity.fields.values()}
+        access = self.permissions.of(actor)
+        moves = []
+        for workflow in self.workflows.get(entity.name, ()):
+            state = values[workflow.field]
+            for move in workflow.transitions:
+                if not move.allows_from(state):
+                    continue
+                blocked = blocker(move, access, values) if in_scope else None
+                reason = ("your role does not allow you to move this record" if not in_scope
+                          else blocked.message if blocked is not None else None)
+                moves.append({"name": move.name, "label": dict(move.label), "from": state, "to": move.to,
+                              "workflow": workflow.name, "allowed": reason is None, "reason": reason,
+                              "missing": missing_fields(move, values)})
+        return moves
+
+    def transition(self, entity_name: str, record_id: int, name: str, data: Any, actor: Actor, *,
+                   version: int | None = None) -> dict[str, Any]:
+        """Make a workflow move; ``data`` may fill in fields it requires (under
+        the actor's field rules) in the same write, which is an update."""
+        entity = self.entity(entity_name)
+        workflow, move = self._move(entity, name)
+        data = dict(data) if isinstance(data, dict) else {}
+        data.pop("version", None)
+        if workflow.field in data:
+            raise ValidationFailed(f"the transition sets {workflow.field}; do not send it",
+                                   {workflow.field: ["is set by the transition"]})
+        with write_transaction(self.engine) as tx:
+            old = self.fetch_for(tx, entity, record_id, actor, ("transition",))
+            state = old[entity.fields[workflow.field].column]
+            if not move.allows_from(state):
+                starts = ", ".join(sorted(move.sources or ()))
+                raise Conflict(f"cannot '{move.name}' from state '{state}'",
+                               {workflow.field: [f"is '{state}'; '{move.name}' starts from {starts}"]},
+                               code="invalid_transition")
+            values, problems = self.schemas[entity.name].load(data, partial=True, system=actor.system,
+                                                              access=self.access(actor, entity))
+            if problems:
+                raise self._validation({0: problems}, True)
+            merged = {f.name: old[f.column] for f in entity.fields.values()}
+            merged.update(values)
+            blocked = blocker(move, self.permissions.of(actor), merged)
+            if blocked is not None:
+                raise self._refusal(blocked, move, actor, entity, record_id)
+            return self.update(entity.name, record_id, {**data, workflow.field: move.to}, actor, version=version,
+                               conn=tx, transition=move)
+
+    # ---------------------------------------------------------------- recycle bin
 
     def purge(self, older_than: dt.timedelta | None = None) -> dict[str, int]:
         """Delete for good what has been in the recycle bin longer than the retention."""
         cutoff = self._now() - (older_than if older_than is not None else dt.timedelta(days=self.spec.recycle_bin_days))
         purged: dict[str, int] = {}
         with write_transaction(self.engine) as tx:
-            audit = self.tables.audit
             for entity in self.spec.entities.values():
                 table = self.tables.entities[entity.name]
                 ids = list(tx.execute(sa.select(table.c.id).where(table.c.deleted_at < cutoff)).scalars())
@@ -526,19 +614,7 @@ class RecordsService(WorkflowMoves, Sharing):
                 tx.execute(table.delete().where(table.c.id.in_(ids)))
                 shares = self.tables.shares
                 tx.execute(shares.delete().where(shares.c.entity == entity.name, shares.c.record_id.in_(ids)))
-                tx.execute(audit.insert(), [{"entity": entity.name, "record_id": i, "action": "purge",
-                                              "actor_id": None, "actor": "system", "at": self._now(),
-                                              "changes": None} for i in ids])
+                self.audit.purged(tx, entity.name, ids)
                 purged[entity.name] = len(ids)
         return purged
 
-
-def iter_chunks(items: Iterable, size: int):
-    chunk = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk

@@ -11,6 +11,7 @@ import pluggy
 import sqlalchemy as sa
 
 from . import loading, migrations
+from .audit import AuditTrail
 from .database import create_engine
 from .fieldtypes import FieldType, app_timezone
 from .identity import Directory
@@ -36,6 +37,7 @@ class Runtime:
     pm: pluggy.PluginManager
     permissions: Permissions
     directory: Directory
+    audit: AuditTrail
 
     def plan(self) -> migrations.MigrationPlan:
         return migrations.plan(self.engine, self.tables)
@@ -64,6 +66,8 @@ def build(config_dir: str | Path, settings: Settings | None = None) -> Runtime:
     schemas = {name: EntitySchemas(entity, types, tz) for name, entity in spec.entities.items()}
     permissions = Permissions(spec, types)
     queries = QueryBuilder(spec, tables, types, tz, engine.dialect.name, permissions)
-    records = RecordsService(spec, engine, tables, queries, schemas, types, pm, tz)
-    directory = Directory(engine, tables, permissions)
-    return Runtime(spec, settings, engine, tables, types, schemas, queries, records, pm, permissions, directory)
+    audit = AuditTrail(engine, tables.audit)
+    records = RecordsService(spec, engine, tables, queries, schemas, types, pm, tz, audit)
+    directory = Directory(engine, tables, permissions, queries.scopes, audit)
+    return Runtime(spec, settings, engine, tables, types, schemas, queries, records, pm, permissions, directory,
+                   audit)

@@ -268,7 +268,7 @@ def demo_org(rt: Runtime, *, extra_reps: int = 0, password: str = DEMO_PASSWORD,
     org = DemoOrg(password=password)
     for name, label, parent in DEMO_TEAMS:
         if _existing(directory.team, name) is None:
-            directory.create_team(name, label, parent)
+            directory.create_team({"name": name, "label": label, "parent_id": parent}, SYSTEM)
     roles = rt.permissions.roles
     wanted = [(name, display, role, team, superior, password) for name, display, role, team, superior in DEMO_USERS
               if role in roles]
@@ -289,7 +289,7 @@ def demo_org(rt: Runtime, *, extra_reps: int = 0, password: str = DEMO_PASSWORD,
             if superior is not None and superior not in made and _existing(directory.user, superior) is None:
                 superior = None
             user = directory.create_user({"username": name, "display_name": display, "roles": [role],
-                                          "team_id": team, "superior_id": superior, "password": secret})
+                                          "team_id": team, "superior_id": superior, "password": secret}, SYSTEM)
             org.created.append(name)
         if user["active"]:  # a disabled user can own nothing new
             org.users[name] = (user["id"], tuple(user["roles"] or ()))

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, Numeric
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 UTC = dt.UTC
 
@@ -117,7 +118,7 @@ class UTCDateTime(TypeDecorator):
         return dt.datetime
 
 
-def json_type():
+def json_type() -> TypeEngine[Any]:
     """JSON, as JSONB on PostgreSQL (indexable, comparable)."""
     # None is SQL NULL, not the JSON text 'null': "no value" is one thing, which
     # isnull filters find, whether a column was left out or cleared.

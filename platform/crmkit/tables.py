@@ -1,5 +1,6 @@
 """SQLAlchemy tables built from the spec: one per entity, one per many-to-many
-relation, plus the platform's own tables (audit, sequences, schema registry)."""
+relation, plus the platform's own tables (sequences, schema registry, people).
+Plugins add theirs through the ``crmkit_tables`` hook, as the audit trail does."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.sql.ddl import sort_tables_and_constraints
 
+from .audit import AUDIT_TABLE
 from .metadata.spec import AppSpec, EntitySpec
 from .sqltypes import UTCDateTime, json_type
 
@@ -19,7 +21,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-AUDIT_TABLE = "crmkit_audit"
 SEQUENCE_TABLE = "crmkit_sequences"
 SCHEMA_TABLE = "crmkit_schema"
 USER_TABLE = "crmkit_user"
@@ -43,6 +44,7 @@ class Tables:
 
     @property
     def audit(self) -> sa.Table:
+        """The audit trail's table (declared by crmkit.audit, its one writer): for readers."""
         return self.metadata.tables[AUDIT_TABLE]
 
     @property
@@ -109,19 +111,6 @@ def build_tables(spec: AppSpec, field_types: Mapping[str, object], pm=None) -> T
 
 
 def _system_tables(metadata: sa.MetaData) -> None:
-    sa.Table(
-        AUDIT_TABLE, metadata,
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("entity", sa.String(64), nullable=False),
-        sa.Column("record_id", sa.Integer, nullable=False),
-        sa.Column("action", sa.String(16), nullable=False),
-        sa.Column("actor_id", sa.Integer),
-        sa.Column("actor", sa.String(100), nullable=False),
-        sa.Column("at", UTCDateTime(), nullable=False),
-        sa.Column("changes", json_type()),
-        sa.Index("ix_crmkit_audit_record", "entity", "record_id", "id"),
-        sqlite_autoincrement=True,
-    )
     sa.Table(
         SEQUENCE_TABLE, metadata,
         sa.Column("key", sa.String(120), primary_key=True),

@@ -1,77 +1,43 @@
-"""Workflows: the state machines of the config (workflows/*.yaml).
+"""Workflows: the state machines of the config, compiled from their specs, and
+the guard that decides whether a move may be made.
 
 A workflow's field changes only through its transitions: from the allowed
 states, by the roles the transition names, within the caller's ``transition``
-scope, with the required fields filled and the ``when`` condition true.
+scope, with the required fields filled and the ``when`` condition true. This
+module is the model and the guard, with no database and no service: the
+records service fetches the record, checks the scope, asks :func:`blocker`
+and makes the move through its update path.
 
 ``when`` conditions: until the expression language lands, the subset
 ``field OP literal [and field OP literal ...]`` (OP one of = == != < <= > >=,
-literals numbers, 'text', true, false, null) is evaluated; any other
-condition makes its transition refuse with a message saying so, rather than
-run unchecked.
+literals numbers, 'text', true, false, null) is compiled; any other
+condition compiles to nothing, and its transition refuses with a message
+saying so rather than run unchecked. :class:`Condition` is the seam the
+expression language replaces.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Literal, Protocol
 
-from .database import write_transaction
-from .errors import Conflict, CrmError, NotFound, ValidationFailed
-from .metadata.spec import AppSpec, EntitySpec, Label
+from .metadata.spec import AppSpec, Label, TransitionSpec, WorkflowSpec
+from .permissions import Access
 
-
-@dataclass(frozen=True)
-class Transition:
-    name: str
-    label: Label | None
-    sources: frozenset[str] | None  # None: from any state
-    to: str
-    require: tuple[str, ...]
-    roles: frozenset[str]
-    when: str | None
-
-    def allows_from(self, state: Any) -> bool:
-        return self.sources is None or str(state) in self.sources
+# ------------------------------------------------------------------ conditions
 
 
-@dataclass(frozen=True)
-class Workflow:
-    name: str
-    entity: str
-    field: str
-    states: tuple[str, ...]
-    initial: str
-    transitions: tuple[Transition, ...]
+class Condition(Protocol):
+    """A compiled ``when``: whether a record's values (field name -> stored value) satisfy it."""
 
+    def holds(self, values: Mapping[str, Any]) -> bool: ...
 
-def compile_workflows(spec: AppSpec) -> dict[str, list[Workflow]]:
-    """Workflows by entity name."""
-    found: dict[str, list[Workflow]] = {}
-    for doc in spec.documents.get("workflow", ()):
-        moves = []
-        for raw in doc["transitions"]:
-            sources = raw["from"] if isinstance(raw["from"], (list, tuple)) else [raw["from"]]
-            moves.append(Transition(raw.get("name") or raw["to"], raw.get("label"),
-                                    None if "*" in sources else frozenset(sources), raw["to"],
-                                    tuple(raw.get("require", ())), frozenset(raw.get("roles", ())), raw.get("when")))
-        states = tuple(doc["states"])
-        found.setdefault(doc["entity"], []).append(
-            Workflow(doc["workflow"], doc["entity"], doc["field"], states, doc.get("initial") or states[0],
-                     tuple(moves)))
-    return found
-
-
-# ------------------------------------------------------------------ conditions (subset)
 
 _COMPARISON = re.compile(r"^\s*([a-z][a-z0-9_]*)\s*(==|!=|<=|>=|=|<|>)\s*(.+?)\s*$")
-
-
-class UnsupportedCondition(Exception):
-    pass
+_UNSUPPORTED = object()
 
 
 def _literal(text: str) -> Any:
@@ -84,128 +50,179 @@ def _literal(text: str) -> Any:
     try:
         return Decimal(text)
     except InvalidOperation:
-        raise UnsupportedCondition(text) from None
+        return _UNSUPPORTED
 
 
-def condition_holds(condition: str, values: Mapping[str, Any]) -> bool:
-    """Whether ``values`` (field name -> stored value) satisfy the condition."""
-    result = True
-    for part in re.split(r"\s+and\s+", condition.strip()):
-        match = _COMPARISON.match(part)
-        if not match or match.group(1) not in values:
-            raise UnsupportedCondition(part)
-        name, op, literal = match.group(1), match.group(2), _literal(match.group(3))
-        value = values[name]
-        if isinstance(literal, Decimal) and value is not None and not isinstance(value, bool):
-            try:
-                value = Decimal(str(value))
-            except InvalidOperation:
-                return False
-        if op in ("=", "=="):
-            result = result and value == literal
-        elif op == "!=":
-            result = result and value != literal
-        elif value is None or literal is None:
+@dataclass(frozen=True)
+class Comparisons:
+    """``field OP literal [and ...]``: every comparison holds."""
+
+    parts: tuple[tuple[str, str, Any], ...]
+
+    def holds(self, values: Mapping[str, Any]) -> bool:
+        return all(_compare(values.get(name), op, literal) for name, op, literal in self.parts)
+
+
+def _compare(value: Any, op: str, literal: Any) -> bool:
+    if isinstance(literal, Decimal) and value is not None and not isinstance(value, bool):
+        try:
+            value = Decimal(str(value))
+        except InvalidOperation:
             return False
-        else:
-            try:
-                result = result and {"<": value < literal, "<=": value <= literal,
-                                     ">": value > literal, ">=": value >= literal}[op]
-            except TypeError:
-                return False
-    return result
+    if op in ("=", "=="):
+        return bool(value == literal)
+    if op == "!=":
+        return bool(value != literal)
+    if value is None or literal is None:
+        return False
+    try:
+        if op == "<":
+            return bool(value < literal)
+        if op == "<=":
+            return bool(value <= literal)
+        if op == ">":
+            return bool(value > literal)
+        return bool(value >= literal)
+    except TypeError:
+        return False
 
+
+def compile_condition(text: str, fields: Collection[str]) -> Condition | None:
+    """The condition, or None when it is outside the supported subset (or
+    names something that is not a field of the entity)."""
+    parts = []
+    for part in re.split(r"\s+and\s+", text.strip()):
+        match = _COMPARISON.match(part)
+        if not match or match.group(1) not in fields:
+            return None
+        literal = _literal(match.group(3))
+        if literal is _UNSUPPORTED:
+            return None
+        parts.append((match.group(1), match.group(2), literal))
+    return Comparisons(tuple(parts))
+
+
+# ------------------------------------------------------------------ the model
+
+@dataclass(frozen=True)
+class Transition:
+    """A move, compiled from its spec."""
+
+    spec: TransitionSpec
+    #: None: from any state.
+    sources: frozenset[str] | None
+    roles: frozenset[str]
+    #: The compiled ``when``; None without one, or when it is outside the supported subset.
+    condition: Condition | None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def label(self) -> Label:
+        return self.spec.label
+
+    @property
+    def to(self) -> str:
+        return self.spec.to
+
+    @property
+    def require(self) -> tuple[str, ...]:
+        return self.spec.require
+
+    @property
+    def when(self) -> str | None:
+        return self.spec.when
+
+    def allows_from(self, state: Any) -> bool:
+        return self.sources is None or str(state) in self.sources
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """A workflow, compiled from its spec against its entity's fields."""
+
+    spec: WorkflowSpec
+    transitions: tuple[Transition, ...]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def entity(self) -> str:
+        return self.spec.entity
+
+    @property
+    def field(self) -> str:
+        return self.spec.field
+
+    @property
+    def states(self) -> tuple[str, ...]:
+        return self.spec.states
+
+    @property
+    def initial(self) -> str:
+        return self.spec.initial
+
+    def transition(self, name: str) -> Transition | None:
+        return next((move for move in self.transitions if move.name == name), None)
+
+
+def compile_workflow(spec: WorkflowSpec, fields: Collection[str]) -> Workflow:
+    moves = tuple(
+        Transition(move, None if move.from_any_state else frozenset(move.sources), frozenset(move.roles),
+                   compile_condition(move.when, fields) if move.when else None)
+        for move in spec.transitions)
+    return Workflow(spec, moves)
+
+
+def compile_workflows(spec: AppSpec) -> dict[str, tuple[Workflow, ...]]:
+    """Workflows by entity name."""
+    found: dict[str, list[Workflow]] = {}
+    for workflow in spec.workflows:
+        fields = spec.entities[workflow.entity].fields
+        found.setdefault(workflow.entity, []).append(compile_workflow(workflow, fields))
+    return {entity: tuple(flows) for entity, flows in found.items()}
+
+
+# ------------------------------------------------------------------ the guard
 
 def _empty(value: Any) -> bool:
     return value is None or value == "" or value == []
 
 
-# ------------------------------------------------------------------ moves
+def missing_fields(move: Transition, values: Mapping[str, Any]) -> list[str]:
+    """The fields the move requires that have no value."""
+    return [name for name in move.require if _empty(values.get(name))]
 
-class WorkflowMoves:
-    """The records service's workflow moves (mixed into RecordsService: the
-    same permission checks and the same update path as any write)."""
 
-    def _transition(self, entity: EntitySpec, name: str) -> tuple[Workflow, Transition]:
-        for workflow in self.workflows.get(entity.name, ()):
-            for move in workflow.transitions:
-                if move.name == name:
-                    return workflow, move
-        raise NotFound(f"{entity.name} has no transition '{name}'", code="unknown_transition")
+@dataclass(frozen=True)
+class Blocked:
+    """Why a move cannot be made now: ``roles`` (the caller has none of the
+    move's roles), ``required`` (fields without a value: ``missing``),
+    ``condition_failed`` or ``unsupported_condition``."""
 
-    def transitions(self, entity_name: str, record_id: int, actor) -> list[dict]:
-        """The moves of a record's workflows from its current state, each with
-        whether the actor may make it now and, if not, why."""
-        entity = self.entity(entity_name)
-        with self.engine.connect() as conn:
-            row = self.queries.fetch(conn, entity, record_id, actor=actor)
-            if row is None:
-                raise self._not_found(entity, record_id)
-            in_scope = self.queries.fetch(conn, entity, record_id, actor=actor, actions=("transition",)) is not None
-        values = {f.name: row[f.column] for f in entity.fields.values()}
-        moves = []
-        for workflow in self.workflows.get(entity.name, ()):
-            state = values[workflow.field]
-            for move in workflow.transitions:
-                if not move.allows_from(state):
-                    continue
-                blocker = self._blocker(actor, entity, move, values, record_id) if in_scope else None
-                reason = ("your role does not allow you to move this record" if not in_scope
-                          else blocker.message if blocker is not None else None)
-                moves.append({"name": move.name, "label": move.label, "from": state, "to": move.to,
-                              "workflow": workflow.name, "allowed": reason is None, "reason": reason,
-                              "missing": [n for n in move.require if _empty(values.get(n))]})
-        return moves
+    reason: Literal["roles", "required", "condition_failed", "unsupported_condition"]
+    message: str
+    missing: tuple[str, ...] = ()
 
-    def _blocker(self, actor, entity: EntitySpec, move: Transition, values: Mapping,
-                 record_id: int) -> CrmError | None:
-        """What stops the actor making the move with these values, if anything
-        (the transition scope is the caller's to check): its roles, its
-        required fields, its condition."""
-        if move.roles and not actor.system and not move.roles & set(self.permissions.of(actor).roles):
-            return self.refuse(actor, entity, "transition", record_id,
-                               f"only {', '.join(sorted(move.roles))} may make the move '{move.name}'")
-        missing = [n for n in move.require if _empty(values.get(n))]
-        if missing:
-            return ValidationFailed(f"'{move.name}' needs: {', '.join(missing)}",
-                                    {n: [f"is required to '{move.name}'"] for n in missing})
-        if move.when:
-            try:
-                holds = condition_holds(move.when, values)
-            except UnsupportedCondition:
-                return Conflict(f"the condition '{move.when}' needs the expression language, which is not "
-                                "built yet", code="unsupported_condition")
-            if not holds:
-                return Conflict(f"'{move.name}' needs: {move.when}", code="condition_failed")
-        return None
 
-    def transition(self, entity_name: str, record_id: int, name: str, data: Any, actor, *,
-                   version: int | None = None) -> dict:
-        """Make a workflow move; ``data`` may fill in fields it requires (under
-        the actor's field rules) in the same write."""
-        entity = self.entity(entity_name)
-        workflow, move = self._transition(entity, name)
-        data = dict(data) if isinstance(data, dict) else {}
-        data.pop("version", None)
-        if workflow.field in data:
-            raise ValidationFailed(f"the transition sets {workflow.field}; do not send it",
-                                   {workflow.field: ["is set by the transition"]})
-        with write_transaction(self.engine) as tx:
-            old = self._fetch_for(tx, entity, record_id, actor, ("transition",))
-            state = old[entity.fields[workflow.field].column]
-            if not move.allows_from(state):
-                raise Conflict(f"cannot '{move.name}' from state '{state}'",
-                               {workflow.field: [f"is '{state}'; '{move.name}' starts from "
-                                                 f"{', '.join(sorted(move.sources or ()))}"]}, code="invalid_transition")
-            values, problems = self.schemas[entity.name].load(data, partial=True, system=actor.system,
-                                                              access=self.access(actor, entity))
-            if problems:
-                raise self._validation({0: problems}, True)
-            merged = {f.name: old[f.column] for f in entity.fields.values()}
-            merged.update(values)
-            blocker = self._blocker(actor, entity, move, merged, record_id)
-            if blocker is not None:
-                raise blocker
-            return self.update(entity.name, record_id, {**data, workflow.field: move.to}, actor, version=version,
-                               conn=tx, transition=move)
-
+def blocker(move: Transition, access: Access, values: Mapping[str, Any]) -> Blocked | None:
+    """What stops someone with this access making the move on a record with
+    these values (field name -> value), if anything: its roles, its required
+    fields, its condition, checked in that order. The source state and the
+    ``transition`` scope are the caller's to check."""
+    if move.roles and not access.system and not move.roles & set(access.roles):
+        return Blocked("roles", f"only {', '.join(sorted(move.roles))} may make the move '{move.name}'")
+    missing = missing_fields(move, values)
+    if missing:
+        return Blocked("required", f"'{move.name}' needs: {', '.join(missing)}", tuple(missing))
+    if move.when:
+        if move.condition is None:
+            return Blocked("unsupported_condition",
+                           f"the condition '{move.when}' needs the expression language, which is not built yet")
+        if not move.condition.holds(values):
+            return Blocked("condition_failed", f"'{move.name}' needs: {move.when}")
+    return None

@@ -25,7 +25,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(CrmError)
     def crm_error(exc: CrmError):
         if isinstance(exc, Forbidden) and exc.denial:
-            runtime().directory.audit_denial(exc.denial)
+            runtime().audit.denial(exc.denial)
         response = error_response(exc)
         if exc.status == 429 and isinstance(exc.details, dict):
             response.headers["Retry-After"] = str(exc.details.get("retry_after", 60))

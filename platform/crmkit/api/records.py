@@ -108,7 +108,7 @@ def export_records(entity_name: str):
                     buffer.seek(0)
                     buffer.truncate()
         yield buffer.getvalue()
-        rt.directory.audit_export(actor, entity.name, count, args)
+        rt.audit.export(actor, entity.name, count, args)
 
     filename = f"{entity.name}.csv"
     return Response(stream_with_context(generate()), mimetype="text/csv",
@@ -119,7 +119,7 @@ def export_records(entity_name: str):
 def list_collaborators(entity_name: str, record_id: str):
     rt = runtime()
     entity = entity_or_404(entity_name)
-    rows = rt.records.collaborators(entity.name, parse_record_id(record_id), current_actor())
+    rows = rt.records.sharing.collaborators(entity.name, parse_record_id(record_id), current_actor())
     return json_response({"data": [{"user_id": r["user_id"], "username": r["username"],
                                     "display_name": r["display_name"], "access": r["access"],
                                     "created_at": r["created_at"].isoformat().replace("+00:00", "Z"),
@@ -133,7 +133,7 @@ def add_collaborator(entity_name: str, record_id: str):
     entity = entity_or_404(entity_name)
     body = read_object('{"user_id": ..., "access": "read"}')
     rid = parse_record_id(record_id)
-    rt.records.share(entity.name, rid, body.get("user_id"), body.get("access", "read"), current_actor())
+    rt.records.sharing.share(entity.name, rid, body.get("user_id"), body.get("access", "read"), current_actor())
     return list_collaborators(entity_name, record_id)
 
 
@@ -141,7 +141,7 @@ def add_collaborator(entity_name: str, record_id: str):
 def remove_collaborator(entity_name: str, record_id: str, user_id: str):
     rt = runtime()
     entity = entity_or_404(entity_name)
-    rt.records.unshare(entity.name, parse_record_id(record_id), parse_record_id(user_id), current_actor())
+    rt.records.sharing.unshare(entity.name, parse_record_id(record_id), parse_record_id(user_id), current_actor())
     return Response(status=204)
 
 

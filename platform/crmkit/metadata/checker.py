@@ -30,7 +30,10 @@ from .spec import (
     ListSpec,
     Option,
     RelationSpec,
+    RoleSpec,
     SectionSpec,
+    TransitionSpec,
+    WorkflowSpec,
     humanize,
 )
 
@@ -390,13 +393,15 @@ def build_spec(documents: Iterable[Document], types: Mapping[str, Any], problems
     if problems:
         return None
     documents_by_kind = {kind: tuple(_freeze(d.data) for d in docs) for kind, docs in by_kind.items()
-                         if kind not in ("app", "entity") and not kind.startswith("_broken_")}
+                         if kind not in ("app", "entity", "roles", "workflow") and not kind.startswith("_broken_")}
     return AppSpec(
         name=app["app"], label=_as_label(app.get("label"), app["app"]),
         entities=MappingProxyType(entities), locales=tuple(app.get("locales", ("zh", "en"))),
         timezone=app.get("timezone", "Asia/Shanghai"), plugins=tuple(app.get("plugins", ())),
         recycle_bin_days=app.get("recycle_bin_days", 30), max_page_size=app.get("max_page_size", 200),
         version=str(app.get("version", "")), description=app.get("description", ""),
+        roles=MappingProxyType(_role_specs(by_kind.get("roles", []))),
+        workflows=tuple(_workflow_spec(doc) for doc in by_kind.get("workflow", [])),
         documents=MappingProxyType(documents_by_kind), config_dir=config_dir,
         public=tuple(app.get("public", ())),
     )
@@ -511,3 +516,43 @@ def _grants(raw: dict, entity: str, action: str) -> bool:
     value = entities.get(entity, {}).get(action, entities.get("*", {}).get(action, "none"))
     return value is True or value not in (False, "none")
 
+
+
+# ---------------------------------------------------------------- roles and workflows (checked above)
+
+def _scope(value: bool | str) -> str:
+    if value is True:
+        return "all"
+    if value is False:
+        return "none"
+    return value
+
+
+def _role_specs(docs: list[Document]) -> dict[str, RoleSpec]:
+    roles: dict[str, RoleSpec] = {}
+    for doc in docs:
+        for name, raw in doc.data["roles"].items():
+            fields: dict[str, dict[str, str]] = {}
+            for target, level in raw.get("fields", {}).items():
+                entity, _, fname = target.partition(".")
+                fields.setdefault(entity, {})[fname] = level
+            roles[name] = RoleSpec(
+                name, _as_label(raw.get("label"), name), raw.get("description", ""),
+                MappingProxyType({entity: MappingProxyType({action: _scope(value) for action, value in actions.items()})
+                                  for entity, actions in raw.get("entities", {}).items()}),
+                MappingProxyType({entity: MappingProxyType(levels) for entity, levels in fields.items()}),
+                source=doc.file)
+    return roles
+
+
+def _workflow_spec(doc: Document) -> WorkflowSpec:
+    data = doc.data
+    moves = []
+    for raw in data["transitions"]:
+        name = raw.get("name") or raw["to"]
+        sources = raw["from"] if isinstance(raw["from"], list) else [raw["from"]]
+        moves.append(TransitionSpec(name, _as_label(raw.get("label"), name), tuple(sources), raw["to"],
+                                    tuple(raw.get("require", ())), tuple(raw.get("roles", ())), raw.get("when")))
+    states = tuple(data["states"])
+    return WorkflowSpec(data["workflow"], _as_label(data.get("label"), data["workflow"]), data["entity"],
+                        data["field"], states, data.get("initial") or states[0], tuple(moves), source=doc.file)

@@ -76,7 +76,7 @@ class FieldSpec:
     #: attributes: they are read for every value of every write and read.)
     column: str = field(init=False, repr=False, compare=False)
     #: The allowed values of an enum or multi_enum, in order.
-    option_values: tuple = field(init=False, repr=False, compare=False)
+    option_values: tuple[str | int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "column", f"{self.name}_id" if self.type == "ref" else self.name)
@@ -138,6 +138,67 @@ class EntitySpec:
         return tuple(f for f in self.fields.values() if not f.system)
 
 
+#: The entity key of a role's grants that stands for every entity of the config
+#: (not the platform's user, team and audit, which a role must name).
+EVERY_ENTITY = "*"
+#: The source state of a transition that stands for any state.
+ANY_STATE = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class RoleSpec:
+    """A role of roles.yaml, as written: what it grants, not yet compiled
+    (crmkit.permissions unions roles into what a user may do)."""
+
+    name: str
+    label: Label
+    description: str = ""
+    #: entity (or EVERY_ENTITY) -> action -> data scope: none, own, team,
+    #: team_tree, subordinates or all (``true`` in the file is all, ``false`` none).
+    grants: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: MappingProxyType({}))
+    #: entity -> field -> level: hidden, masked, read or write.
+    fields: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: MappingProxyType({}))
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionSpec:
+    """A move of a workflow: from ``sources`` (ANY_STATE: any) to ``to``, by
+    the ``roles`` it names (none named: anyone with the transition action),
+    with the ``require``d fields filled and the ``when`` condition true."""
+
+    name: str
+    label: Label
+    sources: tuple[str, ...]
+    to: str
+    require: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    #: The condition as written. crmkit.workflows compiles it into the move's
+    #: ``condition`` (a workflows.Condition); the expression language will
+    #: compile it here, at check time, so that a bad condition is a config problem.
+    when: str | None = None
+
+    @property
+    def from_any_state(self) -> bool:
+        return ANY_STATE in self.sources
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowSpec:
+    """A state machine over an enum field of an entity (workflows/*.yaml)."""
+
+    name: str
+    label: Label
+    entity: str
+    field: str
+    #: In board order.
+    states: tuple[str, ...]
+    #: The state of a new record.
+    initial: str
+    transitions: tuple[TransitionSpec, ...]
+    source: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class AppSpec:
     name: str
@@ -150,9 +211,14 @@ class AppSpec:
     max_page_size: int = 200
     version: str = ""
     description: str = ""
-    #: Documents of the kinds later layers interpret (roles, workflows, tags,
-    #: automations, views), checked structurally, kept as read-only data.
-    documents: Mapping[str, tuple] = field(default_factory=lambda: MappingProxyType({}))
+    #: Roles by name, as the config defines them (the platform's admin role is
+    #: added by crmkit.permissions when the config has none).
+    roles: Mapping[str, RoleSpec] = field(default_factory=lambda: MappingProxyType({}))
+    #: Workflows in the order they were read.
+    workflows: tuple[WorkflowSpec, ...] = ()
+    #: Documents of the kinds later layers interpret (tags, automations,
+    #: views), checked structurally, kept as read-only data.
+    documents: Mapping[str, tuple[Any, ...]] = field(default_factory=lambda: MappingProxyType({}))
     config_dir: str = ""
     #: URL paths served without authentication (app.yaml ``public``).
     public: tuple[str, ...] = ()

@@ -14,6 +14,9 @@ from crmkit.hookspecs import hookimpl
 from crmkit.permissions import SYSTEM
 from crmkit.records import RecordError
 
+#: The version of crmkit's hook specifications this plugin is built for.
+crmkit_hookspec = "1.0"
+
 LEDGER = "points_transaction"
 
 
