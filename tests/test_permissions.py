@@ -517,7 +517,7 @@ def test_audit_trail_by_its_own_scope(org):
     entries = app.test_client().get(f"{API}/audit?action=denied").get_json()["data"]
     assert any(e["actor"] == "nobody" and e["entity"] == "customer" for e in entries)
     is_error(client_of(app, "rep").get(f"{API}/audit"), 403, "forbidden")
-    is_error(app.test_client().get(f"{API}/audit?record_id=x"), 400, "invalid_parameter")
+    is_error(app.test_client().get(f"{API}/audit?record_id=x"), 400, "invalid_filter")  # as in entity lists
     rt = app.extensions["crmkit"]
     rt.records.update("customer", owned["rep"], {"balance": "777.00"}, SYSTEM)
     changes = app.test_client().get(f"{API}/audit?entity=customer&record_id={owned['rep']}").get_json()["data"]

@@ -25,7 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .errors import Forbidden
-from .metadata.spec import AppSpec, Label
+from .metadata.spec import AppSpec, EntitySpec, Label
 
 ACTIONS = ("read", "create", "update", "delete", "export", "import", "assign", "transition")
 SCOPES = ("none", "own", "team", "team_tree", "subordinates", "all")
@@ -279,6 +279,34 @@ class Permissions:
         return spec is None or spec.fields[name].system
 
 
+def audit_changes(access: Access, entity: EntitySpec | None, changes: Any, *, record_read: bool = False) -> Any:
+    """An audit entry's changes (``{field: [old, new]}``) as a reader with this
+    access may see them: the one rule for a record's history and the audit trail.
+
+    Entries of the platform's own tables (users, teams, tokens: ``entity`` is
+    None) are shown as they are. The values of a record are the reader's to
+    see if they may read the record: ``record_read`` says so when it is known
+    (a record's history); otherwise only a reader of every record of the
+    entity sees them (None for others). Fields hidden from the reader are left
+    out, masked ones masked."""
+    if entity is None:
+        return changes
+    ea = access.entity(entity.name)
+    if not record_read and ea.scope("read") != frozenset({"all"}):
+        return None
+    if not isinstance(changes, dict):
+        return changes
+    masks = dict(ea.masked)
+    out = {}
+    for name, change in changes.items():
+        if name in entity.fields and name not in ea.visible:
+            continue
+        if name in masks and isinstance(change, list):
+            change = [None if v is None else masks[name](v) for v in change]
+        out[name] = change
+    return out
+
+
 VERBS = {"update": "change", "transition": "move"}
 
 
@@ -346,7 +374,8 @@ class ScopeSQL:
             return None
         table = self.table(entity)
         users = self.tables.users
-        uid, team = sa.bindparam(UID), sa.bindparam(TEAM)
+        uid: sa.BindParameter[int] = sa.bindparam(UID)
+        team: sa.BindParameter[int] = sa.bindparam(TEAM)
         parts: list[sa.ColumnElement[bool]] = []
         if entity == "team":
             if kinds & {"own", "team", "subordinates"}:

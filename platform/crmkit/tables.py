@@ -77,6 +77,11 @@ class Tables:
     def login_failures(self) -> sa.Table:
         return self.metadata.tables[THROTTLE_TABLE]
 
+    def link_columns(self, owner: str, relation: str) -> tuple[sa.Column, sa.Column]:
+        """The columns of a many-to-many relation's link table: (the owner's id, the other record's id)."""
+        columns = list(self.links[(owner, relation)].c)
+        return columns[0], columns[1]
+
 
 def _short(name: str) -> str:
     if len(name) <= MAX_NAME:
