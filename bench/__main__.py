@@ -21,11 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import api, config_load, dataset, deep_page, scopes
+from . import api, config_load, dataset, deep_page, fab, scopes
 from .servers import wrk_available
 
-GROUPS = {"api": set(api.ENDPOINTS), "deep_page": {"deep_page"}, "scopes": {"scopes"}, "config_load": {"config_load"}}
-NAMES = set(api.ENDPOINTS) | {"api", "deep_page", "scopes", "config_load"}
+GROUPS = {"api": set(api.ENDPOINTS), "deep_page": {"deep_page"}, "scopes": {"scopes"}, "config_load": {"config_load"},
+          "fab": {"fab"}}
+NAMES = set(api.ENDPOINTS) | {"api", "deep_page", "scopes", "config_load", "fab"}
 NOTE = ("Note: these run on noisy shared machines (here {cpus} CPUs, shared by wrk, the servers and anything "
         "else running);\nabsolute numbers move from run to run: the ratios, measured in the same run, are what count.")
 
@@ -49,7 +50,7 @@ def parse_args(argv=None) -> argparse.Namespace:
             if name not in NAMES:
                 parser.error(f"unknown benchmark '{name}'; choose from: {', '.join(sorted(NAMES))}")
             only |= GROUPS.get(name, {name})
-    args.selected = only or set(api.ENDPOINTS) | {"deep_page", "scopes", "config_load"}
+    args.selected = only or set(api.ENDPOINTS) | {"deep_page", "scopes", "config_load", "fab"}
     return args
 
 
@@ -91,6 +92,11 @@ def table(results: dict) -> str:
             status = "ok" if r["ok"] else ("ERRORS" if r["errors"] else "BELOW")
             rows.append((f"API {r['title']}", _fmt_rate(r["generated_rps"]), _fmt_rate(r["baseline_rps"]) + " (hand)",
                          f"{r['ratio']:.2f} ({r['ratio_min']:.2f}-{r['ratio_max']:.2f})", f">= {r['target']:.1f}", status))
+    for r in results.get("fab", {}).get("endpoints", {}).values():
+        errors = sum(r["errors"].values())
+        rows.append((f"vs FAB: {r['title']}", _fmt_rate(r["crmkit_rps"]), _fmt_rate(r["fab_rps"]) + " (FAB)",
+                     f"{r['ratio']:.2f} ({r['ratio_min']:.2f}-{r['ratio_max']:.2f})", f">= {fab.AIM:.1f} (aim)",
+                     "ERRORS" if errors else ("ok" if r["ratio"] >= fab.AIM else "BELOW")))
     d = results.get("deep_page")
     if d:
         rows.append((f"keyset page {d['depth']:,} deep / page 1", f"{d['deep_ms']:.2f} ms", f"{d['page1_ms']:.2f} ms (page 1)",
@@ -188,7 +194,7 @@ def main(argv=None) -> int:
     results: dict = {"mode": "quick" if quick else "full", "started": dt.datetime.now(dt.UTC).isoformat(),
                      "machine": info, "note": NOTE.format(cpus=info["cpus"]).replace("\n", " ")}
     endpoints = [e for e in api.ENDPOINTS if e in args.selected]
-    if (endpoints or "scopes" in args.selected) and not wrk_available():
+    if (endpoints or {"scopes", "fab"} & args.selected) and not wrk_available():
         print("bench: the API benchmarks need wrk (apt-get install -y wrk)", file=sys.stderr)
         return 2
     dataset.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
@@ -200,7 +206,7 @@ def main(argv=None) -> int:
             results["config_load"] = config_load.run(runs=3 if quick else 5, warm=not quick,
                                                      profile_functions=args.profile)
         db_path = dataset.RESULTS_DIR / "bench.sqlite3"
-        if endpoints or {"deep_page", "scopes"} & args.selected:
+        if endpoints or {"deep_page", "scopes", "fab"} & args.selected:
             print(f"\n[database] fresh SQLite database with {args.customers:,} customers")
             facts = dataset.create(db_path, args.customers)
             tokens = facts.pop("tokens")  # secrets of a throwaway database, kept out of the results
@@ -234,6 +240,14 @@ def main(argv=None) -> int:
             if not results["api"].get("same_answers", True):
                 failed = True
             if any(r["errors"] for r in results["api"]["endpoints"].values()):
+                failed = True
+        if "fab" in args.selected:
+            print(f"\n[vs Flask-AppBuilder {fab.FAB_VERSION}] the same customer table, both under gunicorn "
+                  "(2 sync workers), wrk, bearer tokens")
+            results["fab"] = fab.run(db_path, args.customers, crmkit_token=tokens["admin"],
+                                     seconds=args.seconds or (3 if quick else 4), warmup=1 if quick else 2,
+                                     rounds=args.rounds or (2 if quick else 6), work_dir=work_dir)
+            if not results["fab"]["same_answers"]:
                 failed = True
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
@@ -269,6 +283,8 @@ def _verdicts(results: dict):
         yield "data scopes", results["scopes"]["ok"]
     if "config_load" in results:
         yield "config load", results["config_load"]["ok"]
+    for r in results.get("fab", {}).get("endpoints", {}).values():
+        yield f"vs FAB {r['title']} (aim)", r["ratio"] >= fab.AIM
 
 
 if __name__ == "__main__":

@@ -328,3 +328,23 @@ def test_list_items_leave_out_fields_without_a_value_unless_asked(shop):
     assert asked == {"id": record_id, "version": 1, "name": "rep1 c2", "email": None}
     whole = admin.get(f"{API}/customer/{record_id}").get_json()["data"]
     assert whole["email"] is None and "age" in whole  # one record: every field, as a form needs
+
+
+@pytest.mark.parametrize("moment", ["2026-01-31T08:30:00+00:00", "2026-01-31T08:30:00.250000+00:00",
+                                    "1999-12-31T23:59:59.000001+00:00", "0001-01-01T00:00:00+00:00"])
+def test_timestamps_read_as_text_are_what_the_field_type_writes(moment):
+    """Lists on SQLite read timestamps as their API text; it must be the text
+    DateTimeType.dump makes of the same stored value."""
+    import datetime as dt
+
+    from sqlalchemy.dialects import sqlite
+
+    from crmkit.fieldtypes import DateTimeType
+    from crmkit.sqltypes import UTCDateTime, UTCDateTimeText
+
+    value = dt.datetime.fromisoformat(moment)
+    dialect = sqlite.dialect()
+    stored = UTCDateTime().bind_processor(dialect)(value)
+    read = UTCDateTimeText().result_processor(dialect, None)
+    assert read(stored) == DateTimeType().dump(None, value)
+    assert read(stored.split(".")[0]) == DateTimeType().dump(None, value.replace(microsecond=0))

@@ -42,6 +42,7 @@ from .permissions import (
     share_for,
 )
 from .serialization import compile_row_dumper
+from .sqltypes import UTCDateTime, UTCDateTimeText
 from .tables import Tables
 
 OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "contains", "startswith", "isnull", "within")
@@ -445,6 +446,17 @@ class QueryBuilder:
         needed = {f.name for f, _ in sort}
         return tuple(f.column for f in spec.fields.values() if f.name in names or f.name in needed)
 
+    def _text_columns(self, source: Source, columns: Iterable[str]) -> frozenset[str]:
+        """Those of the columns a list reads as their API text (timestamps on SQLite)."""
+        if self.dialect != "sqlite":
+            return frozenset()
+        return frozenset(c for c in columns if isinstance(source.table.c[c].type, UTCDateTime))
+
+    def _selected(self, source: Source, columns: tuple[str, ...]) -> list[sa.ColumnElement[Any]]:
+        text = self._text_columns(source, columns)
+        return [sa.type_coerce(source.table.c[c], UTCDateTimeText()).label(c) if c in text else source.table.c[c]
+                for c in columns]
+
     def _rows(self, source: Source) -> list[sa.ColumnElement[bool]]:
         if source.rows == LIVE:
             return [source.table.c.deleted_at.is_(None)]
@@ -580,7 +592,7 @@ class QueryBuilder:
         def build() -> sa.Select:
             table = source.table
             conditions = self._conditions(source, request, actor, within)
-            selected = [table.c[c] for c in columns]
+            selected = self._selected(source, columns)
             scope = self._scope(source, actor, action, shares=False)
             branches = [sa.select(*selected).where(*conditions, *(() if scope is None else (scope,)))]
             if shared:  # disjoint from the first branch (NULL counts as outside)
@@ -614,7 +626,8 @@ class QueryBuilder:
         if len(rows) > request.limit:
             rows = rows[: request.limit]
             last = rows[-1]
-            next_cursor = self._cursor(request.sort, [last[columns.index(f.column)] for f, _ in request.sort])
+            next_cursor = self._cursor(request.sort, [last[columns.index(f.column)] for f, _ in request.sort],
+                                       self._text_columns(source, columns))
         total = None
         if request.count:
             total = conn.execute(self._count_statement(source, request, actor, action, within), params).scalar_one()
@@ -652,7 +665,7 @@ class QueryBuilder:
             scope = self._scope(source, actor, "export", shares=True)
             if scope is not None:
                 conditions.append(scope)
-            return (sa.select(*(table.c[c] for c in columns)).where(*conditions)
+            return (sa.select(*self._selected(source, columns)).where(*conditions)
                     .order_by(*self._order(table, request.sort, source.not_null))
                     .limit(sa.bindparam("_limit", type_=sa.Integer())))
 
@@ -692,8 +705,8 @@ class QueryBuilder:
             clauses.append(sa.and_(*equal_prefix, beyond))
         return sa.or_(*clauses) if clauses else sa.false()
 
-    def _cursor(self, sort: list[tuple[FieldSpec, bool]], values: list) -> str:
-        dumped = [self.field_types[f.type].dump(f, value) if value is not None else None
+    def _cursor(self, sort: list[tuple[FieldSpec, bool]], values: list, text: frozenset[str] = frozenset()) -> str:
+        dumped = [self.field_types[f.type].dump(f, value) if value is not None and f.column not in text else value
                   for (f, _), value in zip(sort, values)]
         signature = ",".join(("-" if d else "") + f.name for f, d in sort)
         raw = json.dumps([signature, dumped], separators=(",", ":"), default=str).encode()
@@ -810,7 +823,7 @@ class QueryBuilder:
             if len(self._dumpers) >= MAX_STATEMENTS:
                 self._dumpers.clear()
             dump = self._dumpers[key] = compile_row_dumper(source.spec, self.field_types, columns, only,
-                                                           sparse=sparse)
+                                                           sparse=sparse, ready=self._text_columns(source, columns))
         return dump
 
 
