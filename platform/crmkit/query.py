@@ -35,6 +35,7 @@ from .metadata.spec import AppSpec, EntitySpec, FieldSpec, RelationSpec
 from .permissions import (
     SYSTEM_ENTITIES,
     Access,
+    Actor,
     EntityAccess,
     Permissions,
     ScopeSQL,
@@ -93,8 +94,8 @@ class ListRequest:
     filters: list[Filter] = field(default_factory=list)
     sort: list[tuple[FieldSpec, bool]] = field(default_factory=list)  # (field, descending)
     limit: int = 50
-    cursor: list | None = None
-    fields: frozenset | None = None
+    cursor: list[Any] | None = None
+    fields: frozenset[str] | None = None
     count: bool = False
     search: str | None = None
     search_fields: tuple[str, ...] = ()
@@ -151,9 +152,9 @@ class QueryBuilder:
         self.tz = tz
         self.permissions = permissions or Permissions(spec, field_types)
         self.scopes = ScopeSQL(tables)
-        self._fetch_statements: dict[tuple, sa.Select] = {}
+        self._fetch_statements: dict[tuple[Any, ...], sa.Select[Any]] = {}
         self._statements: dict[Hashable, Any] = {}
-        self._dumpers: dict[Hashable, Callable[[Sequence[Any]], dict]] = {}
+        self._dumpers: dict[Hashable, Callable[[Sequence[Any]], dict[str, Any]]] = {}
         #: The live records of each entity, and those in its recycle bin.
         self.sources = {name: Source(name, entity, tables.entities[name], name)
                         for name, entity in spec.entities.items()}
@@ -196,7 +197,7 @@ class QueryBuilder:
 
     # -------------------------------------------------------------- scopes
 
-    def scope(self, entity_name: str, actor, action: str = "read", *,
+    def scope(self, entity_name: str, actor: Actor, action: str = "read", *,
               shares: bool = True) -> sa.ColumnElement[bool] | None:
         """The actor's data scope for an action on an entity, as a predicate
         (None: every record), with the actor's ids as bound parameters
@@ -209,7 +210,7 @@ class QueryBuilder:
             return self.scopes.predicate(entity_name, ea.scope(action))
         return self.scopes.predicate(entity_name, ea.scope(action), share_for(action) if shares else None)
 
-    def has_shares(self, conn: sa.Connection, entity_name: str, actor) -> bool:
+    def has_shares(self, conn: sa.Connection, entity_name: str, actor: Actor) -> bool:
         """Whether any record of the entity is shared with the actor (one probe
         of the share table's key). A list leaves the share branch out of its
         scope otherwise: the OR would make the database sort every record in
@@ -277,10 +278,10 @@ class QueryBuilder:
                              code="invalid_parameter")
         return limit
 
-    def fields_param(self, entity: EntitySpec, text: str, ea: EntityAccess) -> frozenset:
+    def fields_param(self, entity: EntitySpec, text: str, ea: EntityAccess) -> frozenset[str]:
         return self._fields(entity, text, ea)
 
-    def _fields(self, entity: EntitySpec, text: str, ea: EntityAccess) -> frozenset:
+    def _fields(self, entity: EntitySpec, text: str, ea: EntityAccess) -> frozenset[str]:
         names = [n.strip() for n in text.split(",") if n.strip()]
         unknown = [n for n in names if n not in ea.visible]
         if unknown:
@@ -388,11 +389,11 @@ class QueryBuilder:
 
     # -------------------------------------------------------------- cursors
 
-    def encode_cursor(self, sort: list[tuple[FieldSpec, bool]], row: Mapping) -> str:
+    def encode_cursor(self, sort: list[tuple[FieldSpec, bool]], row: Mapping[str, Any]) -> str:
         """The cursor of the page after this row (a mapping by column)."""
         return self._cursor(sort, [row[f.column] for f, _ in sort])
 
-    def _decode_cursor(self, entity: EntitySpec, sort: list[tuple[FieldSpec, bool]], text: str) -> list:
+    def _decode_cursor(self, entity: EntitySpec, sort: list[tuple[FieldSpec, bool]], text: str) -> list[Any]:
         bad = BadRequest("malformed cursor: pass the 'next' value of a previous page unchanged",
                          {"cursor": ["malformed or from a different sort"]}, code="invalid_cursor")
         try:
@@ -436,7 +437,7 @@ class QueryBuilder:
             found = self._statements[key] = build()
         return found
 
-    def columns(self, source: EntitySpec | Source, ea: EntityAccess, fields: frozenset | None = None,
+    def columns(self, source: EntitySpec | Source, ea: EntityAccess, fields: frozenset[str] | None = None,
                 sort: Iterable[tuple[FieldSpec, bool]] = ()) -> tuple[str, ...]:
         """The columns a read selects, in spec order: those of the fields the
         caller sees (of ``fields`` when given), and those the sort needs for
@@ -465,7 +466,7 @@ class QueryBuilder:
         return []
 
     def _shape(self, source: Source, request: ListRequest, access: Access, action: str, shared: bool,
-               within: Within | None) -> tuple:
+               within: Within | None) -> tuple[Any, ...]:
         """What makes a list's statement differ from another's (its values do not)."""
         filters = tuple((f.field.name, f.op, f.value if f.op == "isnull" else None,
                          None if f.via is None else (f.via.name, access.entity(f.via.to or "").scope("read")))
@@ -474,7 +475,7 @@ class QueryBuilder:
         return (source.key, filters, request.search_fields if request.search else (), kinds, action, shared,
                 None if within is None else within.key)
 
-    def _conditions(self, source: Source, request: ListRequest, actor,
+    def _conditions(self, source: Source, request: ListRequest, actor: Actor,
                     within: Within | None) -> list[sa.ColumnElement[bool]]:
         """What every row of the list meets (no scope, no cursor), values as parameters."""
         table = source.table
@@ -489,7 +490,7 @@ class QueryBuilder:
                                        for n in request.search_fields)))
         return conditions
 
-    def _params(self, request: ListRequest, actor, within: Within | None) -> dict[str, Any]:
+    def _params(self, request: ListRequest, actor: Actor, within: Within | None) -> dict[str, Any]:
         params: dict[str, Any] = scope_params(actor)
         for n, flt in enumerate(request.filters):
             if flt.op != "isnull":
@@ -513,7 +514,7 @@ class QueryBuilder:
             return _like(regions.prefix(flt.value))
         return flt.value
 
-    def condition(self, source: EntitySpec | Source, flt: Filter, actor, name: str) -> sa.ColumnElement[bool]:
+    def condition(self, source: EntitySpec | Source, flt: Filter, actor: Actor, name: str) -> sa.ColumnElement[bool]:
         """A filter as SQL, its value the parameter ``name``."""
         source = self.source(source)
         if flt.via is not None:  # among the referenced records the actor may read
@@ -558,25 +559,27 @@ class QueryBuilder:
             return column.startswith(text, escape=ESCAPE)
         raise BadRequest(f"unknown operator {op}")
 
-    def _json_contains(self, column, name: str) -> sa.ColumnElement[bool]:
+    def _json_contains(self, column: sa.Column[Any], name: str) -> sa.ColumnElement[bool]:
         if self.dialect == "postgresql":
-            return column.op("@>")(sa.cast(sa.bindparam(name, type_=sa.String()), column.type))
+            contains: sa.ColumnElement[bool] = column.op("@>")(sa.cast(sa.bindparam(name, type_=sa.String()),
+                                                                       column.type))
+            return contains
         each = sa.func.json_each(column).table_valued("value")
         return sa.exists(sa.select(1).select_from(each).where(each.c.value == sa.bindparam(name)))
 
-    def _scope(self, source: Source, actor, action: str, shares: bool) -> sa.ColumnElement[bool] | None:
+    def _scope(self, source: Source, actor: Actor, action: str, shares: bool) -> sa.ColumnElement[bool] | None:
         if source.guard is None:
             return None
         return self.scope(source.guard, actor, action, shares=shares)
 
-    def page_statement(self, conn: sa.Connection, source: EntitySpec | Source, request: ListRequest, *, actor,
-                       action: str = "read", within: Within | None = None) -> tuple[sa.Select, dict[str, Any]]:
+    def page_statement(self, conn: sa.Connection, source: EntitySpec | Source, request: ListRequest, *, actor: Actor,
+                       action: str = "read", within: Within | None = None) -> tuple[sa.Select[Any], dict[str, Any]]:
         """The statement of a list page and its parameters (to run or explain)."""
         query, params, _columns = self._page_query(conn, self.source(source), request, actor, action, within)
         return query, params
 
-    def _page_query(self, conn: sa.Connection, source: Source, request: ListRequest, actor, action: str,
-                    within: Within | None) -> tuple[sa.Select, dict[str, Any], tuple[str, ...]]:
+    def _page_query(self, conn: sa.Connection, source: Source, request: ListRequest, actor: Actor, action: str,
+                    within: Within | None) -> tuple[sa.Select[Any], dict[str, Any], tuple[str, ...]]:
         """The statement of a list page, its parameters and the columns it
         selects: one database round trip. For a user with records shared with them, the page is the union
         of two ordered, limited branches (their scope; shared and outside it):
@@ -589,7 +592,7 @@ class QueryBuilder:
         cursor = None if request.cursor is None else tuple(value is None for value in request.cursor)
         key = ("page", self._shape(source, request, access, action, shared, within), columns, sort, cursor)
 
-        def build() -> sa.Select:
+        def build() -> sa.Select[Any]:
             table = source.table
             conditions = self._conditions(source, request, actor, within)
             selected = self._selected(source, columns)
@@ -615,7 +618,7 @@ class QueryBuilder:
         params["_limit"] = request.limit + 1
         return self._cached(key, build), params, columns
 
-    def page(self, conn: sa.Connection, source: EntitySpec | Source, request: ListRequest, *, actor,
+    def page(self, conn: sa.Connection, source: EntitySpec | Source, request: ListRequest, *, actor: Actor,
              action: str = "read", within: Within | None = None) -> Page:
         """A page of a list within the actor's scope for the action, the count
         of the whole list when asked for."""
@@ -633,24 +636,25 @@ class QueryBuilder:
             total = conn.execute(self._count_statement(source, request, actor, action, within), params).scalar_one()
         return Page(rows, columns, next_cursor, total)
 
-    def _count_statement(self, source: Source, request: ListRequest, actor, action: str,
-                         within: Within | None) -> sa.Select:
+    def _count_statement(self, source: Source, request: ListRequest, actor: Actor, action: str,
+                         within: Within | None) -> sa.Select[Any]:
         """How many rows the list has (every page): one COUNT, which the
         partial indexes of live records can answer without the table."""
         access = self.permissions.of(actor)
         key = ("count", self._shape(source, request, access, action, False, within))
 
-        def build() -> sa.Select:
+        def build() -> sa.Select[Any]:
             scope = self._scope(source, actor, action, shares=source.shareable)
             conditions = self._conditions(source, request, actor, within)
             if scope is not None:
                 conditions.append(scope)
             return sa.select(sa.func.count()).select_from(source.table).where(*conditions)
 
-        return self._cached(key, build)
+        query: sa.Select[Any] = self._cached(key, build)
+        return query
 
-    def export_statement(self, entity: EntitySpec, request: ListRequest, actor,
-                         limit: int) -> tuple[sa.Select, dict[str, Any]]:
+    def export_statement(self, entity: EntitySpec, request: ListRequest, actor: Actor,
+                         limit: int) -> tuple[sa.Select[Any], dict[str, Any]]:
         """The records of a list request within the actor's export scope, in the
         list's order, without pages: the statement and its parameters."""
         source = self.source(entity)
@@ -659,7 +663,7 @@ class QueryBuilder:
         sort = tuple((f.name, descending) for f, descending in request.sort)
         key = ("export", self._shape(source, request, access, "export", False, None), columns, sort)
 
-        def build() -> sa.Select:
+        def build() -> sa.Select[Any]:
             table = source.table
             conditions = self._conditions(source, request, actor, None)
             scope = self._scope(source, actor, "export", shares=True)
@@ -673,8 +677,9 @@ class QueryBuilder:
         params["_limit"] = limit
         return self._cached(key, build), params
 
-    def _order(self, table, sort, not_null: frozenset[str] = NOT_NULL) -> list:
-        order = []
+    def _order(self, table: sa.FromClause, sort: Sequence[tuple[FieldSpec, bool]],
+               not_null: frozenset[str] = NOT_NULL) -> list[sa.ColumnElement[Any]]:
+        order: list[sa.ColumnElement[Any]] = []
         for f, descending in sort:
             column = table.c[f.column]
             if f.name in not_null:
@@ -684,7 +689,8 @@ class QueryBuilder:
                 order.append(column.desc() if descending else column.asc())
         return order
 
-    def _after(self, table, sort, values: list, not_null: frozenset[str] = NOT_NULL) -> sa.ColumnElement[bool]:
+    def _after(self, table: sa.FromClause, sort: Sequence[tuple[FieldSpec, bool]], values: list[Any],
+               not_null: frozenset[str] = NOT_NULL) -> sa.ColumnElement[bool]:
         """Rows after the cursor's (its values are the parameters ``_k0``, ``_k1``...;
         which of them are NULL is part of the statement)."""
         columns = [table.c[f.column] for f, _ in sort]
@@ -705,7 +711,8 @@ class QueryBuilder:
             clauses.append(sa.and_(*equal_prefix, beyond))
         return sa.or_(*clauses) if clauses else sa.false()
 
-    def _cursor(self, sort: list[tuple[FieldSpec, bool]], values: list, text: frozenset[str] = frozenset()) -> str:
+    def _cursor(self, sort: list[tuple[FieldSpec, bool]], values: list[Any],
+                text: frozenset[str] = frozenset()) -> str:
         dumped = [self.field_types[f.type].dump(f, value) if value is not None and f.column not in text else value
                   for (f, _), value in zip(sort, values)]
         signature = ",".join(("-" if d else "") + f.name for f, d in sort)
@@ -714,9 +721,9 @@ class QueryBuilder:
 
     # -------------------------------------------------------------- one record
 
-    def fetch(self, conn: sa.Connection, entity: EntitySpec, record_id: int, *, actor,
+    def fetch(self, conn: sa.Connection, entity: EntitySpec, record_id: int, *, actor: Actor,
               actions: tuple[str, ...] = ("read",), for_update: bool = False, deleted: bool = False,
-              columns: tuple[str, ...] | None = None) -> Mapping | None:
+              columns: tuple[str, ...] | None = None) -> sa.RowMapping | None:
         """The record, if it is within the actor's scope of every one of the
         actions (every column, or only ``columns``)."""
         lock = for_update and conn.dialect.name == "postgresql"
@@ -736,14 +743,14 @@ class QueryBuilder:
         params["_record_id"] = record_id
         return conn.execute(query, params).mappings().first()
 
-    def read_one(self, conn: sa.Connection, entity: EntitySpec, record_id: int, *, actor,
-                 fields: frozenset | None = None) -> Mapping | None:
+    def read_one(self, conn: sa.Connection, entity: EntitySpec, record_id: int, *, actor: Actor,
+                 fields: frozenset[str] | None = None) -> sa.RowMapping | None:
         """A record as the actor may read it: only the columns of the fields
         they see (of ``fields``, when given)."""
         columns = self.columns(entity, self.permissions.of(actor).entity(entity.name), fields)
         return self.fetch(conn, entity, record_id, actor=actor, columns=columns)
 
-    def existing_ids(self, conn: sa.Connection, entity_name: str, ids: set[int], actor) -> set[int]:
+    def existing_ids(self, conn: sa.Connection, entity_name: str, ids: set[int], actor: Actor) -> set[int]:
         """Those of the ids that are live records the actor may read."""
         entity = self.spec.entities[entity_name]
         table = self.table(entity)
@@ -767,7 +774,7 @@ class QueryBuilder:
         return rel
 
     def related_page(self, conn: sa.Connection, entity: EntitySpec, record_id: int, relation: RelationSpec,
-                     request: ListRequest, *, actor) -> Page:
+                     request: ListRequest, *, actor: Actor) -> Page:
         """The records related to one record through a relation (a page of the
         other entity's list, within the actor's scope of it). A record the
         actor cannot read has no related records for them: 404."""
@@ -786,13 +793,13 @@ class QueryBuilder:
         within = Within(("related", entity.name, relation.name), build, {"_parent_id": record_id})
         return self.page(conn, other, request, actor=actor, within=within)
 
-    def deleted_page(self, conn: sa.Connection, entity: EntitySpec, request: ListRequest, *, actor) -> Page:
+    def deleted_page(self, conn: sa.Connection, entity: EntitySpec, request: ListRequest, *, actor: Actor) -> Page:
         """A page of an entity's recycle bin (parse the request with
         ``binned[entity]``): the records the actor could delete, which they may restore."""
         return self.page(conn, self.binned[entity.name], request, actor=actor, action="delete")
 
     def history_page(self, conn: sa.Connection, entity: EntitySpec, record_id: int, request: ListRequest, *,
-                     actor) -> Page:
+                     actor: Actor) -> Page:
         """A page of a record's history (parse the request with ``history``):
         its audit entries, refusals left out, if the actor may read the record
         (404 otherwise). The values in them are the caller's to filter
@@ -812,7 +819,7 @@ class QueryBuilder:
     # -------------------------------------------------------------- JSON
 
     def row_dumper(self, source: EntitySpec | Source, columns: tuple[str, ...], only: frozenset[str] | None,
-                   sparse: bool = False) -> Callable[[Sequence[Any]], dict]:
+                   sparse: bool = False) -> Callable[[Sequence[Any]], dict[str, Any]]:
         """rows of these columns -> JSON-ready dicts of the fields in ``only``
         (every field read, when None); ``sparse`` leaves out fields without a
         value, except those named in ``only``."""
@@ -842,6 +849,6 @@ def _unbounded(f: FieldSpec) -> FieldSpec:
     return dataclasses.replace(f, min=None, max=None)
 
 
-def _hint(name: str, names) -> str:
+def _hint(name: str, names: Iterable[str]) -> str:
     hint = did_you_mean(name, names)
     return f" ({hint})" if hint else ""

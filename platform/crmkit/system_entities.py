@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from types import MappingProxyType
+from typing import Any
 
 from .metadata.spec import EntitySpec, FieldSpec, ListSpec, Option
 
@@ -19,7 +20,7 @@ from .metadata.spec import EntitySpec, FieldSpec, ListSpec, Option
 HISTORY = "history"
 
 
-def _field(name: str, type_: str, en: str, zh: str, **options) -> FieldSpec:
+def _field(name: str, type_: str, en: str, zh: str, **options: Any) -> FieldSpec:
     return FieldSpec(name, type_, MappingProxyType({"en": en, "zh": zh}), readonly=True, **options)
 
 
