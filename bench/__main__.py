@@ -90,8 +90,10 @@ def table(results: dict) -> str:
         r = results.get("api", {}).get("endpoints", {}).get(endpoint)
         if r:
             status = "ok" if r["ok"] else ("ERRORS" if r["errors"] else "BELOW")
-            rows.append((f"API {r['title']}", _fmt_rate(r["generated_rps"]), _fmt_rate(r["baseline_rps"]) + " (hand)",
-                         f"{r['ratio']:.2f} ({r['ratio_min']:.2f}-{r['ratio_max']:.2f})", f">= {r['target']:.1f}", status))
+            rows.append((f"API {r['title']}", _fmt_rate(r["generated_rps"]),
+                         _fmt_rate(r["baseline_rps"]) + " (hand)",
+                         f"{r['ratio']:.2f} ({r['ratio_min']:.2f}-{r['ratio_max']:.2f})", f">= {r['target']:.1f}",
+                         status))
     for r in results.get("fab", {}).get("endpoints", {}).values():
         errors = sum(r["errors"].values())
         rows.append((f"vs FAB: {r['title']}", _fmt_rate(r["crmkit_rps"]), _fmt_rate(r["fab_rps"]) + " (FAB)",
@@ -99,7 +101,8 @@ def table(results: dict) -> str:
                      "ERRORS" if errors else ("ok" if r["ratio"] >= fab.AIM else "BELOW")))
     d = results.get("deep_page")
     if d:
-        rows.append((f"keyset page {d['depth']:,} deep / page 1", f"{d['deep_ms']:.2f} ms", f"{d['page1_ms']:.2f} ms (page 1)",
+        rows.append((f"keyset page {d['depth']:,} deep / page 1", f"{d['deep_ms']:.2f} ms",
+                     f"{d['page1_ms']:.2f} ms (page 1)",
                      f"{d['ratio']:.2f} ({d['ratio_min']:.2f}-{d['ratio_max']:.2f})", f"<= {d['target']:.1f}",
                      "ok" if d["ok"] else "ABOVE"))
         rows.append(("  same, SQL alone", f"{d['sql_deep_ms']:.2f} ms", f"{d['sql_page1_ms']:.2f} ms (page 1)",
@@ -116,7 +119,8 @@ def table(results: dict) -> str:
                              f"{r['ratio']:.2f} ({r['ratio_min']:.2f}-{r['ratio_max']:.2f})", f"<= {s['target']:.1f}",
                              "ok" if r["ratio"] <= s["target"] else "ABOVE"))
                 q = s["sql"][page][name]
-                rows.append(("  same, SQL alone", f"{q['ms']:.2f} ms", f"{s['sql'][page]['admin']['ms']:.2f} ms (admin)",
+                rows.append(("  same, SQL alone", f"{q['ms']:.2f} ms",
+                             f"{s['sql'][page]['admin']['ms']:.2f} ms (admin)",
                              f"{q['ratio']:.2f}", "", ""))
                 h = s.get("http", {}).get(page)
                 if h:
@@ -138,14 +142,15 @@ def table(results: dict) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = []
     for n, row in enumerate(rows):
-        lines.append("  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) if i < 4 else cell.ljust(widths[i])
-                               for i, cell in enumerate(row)).rstrip())
+        lines.append("  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) if i < 4
+                               else cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
         if n == 0:
             lines.append("-" * len(lines[0]))
     inproc = results.get("api", {}).get("in_process")
     if inproc:
         lines.append("")
-        lines.append("In-process cost per request (straight into each WSGI app, requests interleaved; less noisy, same work):")
+        lines.append("In-process cost per request (straight into each WSGI app, requests interleaved; "
+                     "less noisy, same work):")
         for endpoint, r in inproc.items():
             lines.append(f"  {api.TITLES[endpoint]:<26} generated {r['generated_us']:7.0f} us   "
                          f"hand-written {r['baseline_us']:7.0f} us   ratio {r['ratio']:.2f}")
@@ -170,7 +175,8 @@ def hot_spots(results: dict) -> str:
         for n in ("20", "200"):
             s = c["sizes"][n]["cold_stages_s"]
             lines.append(f"Config load of {n} entities, by stage (fresh process): {s['total']:.2f} s = YAML parsing "
-                         f"{s['parse']:.2f} s + JSON Schema validation {s['schema']:.2f} s + checks and spec {s['rest']:.2f} s")
+                         f"{s['parse']:.2f} s + JSON Schema validation {s['schema']:.2f} s + checks and spec "
+                         f"{s['rest']:.2f} s")
         for row in c.get("profile", {}).get("top_own_time", [])[:10]:
             lines.append(f"  {row['own_s']:>7.3f} s own {row['cumulative_s']:>7.3f} s cumulative "
                          f"{row['calls']:>8} calls  {row['function']}")
@@ -263,7 +269,8 @@ def main(argv=None) -> int:
     if spots:
         print("\n" + spots)
     print("\n" + NOTE.format(cpus=info["cpus"]))
-    print(f"Results: {results_file.relative_to(Path.cwd()) if results_file.is_relative_to(Path.cwd()) else results_file}"
+    shown = results_file.relative_to(Path.cwd()) if results_file.is_relative_to(Path.cwd()) else results_file
+    print(f"Results: {shown}"
           f" ({results['elapsed_s']:.0f} s in all)")
     missed = [name for name, ok in _verdicts(results) if not ok]
     if missed:

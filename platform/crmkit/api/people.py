@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Response, request
 
-from ..errors import Forbidden, NotFound, ValidationFailed
+from ..errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from ..permissions import audit_changes, refusal, scope_params
 from . import api
 from .http import current_actor, json_response, page_response, read_json, read_object, runtime
@@ -78,6 +78,14 @@ def _one(entity: str, action: str, record_id: int) -> Mapping:
     return row
 
 
+def _me() -> int:
+    """The caller's user id (every /me route is behind authentication: a user)."""
+    actor = current_actor()
+    if actor.id is None:
+        raise Unauthorized("log in first", code="unauthorized")
+    return actor.id
+
+
 def _id(text: str) -> int:
     if not (text.isascii() and text.isdigit()) or len(text) > 10:
         raise NotFound(f"no record with id '{text}'")
@@ -88,8 +96,7 @@ def _id(text: str) -> int:
 
 @api.get("/me")
 def me():
-    actor = current_actor()
-    return json_response({"data": user_json(runtime().directory.user(actor.id))})
+    return json_response({"data": user_json(runtime().directory.user(_me()))})
 
 
 @api.patch("/me")
@@ -102,7 +109,7 @@ def update_me():
         raise ValidationFailed(f"you can change only {', '.join(sorted(allowed))} here",
                                {k: ["cannot be changed here"] for k in unknown})
     actor = current_actor()
-    return json_response({"data": user_json(runtime().directory.update_user(actor.id, data, by=actor))})
+    return json_response({"data": user_json(runtime().directory.update_user(_me(), data, by=actor))})
 
 
 @api.post("/me/password")
@@ -113,9 +120,9 @@ def change_my_password():
         raise ValidationFailed("send current_password and new_password", {"current_password": ["is required"]})
     directory = runtime().directory
     actor = current_actor()
-    if not directory.verify(actor.id, data["current_password"]):
+    if not directory.verify(_me(), data["current_password"]):
         raise ValidationFailed("the current password is wrong", {"current_password": ["is wrong"]})
-    directory.update_user(actor.id, {"password": data.get("new_password")}, by=actor)
+    directory.update_user(_me(), {"password": data.get("new_password")}, by=actor)
     return Response(status=204)
 
 
@@ -140,19 +147,19 @@ def my_permissions():
 
 @api.get("/me/tokens")
 def my_tokens():
-    return json_response({"data": [token_json(t) for t in runtime().directory.tokens(current_actor().id)]})
+    return json_response({"data": [token_json(t) for t in runtime().directory.tokens(_me())]})
 
 
 @api.post("/me/tokens")
 def create_my_token():
     """``{"name", "expires_days"?}``; the token is in the answer, once."""
-    return _new_token(current_actor().id)
+    return _new_token(_me())
 
 
 @api.delete("/me/tokens/<token_id>")
 def revoke_my_token(token_id: str):
     actor = current_actor()
-    runtime().directory.revoke_token(actor.id, _id(token_id), by=actor)
+    runtime().directory.revoke_token(_me(), _id(token_id), by=actor)
     return Response(status=204)
 
 
@@ -262,7 +269,7 @@ def create_team():
     unknown = sorted(set(data) - {"name", "label", "parent_id"})
     if unknown:
         raise ValidationFailed(f"unknown field '{unknown[0]}'", {k: ["unknown field"] for k in unknown})
-    row = runtime().directory.create_team(data.get("name"), data.get("label"), data.get("parent_id"),
+    row = runtime().directory.create_team(data.get("name") or "", data.get("label"), data.get("parent_id"),
                                           by=current_actor())
     return json_response({"data": team_json(row)}, 201, {"Location": f"/api/v1/teams/{row['id']}"})
 
