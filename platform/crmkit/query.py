@@ -33,6 +33,7 @@ from .fieldtypes import MAX_ID, FieldType, FieldValueError
 from .metadata.problems import did_you_mean
 from .metadata.spec import AppSpec, EntitySpec, FieldSpec, RelationSpec
 from .permissions import (
+    ALWAYS_VISIBLE,
     SYSTEM_ENTITIES,
     Access,
     Actor,
@@ -444,7 +445,7 @@ class QueryBuilder:
         the cursor. Hidden fields are never read from the database."""
         spec = self.source(source).spec
         names = ea.visible if fields is None else fields & ea.visible
-        needed = {f.name for f, _ in sort}
+        needed = {f.name for f, _ in sort} | set(ALWAYS_VISIBLE)  # a record is addressed by them, whoever reads
         return tuple(f.column for f in spec.fields.values() if f.name in names or f.name in needed)
 
     def _text_columns(self, source: Source, columns: Iterable[str]) -> frozenset[str]:
