@@ -472,7 +472,7 @@ class RecordsService(WorkflowMoves, Sharing):
         if rel is None or rel.kind != "many_to_many":
             raise NotFound(f"{entity.name} has no many-to-many relation '{relation}'", code="unknown_relation")
         link = self.tables.links[(entity.name, rel.name)]
-        left, right = self.tables.link_columns(entity.name, rel.name)
+        left, right = list(link.c)[0], list(link.c)[1]
         return rel, link, left, right
 
     def link(self, entity_name: str, record_id: int, relation: str, ids: list[int], actor: Actor = ANONYMOUS) -> list[int]:
