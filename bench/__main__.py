@@ -21,11 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import api, config_load, dataset, deep_page, scopes
+from . import api, config_load, dataset, deep_page, fab, scopes
 from .servers import wrk_available
 
-GROUPS = {"api": set(api.ENDPOINTS), "deep_page": {"deep_page"}, "scopes": {"scopes"}, "config_load": {"config_load"}}
-NAMES = set(api.ENDPOINTS) | {"api", "deep_page", "scopes", "config_load"}
+GROUPS = {"api": set(api.ENDPOINTS), "deep_page": {"deep_page"}, "scopes": {"scopes"}, "config_load": {"config_load"},
+          "fab": {"fab"}}
+NAMES = set(api.ENDPOINTS) | {"api", "deep_page", "scopes", "config_load", "fab"}
 NOTE = ("Note: these run on noisy shared machines (here {cpus} CPUs, shared by wrk, the servers and anything "
         "else running);\nabsolute numbers move from run to run: the ratios, measured in the same run, are what count.")
 
@@ -49,7 +50,7 @@ def parse_args(argv=None) -> argparse.Namespace:
             if name not in NAMES:
                 parser.error(f"unknown benchmark '{name}'; choose from: {', '.join(sorted(NAMES))}")
             only |= GROUPS.get(name, {name})
-    args.selected = only or set(api.ENDPOINTS) | {"deep_page", "scopes", "config_load"}
+    args.selected = only or set(api.ENDPOINTS) | {"deep_page", "scopes", "config_load", "fab"}
     return args
 
 
@@ -89,11 +90,19 @@ def table(results: dict) -> str:
         r = results.get("api", {}).get("endpoints", {}).get(endpoint)
         if r:
             status = "ok" if r["ok"] else ("ERRORS" if r["errors"] else "BELOW")
-            rows.append((f"API {r['title']}", _fmt_rate(r["generated_rps"]), _fmt_rate(r["baseline_rps"]) + " (hand)",
-                         f"{r['ratio']:.2f} ({r['ratio_min']:.2f}-{r['ratio_max']:.2f})", f">= {r['target']:.1f}", status))
+            rows.append((f"API {r['title']}", _fmt_rate(r["generated_rps"]),
+                         _fmt_rate(r["baseline_rps"]) + " (hand)",
+                         f"{r['ratio']:.2f} ({r['ratio_min']:.2f}-{r['ratio_max']:.2f})", f">= {r['target']:.1f}",
+                         status))
+    for r in results.get("fab", {}).get("endpoints", {}).values():
+        errors = sum(r["errors"].values())
+        rows.append((f"vs FAB: {r['title']}", _fmt_rate(r["crmkit_rps"]), _fmt_rate(r["fab_rps"]) + " (FAB)",
+                     f"{r['ratio']:.2f} ({r['ratio_min']:.2f}-{r['ratio_max']:.2f})", f">= {fab.AIM:.1f} (aim)",
+                     "ERRORS" if errors else ("ok" if r["ratio"] >= fab.AIM else "BELOW")))
     d = results.get("deep_page")
     if d:
-        rows.append((f"keyset page {d['depth']:,} deep / page 1", f"{d['deep_ms']:.2f} ms", f"{d['page1_ms']:.2f} ms (page 1)",
+        rows.append((f"keyset page {d['depth']:,} deep / page 1", f"{d['deep_ms']:.2f} ms",
+                     f"{d['page1_ms']:.2f} ms (page 1)",
                      f"{d['ratio']:.2f} ({d['ratio_min']:.2f}-{d['ratio_max']:.2f})", f"<= {d['target']:.1f}",
                      "ok" if d["ok"] else "ABOVE"))
         rows.append(("  same, SQL alone", f"{d['sql_deep_ms']:.2f} ms", f"{d['sql_page1_ms']:.2f} ms (page 1)",
@@ -110,7 +119,8 @@ def table(results: dict) -> str:
                              f"{r['ratio']:.2f} ({r['ratio_min']:.2f}-{r['ratio_max']:.2f})", f"<= {s['target']:.1f}",
                              "ok" if r["ratio"] <= s["target"] else "ABOVE"))
                 q = s["sql"][page][name]
-                rows.append(("  same, SQL alone", f"{q['ms']:.2f} ms", f"{s['sql'][page]['admin']['ms']:.2f} ms (admin)",
+                rows.append(("  same, SQL alone", f"{q['ms']:.2f} ms",
+                             f"{s['sql'][page]['admin']['ms']:.2f} ms (admin)",
                              f"{q['ratio']:.2f}", "", ""))
                 h = s.get("http", {}).get(page)
                 if h:
@@ -132,14 +142,15 @@ def table(results: dict) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = []
     for n, row in enumerate(rows):
-        lines.append("  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) if i < 4 else cell.ljust(widths[i])
-                               for i, cell in enumerate(row)).rstrip())
+        lines.append("  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) if i < 4
+                               else cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
         if n == 0:
             lines.append("-" * len(lines[0]))
     inproc = results.get("api", {}).get("in_process")
     if inproc:
         lines.append("")
-        lines.append("In-process cost per request (straight into each WSGI app, requests interleaved; less noisy, same work):")
+        lines.append("In-process cost per request (straight into each WSGI app, requests interleaved; "
+                     "less noisy, same work):")
         for endpoint, r in inproc.items():
             lines.append(f"  {api.TITLES[endpoint]:<26} generated {r['generated_us']:7.0f} us   "
                          f"hand-written {r['baseline_us']:7.0f} us   ratio {r['ratio']:.2f}")
@@ -164,7 +175,8 @@ def hot_spots(results: dict) -> str:
         for n in ("20", "200"):
             s = c["sizes"][n]["cold_stages_s"]
             lines.append(f"Config load of {n} entities, by stage (fresh process): {s['total']:.2f} s = YAML parsing "
-                         f"{s['parse']:.2f} s + JSON Schema validation {s['schema']:.2f} s + checks and spec {s['rest']:.2f} s")
+                         f"{s['parse']:.2f} s + JSON Schema validation {s['schema']:.2f} s + checks and spec "
+                         f"{s['rest']:.2f} s")
         for row in c.get("profile", {}).get("top_own_time", [])[:10]:
             lines.append(f"  {row['own_s']:>7.3f} s own {row['cumulative_s']:>7.3f} s cumulative "
                          f"{row['calls']:>8} calls  {row['function']}")
@@ -188,7 +200,7 @@ def main(argv=None) -> int:
     results: dict = {"mode": "quick" if quick else "full", "started": dt.datetime.now(dt.UTC).isoformat(),
                      "machine": info, "note": NOTE.format(cpus=info["cpus"]).replace("\n", " ")}
     endpoints = [e for e in api.ENDPOINTS if e in args.selected]
-    if (endpoints or "scopes" in args.selected) and not wrk_available():
+    if (endpoints or {"scopes", "fab"} & args.selected) and not wrk_available():
         print("bench: the API benchmarks need wrk (apt-get install -y wrk)", file=sys.stderr)
         return 2
     dataset.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
@@ -200,7 +212,7 @@ def main(argv=None) -> int:
             results["config_load"] = config_load.run(runs=3 if quick else 5, warm=not quick,
                                                      profile_functions=args.profile)
         db_path = dataset.RESULTS_DIR / "bench.sqlite3"
-        if endpoints or {"deep_page", "scopes"} & args.selected:
+        if endpoints or {"deep_page", "scopes", "fab"} & args.selected:
             print(f"\n[database] fresh SQLite database with {args.customers:,} customers")
             facts = dataset.create(db_path, args.customers)
             tokens = facts.pop("tokens")  # secrets of a throwaway database, kept out of the results
@@ -235,6 +247,14 @@ def main(argv=None) -> int:
                 failed = True
             if any(r["errors"] for r in results["api"]["endpoints"].values()):
                 failed = True
+        if "fab" in args.selected:
+            print(f"\n[vs Flask-AppBuilder {fab.FAB_VERSION}] the same customer table, both under gunicorn "
+                  "(2 sync workers), wrk, bearer tokens")
+            results["fab"] = fab.run(db_path, args.customers, crmkit_token=tokens["admin"],
+                                     seconds=args.seconds or (3 if quick else 4), warmup=1 if quick else 2,
+                                     rounds=args.rounds or (2 if quick else 6), work_dir=work_dir)
+            if not results["fab"]["same_answers"]:
+                failed = True
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
         if not args.keep_db:
@@ -249,7 +269,8 @@ def main(argv=None) -> int:
     if spots:
         print("\n" + spots)
     print("\n" + NOTE.format(cpus=info["cpus"]))
-    print(f"Results: {results_file.relative_to(Path.cwd()) if results_file.is_relative_to(Path.cwd()) else results_file}"
+    shown = results_file.relative_to(Path.cwd()) if results_file.is_relative_to(Path.cwd()) else results_file
+    print(f"Results: {shown}"
           f" ({results['elapsed_s']:.0f} s in all)")
     missed = [name for name, ok in _verdicts(results) if not ok]
     if missed:
@@ -269,6 +290,8 @@ def _verdicts(results: dict):
         yield "data scopes", results["scopes"]["ok"]
     if "config_load" in results:
         yield "config load", results["config_load"]["ok"]
+    for r in results.get("fab", {}).get("endpoints", {}).values():
+        yield f"vs FAB {r['title']} (aim)", r["ratio"] >= fab.AIM
 
 
 if __name__ == "__main__":

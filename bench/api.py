@@ -27,7 +27,7 @@ from .servers import Server, WrkResult, run_wrk
 
 ENDPOINTS = ("get", "list", "create", "patch")
 TITLES = {"get": "get by id", "list": "list 50, filtered+sorted", "create": "create", "patch": "PATCH"}
-TARGET = 0.8
+TARGET = 0.9
 
 LUA = {
     "get": r"""

@@ -600,7 +600,10 @@ def create_app(url: str | None = None) -> Flask:
         if len(rows) > limit:
             rows = rows[:limit]
             next_cursor = encode_cursor(sort, rows[-1])
-        body = {"data": [dump(row, only) for row in rows], "next": next_cursor, "next_url": None}
+        # As the engine answers a list: items leave out fields without a value unless fields= names them.
+        items = ([{k: v for k, v in dump(row).items() if v is not None or k in ("id", "version")} for row in rows]
+                 if only is None else [dump(row, only) for row in rows])
+        body = {"data": items, "next": next_cursor, "next_url": None}
         if next_cursor:
             args = [(k, v) for k, v in request.args.items(multi=True) if k != "cursor"] + [("cursor", next_cursor)]
             body["next_url"] = f"{request.path}?{urlencode(args)}"

@@ -41,19 +41,23 @@ def run(db_path: Path, *, depth: int, repetitions: int, token: str, work_dir: Pa
     request = rt.queries.parse_list(entity, [("limit", str(LIMIT)), ("sort", "-created_at")], access)
     offset = (depth - 1) * LIMIT
     with rt.engine.connect() as conn:
-        total = conn.execute(sa.select(sa.func.count()).select_from(table).where(table.c.deleted_at.is_(None))).scalar_one()
+        total = conn.execute(sa.select(sa.func.count()).select_from(table)
+                             .where(table.c.deleted_at.is_(None))).scalar_one()
         if total < offset + LIMIT:
             raise RuntimeError(f"only {total} customers: a page {depth} deep needs {offset + LIMIT}")
         ordered = (sa.select(table).where(table.c.deleted_at.is_(None))
                    .order_by(table.c.created_at.desc(), table.c.id.desc()))
         before = conn.execute(ordered.offset(offset - 1).limit(1)).mappings().one()
         expected_first = conn.execute(ordered.offset(offset).limit(1)).mappings().one()["id"]
-        plan = [row[-1] for row in conn.exec_driver_sql(
-            "EXPLAIN QUERY PLAN " + str(rt.queries.select_list(entity, request, actor)
-                                        .where(rt.queries._after(table, request.sort, [before["created_at"], before["id"]]))
-                                        .order_by(*rt.queries._order(table, request.sort)).limit(LIMIT + 1)
-                                        .compile(conn, compile_kwargs={"literal_binds": True})))]
     cursor = rt.queries.encode_cursor(request.sort, before)
+    deep_request = rt.queries.parse_list(entity, [("limit", str(LIMIT)), ("sort", "-created_at"), ("cursor", cursor)],
+                                         access)
+    with rt.engine.connect() as conn:
+        query, params = rt.queries.page_statement(conn, entity, deep_request, actor=actor)
+        compiled = query.compile(dialect=rt.engine.dialect)
+        values = compiled.construct_params(params)
+        plan = [row[-1] for row in conn.exec_driver_sql(
+            "EXPLAIN QUERY PLAN " + str(compiled), tuple(values[name] for name in compiled.positiontup))]
     first_url = f"/api/v1/customer?limit={LIMIT}&sort=-created_at"
     deep_url = f"{first_url}&cursor={cursor}"
     deep = client.get(deep_url).get_json()
@@ -76,12 +80,11 @@ def run(db_path: Path, *, depth: int, repetitions: int, token: str, work_dir: Pa
         page_deep.append(timed(deep_url))
 
     # The SQL alone, through the query builder (parse once, execute many times).
-    deep_request = rt.queries.parse_list(entity, [("limit", str(LIMIT)), ("sort", "-created_at"), ("cursor", cursor)],
-                                         access)
     sql1, sql_deep = [], []
     with rt.engine.connect() as conn:
         for _ in range(20):
-            rt.queries.page(conn, entity, request, actor=actor), rt.queries.page(conn, entity, deep_request, actor=actor)
+            rt.queries.page(conn, entity, request, actor=actor)
+            rt.queries.page(conn, entity, deep_request, actor=actor)
         for _ in range(repetitions):
             started = time.perf_counter()
             rt.queries.page(conn, entity, request, actor=actor)

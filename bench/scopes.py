@@ -53,12 +53,7 @@ end
 #: Scratch-copy experiments: (name, SQL run on the copy before timing).
 WHAT_IF = (
     ("as built", ()),
-    ("+ ANALYZE", ("ANALYZE",)),
-    ("+ index (owner_id, created_at, id), (team_id, created_at, id)",
-     ("CREATE INDEX ix_what_if_owner_sort ON customer (owner_id, created_at, id)",
-      "CREATE INDEX ix_what_if_team_sort ON customer (team_id, created_at, id)")),
-    ("+ both", ("CREATE INDEX ix_what_if_owner_sort ON customer (owner_id, created_at, id)",
-                "CREATE INDEX ix_what_if_team_sort ON customer (team_id, created_at, id)", "ANALYZE")),
+    ("+ ANALYZE again", ("ANALYZE",)),
 )
 
 
@@ -159,37 +154,26 @@ def _check_pages(app, rt, actors, tokens) -> None:
 # ------------------------------------------------------------------ plans
 
 
-def _statement(rt, actor, page: str, n: int = 2, share: bool = True, order: bool = True) -> sa.Select:
-    """The statement the query builder runs for the page (the share subquery
-    and the ORDER BY can be left out, to see what they cost)."""
+def _statement(rt, actor, page: str, n: int = 2, order: bool = True) -> tuple[sa.Select, dict]:
+    """The statement the query builder runs for the page and its parameters
+    (the ORDER BY can be left out, to see what it costs). A user with no
+    records shared with them gets no share subquery."""
     entity = rt.spec.entities["customer"]
-    table = rt.tables.entities["customer"]
     request = rt.queries.parse_list(entity, page_args(page, n), rt.permissions.of(actor))
-    if share:
-        query = rt.queries.select_list(entity, request, actor)
-    else:
-        kinds = rt.permissions.of(actor).entity("customer").scope("read")
-        query = sa.select(table).where(table.c.deleted_at.is_(None))
-        predicate = rt.queries.scopes.predicate("customer", kinds, None)
-        if predicate is not None:
-            query = query.where(predicate)
-        query = query.where(*(rt.queries.condition(entity, f, actor) for f in request.filters))
-    if order:
-        query = query.order_by(*rt.queries._order(table, request.sort))
-    return query.limit(request.limit + 1)
+    with rt.engine.connect() as conn:
+        query, params = rt.queries.page_statement(conn, entity, request, actor=actor)
+    return (query if order else query.order_by(None)), params
 
 
-def _compiled(rt, actor, query: sa.Select) -> tuple[str, tuple]:
+def _compiled(rt, query: sa.Select, params: dict) -> tuple[str, tuple]:
     """The statement as SQLite runs it: text and positional parameters."""
-    from crmkit.permissions import scope_params
-
     compiled = query.compile(dialect=rt.engine.dialect)
-    params = compiled.construct_params(scope_params(actor))
-    return str(compiled), tuple(params[name] for name in compiled.positiontup)
+    values = compiled.construct_params(params)
+    return str(compiled), tuple(values[name] for name in compiled.positiontup)
 
 
 def _plan(rt, actor, page: str) -> dict:
-    sql, params = _compiled(rt, actor, _statement(rt, actor, page))
+    sql, params = _compiled(rt, *_statement(rt, actor, page))
     with rt.engine.connect() as conn:
         rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params).all()
     lines = _plan_lines(rows)
@@ -280,28 +264,23 @@ def _timed_sql(conn, sql: str, params: tuple, repetitions: int) -> float:
 
 def _parts(rt, actor, page: str, repetitions: int) -> dict:
     """What each part of a scoped statement costs (ms, SQL alone): as built,
-    without the share subquery, without ORDER BY, and how many rows the scope
-    lets through."""
-    variants = {"as built": _statement(rt, actor, page),
-                "without the share subquery": _statement(rt, actor, page, share=False),
-                "without ORDER BY": _statement(rt, actor, page, order=False)}
+    without ORDER BY, and how many rows the scope lets through."""
+    variants = {"as built": _statement(rt, actor, page), "without ORDER BY": _statement(rt, actor, page, order=False)}
     out = {}
     with rt.engine.connect() as conn:
-        for label, query in variants.items():
-            out[label] = _timed_sql(conn, *_compiled(rt, actor, query), repetitions)
-        counted = _statement(rt, actor, page).order_by(None).limit(None)
-        sql, params = _compiled(rt, actor, sa.select(sa.func.count()).select_from(counted.subquery()))
-        out["rows in scope"] = conn.exec_driver_sql(sql, params).scalar_one()
+        for label, (query, params) in variants.items():
+            out[label] = _timed_sql(conn, *_compiled(rt, query, params), repetitions)
+        query, params = _statement(rt, actor, page, order=False)
+        counted = sa.select(sa.func.count()).select_from(query.limit(None).subquery())
+        out["rows in scope"] = conn.exec_driver_sql(*_compiled(rt, counted, params)).scalar_one()
     return out
 
 
 def _what_if(db_path: Path, rt, actors, work_dir: Path, repetitions: int, log) -> dict:
-    """The same statements (and the same without the share subquery) on a
-    scratch copy of the database, with indexes or statistics the engine does
-    not make (yet)."""
-    statements = {(page, name, share): _compiled(rt, actor, _statement(rt, actor, page, share=share))
-                  for page in PAGES for name, actor in actors.items() for share in (True, False)
-                  if share or name != "admin"}
+    """The same statements on a scratch copy of the database, with indexes or
+    statistics the engine does not make (yet)."""
+    statements = {(page, name): _compiled(rt, *_statement(rt, actor, page))
+                  for page in PAGES for name, actor in actors.items()}
     out: dict = {}
     for label, setup in WHAT_IF:
         copy = work_dir / "what_if.sqlite3"
@@ -314,7 +293,7 @@ def _what_if(db_path: Path, rt, actors, work_dir: Path, repetitions: int, log) -
             target.execute(statement)
         target.commit()
         entry: dict = {}
-        for (page, name, share), (sql, params) in statements.items():
+        for (page, name), (sql, params) in statements.items():
             plan = _plan_lines(target.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall())
             for _ in range(3):
                 target.execute(sql, params).fetchall()
@@ -323,7 +302,7 @@ def _what_if(db_path: Path, rt, actors, work_dir: Path, repetitions: int, log) -
                 started = time.perf_counter()
                 target.execute(sql, params).fetchall()
                 times.append(time.perf_counter() - started)
-            key = f"{page} {name}" + ("" if share else " without share subquery")
+            key = f"{page} {name}"
             entry[key] = {"ms": round(statistics.median(times) * 1000, 3), "plan": plan}
         target.close()
         dataset.remove_database(copy)
@@ -349,7 +328,7 @@ def _http(db_path: Path, tokens, settings: api.Settings, work_dir: Path, log) ->
     try:
         server.start()
         for page in PAGES:
-            def load(name: str, seconds: float):
+            def load(name: str, seconds: float, page: str = page):
                 script = (LUA.replace("__TOKEN__", tokens[name])
                           .replace("__FILTERED__", "true" if page == "filtered" else "false"))
                 return run_wrk(server.url, script, seconds=seconds, threads=settings.threads,
@@ -375,7 +354,8 @@ def _http(db_path: Path, tokens, settings: api.Settings, work_dir: Path, log) ->
                                        ratio_max=round(max(ratios), 3))
             out[page] = entry
             log(f"  {PAGES[page]:<38} HTTP       " + "  ".join(
-                f"{name} {entry[name]['rps']:6.0f} req/s" + ("" if name == "admin" else f" ({entry[name]['ratio']:.2f}x)")
+                f"{name} {entry[name]['rps']:6.0f} req/s"
+                + ("" if name == "admin" else f" ({entry[name]['ratio']:.2f}x)")
                 for name in ACTORS) + (f"  ({errors} errors)" if errors else ""))
     finally:
         server.stop()

@@ -38,6 +38,8 @@ class Server:
     port: int = 0
     process: subprocess.Popen | None = None
     started_at: float = 0.0
+    #: The Python that runs gunicorn (another virtual environment's, for a peer app).
+    python: str = sys.executable
 
     @property
     def url(self) -> str:
@@ -48,7 +50,7 @@ class Server:
         env = dict(os.environ)
         env.update(self.env)
         env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
-        command = [sys.executable, "-m", "gunicorn", "--workers", str(WORKERS), "--worker-class", "sync",
+        command = [self.python, "-m", "gunicorn", "--workers", str(WORKERS), "--worker-class", "sync",
                    "--bind", f"127.0.0.1:{self.port}", "--timeout", "120", "--log-level", "warning",
                    "--error-logfile", str(self.log), "--chdir", str(REPO), self.app]
         self.log.parent.mkdir(parents=True, exist_ok=True)

@@ -243,9 +243,44 @@ def test_adding_an_index(make_runtime, config):
     make_config(config, {"entities/customer.yaml": CUSTOMER.replace("age: {type: integer}",
                                                                     "age: {type: integer, index: true}")})
     rt = make_runtime(config)
-    assert descriptions(rt.plan()) == [("add index ix_customer_age on customer", False)]
+    assert descriptions(rt.plan()) == [("add index ix_customer_age_live on customer", False)]
     rt.migrate()
     assert rt.plan().empty
+
+
+def index_definitions(rt, table: str) -> dict[str, str]:
+    """Index name -> its definition as the database reports it (CREATE INDEX ... [WHERE ...])."""
+    with rt.engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            query = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = :t AND sql IS NOT NULL"
+        else:
+            query = "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = :t AND schemaname = current_schema()"
+        return {name: sql for name, sql in conn.execute(sa.text(query), {"t": table})}
+
+
+def test_indexes_hold_live_records_only_and_replace_full_ones_on_migration(make_runtime, config):
+    """A database made before indexes were partial gets the partial ones, its
+    old full indexes removed; afterwards the plan is empty (no spurious diff)."""
+    rt = make_runtime(config)
+    rt.migrate()
+    indexes = index_definitions(rt, "customer")
+    live = {name for name, sql in indexes.items() if name.endswith("_live")}
+    assert {"ix_customer_created_at_live", "ix_customer_updated_at_live", "ix_customer_created_by_sort_live"} <= live
+    assert all("deleted_at IS NULL" in indexes[name].replace("(", "").replace(")", "") for name in live)
+    assert "deleted_at IS NOT NULL" in indexes["ix_customer_deleted_at"].replace("(", "").replace(")", "")
+    with rt.engine.begin() as conn:  # as the previous version made them
+        for name in ("ix_customer_created_at_live", "ix_customer_updated_at_live"):
+            conn.execute(sa.text(f"DROP INDEX {name}"))
+        conn.execute(sa.text("CREATE INDEX ix_customer_created_at ON customer (created_at)"))
+        conn.execute(sa.text("CREATE INDEX ix_customer_updated_at ON customer (updated_at)"))
+    assert sorted(descriptions(rt.plan())) == [
+        ("add index ix_customer_created_at_live on customer", False),
+        ("add index ix_customer_updated_at_live on customer", False),
+        ("remove index ix_customer_created_at on customer", False),
+        ("remove index ix_customer_updated_at on customer", False)]
+    rt.migrate()
+    assert rt.plan().empty
+    assert set(index_definitions(rt, "customer")) == set(indexes)
 
 
 def test_app_refuses_to_start_with_a_destructive_change_pending(make_app, make_runtime, config):

@@ -228,7 +228,7 @@ class Directory:
 
     # ------------------------------------------------------------ permissions
 
-    def _refuse(self, actor: Actor, entity: str, action: str, record_id: int | None = None,
+    def refuse(self, actor: Actor, entity: str, action: str, record_id: int | None = None,
                 message: str | None = None) -> Forbidden:
         target = f"this {entity}" if record_id is not None else f"{entity}s"
         return refusal(actor, f"crmkit_{entity}", action, target, record_id, message)
@@ -238,7 +238,7 @@ class Directory:
         (bound with ``scope_params(actor)``); a 403 when no scope allows it."""
         ea = self.permissions.of(actor).entity(entity)
         if not ea.allows(action):
-            raise self._refuse(actor, entity, action, record_id)
+            raise self.refuse(actor, entity, action, record_id)
         table = self.scopes.table(entity)
         query = sa.select(table)
         scope = self.scopes.predicate(entity, ea.scope(action))
@@ -258,7 +258,7 @@ class Directory:
             raise NotFound(f"no {entity} {record_id}")
         for action in actions:
             if action != "read" and conn.execute(self.scoped(actor, entity, action, record_id), params).first() is None:
-                raise self._refuse(actor, entity, action, record_id)
+                raise self.refuse(actor, entity, action, record_id)
         return row
 
     def get_user(self, user_id: int, actor: Actor) -> sa.RowMapping:
@@ -404,9 +404,9 @@ class Directory:
         self._mapping(data)
         access = self.permissions.of(actor).entity("user")
         if not access.allows("create"):
-            raise self._refuse(actor, "user", "create")
+            raise self.refuse(actor, "user", "create")
         if data.get("roles") and not access.allows("assign"):
-            raise self._refuse(actor, "user", "assign", message="your role does not allow you to give users roles")
+            raise self.refuse(actor, "user", "assign", message="your role does not allow you to give users roles")
         self._unknown(data, self.USER_FIELDS)
         username = data.get("username")
         if not isinstance(username, str) or not USERNAME.match(username):
@@ -541,7 +541,7 @@ class Directory:
         team above it, by id or name); needs the create action on teams."""
         self._mapping(data)
         if not self.permissions.of(actor).allows("team", "create"):
-            raise self._refuse(actor, "team", "create")
+            raise self.refuse(actor, "team", "create")
         self._unknown(data, self.TEAM_FIELDS)
         name, label = data.get("name"), data.get("label")
         if not isinstance(name, str) or not TEAM_NAME.match(name):

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from .errors import Forbidden
-from .metadata.spec import EVERY_ENTITY, AppSpec, Label, RoleSpec
+from .metadata.spec import EVERY_ENTITY, AppSpec, EntitySpec, Label, RoleSpec
 
 if TYPE_CHECKING:
     from .tables import Tables
@@ -274,6 +274,34 @@ class Permissions:
     def _is_system(self, entity: str, name: str) -> bool:
         spec = self.spec.entities.get(entity)
         return spec is None or spec.fields[name].system
+
+
+def audit_changes(access: Access, entity: EntitySpec | None, changes: Any, *, record_read: bool = False) -> Any:
+    """An audit entry's changes (``{field: [old, new]}``) as a reader with this
+    access may see them: the one rule for a record's history and the audit trail.
+
+    Entries of the platform's own tables (users, teams, tokens: ``entity`` is
+    None) are shown as they are. The values of a record are the reader's to
+    see if they may read the record: ``record_read`` says so when it is known
+    (a record's history); otherwise only a reader of every record of the
+    entity sees them (None for others). Fields hidden from the reader are left
+    out, masked ones masked."""
+    if entity is None:
+        return changes
+    ea = access.entity(entity.name)
+    if not record_read and ea.scope("read") != frozenset({"all"}):
+        return None
+    if not isinstance(changes, dict):
+        return changes
+    masks = dict(ea.masked)
+    out = {}
+    for name, change in changes.items():
+        if name in entity.fields and name not in ea.visible:
+            continue
+        if name in masks and isinstance(change, list):
+            change = [None if v is None else masks[name](v) for v in change]
+        out[name] = change
+    return out
 
 
 VERBS = {"update": "change", "transition": "move"}

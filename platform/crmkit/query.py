@@ -1,9 +1,17 @@
-"""The query builder: every read of records goes through here.
+"""The query builder: every read goes through here.
 
-It turns list parameters (filters, search, sort, cursor, sparse fields) into
-one SQL statement on the entity's table, always excluding records in the
-recycle bin. Keyset pagination: the cursor carries the sort values of the last
-row, so page 2,000 costs what page one does.
+It turns list parameters (filters, search, sort, cursor, sparse fields, count)
+into SQL, within the caller's data scope, selecting only the columns of the
+fields the caller may see. One grammar serves every list: an entity's records,
+the records related to one record, the recycle bin, a record's history, users,
+teams and the audit trail (each a ``Source``: a table described by a spec).
+Lists of records never show records in the recycle bin, except the bin itself.
+Keyset pagination: the cursor carries the sort values of the last row, so page
+2,000 costs what page one does.
+
+Statements are built once per shape (the filters and their operators, the
+sort, a cursor or none, the scope, the columns) and kept; a request binds its
+values as parameters. Building a statement costs more than running a page.
 """
 
 from __future__ import annotations
@@ -13,17 +21,30 @@ import binascii
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 
-from .errors import BadRequest
+from . import system_entities
+from .errors import BadRequest, NotFound
 from .fieldtypes import MAX_ID, FieldType, FieldValueError
 from .metadata.problems import did_you_mean
-from .metadata.spec import AppSpec, EntitySpec, FieldSpec
-from .permissions import Access, EntityAccess, Permissions, ScopeSQL, scope_params, share_for
+from .metadata.spec import AppSpec, EntitySpec, FieldSpec, RelationSpec
+from .permissions import (
+    ALWAYS_VISIBLE,
+    SYSTEM_ENTITIES,
+    Access,
+    Actor,
+    EntityAccess,
+    Permissions,
+    ScopeSQL,
+    scope_params,
+    share_for,
+)
+from .serialization import compile_row_dumper
+from .sqltypes import UTCDateTime, UTCDateTimeText
 from .tables import Tables
 
 OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "contains", "startswith", "isnull", "within")
@@ -31,6 +52,34 @@ LIST_PARAMETERS = frozenset({"limit", "cursor", "sort", "fields", "count", "q", 
 MAX_IN_VALUES = 500
 #: Columns that are never NULL, so keyset comparisons need no NULL handling.
 NOT_NULL = frozenset({"id", "version", "created_at", "updated_at"})
+#: Which rows a source shows: live records, records in the recycle bin, or every row (platform tables).
+LIVE, DELETED, ALL = "live", "deleted", "all"
+#: Statements kept at most (per shape); past this the cache starts afresh.
+MAX_STATEMENTS = 1024
+#: LIKE patterns are escaped with this character (as SQLAlchemy's autoescape does).
+ESCAPE = "/"
+
+
+@dataclass(frozen=True, eq=False)
+class Source:
+    """What a list reads: the rows of one table, described by a spec (its
+    fields and their columns, default sort, search fields and page size)."""
+
+    key: str
+    spec: EntitySpec
+    table: sa.Table
+    #: Whose roles and data scopes apply: an entity, ``user``, ``team``,
+    #: ``audit``, or None (a record's history: reading the record is the check).
+    guard: str | None
+    rows: str = LIVE
+    #: Fields outside the field rules: whoever may list the source sees them.
+    open_fields: frozenset[str] = frozenset()
+    not_null: frozenset[str] = NOT_NULL
+
+    @property
+    def shareable(self) -> bool:
+        """Whether records of the source can be shared with collaborators."""
+        return self.rows == LIVE and self.guard is not None and self.guard not in SYSTEM_ENTITIES
 
 
 @dataclass(frozen=True)
@@ -46,11 +95,37 @@ class ListRequest:
     filters: list[Filter] = field(default_factory=list)
     sort: list[tuple[FieldSpec, bool]] = field(default_factory=list)  # (field, descending)
     limit: int = 50
-    cursor: list | None = None
-    fields: frozenset | None = None
+    cursor: list[Any] | None = None
+    fields: frozenset[str] | None = None
     count: bool = False
     search: str | None = None
     search_fields: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Within:
+    """A condition every row of a list meets besides the request's (the
+    records related to one record, the entries of one record's history). The
+    condition is built once per ``key``, its values bound as ``params``."""
+
+    key: Hashable
+    build: Callable[[], sa.ColumnElement[bool]]
+    params: Mapping[str, Any]
+
+
+@dataclass
+class Page:
+    """One page of a list: rows as tuples of ``columns`` (only the columns of
+    fields the caller may see, and the sort's), the next page's cursor, and the
+    total count when asked for."""
+
+    rows: Sequence[Sequence[Any]]
+    columns: tuple[str, ...]
+    next: str | None
+    count: int | None
+
+    def mappings(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row)) for row in self.rows]
 
 
 def _bool_param(name: str, text: str) -> bool:
@@ -63,6 +138,11 @@ def _bool_param(name: str, text: str) -> bool:
                      code="invalid_parameter")
 
 
+def _like(text: str) -> str:
+    """Text matched literally by LIKE (``%`` and ``_`` are not wildcards)."""
+    return text.replace(ESCAPE, ESCAPE * 2).replace("%", ESCAPE + "%").replace("_", ESCAPE + "_")
+
+
 class QueryBuilder:
     def __init__(self, spec: AppSpec, tables: Tables, field_types: Mapping[str, FieldType], tz: dt.tzinfo,
                  dialect: str = "sqlite", permissions: Permissions | None = None) -> None:
@@ -73,11 +153,52 @@ class QueryBuilder:
         self.tz = tz
         self.permissions = permissions or Permissions(spec, field_types)
         self.scopes = ScopeSQL(tables)
-        self._fetch_statements: dict[tuple, sa.Select] = {}
+        self._fetch_statements: dict[tuple[Any, ...], sa.Select[Any]] = {}
+        self._statements: dict[Hashable, Any] = {}
+        self._dumpers: dict[Hashable, Callable[[Sequence[Any]], dict[str, Any]]] = {}
+        #: The live records of each entity, and those in its recycle bin.
+        self.sources = {name: Source(name, entity, tables.entities[name], name)
+                        for name, entity in spec.entities.items()}
+        self.binned = {name: self._bin_source(entity) for name, entity in spec.entities.items()}
+        platform = {"user": (system_entities.user_spec(self.permissions.roles), tables.users),
+                    "team": (system_entities.team_spec(), tables.teams),
+                    "audit": (system_entities.audit_spec(), tables.audit)}
+        #: Users, teams and the audit trail: no field rules, every row (users stay when disabled).
+        self.platform = {name: Source(name, s, table, name, ALL, frozenset(s.fields), NOT_NULL | {"at"})
+                         for name, (s, table) in platform.items()}
+        history = system_entities.history_spec()
+        self.history = Source(system_entities.HISTORY, history, tables.audit, None, ALL, frozenset(history.fields),
+                              NOT_NULL | {"at"})
+
+    def _bin_source(self, entity: EntitySpec) -> Source:
+        """The recycle bin of an entity: its fields plus when and by whom each
+        record was deleted, newest deletion first."""
+        label = {"en": "Deleted at", "zh": "删除时间"}
+        deleted = {"deleted_at": FieldSpec("deleted_at", "datetime", label, readonly=True, system=True),
+                   "deleted_by": FieldSpec("deleted_by", "integer", {"en": "Deleted by", "zh": "删除人"},
+                                           readonly=True, system=True)}
+        spec = dataclasses.replace(entity, fields={**entity.fields, **deleted},
+                                   list=dataclasses.replace(entity.list, sort=("-deleted_at",)))
+        return Source(f"{entity.name}:deleted", spec, self.tables.entities[entity.name], entity.name, DELETED,
+                      frozenset(deleted), NOT_NULL | {"deleted_at"})
+
+    def source(self, what: EntitySpec | Source) -> Source:
+        """The live records of an entity (a source is its own)."""
+        return what if isinstance(what, Source) else self.sources[what.name]
+
+    def reader(self, source: EntitySpec | Source, access: Access) -> EntityAccess:
+        """What a caller with this access sees of a source's fields (the field
+        rules of its entity, plus the fields no rule covers)."""
+        source = self.source(source)
+        ea = access.entity(source.guard) if source.guard is not None else EntityAccess(source.spec.name)
+        if not source.open_fields:
+            return ea
+        return dataclasses.replace(ea, visible=ea.visible | source.open_fields,
+                                   readable=ea.readable | source.open_fields)
 
     # -------------------------------------------------------------- scopes
 
-    def scope(self, entity_name: str, actor, action: str = "read", *,
+    def scope(self, entity_name: str, actor: Actor, action: str = "read", *,
               shares: bool = True) -> sa.ColumnElement[bool] | None:
         """The actor's data scope for an action on an entity, as a predicate
         (None: every record), with the actor's ids as bound parameters
@@ -86,9 +207,11 @@ class QueryBuilder:
         ea = self.permissions.of(actor).entity(entity_name)
         if action == "share":  # sharing a record: the update scope of the roles, not of shares
             return self.scopes.predicate(entity_name, ea.scope("update"))
+        if entity_name in SYSTEM_ENTITIES:
+            return self.scopes.predicate(entity_name, ea.scope(action))
         return self.scopes.predicate(entity_name, ea.scope(action), share_for(action) if shares else None)
 
-    def has_shares(self, conn: sa.Connection, entity_name: str, actor) -> bool:
+    def has_shares(self, conn: sa.Connection, entity_name: str, actor: Actor) -> bool:
         """Whether any record of the entity is shared with the actor (one probe
         of the share table's key). A list leaves the share branch out of its
         scope otherwise: the OR would make the database sort every record in
@@ -101,14 +224,15 @@ class QueryBuilder:
 
     # -------------------------------------------------------------- parsing
 
-    def parse_list(self, entity: EntitySpec, args: Iterable[tuple[str, str]], access: Access) -> ListRequest:
+    def parse_list(self, source: EntitySpec | Source, args: Iterable[tuple[str, str]], access: Access) -> ListRequest:
         """Parse list query parameters; every mistake is a 400 naming the parameter.
 
         Fields the caller may not see do not exist for them: naming one in
         fields, sort or a filter is the same 400 as a field that does not
         exist. Masked fields are shown but cannot be filtered, sorted or
         searched on (that would reveal them)."""
-        ea = access.entity(entity.name)
+        ea = self.reader(source, access)
+        entity = self.source(source).spec
         request = ListRequest(limit=entity.list.page_size)
         sort_text = None
         cursor_text = None
@@ -132,7 +256,7 @@ class QueryBuilder:
                 raise BadRequest("filtering by tag needs the tags module", {"tag": ["tags are not enabled"]},
                                  code="invalid_parameter")
             else:
-                request.filters.append(self.parse_filter(entity, key, value, access))
+                request.filters.append(self.parse_filter(entity, key, value, access, ea))
         request.sort = self._sort(entity, sort_text, ea)
         if cursor_text is not None:
             request.cursor = self._decode_cursor(entity, request.sort, cursor_text)
@@ -155,10 +279,10 @@ class QueryBuilder:
                              code="invalid_parameter")
         return limit
 
-    def fields_param(self, entity: EntitySpec, text: str, ea: EntityAccess) -> frozenset:
+    def fields_param(self, entity: EntitySpec, text: str, ea: EntityAccess) -> frozenset[str]:
         return self._fields(entity, text, ea)
 
-    def _fields(self, entity: EntitySpec, text: str, ea: EntityAccess) -> frozenset:
+    def _fields(self, entity: EntitySpec, text: str, ea: EntityAccess) -> frozenset[str]:
         names = [n.strip() for n in text.split(",") if n.strip()]
         unknown = [n for n in names if n not in ea.visible]
         if unknown:
@@ -172,7 +296,7 @@ class QueryBuilder:
             keys = tuple(k for k in entity.list.sort if k.lstrip("-+") in ea.readable)
         else:
             keys = tuple(k.strip() for k in text.split(",") if k.strip())
-        result = []
+        result: list[tuple[FieldSpec, bool]] = []
         for key in keys:
             descending = key.startswith("-")
             name = key.lstrip("-+")
@@ -194,14 +318,17 @@ class QueryBuilder:
             result.append((entity.fields["id"], result[-1][1] if result else True))
         return result
 
-    def parse_filter(self, entity: EntitySpec, key: str, text: str, access: Access) -> Filter:
+    def parse_filter(self, entity: EntitySpec, key: str, text: str, access: Access,
+                     ea: EntityAccess | None = None) -> Filter:
+        """One filter (``field__op=value``) on the entity, or of a source whose
+        fields the caller sees as ``ea`` says."""
         name, _, op = key.partition("__")
         if "__" in op:
             op = "?" + op
         op = op or "eq"
         via = None
         target_entity = entity
-        ea = access.entity(entity.name)
+        ea = ea if ea is not None else access.entity(entity.name)
         if "." in name:
             ref_name, _, name = name.partition(".")
             via = entity.fields.get(ref_name) if ref_name in ea.readable else None
@@ -209,7 +336,7 @@ class QueryBuilder:
                 raise BadRequest(f"'{ref_name}' is not a reference field of {entity.name}",
                                  {key: [f"'{ref_name}' is not a ref field{_hint(ref_name, ea.visible)}"]},
                                  code="invalid_filter")
-            target_entity = self.spec.entities[via.to]
+            target_entity = self.spec.entities[via.to or ""]
             ea = access.entity(target_entity.name)
         f = target_entity.fields.get(name) if name in ea.visible else None
         if f is None:
@@ -263,14 +390,11 @@ class QueryBuilder:
 
     # -------------------------------------------------------------- cursors
 
-    def encode_cursor(self, sort: list[tuple[FieldSpec, bool]], row: Mapping) -> str:
-        values = [self.field_types[f.type].dump(f, row[f.column]) if row[f.column] is not None else None
-                  for f, _ in sort]
-        signature = ",".join(("-" if d else "") + f.name for f, d in sort)
-        raw = json.dumps([signature, values], separators=(",", ":"), default=str).encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    def encode_cursor(self, sort: list[tuple[FieldSpec, bool]], row: Mapping[str, Any]) -> str:
+        """The cursor of the page after this row (a mapping by column)."""
+        return self._cursor(sort, [row[f.column] for f, _ in sort])
 
-    def _decode_cursor(self, entity: EntitySpec, sort: list[tuple[FieldSpec, bool]], text: str) -> list:
+    def _decode_cursor(self, entity: EntitySpec, sort: list[tuple[FieldSpec, bool]], text: str) -> list[Any]:
         bad = BadRequest("malformed cursor: pass the 'next' value of a previous page unchanged",
                          {"cursor": ["malformed or from a different sort"]}, code="invalid_cursor")
         try:
@@ -281,7 +405,7 @@ class QueryBuilder:
         expected = ",".join(("-" if d else "") + f.name for f, d in sort)
         if signature != expected or not isinstance(values, list) or len(values) != len(sort):
             raise bad
-        parsed = []
+        parsed: list[Any] = []
         for (f, _), value in zip(sort, values):
             if value is None:
                 parsed.append(None)
@@ -306,24 +430,115 @@ class QueryBuilder:
     def live(self, entity: EntitySpec) -> sa.ColumnElement[bool]:
         return self.table(entity).c.deleted_at.is_(None)
 
-    def condition(self, entity: EntitySpec, flt: Filter, actor) -> sa.ColumnElement[bool]:
+    def _cached(self, key: Hashable, build: Callable[[], Any]) -> Any:
+        found = self._statements.get(key)
+        if found is None:
+            if len(self._statements) >= MAX_STATEMENTS:
+                self._statements.clear()
+            found = self._statements[key] = build()
+        return found
+
+    def columns(self, source: EntitySpec | Source, ea: EntityAccess, fields: frozenset[str] | None = None,
+                sort: Iterable[tuple[FieldSpec, bool]] = ()) -> tuple[str, ...]:
+        """The columns a read selects, in spec order: those of the fields the
+        caller sees (of ``fields`` when given), and those the sort needs for
+        the cursor. Hidden fields are never read from the database."""
+        spec = self.source(source).spec
+        names = ea.visible if fields is None else fields & ea.visible
+        needed = {f.name for f, _ in sort} | set(ALWAYS_VISIBLE)  # a record is addressed by them, whoever reads
+        return tuple(f.column for f in spec.fields.values() if f.name in names or f.name in needed)
+
+    def _text_columns(self, source: Source, columns: Iterable[str]) -> frozenset[str]:
+        """Those of the columns a list reads as their API text (timestamps on SQLite)."""
+        if self.dialect != "sqlite":
+            return frozenset()
+        return frozenset(c for c in columns if isinstance(source.table.c[c].type, UTCDateTime))
+
+    def _selected(self, source: Source, columns: tuple[str, ...]) -> list[sa.ColumnElement[Any]]:
+        text = self._text_columns(source, columns)
+        return [sa.type_coerce(source.table.c[c], UTCDateTimeText()).label(c) if c in text else source.table.c[c]
+                for c in columns]
+
+    def _rows(self, source: Source) -> list[sa.ColumnElement[bool]]:
+        if source.rows == LIVE:
+            return [source.table.c.deleted_at.is_(None)]
+        if source.rows == DELETED:
+            return [source.table.c.deleted_at.is_not(None)]
+        return []
+
+    def _shape(self, source: Source, request: ListRequest, access: Access, action: str, shared: bool,
+               within: Within | None) -> tuple[Any, ...]:
+        """What makes a list's statement differ from another's (its values do not)."""
+        filters = tuple((f.field.name, f.op, f.value if f.op == "isnull" else None,
+                         None if f.via is None else (f.via.name, access.entity(f.via.to or "").scope("read")))
+                        for f in request.filters)
+        kinds = access.entity(source.guard).scope(action) if source.guard is not None else None
+        return (source.key, filters, request.search_fields if request.search else (), kinds, action, shared,
+                None if within is None else within.key)
+
+    def _conditions(self, source: Source, request: ListRequest, actor: Actor,
+                    within: Within | None) -> list[sa.ColumnElement[bool]]:
+        """What every row of the list meets (no scope, no cursor), values as parameters."""
+        table = source.table
+        conditions = self._rows(source)
+        if within is not None:
+            conditions.append(within.build())
+        for n, flt in enumerate(request.filters):
+            conditions.append(self.condition(source, flt, actor, f"_f{n}"))
+        if request.search:
+            text = sa.bindparam("_q", type_=sa.String())
+            conditions.append(sa.or_(*(table.c[source.spec.fields[n].column].icontains(text, escape=ESCAPE)
+                                       for n in request.search_fields)))
+        return conditions
+
+    def _params(self, request: ListRequest, actor: Actor, within: Within | None) -> dict[str, Any]:
+        params: dict[str, Any] = scope_params(actor)
+        for n, flt in enumerate(request.filters):
+            if flt.op != "isnull":
+                params[f"_f{n}"] = self._value(flt)
+        if request.search:
+            params["_q"] = _like(request.search)
+        if request.cursor is not None:
+            params.update((f"_k{n}", value) for n, value in enumerate(request.cursor))
+        if within is not None:
+            params.update(within.params)
+        return params
+
+    def _value(self, flt: Filter) -> Any:
+        if flt.field.type == "multi_enum":  # contains: the list holds the option
+            return json.dumps([flt.value]) if self.dialect == "postgresql" else flt.value
+        if flt.op in ("contains", "startswith"):
+            return _like(flt.value)
+        if flt.op == "within":
+            from . import regions
+
+            return _like(regions.prefix(flt.value))
+        return flt.value
+
+    def condition(self, source: EntitySpec | Source, flt: Filter, actor: Actor, name: str) -> sa.ColumnElement[bool]:
+        """A filter as SQL, its value the parameter ``name``."""
+        source = self.source(source)
         if flt.via is not None:  # among the referenced records the actor may read
-            target = self.spec.entities[flt.via.to]
+            target = self.spec.entities[flt.via.to or ""]
             inner = sa.select(self.table(target).c.id).where(
-                self.live(target), self._predicate(self.table(target), flt))
+                self.live(target), self._predicate(self.table(target), flt, name))
             scope = self.scope(target.name, actor)
             if scope is not None:
                 inner = inner.where(scope)
-            return self.table(entity).c[flt.via.column].in_(inner)
-        return self._predicate(self.table(entity), flt)
+            return source.table.c[flt.via.column].in_(inner)
+        return self._predicate(source.table, flt, name)
 
-    def _predicate(self, table: sa.Table, flt: Filter) -> sa.ColumnElement[bool]:
+    def _predicate(self, table: sa.Table, flt: Filter, name: str) -> sa.ColumnElement[bool]:
         column = table.c[flt.field.column]
-        op, value = flt.op, flt.value
+        op = flt.op
         if op == "isnull":
-            return column.is_(None) if value else column.is_not(None)
+            return column.is_(None) if flt.value else column.is_not(None)
         if flt.field.type == "multi_enum":  # contains: the list holds the option
-            return self._json_contains(table, column, value)
+            return self._json_contains(column, name)
+        if op in ("in", "nin"):
+            values: sa.BindParameter[Any] = sa.bindparam(name, expanding=True)
+            return column.in_(values) if op == "in" else sa.or_(column.not_in(values), column.is_(None))
+        value: sa.BindParameter[Any] = sa.bindparam(name)
         if op == "eq":
             return column == value
         if op == "ne":
@@ -336,134 +551,192 @@ class QueryBuilder:
             return column < value
         if op == "lte":
             return column <= value
-        if op == "in":
-            return column.in_(value)
-        if op == "nin":
-            return sa.or_(column.not_in(value), column.is_(None))
+        text = sa.bindparam(name, type_=sa.String())
         if op == "contains":
-            return column.icontains(value, autoescape=True)
+            return column.icontains(text, escape=ESCAPE)
         if op == "startswith":
-            return column.istartswith(value, autoescape=True)
+            return column.istartswith(text, escape=ESCAPE)
         if op == "within":
-            from . import regions
-
-            return column.startswith(regions.prefix(value), autoescape=True)
+            return column.startswith(text, escape=ESCAPE)
         raise BadRequest(f"unknown operator {op}")
 
-    def _json_contains(self, table: sa.Table, column, value) -> sa.ColumnElement[bool]:
+    def _json_contains(self, column: sa.Column[Any], name: str) -> sa.ColumnElement[bool]:
         if self.dialect == "postgresql":
-            return column.op("@>")(sa.cast(sa.literal(json.dumps([value])), column.type))
+            contains: sa.ColumnElement[bool] = column.op("@>")(sa.cast(sa.bindparam(name, type_=sa.String()),
+                                                                       column.type))
+            return contains
         each = sa.func.json_each(column).table_valued("value")
-        return sa.exists(sa.select(1).select_from(each).where(each.c.value == value))
+        return sa.exists(sa.select(1).select_from(each).where(each.c.value == sa.bindparam(name)))
 
-    def select_list(self, entity: EntitySpec, request: ListRequest, actor, action: str = "read",
-                    extra: Iterable = (), *, shares: bool = True) -> sa.Select:
-        """The records of a list request within the actor's scope for the action
-        (read, export): execute with ``scope_params(actor)``."""
-        query = self._matching(entity, request, actor, extra)
-        scope = self.scope(entity.name, actor, action, shares=shares)
-        return query if scope is None else query.where(scope)
+    def _scope(self, source: Source, actor: Actor, action: str, shares: bool) -> sa.ColumnElement[bool] | None:
+        if source.guard is None:
+            return None
+        return self.scope(source.guard, actor, action, shares=shares)
 
-    def export_select(self, entity: EntitySpec, request: ListRequest, actor, limit: int) -> sa.Select:
-        """The records of a list request within the actor's export scope, in the
-        list's order, without pages (execute with ``scope_params(actor)``)."""
-        return (self.select_list(entity, request, actor, "export")
-                .order_by(*self._order(self.table(entity), request.sort)).limit(limit))
+    def page_statement(self, conn: sa.Connection, source: EntitySpec | Source, request: ListRequest, *, actor: Actor,
+                       action: str = "read", within: Within | None = None) -> tuple[sa.Select[Any], dict[str, Any]]:
+        """The statement of a list page and its parameters (to run or explain)."""
+        query, params, _columns = self._page_query(conn, self.source(source), request, actor, action, within)
+        return query, params
 
-    def _matching(self, entity: EntitySpec, request: ListRequest, actor, extra: Iterable = ()) -> sa.Select:
-        """The live records that match the request's filters and search (no scope)."""
-        table = self.table(entity)
-        query = sa.select(table).where(self.live(entity), *extra)
-        for flt in request.filters:
-            query = query.where(self.condition(entity, flt, actor))
-        if request.search:
-            query = query.where(sa.or_(*(table.c[entity.fields[n].column].icontains(request.search, autoescape=True)
-                                          for n in request.search_fields)))
-        return query
-
-    def page(self, conn: sa.Connection, entity: EntitySpec, request: ListRequest, *, actor, action: str = "read",
-             extra: Iterable = ()) -> tuple[list, str | None, int | None]:
-        """(rows, next cursor, total count or None), within the actor's scope.
-
-        For a user with records shared with them, the page is the union of two
-        ordered, limited branches (their scope; shared and outside it): one
-        predicate with an OR would make the database sort every record in
+    def _page_query(self, conn: sa.Connection, source: Source, request: ListRequest, actor: Actor, action: str,
+                    within: Within | None) -> tuple[sa.Select[Any], dict[str, Any], tuple[str, ...]]:
+        """The statement of a list page, its parameters and the columns it
+        selects: one database round trip. For a user with records shared with them, the page is the union
+        of two ordered, limited branches (their scope; shared and outside it):
+        one predicate with an OR would make the database sort every record in
         scope to return one page."""
-        extra = tuple(extra)
-        table = self.table(entity)
-        base = self.select_list(entity, request, actor, action, extra, shares=False)
-        branches = [base]
-        if action == "read" and self.has_shares(conn, entity.name, actor):
-            scope = self.scope(entity.name, actor, action, shares=False)
-            shared = self._matching(entity, request, actor, extra).where(
-                self.scopes.shared(entity.name, share_for(action)))
-            if scope is not None:  # disjoint from the first branch (NULL counts as outside)
-                shared = shared.where(sa.not_(sa.func.coalesce(scope, sa.false())))
-            branches.append(shared)
-        params = scope_params(actor)
-        limited = []
-        for branch in branches:
-            if request.cursor is not None:
-                branch = branch.where(self._after(table, request.sort, request.cursor))
-            limited.append(branch.order_by(*self._order(table, request.sort)).limit(request.limit + 1))
-        if len(limited) == 1:
-            query = limited[0]
-        else:
+        access = self.permissions.of(actor)
+        shared = action == "read" and source.shareable and self.has_shares(conn, source.guard or "", actor)
+        columns = self.columns(source, self.reader(source, access), request.fields, request.sort)
+        sort = tuple((f.name, descending) for f, descending in request.sort)
+        cursor = None if request.cursor is None else tuple(value is None for value in request.cursor)
+        key = ("page", self._shape(source, request, access, action, shared, within), columns, sort, cursor)
+
+        def build() -> sa.Select[Any]:
+            table = source.table
+            conditions = self._conditions(source, request, actor, within)
+            selected = self._selected(source, columns)
+            scope = self._scope(source, actor, action, shares=False)
+            branches = [sa.select(*selected).where(*conditions, *(() if scope is None else (scope,)))]
+            if shared:  # disjoint from the first branch (NULL counts as outside)
+                outside = () if scope is None else (sa.not_(sa.func.coalesce(scope, sa.false())),)
+                branches.append(sa.select(*selected).where(
+                    *conditions, self.scopes.shared(source.guard or "", share_for(action) or "read"), *outside))
+            limited = []
+            for branch in branches:
+                if request.cursor is not None:
+                    branch = branch.where(self._after(table, request.sort, request.cursor, source.not_null))
+                limited.append(branch.order_by(*self._order(table, request.sort, source.not_null))
+                               .limit(sa.bindparam("_limit", type_=sa.Integer())))
+            if len(limited) == 1:
+                return limited[0]
             both = sa.union_all(*(sa.select(branch.subquery()) for branch in limited)).subquery()
-            query = sa.select(both).order_by(*self._order(both, request.sort)).limit(request.limit + 1)
-        rows = conn.execute(query, params).mappings().all()
+            return (sa.select(both).order_by(*self._order(both, request.sort, source.not_null))
+                    .limit(sa.bindparam("_limit", type_=sa.Integer())))
+
+        params = self._params(request, actor, within)
+        params["_limit"] = request.limit + 1
+        return self._cached(key, build), params, columns
+
+    def page(self, conn: sa.Connection, source: EntitySpec | Source, request: ListRequest, *, actor: Actor,
+             action: str = "read", within: Within | None = None) -> Page:
+        """A page of a list within the actor's scope for the action, the count
+        of the whole list when asked for."""
+        source = self.source(source)
+        query, params, columns = self._page_query(conn, source, request, actor, action, within)
+        rows = conn.execute(query, params).all()
         next_cursor = None
         if len(rows) > request.limit:
             rows = rows[: request.limit]
-            next_cursor = self.encode_cursor(request.sort, rows[-1])
+            last = rows[-1]
+            next_cursor = self._cursor(request.sort, [last[columns.index(f.column)] for f, _ in request.sort],
+                                       self._text_columns(source, columns))
         total = None
         if request.count:
-            total = sum(conn.execute(sa.select(sa.func.count()).select_from(branch.subquery()), params).scalar_one()
-                        for branch in branches)
-        return rows, next_cursor, total
+            total = conn.execute(self._count_statement(source, request, actor, action, within), params).scalar_one()
+        return Page(rows, columns, next_cursor, total)
 
-    def _order(self, table: sa.Table, sort) -> list:
-        order = []
+    def _count_statement(self, source: Source, request: ListRequest, actor: Actor, action: str,
+                         within: Within | None) -> sa.Select[Any]:
+        """How many rows the list has (every page): one COUNT, which the
+        partial indexes of live records can answer without the table."""
+        access = self.permissions.of(actor)
+        key = ("count", self._shape(source, request, access, action, False, within))
+
+        def build() -> sa.Select[Any]:
+            scope = self._scope(source, actor, action, shares=source.shareable)
+            conditions = self._conditions(source, request, actor, within)
+            if scope is not None:
+                conditions.append(scope)
+            return sa.select(sa.func.count()).select_from(source.table).where(*conditions)
+
+        query: sa.Select[Any] = self._cached(key, build)
+        return query
+
+    def export_statement(self, entity: EntitySpec, request: ListRequest, actor: Actor,
+                         limit: int) -> tuple[sa.Select[Any], dict[str, Any]]:
+        """The records of a list request within the actor's export scope, in the
+        list's order, without pages: the statement and its parameters."""
+        source = self.source(entity)
+        access = self.permissions.of(actor)
+        columns = self.columns(source, self.reader(source, access), request.fields)
+        sort = tuple((f.name, descending) for f, descending in request.sort)
+        key = ("export", self._shape(source, request, access, "export", False, None), columns, sort)
+
+        def build() -> sa.Select[Any]:
+            table = source.table
+            conditions = self._conditions(source, request, actor, None)
+            scope = self._scope(source, actor, "export", shares=True)
+            if scope is not None:
+                conditions.append(scope)
+            return (sa.select(*self._selected(source, columns)).where(*conditions)
+                    .order_by(*self._order(table, request.sort, source.not_null))
+                    .limit(sa.bindparam("_limit", type_=sa.Integer())))
+
+        params = self._params(request, actor, None)
+        params["_limit"] = limit
+        return self._cached(key, build), params
+
+    def _order(self, table: sa.FromClause, sort: Sequence[tuple[FieldSpec, bool]],
+               not_null: frozenset[str] = NOT_NULL) -> list[sa.ColumnElement[Any]]:
+        order: list[sa.ColumnElement[Any]] = []
         for f, descending in sort:
             column = table.c[f.column]
-            if f.name in NOT_NULL:
+            if f.name in not_null:
                 order.append(column.desc() if descending else column.asc())
             else:  # NULLs last in both directions, on every database
                 order.append(column.is_(None).asc())
                 order.append(column.desc() if descending else column.asc())
         return order
 
-    def _after(self, table: sa.Table, sort, values: list) -> sa.ColumnElement[bool]:
+    def _after(self, table: sa.FromClause, sort: Sequence[tuple[FieldSpec, bool]], values: list[Any],
+               not_null: frozenset[str] = NOT_NULL) -> sa.ColumnElement[bool]:
+        """Rows after the cursor's (its values are the parameters ``_k0``, ``_k1``...;
+        which of them are NULL is part of the statement)."""
         columns = [table.c[f.column] for f, _ in sort]
+        keys = [sa.bindparam(f"_k{n}", type_=column.type) for n, column in enumerate(columns)]
         directions = {d for _, d in sort}
-        if all(f.name in NOT_NULL for f, _ in sort) and len(directions) == 1:
-            left, right = sa.tuple_(*columns), sa.tuple_(*[sa.literal(v, c.type) for v, c in zip(values, columns)])
+        if all(f.name in not_null for f, _ in sort) and len(directions) == 1:
+            left, right = sa.tuple_(*columns), sa.tuple_(*keys)
             return left < right if directions == {True} else left > right
         clauses = []
         for i, ((f, descending), column, value) in enumerate(zip(sort, columns, values)):
-            equal_prefix = [
-                (c.is_(None) if v is None else c == v) for c, v in zip(columns[:i], values[:i])
-            ]
+            equal_prefix = [(c.is_(None) if v is None else c == k)
+                            for c, v, k in zip(columns[:i], values[:i], keys[:i])]
             if value is None:
                 continue  # nothing sorts after NULL on this key (NULLs last)
-            beyond = column < value if descending else column > value
-            if f.name not in NOT_NULL:
+            beyond = column < keys[i] if descending else column > keys[i]
+            if f.name not in not_null:
                 beyond = sa.or_(beyond, column.is_(None))
             clauses.append(sa.and_(*equal_prefix, beyond))
         return sa.or_(*clauses) if clauses else sa.false()
 
-    def fetch(self, conn: sa.Connection, entity: EntitySpec, record_id: int, *, actor,
-              actions: tuple[str, ...] = ("read",), for_update: bool = False, deleted: bool = False) -> Mapping | None:
-        """The record, if it is within the actor's scope of every one of the actions."""
+    def _cursor(self, sort: list[tuple[FieldSpec, bool]], values: list[Any],
+                text: frozenset[str] = frozenset()) -> str:
+        dumped = [self.field_types[f.type].dump(f, value) if value is not None and f.column not in text else value
+                  for (f, _), value in zip(sort, values)]
+        signature = ",".join(("-" if d else "") + f.name for f, d in sort)
+        raw = json.dumps([signature, dumped], separators=(",", ":"), default=str).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    # -------------------------------------------------------------- one record
+
+    def fetch(self, conn: sa.Connection, entity: EntitySpec, record_id: int, *, actor: Actor,
+              actions: tuple[str, ...] = ("read",), for_update: bool = False, deleted: bool = False,
+              columns: tuple[str, ...] | None = None) -> sa.RowMapping | None:
+        """The record, if it is within the actor's scope of every one of the
+        actions (every column, or only ``columns``)."""
         lock = for_update and conn.dialect.name == "postgresql"
         scopes = tuple(self.scope(entity.name, actor, action) for action in actions)
-        key = (entity.name, deleted, lock, scopes)
+        key = (entity.name, deleted, lock, scopes, columns)
         query = self._fetch_statements.get(key)
         if query is None:  # built once per entity, kind and scope: the one read of every get and write
             table = self.table(entity)
             condition = table.c.deleted_at.is_not(None) if deleted else table.c.deleted_at.is_(None)
-            query = sa.select(table).where(table.c.id == sa.bindparam("_record_id"), condition,
-                                           *(s for s in scopes if s is not None))
+            selected = [table] if columns is None else [table.c[c] for c in columns]
+            query = sa.select(*selected).where(table.c.id == sa.bindparam("_record_id"), condition,
+                                               *(s for s in scopes if s is not None))
             if lock:
                 query = query.with_for_update()
             self._fetch_statements[key] = query
@@ -471,7 +744,14 @@ class QueryBuilder:
         params["_record_id"] = record_id
         return conn.execute(query, params).mappings().first()
 
-    def existing_ids(self, conn: sa.Connection, entity_name: str, ids: set[int], actor) -> set[int]:
+    def read_one(self, conn: sa.Connection, entity: EntitySpec, record_id: int, *, actor: Actor,
+                 fields: frozenset[str] | None = None) -> sa.RowMapping | None:
+        """A record as the actor may read it: only the columns of the fields
+        they see (of ``fields``, when given)."""
+        columns = self.columns(entity, self.permissions.of(actor).entity(entity.name), fields)
+        return self.fetch(conn, entity, record_id, actor=actor, columns=columns)
+
+    def existing_ids(self, conn: sa.Connection, entity_name: str, ids: set[int], actor: Actor) -> set[int]:
         """Those of the ids that are live records the actor may read."""
         entity = self.spec.entities[entity_name]
         table = self.table(entity)
@@ -485,6 +765,74 @@ class QueryBuilder:
                 query = query.where(scope)
             found.update(conn.execute(query, scope_params(actor)).scalars())
         return found
+
+    # -------------------------------------------------------------- the other lists
+
+    def relation(self, entity: EntitySpec, name: str) -> RelationSpec:
+        rel = entity.relations.get(name)
+        if rel is None:
+            raise NotFound(f"{entity.name} has no relation '{name}'", code="unknown_relation")
+        return rel
+
+    def related_page(self, conn: sa.Connection, entity: EntitySpec, record_id: int, relation: RelationSpec,
+                     request: ListRequest, *, actor: Actor) -> Page:
+        """The records related to one record through a relation (a page of the
+        other entity's list, within the actor's scope of it). A record the
+        actor cannot read has no related records for them: 404."""
+        if self.fetch(conn, entity, record_id, actor=actor, columns=("id",)) is None:
+            raise NotFound(f"{entity.name} {record_id} not found")
+        other = self.sources[relation.entity]
+
+        def build() -> sa.ColumnElement[bool]:
+            parent = sa.bindparam("_parent_id", type_=sa.Integer())
+            if relation.kind == "one_to_many":
+                via = other.spec.fields[relation.field or entity.name]
+                return other.table.c[via.column] == parent
+            left, right = self.tables.link_columns(entity.name, relation.name)
+            return other.table.c.id.in_(sa.select(right).where(left == parent))
+
+        within = Within(("related", entity.name, relation.name), build, {"_parent_id": record_id})
+        return self.page(conn, other, request, actor=actor, within=within)
+
+    def deleted_page(self, conn: sa.Connection, entity: EntitySpec, request: ListRequest, *, actor: Actor) -> Page:
+        """A page of an entity's recycle bin (parse the request with
+        ``binned[entity]``): the records the actor could delete, which they may restore."""
+        return self.page(conn, self.binned[entity.name], request, actor=actor, action="delete")
+
+    def history_page(self, conn: sa.Connection, entity: EntitySpec, record_id: int, request: ListRequest, *,
+                     actor: Actor) -> Page:
+        """A page of a record's history (parse the request with ``history``):
+        its audit entries, refusals left out, if the actor may read the record
+        (404 otherwise). The values in them are the caller's to filter
+        (permissions.audit_changes)."""
+        if self.fetch(conn, entity, record_id, actor=actor, columns=("id",)) is None:
+            raise NotFound(f"{entity.name} {record_id} not found")
+        audit = self.tables.audit
+
+        def build() -> sa.ColumnElement[bool]:
+            return sa.and_(audit.c.entity == sa.bindparam("_entity", type_=sa.String()),
+                           audit.c.record_id == sa.bindparam("_record_id", type_=sa.Integer()),
+                           audit.c.action != "denied")
+
+        within = Within("history", build, {"_entity": entity.name, "_record_id": record_id})
+        return self.page(conn, self.history, request, actor=actor, within=within)
+
+    # -------------------------------------------------------------- JSON
+
+    def row_dumper(self, source: EntitySpec | Source, columns: tuple[str, ...], only: frozenset[str] | None,
+                   sparse: bool = False) -> Callable[[Sequence[Any]], dict[str, Any]]:
+        """rows of these columns -> JSON-ready dicts of the fields in ``only``
+        (every field read, when None); ``sparse`` leaves out fields without a
+        value, except those named in ``only``."""
+        source = self.source(source)
+        key = (source.key, columns, only, sparse)
+        dump = self._dumpers.get(key)
+        if dump is None:
+            if len(self._dumpers) >= MAX_STATEMENTS:
+                self._dumpers.clear()
+            dump = self._dumpers[key] = compile_row_dumper(source.spec, self.field_types, columns, only,
+                                                           sparse=sparse, ready=self._text_columns(source, columns))
+        return dump
 
 
 def _id_sized(number: int) -> int:
@@ -502,6 +850,6 @@ def _unbounded(f: FieldSpec) -> FieldSpec:
     return dataclasses.replace(f, min=None, max=None)
 
 
-def _hint(name: str, names) -> str:
+def _hint(name: str, names: Iterable[str]) -> str:
     hint = did_you_mean(name, names)
     return f" ({hint})" if hint else ""

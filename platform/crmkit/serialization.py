@@ -10,7 +10,7 @@ fields whose stored value is already JSON.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -49,8 +49,8 @@ class EntitySchemas:
     def __init__(self, entity: EntitySpec, field_types: Mapping[str, FieldType], tz: dt.tzinfo) -> None:
         self.entity = entity
         self.field_types = field_types
-        writable = {}
-        readable = {}
+        writable: dict[str, ma.fields.Field] = {}
+        readable: dict[str, ma.fields.Field] = {}
         for f in entity.fields.values():
             ftype = field_types[f.type]
             readable[f.name] = SpecField(f, ftype, tz, allow_none=True, dump_only=True,
@@ -179,6 +179,41 @@ def _compile_dumper(entity: EntitySpec, field_types: Mapping[str, FieldType],
         return out
 
     return dump
+
+
+def compile_row_dumper(entity: EntitySpec, field_types: Mapping[str, FieldType], columns: tuple[str, ...],
+                       only: frozenset | None = None, *, sparse: bool = False,
+                       ready: frozenset[str] = frozenset()) -> Callable[[Sequence[Any]], dict]:
+    """row tuple (of ``columns``, in that order) -> JSON-ready dict (by field
+    name, in spec order) of the fields in ``only`` (every field read, when None).
+
+    ``ready``: columns read as their JSON value already (timestamps on
+    SQLite, see sqltypes.UTCDateTimeText). ``sparse``: fields without a value are left out (a page of a list is a
+    third smaller); ``id``, ``version`` and the fields named in ``only`` are
+    always there. Compiled from source like the mapping dumper: reading by
+    position costs less than by column name, per value of every row of every page."""
+    index = {column: n for n, column in enumerate(columns)}
+    namespace: dict[str, Any] = {}
+    always, optional = [], []
+    for f in entity.fields.values():
+        if f.column not in index or (only is not None and f.name not in only):
+            continue
+        ftype = field_types[f.type]
+        n = index[f.column]
+        plain = ftype.plain_dump or f.column in ready
+        if not plain:
+            namespace[f"convert{n}"], namespace[f"spec{n}"] = ftype.dump, f
+        value = f"row[{n}]" if plain else f"convert{n}(spec{n}, v)"
+        if sparse and only is None and f.name not in ("id", "version"):
+            optional.append(f"    v = row[{n}]\n    if v is not None:\n        out[{f.name!r}] = {value}\n")
+        elif plain:
+            always.append(f"{f.name!r}: row[{n}]")
+        else:
+            always.append(f"{f.name!r}: None if (v := row[{n}]) is None else convert{n}(spec{n}, v)")
+    source = ("def dump_row(row):\n    out = {" + ", ".join(always) + "}\n" + "".join(optional)
+              + "    return out\n")
+    exec(compile(source, f"<dump rows of {entity.name}>", "exec"), namespace)
+    return namespace["dump_row"]
 
 
 def field_label(f: FieldSpec, locale: str = "en") -> str:

@@ -11,7 +11,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Numeric
+from sqlalchemy import JSON, BigInteger, DateTime, Numeric, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -116,6 +116,29 @@ class UTCDateTime(TypeDecorator):
     @property
     def python_type(self):
         return dt.datetime
+
+
+class UTCDateTimeText(TypeDecorator):
+    """A UTCDateTime column on SQLite read straight as the ISO 8601 text the
+    API sends (``2026-01-31T08:30:00.250000Z``, as DateTimeType.dump writes
+    it), without making a datetime on the way: pages of lists carry several
+    timestamps per row."""
+
+    impl = String
+    cache_ok = True
+
+    def result_processor(self, dialect, coltype):
+        def process(value):
+            if value is None:
+                return None
+            if len(value) == 26 and value[10] == " " and value[19] == ".":  # 2026-01-31 08:30:00.000000
+                if value.endswith(".000000"):  # as isoformat() writes a moment without microseconds
+                    return f"{value[:10]}T{value[11:19]}Z"
+                return f"{value[:10]}T{value[11:]}Z"
+            moment = dt.datetime.fromisoformat(value).replace(tzinfo=None)  # written by other means
+            return moment.isoformat() + "Z"
+
+        return process
 
 
 def json_type() -> TypeEngine[Any]:

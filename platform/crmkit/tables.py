@@ -79,6 +79,11 @@ class Tables:
     def login_failures(self) -> sa.Table:
         return self.metadata.tables[THROTTLE_TABLE]
 
+    def link_columns(self, owner: str, relation: str) -> tuple[sa.Column, sa.Column]:
+        """The columns of a many-to-many relation's link table: (the owner's id, the other record's id)."""
+        columns = list(self.links[(owner, relation)].c)
+        return columns[0], columns[1]
+
 
 def _short(name: str) -> str:
     if len(name) <= MAX_NAME:
@@ -231,31 +236,47 @@ def _entity_table(metadata: sa.MetaData, entity: EntitySpec, field_types, tables
             extras.append(sa.Index(name, f.column, unique=True, sqlite_where=live, postgresql_where=live))
             tables.unique_names[name] = (entity.name, (f.name,))
         elif f.index or f.type == "ref":
-            extras.append(sa.Index(_short(f"ix_{entity.name}_{f.column}"), f.column))
+            extras.append(_live_index(f"ix_{entity.name}_{f.column}", f.column))
     for system_index in ("created_at", "updated_at"):
-        extras.append(sa.Index(_short(f"ix_{entity.name}_{system_index}"), system_index))
+        extras.append(_live_index(f"ix_{entity.name}_{system_index}", system_index, "id"))
     # Data scopes (own, team) narrow lists by owner or team: an index that
     # leads with the scope column and continues in the list's order serves
     # such a page in index order, without sorting every record in scope.
     list_order = [entity.fields[key.lstrip("-")].column for key in entity.list.sort]
     list_order += [] if "id" in list_order else ["id"]
     for scope_column in ("owner_id", "team_id") if entity.owned else ("created_by",):
-        extras.append(sa.Index(_short(f"ix_{entity.name}_{scope_column}_sort"), scope_column, *list_order))
+        extras.append(_live_index(f"ix_{entity.name}_{scope_column}_sort", scope_column, *list_order))
     for index in entity.indexes:
         cols = [entity.fields[n].column for n in index.fields]
-        name = _short(index.name)
         if index.unique:
+            name = _short(index.name)
             extras.append(sa.Index(name, *cols, unique=True, sqlite_where=live, postgresql_where=live))
             tables.unique_names[name] = (entity.name, index.fields)
         else:
-            extras.append(sa.Index(name, *cols))
+            extras.append(_live_index(index.name, *cols))
     sort_columns = [entity.fields[key.lstrip("-")].column for key in entity.list.sort]
-    if sort_columns and sort_columns != ["id"] and len(sort_columns) > 0:
+    if sort_columns and sort_columns != ["id"]:
         keyset = sort_columns + ([] if "id" in sort_columns else ["id"])
-        name = _short(f"ix_{entity.name}_sort_{'_'.join(keyset)}")
-        if not any(isinstance(e, sa.Index) and [c if isinstance(c, str) else c.name for c in e.expressions] == keyset for e in extras):
-            extras.append(sa.Index(name, *keyset))
+        leading = [[c if isinstance(c, str) else c.name for c in e.expressions][:len(keyset)] for e in extras]
+        if keyset not in leading:
+            extras.append(_live_index(f"ix_{entity.name}_sort_{'_'.join(keyset)}", *keyset))
+    # The recycle bin, newest deletion first, and the purge of old deletions.
+    deleted = sa.text("deleted_at IS NOT NULL")
+    extras.append(sa.Index(_short(f"ix_{entity.name}_deleted_at"), "deleted_at", "id",
+                           sqlite_where=deleted, postgresql_where=deleted))
     return sa.Table(entity.name, metadata, *columns, *extras, sqlite_autoincrement=True)
+
+
+def _live_index(name: str, *columns: str) -> sa.Index:
+    """An index of the live records only: records in the recycle bin stay out
+    of it, so a list or a COUNT of live records reads it without the table.
+    Its name ends in ``_live`` (an index that was not partial is replaced on
+    migration, not kept under the same name) and its last column is
+    deleted_at, NULL in every entry: SQLite (3.40) reads an index without the
+    table only when it holds every column the query names, the
+    ``deleted_at IS NULL`` the partial index already implies included."""
+    live = sa.text("deleted_at IS NULL")
+    return sa.Index(_short(f"{name}_live"), *columns, "deleted_at", sqlite_where=live, postgresql_where=live)
 
 
 def _link_table(metadata: sa.MetaData, owner: str, rel) -> sa.Table:

@@ -16,6 +16,7 @@ from ..errors import BadRequest, CrmError, NotFound
 from ..fieldtypes import MAX_ID
 from ..metadata.spec import EntitySpec
 from ..permissions import ANONYMOUS, Actor, EntityAccess
+from ..query import Page, Source
 from ..runtime import Runtime
 
 API_PREFIX = "/api/v1"
@@ -81,7 +82,7 @@ def read_json() -> Any:
     try:
         return json.loads(raw, parse_float=Decimal)
     except (ValueError, UnicodeDecodeError) as exc:
-        where = f" at line {exc.lineno} column {exc.colno}" if hasattr(exc, "lineno") else ""
+        where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
         raise BadRequest(f"the body is not valid JSON{where}", code="invalid_json") from None
     except RecursionError:
         raise BadRequest("the body is not valid JSON: nested too deeply", code="invalid_json") from None
@@ -126,17 +127,30 @@ def record_response(entity: EntitySpec, row, status: int = 200, fields: frozense
     return json_response(body, status, headers)
 
 
-def page_response(entity: EntitySpec, rows, next_cursor: str | None, total: int | None,
-                  fields: frozenset | None) -> Response:
+def page_response(source: EntitySpec | Source, page: Page, fields: frozenset | None,
+                  item: Callable[[dict], dict] | None = None) -> Response:
     """A page of a list: ``{"data", "next", "next_url"[, "count"]}``; next_url is this
-    request's URL with the cursor of the next page."""
-    present = presenter(entity, fields)
-    body: dict = {"data": [present(row) for row in rows], "next": next_cursor, "next_url": None}
-    if next_cursor:
-        args = [(k, v) for k, v in request.args.items(multi=True) if k != "cursor"] + [("cursor", next_cursor)]
+    request's URL with the cursor of the next page. Items leave out fields
+    without a value unless ``fields`` names them; masked values are masked,
+    then ``item`` (if any) finishes each one."""
+    rt = runtime()
+    ea = rt.queries.reader(source, rt.permissions.of(current_actor()))
+    only = None if fields is None else fields & ea.visible
+    dump = rt.queries.row_dumper(source, page.columns, only, sparse=fields is None)
+    masks = tuple((name, mask) for name, mask in ea.masked if only is None or name in only)
+    data = list(map(dump, page.rows))
+    for out in data if masks else ():
+        for name, mask in masks:
+            if out.get(name) is not None:
+                out[name] = mask(out[name])
+    if item is not None:
+        data = list(map(item, data))
+    body: dict = {"data": data, "next": page.next, "next_url": None}
+    if page.next:
+        args = [(k, v) for k, v in request.args.items(multi=True) if k != "cursor"] + [("cursor", page.next)]
         body["next_url"] = f"{request.path}?{urlencode(args)}"
-    if total is not None:
-        body["count"] = total
+    if page.count is not None:
+        body["count"] = page.count
     return json_response(body)
 
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import sqlalchemy as sa
 from flask import Response, request
 
-from ..errors import BadRequest, NotFound
-from ..permissions import scope_params
+from ..errors import NotFound
+from ..permissions import audit_changes
 from . import api
-from .http import current_actor, json_response, read_json, read_object, runtime
+from .http import current_actor, json_response, page_response, read_json, read_object, runtime
 
 
 def _iso(value) -> str | None:
@@ -39,11 +38,6 @@ def token_json(row: Mapping) -> dict:
     return {"id": row["id"], "name": row["name"], "hint": row["hint"] + "…", "created_at": _iso(row["created_at"]),
             "expires_at": _iso(row["expires_at"]), "last_used_at": _iso(row["last_used_at"]),
             "revoked_at": _iso(row["revoked_at"])}
-
-
-def _scoped(entity: str, action: str) -> sa.Select:
-    """Rows of users or teams within the caller's scope of an action (403 when none)."""
-    return runtime().directory.scoped(current_actor(), entity, action)
 
 
 def _id(text: str) -> int:
@@ -138,20 +132,22 @@ def _revoke_token(user_id: int, token_id: str) -> Response:
 
 @api.get("/users")
 def list_users():
+    """Users within the caller's scope, as a list (limit, cursor, sort, filters
+    such as team_id=3 or active=true, q on user and display names, count)."""
+    return _list("user")
+
+
+def _list(name: str, item=None) -> Response:
+    """A list of users, teams or audit entries, in the grammar of entity lists."""
     rt = runtime()
-    query = _scoped("user", "read")
-    users = rt.tables.users
-    if request.args.get("team_id", "").isdigit():
-        query = query.where(users.c.team_id == int(request.args["team_id"]))
-    if "active" in request.args:
-        query = query.where(users.c.active.is_(request.args["active"].lower() in ("true", "1", "yes")))
-    if request.args.get("q"):
-        text = request.args["q"]
-        query = query.where(sa.or_(users.c.username.icontains(text, autoescape=True),
-                                   users.c.display_name.icontains(text, autoescape=True)))
+    actor = current_actor()
+    if not rt.permissions.of(actor).allows(name, "read"):
+        raise rt.directory.refuse(actor, name, "read")
+    source = rt.queries.platform[name]
+    list_request = rt.queries.parse_list(source, request.args.items(multi=True), rt.permissions.of(actor))
     with rt.engine.connect() as conn:
-        rows = conn.execute(query.order_by(users.c.id).limit(1000), scope_params(current_actor())).mappings().all()
-    return json_response({"data": [user_json(r) for r in rows]})
+        page = rt.queries.page(conn, source, list_request, actor=actor)
+    return page_response(source, page, list_request.fields, item)
 
 
 @api.get("/users/<user_id>")
@@ -191,11 +187,8 @@ def revoke_user_token(user_id: str, token_id: str):
 
 @api.get("/teams")
 def list_teams():
-    rt = runtime()
-    with rt.engine.connect() as conn:
-        rows = conn.execute(_scoped("team", "read").order_by(rt.tables.teams.c.id),
-                            scope_params(current_actor())).mappings().all()
-    return json_response({"data": [team_json(r) for r in rows]})
+    """Teams within the caller's scope, as a list (filters such as parent_id=2, q, count)."""
+    return _list("team")
 
 
 @api.get("/teams/<team_id>")
@@ -220,40 +213,17 @@ def update_team(team_id: str):
 @api.get("/audit")
 def audit_trail():
     """The audit trail, newest first, within the caller's ``audit`` read scope
-    (all, or the entries of their own actions, their team's ...). Filters:
-    entity, record_id, action, actor_id, before (an entry id, for the next page)."""
+    (all, or the entries of their own actions, their team's ...), as a list:
+    filters such as entity=customer, record_id=5, action=update, actor_id=3,
+    at__gte=2026-01-01T00:00:00Z; pages by cursor. The values of records are
+    shown to readers of every record of the entity."""
     rt = runtime()
-    audit = rt.tables.audit
-    query = _scoped("audit", "read")
-    for key in ("entity", "action"):
-        if request.args.get(key):
-            query = query.where(audit.c[key] == request.args[key])
-    for key in ("record_id", "actor_id", "before"):
-        text = request.args.get(key)
-        if text is None:
-            continue
-        if not (text.isascii() and text.isdigit()) or len(text) > 10:
-            raise BadRequest(f"{key} must be a whole number", {key: ["must be a whole number"]},
-                             code="invalid_parameter")
-        column = audit.c.id if key == "before" else audit.c[key]
-        query = query.where(column < int(text) if key == "before" else column == int(text))
-    with rt.engine.connect() as conn:
-        rows = conn.execute(query.order_by(audit.c.id.desc()).limit(200), scope_params(current_actor())).mappings().all()
-    data = [{"id": r["id"], "entity": r["entity"], "record_id": r["record_id"], "action": r["action"],
-             "actor": r["actor"], "actor_id": r["actor_id"], "at": _iso(r["at"]),
-             "changes": _audit_changes(r)} for r in rows]
-    return json_response({"data": data, "next_before": data[-1]["id"] if len(data) == 200 else None})
+    access = rt.permissions.of(current_actor())
 
+    def visible(entry: dict) -> dict:
+        if "changes" in entry:
+            entity = rt.spec.entities.get(entry.get("entity", ""))
+            entry["changes"] = audit_changes(access, entity, entry["changes"])
+        return entry
 
-def _audit_changes(row: Mapping) -> Any:
-    """Record changes as the caller may see them (field rules); platform entries as they are."""
-    from .records import _visible_changes
-
-    rt = runtime()
-    entity = rt.spec.entities.get(row["entity"])
-    if entity is None:
-        return row["changes"]
-    ea = rt.permissions.of(current_actor()).entity(entity.name)
-    if ea.scope("read") != frozenset({"all"}):
-        return None  # the values of records outside their read scope are not theirs to see
-    return _visible_changes(entity, ea, row["changes"])
+    return _list("audit", visible)

@@ -10,12 +10,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import sqlalchemy as sa
 from flask import Response, request
 
 from ..errors import BadRequest, NotFound
-from ..metadata.spec import EntitySpec
-from ..permissions import EntityAccess, scope_params
+from ..permissions import audit_changes
 from ..records import MAX_BULK
 from . import api
 from .http import (
@@ -42,8 +40,8 @@ def list_records(entity_name: str):
     actor = current_actor()
     list_request = rt.queries.parse_list(entity, request.args.items(multi=True), rt.permissions.of(actor))
     with rt.engine.connect() as conn:
-        rows, next_cursor, total = rt.queries.page(conn, entity, list_request, actor=actor)
-    return page_response(entity, rows, next_cursor, total, list_request.fields)
+        page = rt.queries.page(conn, entity, list_request, actor=actor)
+    return page_response(entity, page, list_request.fields)
 
 
 @api.post("/<entity_name>")
@@ -77,10 +75,11 @@ def export_records(entity_name: str):
     if request.args.get("format", "csv") != "csv":
         raise BadRequest("format must be csv", {"format": ["only csv is offered"]}, code="invalid_parameter")
     list_request = rt.queries.parse_list(entity, args, rt.permissions.of(actor))
-    present = presenter(entity, list_request.fields)
-    names = [n for n in entity.fields if n in (list_request.fields or rt.permissions.of(actor).entity(entity.name).visible)]
-    query = rt.queries.export_select(entity, list_request, actor, MAX_EXPORT)
-    params = scope_params(actor)
+    ea = rt.permissions.of(actor).entity(entity.name)
+    names = [n for n in entity.fields if n in (list_request.fields or ea.visible)]
+    query, params = rt.queries.export_statement(entity, list_request, actor, MAX_EXPORT)
+    dump = rt.queries.row_dumper(entity, tuple(query.selected_columns.keys()), frozenset(names))
+    masks = tuple((name, mask) for name, mask in ea.masked if name in names)
 
     def cell(value: Any) -> Any:
         if isinstance(value, list):
@@ -98,9 +97,12 @@ def export_records(entity_name: str):
         writer.writerow(names)
         count = 0
         with rt.engine.connect() as conn:
-            result = conn.execution_options(yield_per=2000).execute(query, params).mappings()
+            result = conn.execution_options(yield_per=2000).execute(query, params)
             for row in result:
-                item = present(row)
+                item = dump(row)
+                for name, mask in masks:
+                    if item[name] is not None:
+                        item[name] = mask(item[name])
                 writer.writerow([cell(item.get(n)) for n in names])
                 count += 1
                 if buffer.tell() > 65536:
@@ -170,7 +172,7 @@ def get_record(entity_name: str, record_id: str):
     if unknown:
         raise BadRequest(f"unknown parameter '{sorted(unknown)[0]}'", code="invalid_parameter")
     with rt.engine.connect() as conn:
-        row = rt.queries.fetch(conn, entity, parse_record_id(record_id), actor=current_actor())
+        row = rt.queries.read_one(conn, entity, parse_record_id(record_id), actor=current_actor(), fields=fields)
     if row is None:
         raise NotFound(f"{entity.name} {record_id} not found")
     return record_response(entity, row, fields=fields)
@@ -216,63 +218,40 @@ def make_transition(entity_name: str, record_id: str, name: str):
 
 @api.get("/<entity_name>/<record_id>/history")
 def record_history(entity_name: str, record_id: str):
+    """The record's audit entries, newest first, as a list (limit, cursor,
+    sort, filters such as action=update, count); the values in them as the
+    caller may see them."""
     rt = runtime()
     entity = entity_or_404(entity_name)
     rid = parse_record_id(record_id)
-    audit = rt.tables.audit
-    ea = entity_access(entity, None)
+    actor = current_actor()
+    access = rt.permissions.of(actor)
+    list_request = rt.queries.parse_list(rt.queries.history, request.args.items(multi=True), access)
     with rt.engine.connect() as conn:
-        if rt.queries.fetch(conn, entity, rid, actor=current_actor()) is None:
-            raise NotFound(f"{entity.name} {record_id} not found")
-        rows = conn.execute(sa.select(audit).where(audit.c.entity == entity.name, audit.c.record_id == rid,
-                                                   audit.c.action != "denied")
-                            .order_by(audit.c.id.desc()).limit(200)).mappings().all()
-    data = [{"action": r["action"], "actor": r["actor"], "actor_id": r["actor_id"],
-             "at": r["at"].isoformat().replace("+00:00", "Z"), "changes": _visible_changes(entity, ea, r["changes"])}
-            for r in rows]
-    return json_response({"data": data})
+        page = rt.queries.history_page(conn, entity, rid, list_request, actor=actor)
 
+    def visible(entry: dict) -> dict:
+        if "changes" in entry:
+            entry["changes"] = audit_changes(access, entity, entry["changes"], record_read=True)
+        return entry
 
-def _visible_changes(entity: EntitySpec, ea: EntityAccess, changes: Any) -> Any:
-    """An audit entry as the caller may see it: hidden fields left out, masked values masked."""
-    if not isinstance(changes, dict):
-        return changes
-    masks = dict(ea.masked)
-    out = {}
-    for name, change in changes.items():
-        if name in entity.fields and name not in ea.visible:
-            continue
-        if name in masks and isinstance(change, list):
-            change = [None if v is None else masks[name](v) for v in change]
-        out[name] = change
-    return out
+    return page_response(rt.queries.history, page, list_request.fields, visible)
 
 
 @api.get("/<entity_name>/<record_id>/<relation>")
 def related_records(entity_name: str, record_id: str, relation: str):
+    """The records related to this one, as a list of the other entity."""
     rt = runtime()
     entity = entity_or_404(entity_name)
-    rel = entity.relations.get(relation)
-    if rel is None:
-        raise NotFound(f"{entity.name} has no relation '{relation}'", code="unknown_relation")
+    rel = rt.queries.relation(entity, relation)
     rid = parse_record_id(record_id)
     other = rt.spec.entities[rel.entity]
     actor = current_actor()
+    entity_access(other, "read")
+    list_request = rt.queries.parse_list(other, request.args.items(multi=True), rt.permissions.of(actor))
     with rt.engine.connect() as conn:
-        if rt.queries.fetch(conn, entity, rid, actor=actor) is None:
-            raise NotFound(f"{entity.name} {record_id} not found")
-        entity_access(other, "read")
-        list_request = rt.queries.parse_list(other, request.args.items(multi=True), rt.permissions.of(actor))
-        table = rt.tables.entities[other.name]
-        if rel.kind == "one_to_many":
-            via = other.fields[rel.field or entity.name]
-            condition = table.c[via.column] == rid
-        else:
-            link = rt.tables.links[(entity.name, rel.name)]
-            left, right = list(link.c)[0], list(link.c)[1]
-            condition = table.c.id.in_(sa.select(right).where(left == rid))
-        rows, next_cursor, total = rt.queries.page(conn, other, list_request, actor=actor, extra=[condition])
-    return page_response(other, rows, next_cursor, total, list_request.fields)
+        page = rt.queries.related_page(conn, entity, rid, rel, list_request, actor=actor)
+    return page_response(other, page, list_request.fields)
 
 
 @api.post("/<entity_name>/<record_id>/<relation>")
@@ -297,28 +276,22 @@ def unlink_record(entity_name: str, record_id: str, relation: str, other_id: str
 
 @api.get("/recycle_bin")
 def recycle_bin():
+    """Records in an entity's recycle bin (``entity=NAME``), newest deletion
+    first, as a list (limit, cursor, sort, filters, count): those the caller
+    could delete, which they may restore."""
     rt = runtime()
     name = request.args.get("entity")
     if not name:
         raise BadRequest("name the entity: /api/v1/recycle_bin?entity=customer", code="invalid_parameter")
     entity = entity_or_404(name)
     entity_access(entity, "delete")
-    table = rt.tables.entities[entity.name]
     actor = current_actor()
-    query = sa.select(table).where(table.c.deleted_at.is_not(None))
-    scope = rt.queries.scope(entity.name, actor, "delete")  # what the caller could delete, they may restore
-    if scope is not None:
-        query = query.where(scope)
+    source = rt.queries.binned[entity.name]
+    args = [(k, v) for k, v in request.args.items(multi=True) if k != "entity"]
+    list_request = rt.queries.parse_list(source, args, rt.permissions.of(actor))
     with rt.engine.connect() as conn:
-        rows = conn.execute(query.order_by(table.c.deleted_at.desc()).limit(200), scope_params(actor)).mappings().all()
-    present = presenter(entity)
-    data = []
-    for row in rows:
-        item = present(row)
-        item["deleted_at"] = row["deleted_at"].isoformat().replace("+00:00", "Z")
-        item["deleted_by"] = row["deleted_by"]
-        data.append(item)
-    return json_response({"data": data})
+        page = rt.queries.deleted_page(conn, entity, list_request, actor=actor)
+    return page_response(source, page, list_request.fields)
 
 
 @api.post("/recycle_bin/<entity_name>/<record_id>/restore")
