@@ -9,6 +9,22 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .loader import Document
+
+
+#: The longest value a message shows, and the longest message: a problem
+#: points at a value, it never echoes a huge one whole.
+MAX_SHOWN = 60
+MAX_MESSAGE = 300
+
+
+def shown(value: object, limit: int = MAX_SHOWN) -> str:
+    """``value`` as text for a message, cut to ``limit`` characters."""
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 1]}…"
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +34,11 @@ class Problem:
     column: int
     message: str
     hint: str = ""
+
+    def __post_init__(self) -> None:
+        # The last guard for a message that quotes a value it was handed.
+        object.__setattr__(self, "message", shown(self.message, MAX_MESSAGE))
+        object.__setattr__(self, "hint", shown(self.hint, MAX_MESSAGE))
 
     def __str__(self) -> str:
         text = f"{self.file}:{self.line}:{self.column}: {self.message}"
@@ -32,9 +53,11 @@ class ConfigError(Exception):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
-def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+def did_you_mean(word: object, candidates: Iterable[object]) -> str:
     """A hint naming the closest candidate, or an empty string."""
-    close = difflib.get_close_matches(str(word), [str(c) for c in candidates], n=1, cutoff=0.6)
+    if not isinstance(word, str) or len(word) > MAX_SHOWN:
+        return ""
+    close = difflib.get_close_matches(word, [str(c) for c in candidates], n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else ""
 
 
@@ -44,7 +67,7 @@ class ProblemList:
 
     problems: list[Problem] = field(default_factory=list)
 
-    def add(self, doc, path: tuple, message: str, hint: str = "", *, key: bool = False) -> None:
+    def add(self, doc: Document, path: tuple, message: str, hint: str = "", *, key: bool = False) -> None:
         line, column = doc.locate(path, key=key)
         self.problems.append(Problem(doc.file, line, column, message, hint))
 
