@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from .errors import BadRequest
 from .fieldtypes import MAX_ID, FieldType, FieldValueError
 from .metadata.problems import did_you_mean
-from .metadata.spec import AppSpec, EntitySpec, FieldSpec
+from .metadata.spec import DIRECTORY_ENTITIES, DIRECTORY_FIELDS, ID_OPERATORS, AppSpec, EntitySpec, FieldSpec
 from .permissions import Access, EntityAccess, Permissions, ScopeSQL, scope_params, share_for
 from .tables import Tables
 
@@ -200,7 +200,7 @@ class QueryBuilder:
             op = "?" + op
         op = op or "eq"
         via = None
-        target_entity = entity
+        target_fields = entity.fields
         ea = access.entity(entity.name)
         if "." in name:
             ref_name, _, name = name.partition(".")
@@ -209,9 +209,8 @@ class QueryBuilder:
                 raise BadRequest(f"'{ref_name}' is not a reference field of {entity.name}",
                                  {key: [f"'{ref_name}' is not a ref field{_hint(ref_name, ea.visible)}"]},
                                  code="invalid_filter")
-            target_entity = self.spec.entities[via.to]
-            ea = access.entity(target_entity.name)
-        f = target_entity.fields.get(name) if name in ea.visible else None
+            target_fields, ea = self._ref_target(via, access)
+        f = target_fields.get(name) if name in ea.visible else None
         if f is None:
             candidates = list(LIST_PARAMETERS) + list(ea.visible)
             raise BadRequest(f"unknown filter field '{name}'",
@@ -224,7 +223,7 @@ class QueryBuilder:
             raise BadRequest(f"unknown filter operator '{op}'",
                              {key: [f"unknown operator '{op}'; operators: {', '.join(OPERATORS)}"]},
                              code="invalid_filter")
-        allowed = ftype.operators if f.name != "id" else ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin")
+        allowed = ftype.operators if f.name != "id" else ID_OPERATORS
         if op not in allowed:
             raise BadRequest(f"operator '{op}' does not apply to {f.type} field '{name}'",
                              {key: [f"{f.type} fields support: {', '.join(allowed)}"]}, code="invalid_filter")
@@ -245,6 +244,17 @@ class QueryBuilder:
         except FieldValueError as exc:
             raise BadRequest(f"bad value for filter {key}: {exc}", {key: [str(exc)]}, code="invalid_filter") from None
         return Filter(f, op, value, via)
+
+    def _ref_target(self, via: FieldSpec, access: Access) -> tuple[Mapping[str, FieldSpec], EntityAccess]:
+        """The fields a filter through the ref ``via`` may name, and the caller's
+        access to them. Through a ref to the platform's users or teams: their
+        directory fields, for a caller who may read users (or teams)."""
+        to = via.to or ""
+        if to in DIRECTORY_ENTITIES:
+            fields = DIRECTORY_FIELDS[to]
+            names = frozenset(fields) if access.allows(to, "read") else frozenset()
+            return fields, EntityAccess(to, visible=names, readable=names)
+        return self.spec.entities[to].fields, access.entity(to)
 
     def _parse_value(self, f: FieldSpec, ftype: FieldType, text: str) -> Any:
         if f.name == "id" or f.system and f.type == "integer":
@@ -308,10 +318,12 @@ class QueryBuilder:
 
     def condition(self, entity: EntitySpec, flt: Filter, actor) -> sa.ColumnElement[bool]:
         if flt.via is not None:  # among the referenced records the actor may read
-            target = self.spec.entities[flt.via.to]
-            inner = sa.select(self.table(target).c.id).where(
-                self.live(target), self._predicate(self.table(target), flt))
-            scope = self.scope(target.name, actor)
+            to = flt.via.to or ""
+            target = self.scopes.table(to)  # an entity's, or the users' or teams' table
+            inner = sa.select(target.c.id).where(self._predicate(target, flt))
+            if to not in DIRECTORY_ENTITIES:  # users and teams are disabled, never deleted
+                inner = inner.where(target.c.deleted_at.is_(None))
+            scope = self.scope(to, actor)
             if scope is not None:
                 inner = inner.where(scope)
             return self.table(entity).c[flt.via.column].in_(inner)
@@ -472,15 +484,23 @@ class QueryBuilder:
         return conn.execute(query, params).mappings().first()
 
     def existing_ids(self, conn: sa.Connection, entity_name: str, ids: set[int], actor) -> set[int]:
-        """Those of the ids that are live records the actor may read."""
-        entity = self.spec.entities[entity_name]
-        table = self.table(entity)
+        """Those of the ids that are live records the actor may read; for the
+        platform's users and teams (refs to user or team), active users and
+        teams within the actor's read scope of them."""
+        table = self.scopes.table(entity_name)
+        live: sa.ColumnElement[bool]
+        if entity_name == "user":
+            live = table.c.active.is_(True)
+        elif entity_name == "team":
+            live = sa.true()
+        else:
+            live = table.c.deleted_at.is_(None)
         scope = self.scope(entity_name, actor)
         found: set[int] = set()
         id_list = sorted(ids)
         for start in range(0, len(id_list), 900):
             chunk = id_list[start:start + 900]
-            query = sa.select(table.c.id).where(table.c.id.in_(chunk), self.live(entity))
+            query = sa.select(table.c.id).where(table.c.id.in_(chunk), live)
             if scope is not None:
                 query = query.where(scope)
             found.update(conn.execute(query, scope_params(actor)).scalars())

@@ -397,7 +397,7 @@ def _check_cross_references(known: _Known, docs: dict[str, Document], problems: 
                                  "the platform's users and teams are disabled, never deleted", key=True)
                 continue
             problems.add(doc, ("fields", f.name, "to"), f"ref to unknown entity '{f.to}'",
-                         did_you_mean(f.to, [*entities, *known.broken, *DIRECTORY_ENTITIES]))
+                         did_you_mean(f.to, [*entities, *known.broken]))
         for rel in entity.relations.values():
             other = entities.get(rel.entity)
             if other is None:
@@ -448,7 +448,7 @@ def build_spec(documents: Iterable[Document], types: Mapping[str, Any], problems
     """Check every document and build the AppSpec; None when there were problems."""
     by_kind: dict[str, list[Document]] = defaultdict(list)
     for doc in documents:
-        if check_structure(doc, problems):
+        if doc.sound and check_structure(doc, problems):
             by_kind[doc.kind].append(doc)
         else:
             by_kind["_broken_" + doc.kind].append(doc)

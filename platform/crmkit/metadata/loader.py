@@ -24,7 +24,7 @@ from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from .problems import Problem, shown
+from .problems import MAX_MESSAGE, Problem, shown
 
 #: Top-level keys that say what a document is, in the order they are tried.
 #: A workflow document also names its ``entity``, so ``workflow`` is tried first.
@@ -151,11 +151,12 @@ _FastLoader.construct_mapping = _construct_mapping
 def parse_fast(source: str) -> list:
     """Every document of ``source`` (YAML 1.2 core schema, or JSON), unmarked.
     Mappings keep only their text keys; use ``load_file`` to hear about the others."""
-    return [data for _node, data in _parse(source, "<string>", [])]
+    return [data for _node, data, _sound in _parse(source, "<string>", [])]
 
 
-def _parse(source: str, display: str, problems: list[Problem]) -> Iterator[tuple[Node, Any]]:
-    """(node graph, data) of each document of ``source`` that is within the limits.
+def _parse(source: str, display: str, problems: list[Problem]) -> Iterator[tuple[Node, Any, bool]]:
+    """(node graph, data, sound) of each document of ``source`` within the limits;
+    ``sound`` is false when a key of the document was no name or given twice.
 
     Raises yaml.YAMLError (and RecursionError, if libyaml is missing) for a
     file that is not YAML."""
@@ -167,103 +168,105 @@ def _parse(source: str, display: str, problems: list[Problem]) -> Iterator[tuple
                 continue
             refusal, found = _inspect(node, display)
             problems.extend(found)
-            if refusal is not None:
+            if refusal is not None:  # not built; it still declares the names at its top
                 problems.append(refusal)
+                yield node, _top_level_names(node), False
                 continue
-            yield node, loader.construct_document(node)
+            yield node, loader.construct_document(node), not found
     finally:
         loader.dispose()
 
 
-def _children(node: Node) -> Iterator[Node]:
-    if isinstance(node, MappingNode):
-        for key, value in node.value:
-            yield key
-            yield value
-    elif isinstance(node, SequenceNode):
-        yield from node.value
+def _top_level_names(node: Node) -> dict[str, str]:
+    """The plain text pairs at the top of a document (``entity: customer``)."""
+    if not isinstance(node, MappingNode):
+        return {}
+    return {key.value: value.value for key, value in node.value
+            if _is_text_key(key) and isinstance(value, ScalarNode) and value.tag == _STR}
+
+
+class _Refused(Exception):
+    """A document beyond the limits, at ``node``."""
+
+    def __init__(self, node: Node, message: str) -> None:
+        super().__init__(message)
+        self.node, self.message = node, message
 
 
 def _inspect(root: Node, display: str) -> tuple[Problem | None, list[Problem]]:
     """(why the document is refused, or None; the problems with its keys).
 
     One walk over the graph, each node once: aliases make it a graph, not a
-    tree, so the size of a node once expanded is remembered and added again
-    where an alias repeats it. Its nesting is measured the same way."""
-
-    def at(node: Node, message: str, hint: str = "") -> Problem:
-        return Problem(display, node.start_mark.line + 1, node.start_mark.column + 1, message, hint)
-
+    tree, so the size of a node once expanded is remembered and counted again
+    where an alias repeats it; its height likewise. The walk goes no deeper
+    than MAX_DEPTH, so its recursion is bounded too."""
     key_problems: list[Problem] = []
-    size: dict[int, int] = {}  # id(node) -> values in it, aliases expanded
-    height: dict[int, int] = {}  # id(node) -> levels of mappings and lists in it, aliases expanded
+    measured: dict[int, tuple[int, int]] = {}  # id(node) -> (values in it, levels in it), aliases expanded
     walking: set[int] = set()
-    expanded = 1
-    aliased = False
-    # The path being walked: (node, its children, [values so far, deepest child]).
-    stack: list[tuple[Node, Iterator[Node], list[int]]] = [(root, _children(root), [1, 0])]
-    walking.add(id(root))
-    _check_keys(root, at, key_problems)
-    while stack:
-        node, children, totals = stack[-1]
-        child = next(children, None)
-        if child is None:
-            stack.pop()
-            walking.discard(id(node))
-            size[id(node)], height[id(node)] = totals[0], totals[1] + 1
-            if stack:
-                parent = stack[-1][2]
-                parent[0] += totals[0]
-                parent[1] = max(parent[1], totals[1] + 1)
-            continue
-        if id(child) in walking:
-            return at(child, "an alias refers to a value that contains it: a document cannot contain itself"), []
-        if id(child) in size:  # an alias of a value walked before
-            aliased = True
-            child_size, child_height = size[id(child)], height[id(child)]
-        elif isinstance(child, ScalarNode):
-            child_size, child_height = 1, 0
+    state = {"left": MAX_VALUES, "aliased": False}
+
+    def spend(count: int, node: Node) -> None:
+        state["left"] -= count
+        if state["left"] < 0:
+            raise _Refused(node, f"aliases expand this document beyond {MAX_VALUES:,} values" if state["aliased"]
+                           else f"this document holds more than {MAX_VALUES:,} values")
+
+    def walk(node: Node, depth: int) -> tuple[int, int]:
+        known = measured.get(id(node))
+        if known is not None:  # an alias of a value walked before
+            state["aliased"] = True
+            if depth + known[1] - 1 > MAX_DEPTH:
+                raise _Refused(node, f"values are nested more than {MAX_DEPTH} levels deep (aliases expanded)")
+            spend(known[0], node)
+            return known
+        if id(node) in walking:
+            raise _Refused(node, "an alias refers to a value that contains it: a document cannot contain itself")
+        if depth > MAX_DEPTH:
+            raise _Refused(node, f"values are nested more than {MAX_DEPTH} levels deep")
+        walking.add(id(node))
+        if isinstance(node, MappingNode):
+            _check_keys(node, display, key_problems)
+            children = [part for pair in node.value for part in pair]
         else:
-            if len(stack) >= MAX_DEPTH:
-                return at(child, f"values are nested more than {MAX_DEPTH} levels deep"), []
-            expanded += 1
-            if expanded > MAX_VALUES:
-                return at(child, _too_many(aliased)), []
-            walking.add(id(child))
-            stack.append((child, _children(child), [1, 0]))
-            _check_keys(child, at, key_problems)
-            continue
-        if len(stack) + child_height > MAX_DEPTH:
-            return at(child, f"values are nested more than {MAX_DEPTH} levels deep (aliases expanded)"), []
-        expanded += child_size
-        if expanded > MAX_VALUES:
-            return at(child, _too_many(aliased)), []
-        totals[0] += child_size
-        totals[1] = max(totals[1], child_height)
+            children = node.value
+        size, height = 1, 0
+        scalars = 0
+        for child in children:
+            if isinstance(child, ScalarNode):
+                scalars += 1
+            else:
+                child_size, child_height = walk(child, depth + 1)
+                size += child_size
+                height = max(height, child_height)
+        spend(1 + scalars, node)
+        walking.discard(id(node))
+        measured[id(node)] = result = (size + scalars, height + 1)
+        return result
+
+    if isinstance(root, ScalarNode):
+        return None, []
+    try:
+        walk(root, 1)
+    except _Refused as refused:
+        mark = refused.node.start_mark
+        return Problem(display, mark.line + 1, mark.column + 1, refused.message), []
     return None, key_problems
 
 
-def _too_many(aliased: bool) -> str:
-    if aliased:
-        return f"aliases expand this document beyond {MAX_VALUES:,} values"
-    return f"this document holds more than {MAX_VALUES:,} values"
-
-
-def _check_keys(node: Node, at, problems: list[Problem]) -> None:
+def _check_keys(node: MappingNode, display: str, problems: list[Problem]) -> None:
     """Every key of a mapping node is a name, and no key is given twice."""
-    if not isinstance(node, MappingNode):
-        return
     seen: dict[str, Node] = {}
     for key, _value in node.value:
         if key.tag == _MERGE:
             continue
         if not _is_text_key(key):
-            problems.append(at(key, *_not_a_name(key)))
+            message, hint = _not_a_name(key)
+            problems.append(Problem(display, key.start_mark.line + 1, key.start_mark.column + 1, message, hint))
             continue
         first = seen.setdefault(key.value, key)
         if first is not key:
-            problems.append(at(key, f"duplicate key '{shown(key.value)}'",
-                               f"first at line {first.start_mark.line + 1}"))
+            problems.append(Problem(display, key.start_mark.line + 1, key.start_mark.column + 1,
+                                    f"duplicate key '{shown(key.value)}'", f"first at line {first.start_mark.line + 1}"))
 
 
 def _not_a_name(key: Node) -> tuple[str, str]:
@@ -295,6 +298,10 @@ class Document:
     source: str = ""
     #: The node graph the data was built from: every node knows its line and column.
     root: Node | None = field(default=None, repr=False)
+    #: False when the loader found a key that is no name, or a key given twice:
+    #: the document declares its names but is checked no further (a key left
+    #: out would only make second problems out of the first).
+    sound: bool = True
     _keys: dict[int, dict[str, tuple[Node, Node]]] = field(default_factory=dict, repr=False)
 
     def locate(self, path: tuple, key: bool = False) -> tuple[int, int]:
@@ -390,14 +397,41 @@ def load_file(path: Path, display: str, problems: list[Problem]) -> list[Documen
         return _json_documents(source, display, problems)
     documents = []
     try:
-        for index, (node, data) in enumerate(_parse(source, display, problems)):
-            document = _document(data, display, problems, index=index, root=node)
+        for index, (node, data, sound) in enumerate(_parse(source, display, problems)):
+            document = _document(data, display, problems, index=index, root=node, sound=sound)
             if document is not None:
                 documents.append(document)
     except (yaml.YAMLError, ValueError, RecursionError) as fast_error:
         problems.append(_syntax_problem(source, display, fast_error))
-        return []
+        return _declared_before_error(source, display)
     return documents
+
+
+def _declared_before_error(source: str, display: str) -> list[Document]:
+    """A file with a syntax error still declares what its first lines name
+    (``entity: customer``): a broken document, so that the one mistake is
+    not reported again wherever the name is used."""
+    names: dict[str, str] = {}
+    depth, key = 0, None
+    try:
+        for event in yaml.parse(source, Loader=_FastLoader):
+            if isinstance(event, yaml.DocumentEndEvent):
+                break
+            if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+                depth, key = depth + 1, None
+            elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+                depth, key = depth - 1, None
+            elif isinstance(event, yaml.AliasEvent):
+                key = None
+            elif isinstance(event, yaml.ScalarEvent) and depth == 1:
+                if key is None:
+                    key = event.value
+                else:
+                    names[key], key = event.value, None
+    except (yaml.YAMLError, ValueError, RecursionError):
+        pass
+    kind = document_kind(names)
+    return [Document(kind, {kind: names[kind]}, display, sound=False)] if kind else []
 
 
 def _json_documents(source: str, display: str, problems: list[Problem]) -> list[Document]:
@@ -445,6 +479,15 @@ def _syntax_problem(source: str, display: str, fast_error: Exception) -> Problem
     if nested:
         line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
         return Problem(display, line, column, f"values are nested more than {MAX_DEPTH} levels deep")
+    if isinstance(error, yaml.reader.ReaderError):  # a character YAML does not allow: its offset, no mark
+        offset = error.position
+        if _FastBase is not yaml.SafeLoader:  # libyaml counts the bytes of UTF-8
+            offset = len(source.encode("utf-8")[:offset].decode("utf-8", "ignore"))
+        before = source[:offset]
+        line, column = before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1
+        character = error.character if isinstance(error.character, int) else 0
+        return Problem(display, line, column, f"invalid YAML: character {character:#06x} "
+                       "is not allowed (binary data or a control character)")
     if len(source) <= MAX_REPARSE_BYTES:
         try:
             list(_marked_yaml().load_all(source))
@@ -454,15 +497,17 @@ def _syntax_problem(source: str, display: str, fast_error: Exception) -> Problem
             pass
     mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
     if mark is None:
-        return Problem(display, 1, 1, f"invalid YAML: {shown(str(error))}")
+        return Problem(display, 1, 1, f"invalid YAML: {shown(str(error), MAX_MESSAGE)}")
     what = getattr(error, "problem", None) or getattr(error, "context", None) or "syntax error"
-    return Problem(display, mark.line + 1, mark.column + 1, f"invalid YAML: {shown(what)}")
+    return Problem(display, mark.line + 1, mark.column + 1, f"invalid YAML: {shown(what, MAX_MESSAGE)}")
 
 
 def _document(data: Any, display: str, problems: list[Problem], **where: Any) -> Document | None:
     if data is None:
         return None
     kind = document_kind(data)
+    if kind is None and not where.get("sound", True):
+        return None  # its problem was reported: no second one
     if kind is None:
         what = "a mapping" if isinstance(data, dict) else f"a {type(data).__name__}"
         root = where.get("root")
