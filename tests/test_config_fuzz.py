@@ -1,10 +1,14 @@
 """Fuzzing the checker with mutated copies of the sample config: whatever a
 file holds, loading gives a spec or a ConfigError whose every problem has a
-file and a line, never another exception."""
+file and a line, never another exception.
+
+Bounded to a few seconds in the suite (each example loads the whole sample);
+``FUZZ_EXAMPLES=1000`` runs a longer search."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,8 @@ FILES = sorted(str(p.relative_to(SAMPLE_CONFIG)) for p in SAMPLE_CONFIG.rglob("*
 ODD_VALUES = [None, True, False, 0, -1, 2**70, 1.5, float("inf"), "", "x" * 5000, "Mars/Olympus", "-nope,,",
               [], {}, [None], [[1]], {"a": {"b": []}}, dt.date(2026, 1, 31), "customer", "user", "string", "ref",
               {"type": "strng"}, "name__gt", "*"]
+JUNK = ["\x00", "\x07", "\t", ": :", "- [", "{", "&a *a", "*missing", "!!python/name:os.system", "? [1]\n: 2",
+        "\ufeff", "\u0085", "<<: 5", "---\n", "%YAML 1.1\n"]
 ODD_KEYS = [1, 0, -7, True, False, None, 1.5, dt.date(2026, 1, 1), "", "Bad Key", "x" * 300, "__", "a.b", "*"]
 
 
@@ -86,18 +92,17 @@ def _text(data: st.DataObject, source: str) -> str:
         return source[: data.draw(st.integers(0, len(source)))]
     if how == "junk":
         at = data.draw(st.integers(0, len(source)))
-        junk = data.draw(st.sampled_from(["\x00", "\x07", "\t", ": :", "- [", "{", "&a *a", "*missing", "!!python/name:os.system",
-                                          "? [1]\n: 2", "\ufeff", "\u0085", "<<: 5", "---\n", "%YAML 1.1\n"]))
+        junk = data.draw(st.sampled_from(JUNK))
         return source[:at] + junk + source[at:]
-    documents = [d for d in parse_fast(source)]
+    documents = parse_fast(source)
     for _ in range(data.draw(st.integers(1, 3))):
         index = data.draw(st.integers(0, len(documents) - 1))
         documents[index] = _mutate(data, documents[index])
     return yaml.safe_dump_all(documents, allow_unicode=True, sort_keys=False)
 
 
-@settings(max_examples=int(__import__("os").environ.get("FUZZ_EXAMPLES", "40")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "25")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_a_mutated_sample_config_gives_a_spec_or_located_problems(sample_copy, data):
     name = data.draw(st.sampled_from(FILES))

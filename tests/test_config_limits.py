@@ -86,7 +86,8 @@ def test_a_quoted_number_is_a_name_and_a_leading_zero_keeps_a_number_text(tmp_pa
         "options: [bronze, gold]", "options: [bronze, gold], label: {en: Level}")})
     load(tmp_path)
     problems = problems_of(tmp_path, {"roles.yaml": "roles:\n  rep:\n    fields: {'1': hidden, 0123: read}\n"})
-    assert [str(p) for p in problems] == ["roles.yaml:3:14: unknown entity '1'", "roles.yaml:3:27: unknown entity '0123'"]
+    assert [str(p) for p in problems] == ["roles.yaml:3:14: unknown entity '1'",
+                                          "roles.yaml:3:27: unknown entity '0123'"]
 
 
 # ---------------------------------------------------------------- duplicates
@@ -334,8 +335,8 @@ def test_views_tags_and_automations_are_typed_and_frozen(tmp_path):
     assert gold.label["zh"] == "金卡" and gold.source == "views.yaml"
     assert (spec.views["board"].kind, spec.views["board"].group_by, spec.views["board"].roles) == ("board", "level", ())
     vip = spec.tags["vip"]
-    assert (vip.entity, vip.color, vip.rule, vip.use, vip.label["en"]) == ("customer", "gold", "age > 60", "Calls first",
-                                                                          "VIP")
+    assert (vip.entity, vip.color, vip.rule, vip.use, vip.label["en"]) == (
+        "customer", "gold", "age > 60", "Calls first", "VIP")
     assert spec.tags["manual"].rule is None
     assert spec.automations["greet"]["do"][0]["notify"]["to"] == "owner"
     with pytest.raises(AttributeError):
@@ -398,3 +399,11 @@ def test_a_document_refused_for_its_size_still_declares_its_entity(tmp_path):
     problems = problems_of(tmp_path, {
         "app.yaml": APP, "entities/customer.yaml": deep, "entities/order.yaml": ORDER})
     assert [p.message for p in problems] == ["values are nested more than 32 levels deep"]
+
+
+def test_a_json_document_with_too_many_values_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(loader, "MAX_VALUES", 100)
+    text = '{"views": {' + ", ".join(f'"v{i}": {{"entity": "customer"}}' for i in range(60)) + "}}"
+    assert only(tmp_path, {"views.json": text}).endswith("this document holds more than 100 values")
+    text = "views:\n" + "".join(f"  v{i}: {{entity: customer}}\n" for i in range(60))
+    assert only(tmp_path / "yaml", {"views.yaml": text}).endswith("this document holds more than 100 values")

@@ -266,7 +266,8 @@ def _check_keys(node: MappingNode, display: str, problems: list[Problem]) -> Non
         first = seen.setdefault(key.value, key)
         if first is not key:
             problems.append(Problem(display, key.start_mark.line + 1, key.start_mark.column + 1,
-                                    f"duplicate key '{shown(key.value)}'", f"first at line {first.start_mark.line + 1}"))
+                                    f"duplicate key '{shown(key.value)}'",
+                                    f"first at line {first.start_mark.line + 1}"))
 
 
 def _not_a_name(key: Node) -> tuple[str, str]:
@@ -461,7 +462,7 @@ def _inspect_data(data: Any) -> tuple[tuple, str]:
         path, value = stack.pop()
         count += 1
         if count > MAX_VALUES:
-            return path, _too_many(False)
+            return path, f"this document holds more than {MAX_VALUES:,} values"
         if isinstance(value, dict | list):
             if len(path) >= MAX_DEPTH:
                 return path, f"values are nested more than {MAX_DEPTH} levels deep"
