@@ -407,3 +407,17 @@ def test_a_json_document_with_too_many_values_is_refused(tmp_path, monkeypatch):
     assert only(tmp_path, {"views.json": text}).endswith("this document holds more than 100 values")
     text = "views:\n" + "".join(f"  v{i}: {{entity: customer}}\n" for i in range(60))
     assert only(tmp_path / "yaml", {"views.yaml": text}).endswith("this document holds more than 100 values")
+
+
+def test_a_value_that_cannot_be_built_is_located(tmp_path):
+    fields = CUSTOMER + "  since: {type: date, min: 2026-02-31}\n"
+    assert only(tmp_path, {"entities/customer.yaml": fields}) == (
+        "entities/customer.yaml:7:28: 2026-02-31 is not a date (day is out of range for month)")
+    assert only(tmp_path / "tag", {"views.yaml": "views: {x: !foo 1}\n"}) == (
+        "views.yaml:1:12: could not determine a constructor for the tag '!foo'")
+
+
+def test_control_characters_in_a_value_are_escaped_in_messages(tmp_path):
+    message = only(tmp_path, {"app.yaml": 'app: shop\ntimezone: "Asia/\\e[2J\\0Shanghai"\n'})
+    assert message.startswith("app.yaml:2:11: unknown timezone 'Asia/\\x1b[2J\\x00Shanghai'")
+    assert message.isprintable()

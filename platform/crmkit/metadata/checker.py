@@ -241,7 +241,10 @@ class _EntityBuilder:
             ftype.coerce(spec, spec.default)
         except ValueError as exc:
             hint = did_you_mean(spec.default, [str(v) for v in spec.option_values]) if spec.options else ""
-            self.report(("fields", spec.name, "default"), f"default {spec.default!r} {exc}", hint)
+            value, reason = shown(repr(spec.default)), str(exc)
+            # Some types' messages start with the value already ("'999999' is not a known region code").
+            text = f"default {reason}" if reason.startswith(repr(spec.default)) else f"default {value} {reason}"
+            self.report(("fields", spec.name, "default"), text, hint)
 
     def build(self) -> EntitySpec:
         data = self.data

@@ -117,6 +117,15 @@ def _construct_int(loader, node):
     return int(value.replace("_", ""), 0)
 
 
+def _construct_timestamp(loader, node):
+    """A date or datetime; one that does not exist (2026-02-31) is a problem at its place."""
+    try:
+        return yaml.constructor.SafeConstructor.construct_yaml_timestamp(loader, node)
+    except ValueError as exc:
+        raise yaml.constructor.ConstructorError(None, None, f"{node.value} is not a date ({exc})",
+                                                node.start_mark) from None
+
+
 def _is_text_key(node: Node) -> bool:
     """Whether a key node is read as text (a quoted or plain string, or a
     number with a leading zero, which stays a string)."""
@@ -144,6 +153,7 @@ def _construct_map(loader, node):
 
 
 _FastLoader.add_constructor(_INT, _construct_int)
+_FastLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
 _FastLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
 _FastLoader.construct_mapping = _construct_mapping
 
@@ -489,6 +499,10 @@ def _syntax_problem(source: str, display: str, fast_error: Exception) -> Problem
         character = error.character if isinstance(error.character, int) else 0
         return Problem(display, line, column, f"invalid YAML: character {character:#06x} "
                        "is not allowed (binary data or a control character)")
+    if isinstance(error, yaml.constructor.ConstructorError) and error.problem_mark is not None:
+        # Well-formed, but a value cannot be built (a date that does not exist, an unknown tag).
+        mark = error.problem_mark
+        return Problem(display, mark.line + 1, mark.column + 1, shown(error.problem, MAX_MESSAGE))
     if len(source) <= MAX_REPARSE_BYTES:
         try:
             list(_marked_yaml().load_all(source))

@@ -22,9 +22,14 @@ MAX_MESSAGE = 300
 
 
 def shown(value: object, limit: int = MAX_SHOWN) -> str:
-    """``value`` as text for a message, cut to ``limit`` characters."""
+    """``value`` as text for a message, cut to ``limit`` characters, control
+    characters escaped (a message goes to a terminal: no NUL, no escape codes)."""
     text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= limit else f"{text[:limit - 1]}…"
+    if len(text) > limit:
+        text = f"{text[:limit - 1]}…"
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text
 
 
 @dataclass(frozen=True, slots=True)
