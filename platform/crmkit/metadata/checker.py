@@ -51,8 +51,6 @@ ADMIN_ROLE = "admin"
 SYSTEM_ROLE = "system"
 ALWAYS_VISIBLE = ("id", "version")
 INDEX_NAME_LIMIT = 60
-#: Structural problems listed per document at most: a file of junk gets a few, not thousands.
-MAX_STRUCTURE_PROBLEMS = 50
 _IDENTIFIER = re.compile(load_schema("common.json")["$defs"]["identifier"]["pattern"])
 
 
@@ -142,10 +140,9 @@ def check_structure(doc: Document, problems: ProblemList) -> bool:
     if fast_check(doc.kind)(doc.data):
         return True
     before = len(problems.problems)
-    for count, error in enumerate(validator(doc.kind).iter_errors(doc.data)):
-        if count == MAX_STRUCTURE_PROBLEMS:
-            problems.add(doc, (), f"more than {MAX_STRUCTURE_PROBLEMS} problems in this document: "
-                         "the rest are not listed")
+    for error in validator(doc.kind).iter_errors(doc.data):
+        if problems.full(doc.file):  # the rest would not be listed: no need to find them
+            problems.unlisted(doc.file)
             break
         message, hint, at_key = _structural_message(error)
         path = tuple(error.absolute_path)

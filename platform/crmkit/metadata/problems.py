@@ -7,6 +7,7 @@ problem, so an admin fixes a broken config in one round.
 from __future__ import annotations
 
 import difflib
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 #: points at a value, it never echoes a huge one whole.
 MAX_SHOWN = 60
 MAX_MESSAGE = 300
+MAX_PER_FILE = 100
 
 
 def shown(value: object, limit: int = MAX_SHOWN) -> str:
@@ -68,16 +70,37 @@ def did_you_mean(word: object, candidates: Iterable[object]) -> str:
 
 @dataclass
 class ProblemList:
-    """Collects problems against documents that can locate a path in their file."""
+    """Collects problems against documents that can locate a path in their file,
+    at most MAX_PER_FILE of them per file (a file of junk gets a page, not thousands)."""
 
     problems: list[Problem] = field(default_factory=list)
+    _per_file: Counter[str] = field(default_factory=Counter, repr=False)
 
     def add(self, doc: Document, path: tuple, message: str, hint: str = "", *, key: bool = False) -> None:
-        line, column = doc.locate(path, key=key)
-        self.problems.append(Problem(doc.file, line, column, message, hint))
+        if self._counted(doc.file):
+            line, column = doc.locate(path, key=key)
+            self.problems.append(Problem(doc.file, line, column, message, hint))
 
     def add_problem(self, problem: Problem) -> None:
-        self.problems.append(problem)
+        if self._counted(problem.file):
+            self.problems.append(problem)
+
+    def full(self, file: str) -> bool:
+        """Whether no more problems of ``file`` will be listed."""
+        return self._per_file[file] >= MAX_PER_FILE
+
+    def unlisted(self, file: str) -> None:
+        """There is a problem of ``file`` beyond those listed (whoever finds the
+        file full stops looking and says so)."""
+        self._counted(file)
+
+    def _counted(self, file: str) -> bool:
+        """Counts one more problem of ``file``; whether it is listed."""
+        self._per_file[file] += 1
+        if self._per_file[file] == MAX_PER_FILE + 1:
+            self.problems.append(Problem(file, 1, 1, f"more than {MAX_PER_FILE} problems in this file: "
+                                         "the rest are not listed"))
+        return self._per_file[file] <= MAX_PER_FILE
 
     def __bool__(self) -> bool:
         return bool(self.problems)
