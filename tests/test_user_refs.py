@@ -167,3 +167,19 @@ def test_adding_a_user_ref_to_an_existing_entity_migrates(make_runtime, tmp_path
     with rt.engine.connect() as conn:
         stored = conn.execute(sa.text("SELECT subject, engineer_id FROM ticket")).all()
     assert [tuple(row) for row in stored] == [("before", user["id"])]
+
+
+def test_the_sample_seeds_tickets_with_engineers_from_the_demo_users(make_app):
+    from conftest import SAMPLE_CONFIG
+    from crmkit.seed import seed
+
+    app = make_app(SAMPLE_CONFIG)
+    rt = app.extensions["crmkit"]
+    assert rt.spec.entities["ticket"].fields["engineer"].to == "user"
+    seed(rt, size=40, random_seed=5)
+    tickets = app.test_client().get(f"{API}/ticket?limit=100").get_json()["data"]
+    engineers = {ticket["engineer"] for ticket in tickets}
+    service = {user["id"] for user in rt.directory.users() if "service_rep" in user["roles"]}
+    assert tickets and engineers and engineers <= service
+    filtered = app.test_client().get(f"{API}/ticket?engineer.username=service&count=true").get_json()
+    assert filtered["count"] == len(tickets)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 #: The longest value a message shows, and the longest message: a problem
 #: points at a value, it never echoes a huge one whole.
 MAX_SHOWN = 60
-MAX_MESSAGE = 300
+MAX_MESSAGE = 500
 MAX_PER_FILE = 100
 
 
