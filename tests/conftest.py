@@ -217,16 +217,18 @@ class Engines:
     the database goes away."""
 
     def __init__(self) -> None:
-        self.runtimes: list[Runtime] = []
+        self.engines: list[sa.Engine] = []
 
     def add(self, rt: Runtime) -> Runtime:
-        self.runtimes.append(rt)
+        # The engine itself, not the runtime: a test may swap rt.engine (for a
+        # broken one) and the swap may be undone only after this teardown.
+        self.engines.append(rt.engine)
         return rt
 
     def dispose(self) -> None:
-        for rt in self.runtimes:
-            rt.engine.dispose()
-        self.runtimes.clear()
+        for engine in self.engines:
+            engine.dispose()
+        self.engines.clear()
 
 
 @pytest.fixture(params=DATABASES)

@@ -521,7 +521,7 @@ def test_good_config_gives_the_spec(tmp_path):
     assert {"id", "version", "created_at", "owner_id", "team_id"} <= set(customer.fields)
     assert customer.list.sort == ("-created_at", "name")
     assert customer.fields["level"].options[0].label["zh"] == "金卡"
-    assert spec.documents["views"][0]["views"]["gold"]["filter"]["level"] == "gold"
+    assert spec.views["gold"].filter["level"] == "gold"
 
 
 def test_spec_is_immutable(tmp_path):
@@ -539,7 +539,7 @@ def test_spec_is_immutable(tmp_path):
     with pytest.raises(TypeError):
         customer.label["en"] = "Client"  # type: ignore[index]
     with pytest.raises(TypeError):
-        spec.documents["views"][0]["views"]["gold"]["filter"]["level"] = "silver"
+        spec.views["gold"].filter["level"] = "silver"  # type: ignore[index]
     with pytest.raises(AttributeError):
         customer.list.columns.append("level")  # type: ignore[attr-defined]
 

@@ -27,11 +27,19 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from . import system_entities
 from .errors import BadRequest, NotFound
 from .fieldtypes import MAX_ID, FieldType, FieldValueError
+from .metadata import builtin_entities
+from .metadata.builtin_entities import DIRECTORY_FIELDS
 from .metadata.problems import did_you_mean
-from .metadata.spec import AppSpec, EntitySpec, FieldSpec, RelationSpec
+from .metadata.spec import (
+    DIRECTORY_ENTITIES,
+    ID_OPERATORS,
+    AppSpec,
+    EntitySpec,
+    FieldSpec,
+    RelationSpec,
+)
 from .permissions import (
     ALWAYS_VISIBLE,
     SYSTEM_ENTITIES,
@@ -160,14 +168,14 @@ class QueryBuilder:
         self.sources = {name: Source(name, entity, tables.entities[name], name)
                         for name, entity in spec.entities.items()}
         self.binned = {name: self._bin_source(entity) for name, entity in spec.entities.items()}
-        platform = {"user": (system_entities.user_spec(self.permissions.roles), tables.users),
-                    "team": (system_entities.team_spec(), tables.teams),
-                    "audit": (system_entities.audit_spec(), tables.audit)}
+        platform = {"user": (builtin_entities.user_spec(self.permissions.roles), tables.users),
+                    "team": (builtin_entities.team_spec(), tables.teams),
+                    "audit": (builtin_entities.audit_spec(), tables.audit)}
         #: Users, teams and the audit trail: no field rules, every row (users stay when disabled).
         self.platform = {name: Source(name, s, table, name, ALL, frozenset(s.fields), NOT_NULL | {"at"})
                          for name, (s, table) in platform.items()}
-        history = system_entities.history_spec()
-        self.history = Source(system_entities.HISTORY, history, tables.audit, None, ALL, frozenset(history.fields),
+        history = builtin_entities.history_spec()
+        self.history = Source(builtin_entities.HISTORY, history, tables.audit, None, ALL, frozenset(history.fields),
                               NOT_NULL | {"at"})
 
     def _bin_source(self, entity: EntitySpec) -> Source:
@@ -327,7 +335,7 @@ class QueryBuilder:
             op = "?" + op
         op = op or "eq"
         via = None
-        target_entity = entity
+        target_fields = entity.fields
         ea = ea if ea is not None else access.entity(entity.name)
         if "." in name:
             ref_name, _, name = name.partition(".")
@@ -336,9 +344,8 @@ class QueryBuilder:
                 raise BadRequest(f"'{ref_name}' is not a reference field of {entity.name}",
                                  {key: [f"'{ref_name}' is not a ref field{_hint(ref_name, ea.visible)}"]},
                                  code="invalid_filter")
-            target_entity = self.spec.entities[via.to or ""]
-            ea = access.entity(target_entity.name)
-        f = target_entity.fields.get(name) if name in ea.visible else None
+            target_fields, ea = self._ref_target(via, access)
+        f = target_fields.get(name) if name in ea.visible else None
         if f is None:
             candidates = list(LIST_PARAMETERS) + list(ea.visible)
             raise BadRequest(f"unknown filter field '{name}'",
@@ -351,7 +358,7 @@ class QueryBuilder:
             raise BadRequest(f"unknown filter operator '{op}'",
                              {key: [f"unknown operator '{op}'; operators: {', '.join(OPERATORS)}"]},
                              code="invalid_filter")
-        allowed = ftype.operators if f.name != "id" else ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin")
+        allowed = ftype.operators if f.name != "id" else ID_OPERATORS
         if op not in allowed:
             raise BadRequest(f"operator '{op}' does not apply to {f.type} field '{name}'",
                              {key: [f"{f.type} fields support: {', '.join(allowed)}"]}, code="invalid_filter")
@@ -372,6 +379,17 @@ class QueryBuilder:
         except FieldValueError as exc:
             raise BadRequest(f"bad value for filter {key}: {exc}", {key: [str(exc)]}, code="invalid_filter") from None
         return Filter(f, op, value, via)
+
+    def _ref_target(self, via: FieldSpec, access: Access) -> tuple[Mapping[str, FieldSpec], EntityAccess]:
+        """The fields a filter through the ref ``via`` may name, and the caller's
+        access to them. Through a ref to the platform's users or teams: their
+        directory fields, for a caller who may read users (or teams)."""
+        to = via.to or ""
+        if to in DIRECTORY_ENTITIES:
+            fields = DIRECTORY_FIELDS[to]
+            names = frozenset(fields) if access.allows(to, "read") else frozenset()
+            return fields, EntityAccess(to, visible=names, readable=names)
+        return self.spec.entities[to].fields, access.entity(to)
 
     def _parse_value(self, f: FieldSpec, ftype: FieldType, text: str) -> Any:
         if f.name == "id" or f.system and f.type == "integer":
@@ -519,10 +537,12 @@ class QueryBuilder:
         """A filter as SQL, its value the parameter ``name``."""
         source = self.source(source)
         if flt.via is not None:  # among the referenced records the actor may read
-            target = self.spec.entities[flt.via.to or ""]
-            inner = sa.select(self.table(target).c.id).where(
-                self.live(target), self._predicate(self.table(target), flt, name))
-            scope = self.scope(target.name, actor)
+            to = flt.via.to or ""
+            target = self.scopes.table(to)  # an entity's, or the users' or teams' table
+            inner = sa.select(target.c.id).where(self._predicate(target, flt, name))
+            if to not in DIRECTORY_ENTITIES:  # users and teams are disabled, never deleted
+                inner = inner.where(target.c.deleted_at.is_(None))
+            scope = self.scope(to, actor)
             if scope is not None:
                 inner = inner.where(scope)
             return source.table.c[flt.via.column].in_(inner)
@@ -752,15 +772,23 @@ class QueryBuilder:
         return self.fetch(conn, entity, record_id, actor=actor, columns=columns)
 
     def existing_ids(self, conn: sa.Connection, entity_name: str, ids: set[int], actor: Actor) -> set[int]:
-        """Those of the ids that are live records the actor may read."""
-        entity = self.spec.entities[entity_name]
-        table = self.table(entity)
+        """Those of the ids that are live records the actor may read; for the
+        platform's users and teams (refs to user or team), active users and
+        teams within the actor's read scope of them."""
+        table = self.scopes.table(entity_name)
+        live: sa.ColumnElement[bool]
+        if entity_name == "user":
+            live = table.c.active.is_(True)
+        elif entity_name == "team":
+            live = sa.true()
+        else:
+            live = table.c.deleted_at.is_(None)
         scope = self.scope(entity_name, actor)
         found: set[int] = set()
         id_list = sorted(ids)
         for start in range(0, len(id_list), 900):
             chunk = id_list[start:start + 900]
-            query = sa.select(table.c.id).where(table.c.id.in_(chunk), self.live(entity))
+            query = sa.select(table.c.id).where(table.c.id.in_(chunk), live)
             if scope is not None:
                 query = query.where(scope)
             found.update(conn.execute(query, scope_params(actor)).scalars())

@@ -130,9 +130,14 @@ class RecordsService:
             missing = wanted - self.queries.existing_ids(conn, f.to, wanted, actor)
             for index, row in enumerate(rows):
                 if row.get(f.name) in missing:
-                    target = label_text(self.spec.entities[f.to].label, "en", f.to)
-                    errors.setdefault(index, {})[f.name] = [f"{target} {row[f.name]} does not exist"]
+                    errors.setdefault(index, {})[f.name] = [self._missing_ref(f, row[f.name])]
         return errors
+
+    def _missing_ref(self, f: FieldSpec, value: int) -> str:
+        if f.to == "user":  # a disabled user can be given nothing new
+            return f"user {value} does not exist or is disabled"
+        target = self.spec.entities.get(f.to or "")
+        return f"{label_text(target.label, 'en', f.to or '') if target else f.to} {value} does not exist"
 
     def _unique_conflict(self, exc: IntegrityError, entity: EntitySpec) -> CrmError:
         text = str(exc.orig)

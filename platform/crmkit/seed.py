@@ -313,7 +313,7 @@ def _order(spec) -> list[EntitySpec]:
             return
         visiting.add(name)
         for f in spec.entities[name].user_fields:
-            if f.type == "ref" and f.to != name:
+            if f.type == "ref" and f.to != name and f.to in spec.entities:  # not the platform's users or teams
                 visit(f.to)
         visiting.discard(name)
         done.append(name)
@@ -373,6 +373,8 @@ def _seed(rt: Runtime, size: int, random_seed: int, today: dt.date | None,
     #: owned entity -> record id -> owner id, for the entities made so far
     owners: dict[str, dict[int, int]] = {}
     counts: dict[str, int] = {}
+    every_user = [uid for uid, _roles in org.users.values()]
+    teams = [team["id"] for team in rt.directory.teams()]
     for entity in _order(rt.spec):
         total = _count(entity, size)
         started = time.perf_counter()
@@ -380,6 +382,8 @@ def _seed(rt: Runtime, size: int, random_seed: int, today: dt.date | None,
         pool = org.pool(entity.name) if entity.owned else ()
         source = _owner_source(entity, org, owners) if pool else None
         source_owners = owners[entity.fields[source].to] if source else {}
+        # Refs to the platform's users go to the demo users whose work the records are.
+        people = {"user": list(org.pool(entity.name)) or every_user, "team": teams}
         makers = []
         for f in entity.user_fields:
             if f.type == "autonumber":
@@ -387,7 +391,7 @@ def _seed(rt: Runtime, size: int, random_seed: int, today: dt.date | None,
             distinct = f.unique and f.type in ("string", "text", "email", "url")
             # Real data has gaps: optional fields (not refs) are left empty one time in ten.
             gaps = not f.required and f.type != "ref"
-            makers.append((f, gen.maker(entity, f, ids), distinct, gaps))
+            makers.append((f, gen.maker(entity, f, {**ids, **people}), distinct, gaps))
         chance = gen.rng.random
         for start in range(0, total, CHUNK):
             batch = []

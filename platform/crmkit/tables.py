@@ -30,6 +30,8 @@ SESSION_TABLE = "crmkit_session"
 SHARE_TABLE = "crmkit_share"
 THROTTLE_TABLE = "crmkit_login_failure"
 MAX_NAME = 60
+#: The tables of the platform's records a ref field may point at ({type: ref, to: user}).
+DIRECTORY_TABLES = {"user": USER_TABLE, "team": TEAM_TABLE}
 
 
 @dataclass
@@ -226,8 +228,9 @@ def _entity_table(metadata: sa.MetaData, entity: EntitySpec, field_types, tables
     for f in entity.user_fields:
         ftype = field_types[f.type]
         if f.type == "ref":
+            target = DIRECTORY_TABLES.get(f.to or "", f.to)
             column = sa.Column(f.column, ftype.column_type(f),
-                               sa.ForeignKey(f"{f.to}.id", ondelete="SET NULL"), nullable=True)
+                               sa.ForeignKey(f"{target}.id", ondelete="SET NULL"), nullable=True)
         else:
             column = sa.Column(f.column, ftype.column_type(f), nullable=True)
         columns.append(column)

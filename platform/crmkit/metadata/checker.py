@@ -6,18 +6,25 @@ until the end, so ``crmkit check`` reports them all at once.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from jsonschema.exceptions import ValidationError, best_match
 
+from .builtin_entities import DIRECTORY_FIELDS
 from .loader import Document
-from .problems import ProblemList, did_you_mean
-from .schemas import fast_check, validator
+from .problems import MAX_MESSAGE, Problem, ProblemList, did_you_mean, shown
+from .schemas import fast_check, load_schema, validator
 from .spec import (
+    DEFAULT_TIMEZONE,
+    DIRECTORY_ENTITIES,
+    ID_OPERATORS,
     QUERY_PARAMETERS,
     RESERVED_ENTITY_NAMES,
     RESERVED_FIELD_NAMES,
@@ -32,7 +39,9 @@ from .spec import (
     RelationSpec,
     RoleSpec,
     SectionSpec,
+    TagSpec,
     TransitionSpec,
+    ViewSpec,
     WorkflowSpec,
     humanize,
 )
@@ -45,6 +54,7 @@ ADMIN_ROLE = "admin"
 SYSTEM_ROLE = "system"
 ALWAYS_VISIBLE = ("id", "version")
 INDEX_NAME_LIMIT = 60
+_IDENTIFIER = re.compile(load_schema("common.json")["$defs"]["identifier"]["pattern"])
 
 
 def _as_label(value: Any, fallback: str) -> Mapping[str, str]:
@@ -67,31 +77,32 @@ def _freeze(value: Any) -> Any:
 
 def _structural_message(error: ValidationError) -> tuple[str, str, bool]:
     """(message, hint, point at key?) for a schema error, in words for admins."""
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
     if error.validator == "additionalProperties":
-        allowed = list(error.schema.get("properties", {}))
+        allowed = list(schema.get("properties", {}))
         extras = [k for k in error.instance if k not in allowed] if isinstance(error.instance, dict) else []
         extra = extras[0] if extras else "?"
-        return f"unknown key '{extra}'", did_you_mean(extra, allowed), True
+        return f"unknown key '{shown(extra)}'", did_you_mean(extra, allowed), True
     if error.validator == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
         return f"missing required key '{missing}'", "", False
     if error.validator in ("oneOf", "anyOf") and error.context:
-        if _is_label_schema(error.schema):
+        if _is_label_schema(schema):
             others = [k for k in error.instance if k not in ("en", "zh")] if isinstance(error.instance, dict) else []
             if others:
-                return (f"a label is a string or a mapping with keys en and zh, not '{others[0]}'",
+                return (f"a label is a string or a mapping with keys en and zh, not '{shown(others[0])}'",
                         did_you_mean(others[0], ("en", "zh")), False)
             return "a label is a string or a mapping with keys en and zh", "", False
         # The branches whose type matched say what is wrong (e.g. a string not among an enum's values).
         typed = [e for e in error.context if e.validator != "type"]
         message, hint, _ = _structural_message(best_match(typed or error.context))
         return message, hint, False
-    if error.validator == "pattern" and error.schema.get("pattern", "").startswith("^[a-z]"):
-        return (f"'{error.instance}' is not a valid name: use snake_case "
+    if error.validator == "pattern" and schema.get("pattern", "").startswith("^[a-z]"):
+        return (f"'{shown(error.instance)}' is not a valid name: use snake_case "
                 "(lower-case letters, digits and underscores, starting with a letter)"), "", False
     if error.validator == "enum":
-        options = error.validator_value
-        return (f"'{error.instance}' is not one of {', '.join(map(str, options))}",
+        options = [str(option) for option in schema.get("enum", ())]
+        return (f"'{shown(error.instance)}' is not one of {', '.join(options)}",
                 did_you_mean(error.instance, options), False)
     if error.validator == "type":
         expected = error.validator_value
@@ -100,7 +111,12 @@ def _structural_message(error: ValidationError) -> tuple[str, str, bool]:
         return f"expected {article} {expected}, got {_json_type(error.instance)}", "", False
     if error.validator == "propertyNames":
         return _structural_message(best_match(error.context))[0] if error.context else error.message, "", True
-    return error.message, "", False
+    if error.validator in _TOO_MANY:
+        return f"more than {error.validator_value} {_TOO_MANY[error.validator]}", "", False
+    return shown(error.message, MAX_MESSAGE), "", False
+
+
+_TOO_MANY = {"maxLength": "characters", "maxItems": "items", "maxProperties": "entries"}
 
 
 def _is_label_schema(schema: Any) -> bool:
@@ -128,18 +144,22 @@ def check_structure(doc: Document, problems: ProblemList) -> bool:
         return True
     before = len(problems.problems)
     for error in validator(doc.kind).iter_errors(doc.data):
+        if problems.full(doc.file):  # the rest would not be listed: no need to find them
+            problems.unlisted(doc.file)
+            break
         message, hint, at_key = _structural_message(error)
         path = tuple(error.absolute_path)
         if _names_a_key(error):
             # A key broke the mapping's rule for names: point at that key, not at the mapping.
             path, at_key = path + (error.instance,), True
             if error.validator == "enum" and error.schema.get("title"):
-                message = f"unknown {error.schema['title']} '{error.instance}'"
+                message = f"unknown {error.schema['title']} '{shown(error.instance)}'"
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
             allowed = error.schema.get("properties", {})
             extras = [k for k in error.instance if k not in allowed]
             for extra in extras:
-                problems.add(doc, path + (extra,), f"unknown key '{extra}'", did_you_mean(extra, allowed), key=True)
+                problems.add(doc, path + (extra,), f"unknown key '{shown(extra)}'", did_you_mean(extra, allowed),
+                             key=True)
             continue
         problems.add(doc, path, message, hint, key=at_key)
     return len(problems.problems) == before
@@ -221,9 +241,12 @@ class _EntityBuilder:
             ftype.coerce(spec, spec.default)
         except ValueError as exc:
             hint = did_you_mean(spec.default, [str(v) for v in spec.option_values]) if spec.options else ""
-            self.report(("fields", spec.name, "default"), f"default {spec.default!r} {exc}", hint)
+            value, reason = shown(repr(spec.default)), str(exc)
+            # Some types' messages start with the value already ("'999999' is not a known region code").
+            text = f"default {reason}" if reason.startswith(repr(spec.default)) else f"default {value} {reason}"
+            self.report(("fields", spec.name, "default"), text, hint)
 
-    def build(self) -> EntitySpec | None:
+    def build(self) -> EntitySpec:
         data = self.data
         fields: dict[str, FieldSpec] = {}
         for name, raw in data["fields"].items():
@@ -247,7 +270,8 @@ class _EntityBuilder:
             names = tuple(raw["fields"])
             for j, fname in enumerate(names):
                 if fname not in known:
-                    self.report(("indexes", i, "fields", j), f"index on unknown field '{fname}'", did_you_mean(fname, all_names))
+                    self.report(("indexes", i, "fields", j), f"index on unknown field '{fname}'",
+                                did_you_mean(fname, all_names))
             index_name = raw.get("name") or f"ix_{self.name}_{'_'.join(names)}"
             indexes.append(IndexSpec(index_name[:INDEX_NAME_LIMIT], names, bool(raw.get("unique", False))))
 
@@ -276,9 +300,11 @@ class _EntityBuilder:
         for i, section in enumerate(data.get("form", ())):
             for j, fname in enumerate(section["fields"]):
                 if fname not in fields and fname not in declared:
-                    self.report(("form", i, "fields", j), f"unknown field '{fname}' in form layout", did_you_mean(fname, fields))
+                    self.report(("form", i, "fields", j), f"unknown field '{fname}' in form layout",
+                                did_you_mean(fname, fields))
                 elif fname in placed:
-                    self.report(("form", i, "fields", j), f"field '{fname}' is already in form section {placed[fname] + 1}")
+                    self.report(("form", i, "fields", j),
+                                f"field '{fname}' is already in form section {placed[fname] + 1}")
                 else:
                     placed[fname] = i
             form.append(SectionSpec(_as_label(section["section"], "") if "section" in section else None,
@@ -313,43 +339,111 @@ _COMMON_KEYS = frozenset({"type", "label", "help", "required", "unique", "index"
 
 
 def _system_fields(owned: bool) -> dict[str, FieldSpec]:
-    system = {
-        "id": FieldSpec("id", "integer", MappingProxyType({"en": "ID", "zh": "编号"}), readonly=True, system=True),
-        "version": FieldSpec("version", "integer", MappingProxyType({"en": "Version", "zh": "版本"}), readonly=True, system=True),
-        "created_at": FieldSpec("created_at", "datetime", MappingProxyType({"en": "Created at", "zh": "创建时间"}), readonly=True, system=True, index=True),
-        "updated_at": FieldSpec("updated_at", "datetime", MappingProxyType({"en": "Updated at", "zh": "更新时间"}), readonly=True, system=True, index=True),
-        "created_by": FieldSpec("created_by", "integer", MappingProxyType({"en": "Created by", "zh": "创建人"}), readonly=True, system=True),
-        "updated_by": FieldSpec("updated_by", "integer", MappingProxyType({"en": "Updated by", "zh": "修改人"}), readonly=True, system=True),
-    }
+    def system(name: str, type_name: str, en: str, zh: str, readonly: bool = False, index: bool = False) -> FieldSpec:
+        return FieldSpec(name, type_name, MappingProxyType({"en": en, "zh": zh}), system=True, readonly=readonly,
+                         index=index)
+
+    fields = [
+        system("id", "integer", "ID", "编号", readonly=True),
+        system("version", "integer", "Version", "版本", readonly=True),
+        system("created_at", "datetime", "Created at", "创建时间", readonly=True, index=True),
+        system("updated_at", "datetime", "Updated at", "更新时间", readonly=True, index=True),
+        system("created_by", "integer", "Created by", "创建人", readonly=True),
+        system("updated_by", "integer", "Updated by", "修改人", readonly=True),
+    ]
     if owned:
-        system["owner_id"] = FieldSpec("owner_id", "integer", MappingProxyType({"en": "Owner", "zh": "负责人"}), system=True, index=True)
-        system["team_id"] = FieldSpec("team_id", "integer", MappingProxyType({"en": "Team", "zh": "所属部门"}), system=True, index=True)
-    return system
+        fields += [system("owner_id", "integer", "Owner", "负责人", index=True),
+                   system("team_id", "integer", "Team", "所属部门", index=True)]
+    return {f.name: f for f in fields}
 
 
-def _check_cross_references(entities: dict[str, EntitySpec], docs: dict[str, Document], problems: ProblemList) -> None:
+@dataclass
+class _Known:
+    """What the config declares, for resolving the names other documents use.
+
+    An entity or field written down is declared even when it has problems of
+    its own (a broken entity document, a field of an unknown type): the one
+    mistake is reported where it is, not again wherever the name is used."""
+
+    entities: dict[str, EntitySpec] = field(default_factory=dict)
+    #: Field names written in each built entity's file, the broken ones too.
+    fields: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: Entities whose document is broken: their names resolve, nothing is checked against them.
+    broken: set[str] = field(default_factory=set)
+
+    def declares(self, entity: str) -> bool:
+        return entity in self.entities or entity in self.broken
+
+    def has_field(self, entity: EntitySpec, name: str) -> bool:
+        return name in entity.fields or name in self.fields.get(entity.name, ())
+
+
+def _declare_broken_entities(docs: list[Document], known: _Known) -> None:
+    """A broken entity document still declares its entity (when its name is one)."""
+    for doc in docs:
+        name = doc.data.get("entity")
+        if (isinstance(name, str) and _IDENTIFIER.match(name) and not known.declares(name)
+                and name not in RESERVED_ENTITY_NAMES and not name.startswith("crmkit")):
+            known.broken.add(name)
+
+
+def _check_cross_references(known: _Known, docs: dict[str, Document], problems: ProblemList) -> None:
+    entities = known.entities
     for entity in entities.values():
         doc = docs[entity.name]
         for f in entity.user_fields:
-            if f.type == "ref" and f.to not in entities:
-                problems.add(doc, ("fields", f.name, "to"), f"ref to unknown entity '{f.to}'", did_you_mean(f.to, entities))
+            if f.type != "ref" or f.to is None or known.declares(f.to):
+                continue
+            if f.to in DIRECTORY_ENTITIES:
+                if "on_delete" in doc.data["fields"][f.name]:
+                    problems.add(doc, ("fields", f.name, "on_delete"), f"on_delete does not apply to a ref to {f.to}: "
+                                 "the platform's users and teams are disabled, never deleted", key=True)
+                continue
+            problems.add(doc, ("fields", f.name, "to"), f"ref to unknown entity '{f.to}'",
+                         did_you_mean(f.to, [*entities, *known.broken]))
         for rel in entity.relations.values():
             other = entities.get(rel.entity)
             if other is None:
-                problems.add(doc, ("relations", rel.name, "entity"), f"relation to unknown entity '{rel.entity}'",
-                             did_you_mean(rel.entity, entities))
+                if rel.entity in DIRECTORY_ENTITIES:
+                    problems.add(doc, ("relations", rel.name, "entity"), f"a relation links entities of the config, "
+                                 f"not the platform's {rel.entity}s: add a ref field to {rel.entity} instead")
+                elif rel.entity not in known.broken:
+                    problems.add(doc, ("relations", rel.name, "entity"), f"relation to unknown entity '{rel.entity}'",
+                                 did_you_mean(rel.entity, entities))
                 continue
             if rel.kind == "one_to_many":
                 via = rel.field or entity.name
                 target = other.fields.get(via)
+                if target is None and known.has_field(other, via):
+                    continue  # declared, with a problem of its own
                 if target is None:
                     refs = [f.name for f in other.user_fields if f.type == "ref" and f.to == entity.name]
-                    hint = f"{other.name} refers here through: {', '.join(refs)}" if refs else f"add a ref field to {entity.name} on {other.name}"
-                    problems.add(doc, ("relations", rel.name), f"{other.name} has no field '{via}' for this relation", hint)
+                    hint = (f"{other.name} refers here through: {', '.join(refs)}" if refs
+                            else f"add a ref field to {entity.name} on {other.name}")
+                    problems.add(doc, ("relations", rel.name), f"{other.name} has no field '{via}' for this relation",
+                                 hint)
                 elif target.type != "ref" or target.to != entity.name:
-                    problems.add(doc, ("relations", rel.name, "field"), f"{other.name}.{via} is not a ref to {entity.name}")
+                    problems.add(doc, ("relations", rel.name, "field"),
+                                 f"{other.name}.{via} is not a ref to {entity.name}")
             elif rel.field:
-                problems.add(doc, ("relations", rel.name, "field"), "'field' applies only to one_to_many relations", key=True)
+                problems.add(doc, ("relations", rel.name, "field"), "'field' applies only to one_to_many relations",
+                             key=True)
+
+
+def _check_app(doc: Document | None, problems: ProblemList) -> str:
+    """The app's timezone (given, or the default), which must exist."""
+    app = doc.data if doc is not None else {}
+    name = app.get("timezone", DEFAULT_TIMEZONE)
+    try:
+        ZoneInfo(name)
+    except (ValueError, OSError, ZoneInfoNotFoundError):  # ValueError: not even a zone's form ("../x")
+        if doc is not None and "timezone" in app:
+            problems.add(doc, ("timezone",), f"unknown timezone '{shown(name)}'",
+                         did_you_mean(name, available_timezones()) or "an IANA name, e.g. Asia/Shanghai")
+        elif doc is not None:
+            problems.add(doc, ("app",), f"the default timezone {name} is not known on this machine: "
+                         "install the tzdata package or set timezone", key=True)
+    return name
 
 
 def build_spec(documents: Iterable[Document], types: Mapping[str, Any], problems: ProblemList,
@@ -357,22 +451,23 @@ def build_spec(documents: Iterable[Document], types: Mapping[str, Any], problems
     """Check every document and build the AppSpec; None when there were problems."""
     by_kind: dict[str, list[Document]] = defaultdict(list)
     for doc in documents:
-        if check_structure(doc, problems):
+        if doc.sound and check_structure(doc, problems):
             by_kind[doc.kind].append(doc)
         else:
             by_kind["_broken_" + doc.kind].append(doc)
 
     app_docs = by_kind.get("app", []) + by_kind.get("_broken_app", [])
     if not app_docs and not problems.problems:  # a file that failed to parse may be the app document
-        from .problems import Problem
         problems.add_problem(Problem(config_dir or "<config>", 1, 1,
                                      "no app document found: add app.yaml with at least 'app: <name>'"))
     for extra in app_docs[1:]:
         problems.add(extra, ("app",), f"a second app document (the first is in {app_docs[0].file})", key=True)
-    app = by_kind["app"][0].data if by_kind.get("app") else {"app": "app"}
+    app_doc = by_kind["app"][0] if by_kind.get("app") else None
+    app: dict[str, Any] = app_doc.data if app_doc is not None else {"app": "app"}
+    timezone = _check_app(app_doc, problems)
 
+    known = _Known()
     entity_docs: dict[str, Document] = {}
-    entities: dict[str, EntitySpec] = {}
     for doc in by_kind.get("entity", []):
         name = doc.data["entity"]
         if name in entity_docs:
@@ -382,46 +477,48 @@ def build_spec(documents: Iterable[Document], types: Mapping[str, Any], problems
             problems.add(doc, ("entity",), f"'{name}' is a reserved name (used by the platform's own URLs or tables)")
             continue
         entity_docs[name] = doc
-        spec = _EntityBuilder(doc, types, problems).build()
-        if spec is not None:
-            entities[name] = spec
-    for name in [n for n in entity_docs if n not in entities]:
-        del entity_docs[name]
-    _check_cross_references(entities, entity_docs, problems)
-    _check_documents(by_kind, entities, problems)
+        known.entities[name] = _EntityBuilder(doc, types, problems).build()
+        known.fields[name] = frozenset(doc.data["fields"])
+    _declare_broken_entities(by_kind.get("_broken_entity", []), known)
+    _check_cross_references(known, entity_docs, problems)
+    views, tags = _check_documents(by_kind, known, types, problems)
 
     if problems:
         return None
-    documents_by_kind = {kind: tuple(_freeze(d.data) for d in docs) for kind, docs in by_kind.items()
-                         if kind not in ("app", "entity", "roles", "workflow") and not kind.startswith("_broken_")}
+    automations = {name: _freeze(raw) for doc in by_kind.get("automations", [])
+                   for name, raw in doc.data["automations"].items()}
     return AppSpec(
         name=app["app"], label=_as_label(app.get("label"), app["app"]),
-        entities=MappingProxyType(entities), locales=tuple(app.get("locales", ("zh", "en"))),
-        timezone=app.get("timezone", "Asia/Shanghai"), plugins=tuple(app.get("plugins", ())),
+        entities=MappingProxyType(known.entities), locales=tuple(app.get("locales", ("zh", "en"))),
+        timezone=timezone, plugins=tuple(app.get("plugins", ())),
         recycle_bin_days=app.get("recycle_bin_days", 30), max_page_size=app.get("max_page_size", 200),
         version=str(app.get("version", "")), description=app.get("description", ""),
         roles=MappingProxyType(_role_specs(by_kind.get("roles", []))),
         workflows=tuple(_workflow_spec(doc) for doc in by_kind.get("workflow", [])),
-        documents=MappingProxyType(documents_by_kind), config_dir=config_dir,
+        config_dir=config_dir,
         public=tuple(app.get("public", ())),
+        views=MappingProxyType(views), tags=MappingProxyType(tags), automations=MappingProxyType(automations),
     )
 
 
-def _check_documents(by_kind: dict[str, list[Document]], entities: dict[str, EntitySpec],
-                     problems: ProblemList) -> None:
-    """The entity and field names the later kinds of document mention must exist."""
+def _check_documents(by_kind: dict[str, list[Document]], known: _Known, types: Mapping[str, Any],
+                     problems: ProblemList) -> tuple[dict[str, ViewSpec], dict[str, TagSpec]]:
+    """The entity and field names the later kinds of document mention must
+    exist; returns the views and tags, typed."""
+    entities = known.entities
 
     # key=True: the name is a mapping key (roles, view filters), so point at the key, not its value.
     def entity_ref(doc: Document, path: tuple, name: str, key: bool = False) -> EntitySpec | None:
         if name == "*" and doc.kind == "roles":  # every entity of the config
             return None
         if name not in entities:
-            problems.add(doc, path, f"unknown entity '{name}'", did_you_mean(name, entities), key=key)
+            if name not in known.broken:
+                problems.add(doc, path, f"unknown entity '{name}'", did_you_mean(name, entities), key=key)
             return None
         return entities[name]
 
     def field_ref(doc: Document, path: tuple, entity: EntitySpec | None, name: str, key: bool = False) -> None:
-        if entity is not None and name not in entity.fields:
+        if entity is not None and not known.has_field(entity, name):
             problems.add(doc, path, f"{entity.name} has no field '{name}'", did_you_mean(name, entity.fields), key=key)
 
     for doc in by_kind.get("workflow", []):
@@ -444,34 +541,169 @@ def _check_documents(by_kind: dict[str, list[Document]], entities: dict[str, Ent
                     problems.add(doc, ("transitions", i), f"unknown state '{state}'", did_you_mean(state, states))
             for j, fname in enumerate(move.get("require", ())):
                 field_ref(doc, ("transitions", i, "require", j), entity, fname)
-    for doc in by_kind.get("tags", []):
-        for tag, raw in doc.data["tags"].items():
-            entity_ref(doc, ("tags", tag, "entity"), raw["entity"])
-    for doc in by_kind.get("views", []):
-        for view, raw in doc.data["views"].items():
-            entity = entity_ref(doc, ("views", view, "entity"), raw["entity"])
-            for j, column in enumerate(raw.get("columns", ())):
-                field_ref(doc, ("views", view, "columns", j), entity, column)
-            if "group_by" in raw:
-                field_ref(doc, ("views", view, "group_by"), entity, raw["group_by"])
-            for key in raw.get("filter", {}):
-                field_ref(doc, ("views", view, "filter", key), entity, re.split(r"__|\.", key)[0], key=True)
     defined = _check_roles(by_kind.get("roles", []), entity_ref, field_ref, problems)
+    # A broken roles document still declares its roles: naming one elsewhere is not a second mistake.
+    defined |= {role for doc in by_kind.get("_broken_roles", []) if isinstance(doc.data.get("roles"), dict)
+                for role in doc.data["roles"]}
     for doc in by_kind.get("workflow", []):
         for i, move in enumerate(doc.data["transitions"]):
             for j, role in enumerate(move.get("roles", ())):
                 if role not in defined:
                     problems.add(doc, ("transitions", i, "roles", j), f"unknown role '{role}'",
                                  did_you_mean(role, defined))
-    for doc in by_kind.get("views", []):
-        for view, raw in doc.data["views"].items():
-            for j, role in enumerate(raw.get("roles", ())):
-                if role not in defined:
-                    problems.add(doc, ("views", view, "roles", j), f"unknown role '{role}'", did_you_mean(role, defined))
+    references = _References(known, entity_ref, field_ref, defined, problems)
+    views = _build_views(by_kind.get("views", []), references, types)
+    tags = _build_tags(by_kind.get("tags", []), references)
     for doc in by_kind.get("automations", []):
         for name, raw in doc.data["automations"].items():
             if "entity" in raw:
                 entity_ref(doc, ("automations", name, "entity"), raw["entity"])
+    return views, tags
+
+
+# ---------------------------------------------------------------- views and tags
+
+@dataclass
+class _References:
+    """How the checks of views and tags resolve the names they use."""
+
+    known: _Known
+    entity: Callable[..., EntitySpec | None]
+    field: Callable[..., None]
+    roles: set[str]
+    problems: ProblemList
+
+
+def _defined_once(doc: Document, what: str, name: str, seen: dict[str, Document], problems: ProblemList) -> bool:
+    first = seen.setdefault(name, doc)
+    if first is not doc:
+        problems.add(doc, (f"{what}s", name), f"{what} '{name}' is defined twice (also in {first.file})", key=True)
+        return False
+    return True
+
+
+def _build_views(docs: list[Document], refs: _References, types: Mapping[str, Any]) -> dict[str, ViewSpec]:
+    views: dict[str, ViewSpec] = {}
+    seen: dict[str, Document] = {}
+    for doc in docs:
+        for name, raw in doc.data["views"].items():
+            if not _defined_once(doc, "view", name, seen, refs.problems):
+                continue
+            path = ("views", name)
+            entity = refs.entity(doc, path + ("entity",), raw["entity"])
+            for j, column in enumerate(raw.get("columns", ())):
+                refs.field(doc, path + ("columns", j), entity, column)
+            kind = raw.get("kind", "list")
+            if "group_by" in raw:
+                refs.field(doc, path + ("group_by",), entity, raw["group_by"])
+            elif kind == "board":
+                refs.problems.add(doc, path + ("kind",),
+                                  "a board needs group_by: the field whose values make its columns")
+            for j, role in enumerate(raw.get("roles", ())):
+                if role not in refs.roles:
+                    refs.problems.add(doc, path + ("roles", j), f"unknown role '{role}'",
+                                      did_you_mean(role, refs.roles))
+            views[name] = ViewSpec(
+                name=name, entity=raw["entity"], label=_as_label(raw.get("label"), name), kind=kind,
+                filter=MappingProxyType(_view_filter(doc, path, entity, raw.get("filter", {}), refs, types)),
+                where=raw.get("where"), sort=_view_sort(doc, path, entity, raw.get("sort"), refs, types),
+                columns=tuple(raw.get("columns", ())), group_by=raw.get("group_by"),
+                roles=tuple(raw.get("roles", ())), source=doc.file,
+            )
+    return views
+
+
+def _view_sort(doc: Document, path: tuple, entity: EntitySpec | None, text: str | None, refs: _References,
+               types: Mapping[str, Any]) -> tuple[str, ...]:
+    """The sort keys of a view (``-created_at,name``), each a sortable field."""
+    if text is None:
+        return ()
+    keys = tuple(key.strip() for key in text.split(","))
+    for key in keys:
+        name = key.lstrip("-+")
+        if not name:
+            refs.problems.add(doc, path + ("sort",), f"empty sort key in '{shown(text)}'")
+        elif entity is not None and not refs.known.has_field(entity, name):
+            refs.problems.add(doc, path + ("sort",), f"cannot sort by unknown field '{shown(name)}'",
+                              did_you_mean(name, entity.fields))
+        elif entity is not None and name in entity.fields and not types[entity.fields[name].type].sortable:
+            refs.problems.add(doc, path + ("sort",), f"cannot sort by {entity.fields[name].type} field '{name}'")
+    return keys
+
+
+def _view_filter(doc: Document, path: tuple, entity: EntitySpec | None, raw: Mapping[str, Any], refs: _References,
+                 types: Mapping[str, Any]) -> dict[str, str]:
+    """A view's filters as the API's query text, each naming a field (or a
+    field through a ref: ``customer.level``) and an operator it supports."""
+    filters: dict[str, str] = {}
+    for key, value in raw.items():
+        at = path + ("filter", key)
+        name, _, op = key.partition("__")
+        ref_name, dot, target_name = name.partition(".")
+        refs.field(doc, at, entity, ref_name, key=True)
+        f = entity.fields.get(ref_name) if entity is not None else None
+        if f is not None and dot:
+            target = _filter_target(doc, at, f, target_name, refs)
+            f = target
+        if f is not None:
+            operators = ID_OPERATORS if f.name == "id" else types[f.type].operators
+            if (op or "eq") not in operators:
+                refs.problems.add(doc, at, f"operator '{shown(op)}' does not apply to {f.type} field '{f.name}'",
+                                  f"{f.type} fields support: {', '.join(operators)}", key=True)
+        text = _filter_text(value)
+        if text is None:
+            refs.problems.add(doc, at, "a filter value is one value or a list of values "
+                              "(for a missing value: field__isnull: true)")
+            continue
+        filters[key] = text
+    return filters
+
+
+def _filter_target(doc: Document, at: tuple, via: FieldSpec, name: str, refs: _References) -> FieldSpec | None:
+    """The field a dotted filter names through the ref ``via`` (None: reported, or cannot tell)."""
+    if via.type != "ref":
+        refs.problems.add(doc, at, f"'{via.name}' is not a ref field: only refs are followed with '.'", key=True)
+        return None
+    if via.to in DIRECTORY_ENTITIES:
+        fields = DIRECTORY_FIELDS[via.to]
+        if name not in fields:
+            refs.problems.add(doc, at, f"a filter through {via.name} names a field of the platform's {via.to}s: "
+                              f"{', '.join(fields)}", did_you_mean(name, fields), key=True)
+        return fields.get(name)
+    target = refs.known.entities.get(via.to or "")
+    if target is None:
+        return None
+    refs.field(doc, at, target, name, key=True)
+    return target.fields.get(name)
+
+
+def _filter_text(value: Any) -> str | None:
+    """A filter value as the API's query text; None when it cannot be one."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return str(value)
+    if isinstance(value, dt.date):  # a date or a datetime
+        return value.isoformat()
+    if isinstance(value, list) and not any(isinstance(item, list | dict) for item in value):
+        texts = [text for text in map(_filter_text, value) if text is not None]
+        if texts and len(texts) == len(value):
+            return ",".join(texts)
+    return None
+
+
+def _build_tags(docs: list[Document], refs: _References) -> dict[str, TagSpec]:
+    tags: dict[str, TagSpec] = {}
+    seen: dict[str, Document] = {}
+    for doc in docs:
+        for name, raw in doc.data["tags"].items():
+            if not _defined_once(doc, "tag", name, seen, refs.problems):
+                continue
+            refs.entity(doc, ("tags", name, "entity"), raw["entity"])
+            tags[name] = TagSpec(name=name, entity=raw["entity"], label=_as_label(raw.get("label"), name),
+                                 color=raw.get("color"), rule=raw.get("rule"), use=raw.get("use", ""),
+                                 source=doc.file)
+    return tags
 
 
 def _check_roles(docs: list[Document], entity_ref, field_ref, problems: ProblemList) -> set[str]:

@@ -21,7 +21,14 @@ document says what it is by its first key: `app`, `entity`, `roles`,
 documents separated by `---`. `crmkit check CONFIG` reports every problem as
 `file:line:column: message`.
 
-Labels are a plain string or `{en: ..., zh: ...}`. Names are snake_case.
+Labels are a plain string or `{en: ..., zh: ...}`. Names are snake_case, and
+every key is a name: a key that YAML reads as a number, a boolean, a date or
+null (`1:`, `true:`, `~:`) is an error (quote it to make it text), and so is a
+key given twice.
+Anchors and aliases (`&columns`, `*columns`, `<<: *base`) may repeat a part of
+a document. Every file is held to limits, so that checking any config takes
+bounded time: at most 2 MB, values nested at most 32 levels deep, and at most
+250,000 values in a document once its aliases are expanded.
 """
 
 FIELD_TYPES = """## Field types
@@ -41,10 +48,20 @@ FIELD_TYPES = """## Field types
 | `url` | VARCHAR(2048) | http(s) URL | |
 | `enum` | VARCHAR / INTEGER | one option value | options |
 | `multi_enum` | JSON list | list of option values | options |
-| `ref` | INTEGER `<name>_id`, indexed, foreign key | id of the referred record | to, on_delete (restrict, set_null, cascade) |
+| `ref` | INTEGER `<name>_id`, indexed, foreign key | id of the referred record | to (an entity, or `user` / `team`), on_delete (restrict, set_null, cascade) |
 | `json` | JSON (JSONB on PostgreSQL) | any JSON, at most 64 KiB | |
 | `region` | CHAR(6) | 6-digit administrative code (`440106` = 广东省广州市天河区); names at `/api/v1/regions` | level (province, city, district) |
 | `autonumber` | VARCHAR(64), set on create | string like `HT20261123000001` | pattern: literal text, `{YYYY}` `{YY}` `{MM}` `{DD}` `{YYYYMMDD}` `{YYYYMM}` `{YYMMDD}` `{YYMM}`, and one `{seq}` or `{seq:N}`; the sequence restarts when the date part changes |
+
+A `ref` to `user` or `team` points at the platform's own users or teams (an
+engineer, an approver, a desk): `{type: ref, to: user}`. Its column has a
+foreign key to the user (team) table; a write must name an active user (or a
+team) that the writer's roles let them read (`user: {read: ...}`); filters take
+the id (`engineer=7`, `engineer__in=7,9`) or a field of the user through the
+ref (`engineer.team_id=3`, `engineer.username=wang`: id, username,
+display_name, email, mobile, active, team_id, superior_id; of a team: id, name,
+label, parent_id), among the users the caller may read. Users and teams are
+disabled, never deleted, so such a ref has no `on_delete`.
 
 Every entity also has the system fields `id`, `version`, `created_at`,
 `updated_at`, `created_by`, `updated_by` (and `owner_id`, `team_id` when

@@ -24,6 +24,12 @@ RESERVED_FIELD_NAMES = frozenset(SYSTEM_FIELDS + OWNER_FIELDS + ("owner", "team"
 #: Relation names that would clash with a record's fixed URLs.
 RESERVED_RELATION_NAMES = frozenset({"history", "transitions", "collaborators"})
 #: Entity names that would clash with fixed URLs or tables.
+#: Filter operators on ids (every field type lists its own).
+ID_OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin")
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+#: The platform's own records a ref field may point at (``{type: ref, to: user}``):
+#: a doctor, an approver, an engineer.
+DIRECTORY_ENTITIES = ("user", "team")
 RESERVED_ENTITY_NAMES = frozenset({"openapi", "docs", "me", "regions", "recycle_bin", "health",
                                    "healthz", "admin", "app", "api", "login", "logout", "static",
                                    "user", "users", "team", "teams", "role", "roles", "token",
@@ -200,12 +206,49 @@ class WorkflowSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class ViewSpec:
+    """A saved view: a named list (or board, or calendar) of an entity's records."""
+
+    name: str
+    entity: str
+    label: Label
+    kind: str = "list"  # list | board | calendar
+    #: Filters in the API's form, values as the API's query text (``status__in``: ``"new,open"``).
+    filter: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    #: A condition in the expression language, kept as text until that language compiles it.
+    where: str | None = None
+    #: Sort keys as in the API (``-created_at``); empty: the entity list's own sort.
+    sort: tuple[str, ...] = ()
+    #: Columns shown; empty: the entity list's own columns.
+    columns: tuple[str, ...] = ()
+    group_by: str | None = None
+    #: Roles that see the view; empty: every role.
+    roles: tuple[str, ...] = ()
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TagSpec:
+    """A tag of an entity's records: set by a rule, or by hand when it has none."""
+
+    name: str
+    entity: str
+    label: Label
+    color: str | None = None
+    #: A condition in the expression language, kept as text until that language compiles it.
+    rule: str | None = None
+    #: The business use of the tag.
+    use: str = ""
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class AppSpec:
     name: str
     label: Label
     entities: Mapping[str, EntitySpec]
     locales: tuple[str, ...] = ("zh", "en")
-    timezone: str = "Asia/Shanghai"
+    timezone: str = DEFAULT_TIMEZONE
     plugins: tuple[str, ...] = ()
     recycle_bin_days: int = 30
     max_page_size: int = 200
@@ -216,9 +259,10 @@ class AppSpec:
     roles: Mapping[str, RoleSpec] = field(default_factory=lambda: MappingProxyType({}))
     #: Workflows in the order they were read.
     workflows: tuple[WorkflowSpec, ...] = ()
-    #: Documents of the kinds later layers interpret (tags, automations,
-    #: views), checked structurally, kept as read-only data.
-    documents: Mapping[str, tuple[Any, ...]] = field(default_factory=lambda: MappingProxyType({}))
     config_dir: str = ""
+    views: Mapping[str, ViewSpec] = field(default_factory=lambda: MappingProxyType({}))
+    tags: Mapping[str, TagSpec] = field(default_factory=lambda: MappingProxyType({}))
+    #: Automations by name, as read-only data until the automations issue types them.
+    automations: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
     #: URL paths served without authentication (app.yaml ``public``).
     public: tuple[str, ...] = ()

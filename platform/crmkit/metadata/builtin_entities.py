@@ -1,7 +1,7 @@
 """The platform's own tables as the list grammar reads them: users, teams and
 the audit trail, described with the same spec objects as configured entities.
 
-These specs make no tables (tables.py and the directory own those); they tell
+These specs make no tables (crmkit.tables and the directory own those); they tell
 the query builder which columns a client may list, filter, sort and search,
 and how each value is typed, so ``/users``, ``/teams`` and ``/audit`` speak
 the grammar of entity lists. A column without a field here (a password hash)
@@ -10,11 +10,11 @@ is never selected.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from .metadata.spec import EntitySpec, FieldSpec, ListSpec, Option
+from .spec import EntitySpec, FieldSpec, ListSpec, Option
 
 #: The name of the spec of a record's history (audit entries of one record).
 HISTORY = "history"
@@ -86,3 +86,12 @@ def history_spec() -> EntitySpec:
     """A record's history: its audit entries, without the columns that name the record."""
     return _spec(HISTORY, "History", "变更历史",
                  (f for f in _audit_fields() if f.name not in ("entity", "record_id")), sort=("-id",))
+
+
+#: The fields of the platform's users and teams that a filter through a ref
+#: may name (``engineer.team_id=3``, ``engineer.username=wang``): those of
+#: their list specs, but a user's roles (their options are the config's).
+DIRECTORY_FIELDS: Mapping[str, Mapping[str, FieldSpec]] = MappingProxyType({
+    "user": MappingProxyType({n: f for n, f in user_spec(()).fields.items() if n != "roles"}),
+    "team": MappingProxyType(dict(team_spec().fields)),
+})
