@@ -106,16 +106,22 @@ def test_unreachable_database_is_a_user_error(mini_config, tmp_path):
 
 def test_migrate_plan_then_apply(mini_config, database_url, tmp_path):
     env = db_env(database_url, tmp_path / "instance")
-    plan = run(["migrate", str(mini_config), "--plan"], env)
+    plan = run(["migrate", str(mini_config), "--plan", "-v"], env)
     assert plan.exit_code == 0
     assert "  + add table customer" in plan.stdout
     assert "  + add unique index uq_customer_mobile on customer" in plan.stdout
-    default = run(["migrate", str(mini_config)], env)
+    default = run(["migrate", str(mini_config), "-v"], env)
     assert default.stdout == plan.stdout  # --plan is the default: nothing applied yet
+    summary = run(["migrate", str(mini_config)], env).stdout.splitlines()
+    assert summary == ["  + platform: 10 new tables",
+                       "  + customer: new table, 27 columns, 8 indexes, 1 new link table",
+                       "  + product: new table, 10 columns, 4 indexes",
+                       "  + contract: new table, 11 columns, 4 indexes",
+                       "  + order: new table, 11 columns, 4 indexes"]
     applied = run(["migrate", str(mini_config), "--apply"], env)
     assert applied.exit_code == 0
     count = plan.stdout.count("\n  + ") + 1
-    assert applied.stdout.endswith(f"Applied {count} change(s).\n")
+    assert applied.stdout == "\n".join(summary) + f"\nApplied {count} change(s).\n"
     again = run(["migrate", str(mini_config), "--plan"], env)
     assert again.stdout == "The database matches the config: nothing to do.\n"
 
@@ -127,7 +133,8 @@ def test_migrate_refuses_data_loss_until_allowed(mini_config, database_url, tmp_
     (mini_config / "entities/note.yaml").unlink()
     refused = run(["migrate", str(mini_config), "--apply"], env)
     assert refused.exit_code == 1
-    assert "  ! remove table note (its data)" in refused.stdout
+    assert "  ! note: table note removed (its data)\n" in refused.stdout
+    assert "  ! remove table note (its data)" in run(["migrate", str(mini_config), "-v"], env).stdout
     assert "Nothing applied: rerun with --allow-data-loss" in refused.stderr
     allowed = run(["migrate", str(mini_config), "--apply", "--allow-data-loss"], env)
     assert allowed.exit_code == 0
@@ -264,7 +271,7 @@ def test_analyze_refreshes_the_planner_statistics(tmp_path, monkeypatch):
     monkeypatch.setenv("CRMKIT_INSTANCE", str(tmp_path))
     runner = CliRunner()
     assert runner.invoke(cli, ["migrate", str(SAMPLE_CONFIG), "--apply"]).exit_code == 0
-    database = sqlite3.connect(tmp_path / "crmkit.sqlite3")
+    database = sqlite3.connect(tmp_path / "retail_crm.sqlite3")  # each app its own database
     database.execute("INSERT INTO product (version, created_at, updated_at, name) "
                      "VALUES (1, '2026-01-01 00:00:00', '2026-01-01 00:00:00', 'tea')")
     database.commit()
