@@ -482,21 +482,19 @@ def _migration_lock(engine: sa.Engine) -> Iterator[tuple[sa.Connection, bool]]:
         if conn.dialect.name == "sqlite":
             raw = conn.connection.driver_connection
             assert isinstance(raw, sqlite3.Connection)
-            usual_wait = raw.execute("PRAGMA busy_timeout").fetchone()[0]
-            raw.execute("PRAGMA busy_timeout=0")
+            usual_wait = int(raw.execute("PRAGMA busy_timeout").fetchone()[0])
+            conn.execution_options(crmkit_write=True)
             try:
-                raw.execute("BEGIN IMMEDIATE")
-                raw.execute("ROLLBACK")
-                waited = False
-            except sqlite3.OperationalError:
-                waited = True
-            raw.execute(f"PRAGMA busy_timeout={LOCK_WAIT_MS}")  # a migration may take longer than a write
-            try:
-                conn.execution_options(crmkit_write=True)
-                with conn.begin():
+                raw.execute("PRAGMA busy_timeout=0")  # first try without waiting, to know whether someone was first
+                try:
+                    transaction, waited = conn.begin(), False
+                except sa.exc.OperationalError:
+                    raw.execute(f"PRAGMA busy_timeout={LOCK_WAIT_MS}")  # a migration takes longer than a write
+                    transaction, waited = conn.begin(), True
+                with transaction:
                     yield conn, waited
             finally:
-                raw.execute(f"PRAGMA busy_timeout={int(usual_wait)}")
+                raw.execute(f"PRAGMA busy_timeout={usual_wait}")
         else:
             with conn.begin():
                 key = (LOCK_KEY, sa.func.hashtext(sa.func.current_schema()))
