@@ -77,11 +77,14 @@ CREDIT_CODE_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 CREDIT_CODE_WEIGHTS = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28]
 
 
+CREDIT_CODE_VALUES = {c: i for i, c in enumerate(CREDIT_CODE_CHARS)}
+
+
 def credit_code(rng: random.Random, districts: list[str]) -> str:
     """A 统一社会信用代码 with a correct check character (GB 32100-2015)."""
     body = rng.choice(["91", "92", "93"]) + rng.choice(districts or ["110101"])
-    body += "".join(rng.choice(CREDIT_CODE_CHARS) for _ in range(9))
-    total = sum(CREDIT_CODE_CHARS.index(c) * w for c, w in zip(body, CREDIT_CODE_WEIGHTS))
+    body += "".join(rng.choices(CREDIT_CODE_CHARS, k=9))
+    total = sum(CREDIT_CODE_VALUES[c] * w for c, w in zip(body, CREDIT_CODE_WEIGHTS))
     return body + CREDIT_CODE_CHARS[(31 - total % 31) % 31]
 
 
@@ -157,11 +160,10 @@ class _Generator:
 
     def mobiles(self, n: int) -> list[str]:
         rng, used, made = self.rng, self.used_mobiles, []
-        prefixes = rng.choices(MOBILE_PREFIXES, k=n)
-        for prefix in prefixes:
-            number = prefix + f"{rng.randrange(10**8):08d}"
+        for prefix, rest in zip(rng.choices(MOBILE_PREFIXES, k=n), rng.choices(range(10**8), k=n)):
+            number = f"{prefix}{rest:08d}"
             while number in used:
-                number = prefix + f"{rng.randrange(10**8):08d}"
+                number = f"{prefix}{rng.randrange(10**8):08d}"
             used.add(number)
             made.append(number)
         return made
@@ -185,8 +187,9 @@ class _Generator:
         return candidate
 
     def moments(self, n: int, days_back: int = 720, days_ahead: int = 0) -> list[dt.datetime]:
-        rng, now, second = self.rng, self.now, dt.timedelta(seconds=1)
-        return [now + second * rng.randrange(-days_back * 86400, days_ahead * 86400 + 1) for _ in range(n)]
+        now, delta = self.now, dt.timedelta
+        seconds = range(-days_back * 86400, days_ahead * 86400 + 1)
+        return [now + delta(seconds=s) for s in self.rng.choices(seconds, k=n)]
 
     def column(self, entity: EntitySpec, f: FieldSpec, ids: dict[str, list[int]]) -> Callable[[int], list]:
         """A function making ``n`` values for field ``f``: the choice of how is
@@ -203,10 +206,10 @@ class _Generator:
             return self.mobiles
         if f.type == "email":
             domains = ["qq.com", "163.com", "example.cn"]
-            return lambda n: [f"{name}{rng.randrange(10**6)}@{domain}" for name, domain
-                              in zip(rng.choices(self.latin, k=n), rng.choices(domains, k=n))]
+            return lambda n: [f"{name}{number}@{domain}" for name, number, domain in zip(
+                rng.choices(self.latin, k=n), rng.choices(range(10**6), k=n), rng.choices(domains, k=n))]
         if f.type == "url":
-            return lambda n: [f"https://www.example.cn/{rng.randrange(10**6)}" for _ in range(n)]
+            return lambda n: [f"https://www.example.cn/{number}" for number in rng.choices(range(10**6), k=n)]
         if f.type == "region":
             codes = self.region_codes(f.level or "district")
             return lambda n: rng.choices(codes, k=n)
@@ -221,13 +224,22 @@ class _Generator:
             low = int(Decimal(str(f.min)) * 100) if f.min is not None else 0
             highs = ([int(Decimal(str(f.max)) * 100)] if f.max is not None
                      else [low + cents for cents in (20000, 80000, 300000, 2000000)])
-            exponent = Decimal(1).scaleb(-(2 if f.type == "money" else (4 if f.scale is None else f.scale)))
-            return lambda n: [(Decimal(rng.randint(low, high)) / 100).quantize(exponent)
-                              for high in rng.choices(highs, k=n)]
+            scale = 2 if f.type == "money" else (4 if f.scale is None else f.scale)
+            exponent = Decimal(1).scaleb(-scale)
+            spans = [high - low + 1 for high in highs]
+            draw = rng.random
+
+            def amounts(n: int) -> list[Decimal]:
+                cents = [low + int(draw() * span) for span in rng.choices(spans, k=n)]
+                if scale == 2:
+                    return [Decimal(c).scaleb(-2) for c in cents]  # exact, two digits after the point
+                return [Decimal(c).scaleb(-2).quantize(exponent) for c in cents]
+
+            return amounts
         if f.type == "integer":
             low = int(f.min) if f.min is not None else 0
             high = int(f.max) if f.max is not None else low + 100
-            return lambda n: [rng.randint(low, high) for _ in range(n)]
+            return lambda n: rng.choices(range(low, high + 1), k=n)
         if f.type == "boolean":
             return lambda n: rng.choices((True, False), cum_weights=(3, 10), k=n)
         if f.type in ("date", "datetime"):
@@ -243,7 +255,7 @@ class _Generator:
         if "birth" in f.name:
             years = (0, 6) if any(word in f.name for word in ("baby", "child", "kid")) else (18, 70)
             low, high = years[0] * 365 + 1, years[1] * 365 - 1
-            dates = lambda n: [today - dt.timedelta(days=rng.randint(low, high)) for _ in range(n)]  # noqa: E731
+            dates = lambda n: [today - dt.timedelta(days=d) for d in rng.choices(range(low, high + 1), k=n)]  # noqa: E731
         else:
             ahead = 120 if any(word in f.name for word in AHEAD) else 0
             moments = lambda n: self.moments(n, days_ahead=ahead)  # noqa: E731
@@ -286,7 +298,7 @@ class _Generator:
         if name in ("bank", "bank_name"):
             return pool(["中国工商银行", "中国建设银行", "招商银行", "中国银行", "交通银行"])
         if "account" in name:
-            return lambda n: [f"{rng.randrange(10**15, 10**16)}" for _ in range(n)]
+            return lambda n: [str(number) for number in rng.choices(range(10**15, 10**16), k=n)]
         if "subject" in name:
             return pool(["物流太慢", "商品破损", "发票未收到", "会员积分有误", "咨询产品用法", "退换货申请"])
         if f.type == "text" or name in ("notes", "content", "description", "remark"):
@@ -481,7 +493,13 @@ def seed(rt: Runtime, *, size: int = 200, random_seed: int = 42, if_empty: bool 
     if org is None:
         org = demo_org(rt, random_seed=random_seed)
     with paused_gc():  # collected once after each entity instead
-        return _Seeder(rt, size, random_seed, today or dt.date.today(), org).run(progress)
+        # What exists before the seed (the spec, the region table, Faker's
+        # data) is not rescanned by those collections.
+        gc.freeze()
+        try:
+            return _Seeder(rt, size, random_seed, today or dt.date.today(), org).run(progress)
+        finally:
+            gc.unfreeze()
 
 
 @dataclass
