@@ -34,6 +34,9 @@ from .settings import SettingsError
 WORKER_BOOT_ERROR = 3
 #: How long a worker whose refusal a sibling reported waits to be stopped (seconds).
 SIBLING_WAIT = 15
+#: How long any refusing worker waits for a stop before it reports (seconds): the
+#: master may not have stopped the others yet after a sibling reported and exited.
+FIRST_WAIT = 3
 
 
 class _StopRequests:
@@ -81,10 +84,10 @@ with _StopRequests() as stop:
     except ConfigError as exc:
         raise _not_started("the config has problems:\n" + "\n".join(str(p) for p in exc.problems)) from None
     except MigrationRefused as exc:
-        # The server is stopping (a sibling refused first and said so), or this
-        # worker waited for the migration lock behind a sibling that saw the
-        # same plan first: let the master stop it, quietly.
-        if stop.received or (exc.waited and stop.active and stop.wait(SIBLING_WAIT)):
+        # A sibling may have refused the same plan first and said so: this
+        # worker waited for the migration lock behind it, or it got here just
+        # after that one exited. Then the master is stopping: go quietly.
+        if stop.active and stop.wait(SIBLING_WAIT if exc.waited else FIRST_WAIT):
             raise SystemExit(0) from None
         raise _not_started(str(exc)) from None
     except (PluginError, SettingsError, RuntimeError) as exc:
