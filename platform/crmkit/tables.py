@@ -275,7 +275,8 @@ def _entity_table(metadata: sa.MetaData, entity: EntitySpec, field_types, tables
     if sort_columns and sort_columns != ["id"] and len(sort_columns) > 0:
         keyset = sort_columns + ([] if "id" in sort_columns else ["id"])
         name = _short(f"ix_{entity.name}_sort_{'_'.join(keyset)}")
-        if not any(isinstance(e, sa.Index) and [c if isinstance(c, str) else c.name for c in e.expressions] == keyset for e in extras):
+        if not any(isinstance(e, sa.Index) and [c if isinstance(c, str) else c.name for c in e.expressions] == keyset
+                   for e in extras):
             extras.append(sa.Index(name, *keyset))
     return sa.Table(entity.name, metadata, *columns, *extras, sqlite_autoincrement=True)
 
