@@ -25,14 +25,15 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
-# The first run makes the first admin (password from CRMKIT_ADMIN_PASSWORD, else
-# generated and printed once) and demo users (password crmkit-demo, or CRMKIT_DEMO_PASSWORD).
+# The first run loads demo data and users (password crmkit-demo, or CRMKIT_DEMO_PASSWORD)
+# and then makes the first admin (password from CRMKIT_ADMIN_PASSWORD, else generated and
+# printed once, last, where nobody scrolls past it).
 run: export CRMKIT_CONFIG = $(CONFIG)
 run: install
-	$(BIN)/crmkit migrate $(CONFIG) --apply
-	$(BIN)/crmkit user create-admin --if-missing
-	$(BIN)/crmkit seed $(CONFIG) --size $(SEED_SIZE) --if-empty
-	$(BIN)/crmkit serve $(CONFIG) --host $(HOST) --port $(PORT)
+	@$(BIN)/crmkit migrate $(CONFIG) --apply
+	@$(BIN)/crmkit seed $(CONFIG) --size $(SEED_SIZE) --if-empty
+	@$(BIN)/crmkit user create-admin $(CONFIG) --if-missing
+	@$(BIN)/crmkit serve $(CONFIG) --host $(HOST) --port $(PORT)
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -106,16 +106,22 @@ def test_unreachable_database_is_a_user_error(mini_config, tmp_path):
 
 def test_migrate_plan_then_apply(mini_config, database_url, tmp_path):
     env = db_env(database_url, tmp_path / "instance")
-    plan = run(["migrate", str(mini_config), "--plan"], env)
+    plan = run(["migrate", str(mini_config), "--plan", "-v"], env)
     assert plan.exit_code == 0
     assert "  + add table customer" in plan.stdout
     assert "  + add unique index uq_customer_mobile on customer" in plan.stdout
-    default = run(["migrate", str(mini_config)], env)
+    default = run(["migrate", str(mini_config), "-v"], env)
     assert default.stdout == plan.stdout  # --plan is the default: nothing applied yet
+    summary = run(["migrate", str(mini_config)], env).stdout.splitlines()
+    assert summary == ["  + platform: 10 new tables",
+                       "  + customer: new table, 27 columns, 8 indexes, 1 new link table",
+                       "  + product: new table, 10 columns, 5 indexes",
+                       "  + contract: new table, 11 columns, 5 indexes",
+                       "  + order: new table, 11 columns, 5 indexes"]
     applied = run(["migrate", str(mini_config), "--apply"], env)
     assert applied.exit_code == 0
     count = plan.stdout.count("\n  + ") + 1
-    assert applied.stdout.endswith(f"Applied {count} change(s).\n")
+    assert applied.stdout == "\n".join(summary) + f"\nApplied {count} change(s).\n"
     again = run(["migrate", str(mini_config), "--plan"], env)
     assert again.stdout == "The database matches the config: nothing to do.\n"
 
@@ -127,7 +133,8 @@ def test_migrate_refuses_data_loss_until_allowed(mini_config, database_url, tmp_
     (mini_config / "entities/note.yaml").unlink()
     refused = run(["migrate", str(mini_config), "--apply"], env)
     assert refused.exit_code == 1
-    assert "  ! remove table note (its data)" in refused.stdout
+    assert "  ! note: table note removed (its data)\n" in refused.stdout
+    assert "  ! remove table note (its data)" in run(["migrate", str(mini_config), "-v"], env).stdout
     assert "Nothing applied: rerun with --allow-data-loss" in refused.stderr
     allowed = run(["migrate", str(mini_config), "--apply", "--allow-data-loss"], env)
     assert allowed.exit_code == 0
@@ -264,10 +271,112 @@ def test_analyze_refreshes_the_planner_statistics(tmp_path, monkeypatch):
     monkeypatch.setenv("CRMKIT_INSTANCE", str(tmp_path))
     runner = CliRunner()
     assert runner.invoke(cli, ["migrate", str(SAMPLE_CONFIG), "--apply"]).exit_code == 0
-    database = sqlite3.connect(tmp_path / "crmkit.sqlite3")
+    database = sqlite3.connect(tmp_path / "retail_crm.sqlite3")  # each app its own database
     database.execute("INSERT INTO product (version, created_at, updated_at, name) "
                      "VALUES (1, '2026-01-01 00:00:00', '2026-01-01 00:00:00', 'tea')")
     database.commit()
     result = runner.invoke(cli, ["analyze", str(SAMPLE_CONFIG)])
     assert result.exit_code == 0 and "Statistics refreshed" in result.output
     assert database.execute("SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'product'").fetchone()[0] > 0
+
+
+# ---------------------------------------------------------------- one database per app; one rule for the config
+
+def test_each_app_gets_its_own_database_by_default(mini_config, tmp_path):
+    from conftest import SAMPLE_CONFIG
+
+    env = {"CRMKIT_INSTANCE": str(tmp_path / "instance")}
+    assert run(["migrate", str(SAMPLE_CONFIG), "--apply"], env).exit_code == 0
+    mine = run(["migrate", str(mini_config), "--apply"], env)  # the README's "your own config" after make run
+    assert mine.exit_code == 0, mine.output
+    assert "!" not in mine.stdout
+    assert sorted(p.name for p in (tmp_path / "instance").glob("*.sqlite3")) == ["mini.sqlite3", "retail_crm.sqlite3"]
+
+
+def test_a_database_of_another_app_is_refused_not_planned_away(mini_config, database_url, tmp_path):
+    from crmkit.app import create_app
+    from crmkit.migrations import DatabaseOfAnotherApp
+    from crmkit.settings import Settings
+
+    env = db_env(database_url, tmp_path / "instance")
+    assert run(["migrate", str(mini_config), "--apply"], env).exit_code == 0
+    other = make_config(tmp_path / "other", {"app.yaml": "app: shop\n", "entities/note.yaml":
+                                             "entity: note\nfields:\n  text: {type: text}\n"})
+    message = ("error: this database belongs to the app 'mini', not to 'shop' (the app: key of app.yaml); "
+               "nothing was changed. Give shop a database of its own")
+    for args in (["migrate", str(other)], ["migrate", str(other), "--apply", "--allow-data-loss"],
+                 ["seed", str(other)], ["user", "list", str(other)], ["purge", str(other)]):
+        refused = run(args, env)
+        assert refused.exit_code == 1, (args, refused.output)
+        assert refused.stderr.startswith(message), refused.stderr
+        assert "remove table" not in refused.output
+    with pytest.raises(DatabaseOfAnotherApp):
+        create_app(other, Settings(database_url, tmp_path / "instance"))
+    assert run(["migrate", str(mini_config)], env).stdout == "The database matches the config: nothing to do.\n"
+
+
+def test_a_database_from_before_the_mark_gets_it_on_its_next_migration(mini_config, tmp_path):
+    env = db_env(f"sqlite:///{tmp_path / 'old.sqlite3'}", tmp_path)
+    assert run(["migrate", str(mini_config), "--apply"], env).exit_code == 0
+    engine = create_engine(env["CRMKIT_DATABASE_URL"])
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE crmkit_app")
+    engine.dispose()
+    assert run(["migrate", str(mini_config)], env).stdout == "  + platform: 1 new table\n"
+    assert run(["migrate", str(mini_config), "--apply"], env).exit_code == 0
+    other = make_config(tmp_path / "other", {"app.yaml": "app: shop\n"})
+    assert "belongs to the app 'mini'" in run(["migrate", str(other)], env).stderr
+
+
+@pytest.mark.parametrize("args", [["check"], ["migrate"], ["routes"], ["roles", "list"], ["user", "list"],
+                                  ["team", "list"], ["token", "list", "admin"], ["analyze"]])
+def test_every_command_finds_its_config_the_same_way(args, mini_config, tmp_path):
+    env = db_env(f"sqlite:///{tmp_path / 'db.sqlite3'}", tmp_path)
+    assert run(["migrate", str(mini_config), "--apply"], env).exit_code == 0
+    if args[0] == "token":
+        assert run(["user", "create", "admin", str(mini_config), "--role", "admin", "--password", "pw-long-enough-1"],
+                   env).exit_code == 0
+    by_argument = run([*args, str(mini_config)], env)
+    assert by_argument.exit_code == 0, by_argument.output
+    by_environment = run(args, {**env, "CRMKIT_CONFIG": str(mini_config)})
+    assert (by_environment.exit_code, by_environment.stdout) == (0, by_argument.stdout)
+    neither = CliRunner().invoke(cli, args, env={**env, "CRMKIT_CONFIG": ""})
+    assert neither.exit_code == 2
+    assert "Missing argument 'CONFIG': name the config directory, or set CRMKIT_CONFIG." in neither.output
+
+
+def _commands(output: str) -> dict[str, str]:
+    lines = output.split("Commands:\n", 1)[1].splitlines()
+    return dict(line.strip().split(None, 1) for line in lines if line.strip())
+
+
+def test_help_lists_every_command_with_one_whole_line():
+    groups = {"": cli, **{name: command for name, command in cli.commands.items() if hasattr(command, "commands")}}
+    for name, group in groups.items():
+        listed = _commands(run([name, "--help"] if name else ["--help"]).stdout)
+        assert set(listed) == set(group.commands), name
+        cut = [f"{name} {command}: {text}" for command, text in listed.items() if text.endswith("...")]
+        assert not cut, cut
+
+
+def test_version_is_the_project_version():
+    import tomllib
+
+    from conftest import ROOT
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    assert run(["--version"]).stdout == f"crmkit, version {version}\n"
+
+
+def test_flask_crmkit_runs_the_same_commands(mini_config, tmp_path):
+    flask = Path(sys.executable).parent / "flask"
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("CRMKIT_", "FLASK_"))}
+    full_env["CRMKIT_INSTANCE"] = str(tmp_path)
+    result = subprocess.run([str(flask), "crmkit", "check", str(mini_config)], capture_output=True, text=True,
+                            env=full_env, cwd=tmp_path, timeout=120, check=False)
+    assert (result.returncode, result.stdout) == (0, f"{mini_config}: OK (4 entities, 25 fields)\n"), result.stderr
+    migrated = subprocess.run([str(flask), "--app", "crmkit.wsgi", "crmkit", "migrate", "--apply"],
+                              capture_output=True, text=True, env={**full_env, "CRMKIT_CONFIG": str(mini_config)},
+                              cwd=tmp_path, timeout=120, check=False)
+    assert migrated.returncode == 0, migrated.stderr
+    assert "Applied" in migrated.stdout

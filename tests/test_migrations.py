@@ -188,12 +188,95 @@ def test_narrowing_a_string_is_destructive_widening_is_not(make_runtime, config)
     assert rt.plan().empty
 
 
-def test_changing_a_field_type_is_destructive(make_runtime, config):
+def test_a_type_change_on_an_empty_column_loses_nothing(make_runtime, config):
     make_runtime(config).migrate()
     make_config(config, {"entities/customer.yaml": CUSTOMER.replace("age: {type: integer}", "age: {type: date}")})
-    plan = make_runtime(config).plan()
-    assert [c.destructive for c in plan.changes] == [True]
-    assert plan.changes[0].description.startswith("change (narrowing) type of customer.age: BIGINT -> DATE")
+    rt = make_runtime(config)
+    plan = rt.plan()
+    assert descriptions(plan) == [("change type of customer.age: BIGINT -> DATE", False)]
+    assert rt.migrate()[1] is None
+    assert rt.plan().empty
+
+
+def _retype(config, make_runtime, old: str, new: str, values: list):
+    """A customer.code field of type ``old`` holding ``values``; then the config says ``new``."""
+    make_config(config, {"entities/customer.yaml": CUSTOMER + f"      code: {old}\n"})
+    rt = make_runtime(config)
+    rt.migrate()
+    for value in values:
+        rt.records.create("customer", {"name": "x", "code": value}, SYSTEM)
+    make_config(config, {"entities/customer.yaml": CUSTOMER + f"      code: {new}\n"})
+    return make_runtime(config)
+
+
+def test_text_to_integer_converts_the_numbers_and_refuses_the_rest(make_runtime, config):
+    rt = _retype(config, make_runtime, "{type: string, max_length: 20}", "{type: integer}",
+                 ["12", "-3", "007", "twelve", None])
+    plan = rt.plan()
+    [change] = plan.changes
+    assert change.destructive
+    assert change.detail() == ("change type of customer.code: VARCHAR(20) -> BIGINT: "
+                               "2 values convert, 2 do not (cleared after a backup)")
+    assert "customer: code: VARCHAR(20) -> BIGINT (2 values convert, 2 do not" in plan.summary()
+    with pytest.raises(MigrationRefused):
+        rt.migrate()
+    assert rows(rt, "SELECT code FROM customer ORDER BY id") == [("12",), ("-3",), ("007",), ("twelve",), (None,)]
+
+    migration, backup = rt.migrate(allow_data_loss=True)
+    assert migration.changes[0].conversion.failed == 2
+    saved = [json.loads(line) for line in (backup / "customer.code.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [item["code"] for item in saved] == ["12", "-3", "007", "twelve", None]
+    assert rows(rt, "SELECT code FROM customer ORDER BY id") == [(12,), (-3,), (None,), (None,), (None,)]
+    assert make_runtime(config).plan().empty
+    assert rt.records.update("customer", 1, {"code": 13}, SYSTEM)["code"] == 13
+
+
+def test_a_type_change_whose_values_all_convert_needs_no_permission(make_runtime, config):
+    rt = _retype(config, make_runtime, "{type: string, max_length: 20}", "{type: money}", ["12.5", "0", "1999.99"])
+    [change] = rt.plan().changes
+    assert not change.destructive
+    assert change.conversion.describe() == "3 values convert"
+    _, backup = rt.migrate()
+    assert backup is None
+    with rt.engine.connect() as conn:
+        table = rt.tables.entities["customer"]
+        stored = [row.code for row in conn.execute(sa.select(table.c.code).order_by(table.c.id))]
+    assert [str(value) for value in stored] == ["12.50", "0.00", "1999.99"]
+    assert make_runtime(config).plan().empty
+
+
+@pytest.mark.parametrize(("old", "new", "values", "kept"), [
+    ("{type: integer}", "{type: string, max_length: 10}", [30, -1], ["30", "-1"]),
+    ("{type: string}", "{type: date}", ["2026-01-31"], ["2026-01-31"]),
+    ("{type: string}", "{type: boolean}", ["true", "0"], [True, False]),
+    ("{type: string}", "{type: decimal, scale: 2}", ["7", "-0.5"], ["7.00", "-0.50"]),
+])
+def test_values_that_convert_keep_their_meaning(make_runtime, config, old, new, values, kept):
+    rt = _retype(config, make_runtime, old, new, values)
+    assert not rt.plan().destructive
+    rt.migrate()
+    with rt.engine.connect() as conn:
+        table = rt.tables.entities["customer"]
+        stored = [row.code for row in conn.execute(sa.select(table.c.code).order_by(table.c.id))]
+    assert [value if isinstance(value, (bool, str)) else str(value) for value in stored] == kept
+
+
+@pytest.mark.parametrize(("old", "new", "value"), [
+    ("{type: string}", "{type: money}", "12.345"),          # would be rounded
+    ("{type: string}", "{type: integer}", "1e3"),
+    ("{type: string}", "{type: date}", "31/01/2026"),
+    ("{type: string}", "{type: integer}", "7.50"),  # the fraction would be lost
+    ("{type: integer}", "{type: date}", 30),
+    ("{type: string}", "{type: decimal, precision: 5, scale: 2}", "123456"),  # too many digits
+])
+def test_values_that_do_not_convert_are_refused(make_runtime, config, old, new, value):
+    rt = _retype(config, make_runtime, old, new, [value])
+    [change] = rt.plan().changes
+    assert change.destructive and change.conversion.failed == 1
+    with pytest.raises(MigrationRefused):
+        rt.migrate()
+    rt.migrate(allow_data_loss=True)
+    assert rows(rt, "SELECT code FROM customer") == [(None,)]
 
 
 def test_removing_an_entity_is_refused_then_backed_up(make_runtime, config):

@@ -3,34 +3,41 @@
 from __future__ import annotations
 
 import os
+import weakref
 from pathlib import Path
 
+import sqlalchemy as sa
 from flask import Flask
 
 from . import runtime as runtime_module
-from .settings import Settings, from_environment
+from .settings import Settings
 
 
 def create_app(config_dir: str | Path | None = None, settings: Settings | None = None, *,
                migrate: bool | None = None) -> Flask:
     """Build the app for a config directory (default: ``CRMKIT_CONFIG``).
 
-    Raises ConfigError (every problem of the config) or PluginError."""
+    ``migrate``: bring the database to the config first (default: the
+    CRMKIT_AUTO_MIGRATE setting, on); changes that lose data are refused
+    (MigrationRefused), as is a database of another app. ``migrate=False``
+    builds the app without touching the database.
+
+    Raises ConfigError (every problem of the config), PluginError or MigrationRefused."""
     config_dir = config_dir or os.environ.get("CRMKIT_CONFIG")
     if not config_dir:
         raise RuntimeError("no config: pass a config directory or set CRMKIT_CONFIG")
-    settings = settings or from_environment()
     rt = runtime_module.build(config_dir, settings)
-    if migrate if migrate is not None else settings.auto_migrate:
-        plan = rt.plan()
-        if not plan.empty:
-            if plan.destructive:
-                from .migrations import MigrationRefused
-
-                rt.engine.dispose()  # no app will use it: close its connections now
-                raise MigrationRefused("the database needs changes that can lose data; run "
-                                       f"'crmkit migrate {config_dir} --plan' to see them:\n{plan.describe()}")
-            rt.migrate()
+    settings = rt.settings
+    try:
+        _start_database(rt, config_dir, settings.auto_migrate if migrate is None else migrate,
+                        check=migrate is not False)
+    except BaseException:
+        rt.engine.dispose()  # no app will use it: close its connections now
+        raise
+    # A server that builds the app before forking its workers (gunicorn
+    # --preload) must not hand the parent's pooled connections to the children.
+    engine = weakref.ref(rt.engine)
+    os.register_at_fork(after_in_child=lambda: _forget_connections(engine()))
 
     app = Flask("crmkit", root_path=str(Path(__file__).parent), instance_path=str(settings.instance_dir),
                 template_folder=_ui_path("templates"), static_folder=_ui_path("static"),
@@ -59,10 +66,31 @@ def create_app(config_dir: str | Path | None = None, settings: Settings | None =
     except PluginError:
         rt.engine.dispose()  # no app will use it: close its connections now
         raise
-    from .cli import cli
-
-    app.cli.add_command(cli)
     return app
+
+
+def _start_database(rt: runtime_module.Runtime, config_dir: str | Path, migrate: bool, *, check: bool) -> None:
+    if migrate:
+        from .migrations import DatabaseOfAnotherApp, MigrationRefused
+
+        try:
+            rt.migrate()
+        except DatabaseOfAnotherApp:
+            raise
+        except MigrationRefused as exc:
+            assert exc.plan is not None
+            losing = "\n".join(f"  ! {change.detail()}" for change in exc.plan.destructive)
+            raise MigrationRefused(f"the database needs changes that can lose data:\n{losing}\nSee the whole "
+                                   f"plan with 'crmkit migrate {config_dir} --plan -v'; apply it with --apply "
+                                   "--allow-data-loss (after a backup of the data), or change the config back.",
+                                   exc.plan, waited=exc.waited) from None
+    elif check:
+        rt.check_database()
+
+
+def _forget_connections(engine: sa.Engine | None) -> None:
+    if engine is not None:
+        engine.dispose(close=False)
 
 
 def _ui_path(name: str) -> str:

@@ -1,8 +1,10 @@
 """The ``crmkit`` command: check, migrate, serve, seed, routes, openapi, purge;
-users, teams, API tokens and roles.
+users, teams, API tokens and roles. Also ``flask crmkit ...`` (an entry point
+of the ``flask.commands`` group).
 
-Exit status 0 on success, 1 on a user error (a message, never a traceback),
-2 on bad usage.
+Every command finds its config the same way: the optional CONFIG argument, else
+CRMKIT_CONFIG. Exit status 0 on success, 1 on a user error (a message, never a
+traceback), 2 on bad usage.
 """
 
 from __future__ import annotations
@@ -28,11 +30,16 @@ from .permissions import SYSTEM
 from .plugins import PluginError
 from .settings import SettingsError
 
-config_argument = click.argument("config", type=click.Path(file_okay=False, path_type=Path))
-#: Commands about people need the config for its roles; make run exports CRMKIT_CONFIG.
-config_option = click.option("--config", "config", envvar="CRMKIT_CONFIG", required=True, metavar="DIR",
-                             type=click.Path(file_okay=False, path_type=Path),
-                             help="The config directory (default: $CRMKIT_CONFIG).")
+
+def _config_or_environment(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path:
+    if value is None:
+        raise click.UsageError("Missing argument 'CONFIG': name the config directory, or set CRMKIT_CONFIG.", ctx)
+    return value
+
+
+#: The one rule for every command: the CONFIG argument (the last one), else CRMKIT_CONFIG.
+config_argument = click.argument("config", required=False, envvar="CRMKIT_CONFIG", callback=_config_or_environment,
+                                 type=click.Path(file_okay=False, path_type=Path))
 
 
 class CommandError(click.ClickException):
@@ -81,18 +88,25 @@ def _runtime(config: Path):
     return rt
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(name="crmkit", context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="crmkit")
 def cli() -> None:
-    """crmkit: a CRM described in YAML. The database comes from CRMKIT_DATABASE_URL
-    (default: an SQLite file in ./instance)."""
+    """crmkit: a CRM described in YAML.
+
+    CONFIG, the config directory, is the last argument of every command that
+    needs one; without it, CRMKIT_CONFIG names it. The database comes from
+    CRMKIT_DATABASE_URL (default: instance/<app>.sqlite3, <app> as app.yaml
+    names it; CRMKIT_INSTANCE moves the instance folder)."""
 
 
 @cli.command()
 @config_argument
 @user_errors
 def check(config: Path) -> None:
-    """Check a config directory; print every problem as file:line:column: message."""
+    """Check a config; print every problem as file:line:column.
+
+    Every problem at once, as file:line:column: message; exit status 1 when
+    there is one."""
     from . import loading
 
     spec, _pm, _types = loading.load_config(config)
@@ -104,13 +118,15 @@ def check(config: Path) -> None:
 @config_argument
 @click.option("--plan", "mode", flag_value="plan", default=True, help="Show what would change (default).")
 @click.option("--apply", "mode", flag_value="apply", help="Apply the changes.")
-@click.option("--allow-data-loss", is_flag=True, help="Also apply removals and narrowing type changes, after a backup.")
+@click.option("--allow-data-loss", is_flag=True,
+              help="Also apply the changes that lose data (marked !), after a backup.")
+@click.option("-v", "--verbose", is_flag=True, help="Every change on a line (default: one line per entity).")
 @user_errors
-def migrate(config: Path, mode: str, allow_data_loss: bool) -> None:
-    """Compare the config with the database, and change the database to match."""
+def migrate(config: Path, mode: str, allow_data_loss: bool, verbose: bool) -> None:
+    """Change the database to match the config (--plan shows how)."""
     rt = _runtime(config)
     migration = rt.plan()
-    click.echo(migration.describe())
+    click.echo(migration.describe() if verbose else migration.summary())
     if mode != "apply" or migration.empty:
         return
     if migration.destructive and not allow_data_loss:
@@ -130,19 +146,24 @@ def migrate(config: Path, mode: str, allow_data_loss: bool) -> None:
 @click.option("--debug", is_flag=True, help="Reload on code changes (development only).")
 @user_errors
 def serve(config: Path, host: str, port: int, debug: bool) -> None:
-    """Serve the CRM with the development server (production: gunicorn, see README)."""
+    """Serve the CRM with the development server (production: gunicorn)."""
+    from werkzeug.serving import run_simple
+
     from .app import create_app
 
     app = create_app(config)
+    app.debug = debug
     click.echo(f"crmkit serving {config} on http://{host}:{port}/  (API docs: http://{host}:{port}/api/v1/docs)")
-    app.run(host=host, port=port, debug=debug, use_reloader=debug)
+    # run_simple, not app.run: under `flask crmkit serve` app.run does nothing (FLASK_RUN_FROM_CLI).
+    run_simple(host, port, app, use_reloader=debug, use_debugger=debug, threaded=True)
 
 
 @cli.command()
 @config_argument
 @click.option("--size", default=200, show_default=True, type=click.IntRange(1, 10_000_000),
               help="How many customers (other records scale with it).")
-@click.option("--seed", "random_seed", default=42, show_default=True, type=int, help="Random seed: same seed, same data.")
+@click.option("--seed", "random_seed", default=42, show_default=True, type=int,
+              help="Random seed: same seed, same data.")
 @click.option("--if-empty", is_flag=True, help="Do nothing when the database already has records.")
 @click.option("--users", "extra_reps", default=0, show_default=True, type=click.IntRange(0, 10_000),
               help="Extra sales reps (rep001, ...) to spread the records over, without a password.")
@@ -151,14 +172,15 @@ def serve(config: Path, host: str, port: int, debug: bool) -> None:
 @user_errors
 def seed(config: Path, size: int, random_seed: int, if_empty: bool, extra_reps: int,
          demo_password: str | None) -> None:
-    """Fill the database with realistic demo data (Chinese names, mobiles, cities),
-    after a demo organisation: teams, and a user per role of the config."""
+    """Fill the database with demo data, demo teams and users.
+
+    Realistic demo data (Chinese names, mobiles, cities), after a demo
+    organisation: teams, and a user per role of the config."""
     from .seed import DEMO_PASSWORD, demo_org, is_empty
     from .seed import seed as run_seed
 
     rt = _runtime(config)
-    if not rt.plan().empty:
-        rt.migrate()
+    rt.migrate()
     if if_empty and not is_empty(rt):
         click.echo("Demo data already present; nothing seeded.")
         return
@@ -211,7 +233,7 @@ def routes(config: Path) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file.")
 @user_errors
 def openapi(config: Path, output: Path | None) -> None:
-    """Print the OpenAPI 3.1 document of a config."""
+    """Print the OpenAPI 3.1 document of the API."""
     from .api.openapi import build_document
 
     text = json.dumps(build_document(_runtime(config)), ensure_ascii=False, indent=2)
@@ -225,10 +247,13 @@ def openapi(config: Path, output: Path | None) -> None:
 @config_argument
 @user_errors
 def analyze(config: Path) -> None:
-    """Refresh the query planner's statistics: after a bulk import, or nightly.
-    (Migrations and seeds do it themselves.)"""
+    """Refresh the query planner's statistics.
+
+    After a bulk import, or nightly (migrations and seeds do it themselves)."""
     started = time.perf_counter()
-    _runtime(config).analyze()
+    rt = _runtime(config)
+    rt.check_database()
+    rt.analyze()
     click.echo(f"Statistics refreshed in {time.perf_counter() - started:.1f} s.")
 
 
@@ -237,10 +262,9 @@ def analyze(config: Path) -> None:
 @click.option("--days", type=click.IntRange(0), help="Retention in days (default: recycle_bin_days of the config).")
 @user_errors
 def purge(config: Path, days: int | None) -> None:
-    """Delete for good the records that stayed in the recycle bin past the retention."""
-    import datetime as dt
-
+    """Empty the recycle bin of records past the retention."""
     rt = _runtime(config)
+    rt.check_database()
     purged = rt.records.purge(dt.timedelta(days=days) if days is not None else None)
     click.echo("Purged: " + (", ".join(f"{n} {e}" for e, n in purged.items()) or "nothing"))
 
@@ -252,6 +276,7 @@ def _directory(config: Path):
     import sqlalchemy as sa
 
     rt = _runtime(config)
+    rt.check_database()
     if not sa.inspect(rt.engine).has_table(rt.tables.users.name):
         raise CommandError(f"the database has no users yet: run crmkit migrate {config} --apply first")
     return rt.directory
@@ -299,14 +324,24 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         click.echo("  ".join(v + " " * (w - _width(v)) for v, w in zip(row, widths)).rstrip())
 
 
+def _framed(lines: list[str]) -> None:
+    """Lines in a frame, set apart so that nobody scrolls past them."""
+    width = max(map(_width, lines)) + 4
+    click.echo("\n" + "=" * width)
+    for line in lines:
+        click.echo(f"  {line}")
+    click.echo("=" * width + "\n")
+
+
 def _when(value: dt.datetime | None) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M") if value else ""
 
 
 @cli.group()
 def user() -> None:
-    """Users: create, list, disable; passwords. The config (--config or
-    CRMKIT_CONFIG) says which roles there are."""
+    """Users: create, list, disable; passwords.
+
+    The config (CONFIG, else CRMKIT_CONFIG) says which roles there are."""
 
 
 @user.command("create")
@@ -318,7 +353,7 @@ def user() -> None:
 @click.option("--display-name", help="Default: the user name.")
 @click.option("--email")
 @click.option("--mobile")
-@config_option
+@config_argument
 @user_errors
 def user_create(name: str, roles: tuple[str, ...], password: str | None, team: str | None, superior: str | None,
                 display_name: str | None, email: str | None, mobile: str | None, config: Path) -> None:
@@ -337,7 +372,7 @@ def user_create(name: str, roles: tuple[str, ...], password: str | None, team: s
 @user.command("set-password")
 @click.argument("name")
 @click.option("--password", help="Default: typed twice on a terminal, else generated and printed once.")
-@config_option
+@config_argument
 @user_errors
 def user_set_password(name: str, password: str | None, config: Path) -> None:
     """Set a user's password (their browser sessions end)."""
@@ -351,7 +386,7 @@ def user_set_password(name: str, password: str | None, config: Path) -> None:
 
 
 @user.command("list")
-@config_option
+@config_argument
 @user_errors
 def user_list(config: Path) -> None:
     """List the users."""
@@ -367,17 +402,17 @@ def user_list(config: Path) -> None:
 
 @user.command("disable")
 @click.argument("name")
-@config_option
+@config_argument
 @user_errors
 def user_disable(name: str, config: Path) -> None:
-    """Disable a user: no login, no API token works; their records stay theirs."""
+    """Disable a user: no login, no API token; records stay theirs."""
     found = _set_active(config, name, False)
     click.echo(f"Disabled {found['username']}: their sessions were ended and their API tokens no longer work.")
 
 
 @user.command("enable")
 @click.argument("name")
-@config_option
+@config_argument
 @user_errors
 def user_enable(name: str, config: Path) -> None:
     """Enable a disabled user again."""
@@ -391,11 +426,13 @@ def _set_active(config: Path, name: str, active: bool):
 
 @user.command("create-admin")
 @click.option("--if-missing", is_flag=True, help="Do nothing when a user with the admin role exists.")
-@config_option
+@config_argument
 @user_errors
 def user_create_admin(if_missing: bool, config: Path) -> None:
-    """Create the user admin with the admin role; the password comes from
-    CRMKIT_ADMIN_PASSWORD, else it is generated and printed once."""
+    """Create the first admin, user admin (password printed once).
+
+    The password comes from CRMKIT_ADMIN_PASSWORD, else it is generated and
+    printed once."""
     from .permissions import ADMIN_ROLE
 
     directory = _directory(config)
@@ -408,8 +445,8 @@ def user_create_admin(if_missing: bool, config: Path) -> None:
     directory.create_user({"username": "admin", "display_name": "系统管理员", "roles": [ADMIN_ROLE],
                            "password": directory.check_password(secret)}, SYSTEM)
     if generated:
-        click.echo(f"Created the first admin: admin / {secret} "
-                   "(shown once; change it with crmkit user set-password admin)")
+        _framed([f"The first admin:  user admin  password {secret}",
+                 "Shown this once: keep it now (change it with: crmkit user set-password admin)."])
     else:
         click.echo("Created the first admin: admin (password from CRMKIT_ADMIN_PASSWORD)")
 
@@ -423,11 +460,13 @@ def token() -> None:
 @click.argument("username")
 @click.option("--name", default="cli", show_default=True, help="What the token is for.")
 @click.option("--expires-days", type=click.IntRange(1, 3650), help="Default: no expiry.")
-@config_option
+@config_argument
 @user_errors
 def token_create(username: str, name: str, expires_days: int | None, config: Path) -> None:
-    """Make an API token for a user; the token is printed once, alone on
-    standard output (TOKEN=$(crmkit token create NAME) keeps it)."""
+    """Make an API token for a user (printed once).
+
+    The token is printed once, alone on standard output
+    (TOKEN=$(crmkit token create NAME) keeps it)."""
     directory = _directory(config)
     made = directory.create_token(directory.user(username)["id"], name, SYSTEM, expires_days=expires_days)
     expiry = f"expires {_when(made.expires_at)} UTC" if made.expires_at else "no expiry"
@@ -437,10 +476,10 @@ def token_create(username: str, name: str, expires_days: int | None, config: Pat
 
 @token.command("list")
 @click.argument("username")
-@config_option
+@config_argument
 @user_errors
 def token_list(username: str, config: Path) -> None:
-    """List a user's tokens (their first characters only: the tokens themselves are not stored)."""
+    """List a user's tokens (by their first characters)."""
     directory = _directory(config)
     now = dt.datetime.now(dt.UTC)
 
@@ -458,7 +497,7 @@ def token_list(username: str, config: Path) -> None:
 @token.command("revoke")
 @click.argument("username")
 @click.argument("token_id", type=int)
-@config_option
+@config_argument
 @user_errors
 def token_revoke(username: str, token_id: int, config: Path) -> None:
     """Revoke a user's token by its id (see crmkit token list)."""
@@ -476,7 +515,7 @@ def team() -> None:
 @click.argument("name")
 @click.option("--label", help="Display name, e.g. 华东销售组 (default: the name).")
 @click.option("--parent", help="The team above it (name or id).")
-@config_option
+@config_argument
 @user_errors
 def team_create(name: str, label: str | None, parent: str | None, config: Path) -> None:
     """Create a team NAME (snake_case)."""
@@ -485,7 +524,7 @@ def team_create(name: str, label: str | None, parent: str | None, config: Path) 
 
 
 @team.command("list")
-@config_option
+@config_argument
 @user_errors
 def team_list(config: Path) -> None:
     """Show the teams as a tree, with how many active users each has."""
@@ -542,8 +581,10 @@ def roles_list(config: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the matrix as JSON.")
 @user_errors
 def roles_explain(config: Path, role_names: tuple[str, ...], as_json: bool) -> None:
-    """What a user with these roles may do: per entity, each action's data
-    scope, and the field rules (the union of the roles)."""
+    """What a user with these roles may do, entity by entity.
+
+    Per entity, each action's data scope, and the field rules (the union of
+    the roles)."""
     from .permissions import ACTIONS, UNSCOPED
 
     permissions = _permissions(config)

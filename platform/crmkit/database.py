@@ -30,8 +30,11 @@ def create_engine(url: str, **kwargs) -> sa.Engine:
     return engine
 
 
+_JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _json_text(value) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _JSON_ENCODER.encode(value)  # one encoder for every value (json.dumps makes one per call)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -40,15 +40,24 @@ class Runtime:
     audit: AuditTrail
 
     def plan(self) -> migrations.MigrationPlan:
-        return migrations.plan(self.engine, self.tables)
+        """What a migration would change (refused for another app's database)."""
+        with self.engine.connect() as conn:
+            return migrations.plan(conn, self.tables, self.spec.name)
 
     def migrate(self, *, allow_data_loss: bool = False) -> tuple[migrations.MigrationPlan, Path | None]:
-        migration = self.plan()
-        backup = migrations.apply(self.engine, self.tables, migration, allow_data_loss=allow_data_loss,
-                                  backup_dir=self.settings.backup_dir, database_file=self.settings.sqlite_file)
+        """Bring the database to the config, one process at a time; refuses
+        (MigrationRefused) changes that lose data unless allowed."""
+        migration, backup = migrations.migrate(
+            self.engine, self.tables, self.spec.name, allow_data_loss=allow_data_loss,
+            backup_dir=self.settings.backup_dir, database_file=self.settings.sqlite_file)
         if not migration.empty:
             self.analyze()
         return migration, backup
+
+    def check_database(self) -> None:
+        """Refuse (MigrationRefused) a database that belongs to another app."""
+        with self.engine.connect() as conn:
+            migrations.check_owner(conn, self.spec.name)
 
     def analyze(self) -> None:
         """Fresh planner statistics (after a migration or a bulk load)."""
@@ -58,8 +67,9 @@ class Runtime:
 
 
 def build(config_dir: str | Path, settings: Settings | None = None) -> Runtime:
-    settings = settings or from_environment()
     spec, pm, types = loading.load_config(config_dir)
+    settings = (settings or from_environment()).for_app(spec.name)
+    assert settings.database_url is not None
     engine = create_engine(settings.database_url)
     tz = app_timezone(spec.timezone)
     tables = build_tables(spec, types, pm)

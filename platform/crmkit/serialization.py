@@ -69,7 +69,10 @@ class EntitySchemas:
         self.tz = tz
         self.dump = _compile_dumper(entity, field_types)
         self._dumpers = lru_cache(maxsize=64)(lambda only: _compile_dumper(entity, field_types, only))
-        self._system_names = frozenset(f.name for f in entity.fields.values() if f.system)
+        # The audit trail of a creation needs the record's own fields only: not
+        # its id and timestamps dumped for every record of a bulk load, to be dropped.
+        self._dump_own = _compile_dumper(entity, field_types,
+                                         frozenset(f.name for f in entity.fields.values() if not f.system))
 
     def dumper(self, only: frozenset | None) -> Callable[[Mapping], dict]:
         """A compiled dump of these fields only (every field: None)."""
@@ -78,8 +81,8 @@ class EntitySchemas:
     def creation_changes(self, row: Mapping) -> dict:
         """The audit trail's changes of a record's creation: ``{field: [None, value]}``
         for every own field given a value (system fields and empty values left out)."""
-        return {name: [None, value] for name, value in self.dump(row).items()
-                if value is not None and value != [] and name not in self._system_names}
+        return {name: [None, value] for name, value in self._dump_own(row).items()
+                if value is not None and value != []}
 
     def load(self, data: Any, *, partial: bool, system: bool = False,
              access=None) -> tuple[dict, dict[str, list[str]]]:

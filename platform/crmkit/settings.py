@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 
 @dataclass(frozen=True)
 class Settings:
-    database_url: str
+    #: None: each app its own SQLite file in the instance folder (see ``for_app``).
+    database_url: str | None
     instance_dir: Path
     redis_url: str | None = None
     secret_key: str | None = None
@@ -19,10 +21,20 @@ class Settings:
     #: X-Forwarded-For and X-Forwarded-Proto; 0 trusts no such header.
     trust_proxy: int = 0
 
+    def for_app(self, app: str) -> Settings:
+        """These settings with the database of app ``app``: CRMKIT_DATABASE_URL
+        when set, else ``<instance>/<app>.sqlite3``, so two configs tried on one
+        machine (the demo and your own) never share, and never drop each
+        other's tables."""
+        url = self.database_url or f"sqlite:///{self.instance_dir / f'{app}.sqlite3'}"
+        if url.startswith("sqlite:///") and url != "sqlite://":
+            Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        return replace(self, database_url=url)
+
     @property
     def sqlite_file(self) -> str | None:
         prefix = "sqlite:///"
-        if self.database_url.startswith(prefix) and self.database_url != "sqlite://":
+        if self.database_url and self.database_url.startswith(prefix) and self.database_url != "sqlite://":
             return self.database_url[len(prefix):]
         return None
 
@@ -31,14 +43,11 @@ class Settings:
         return self.instance_dir / "backups"
 
 
-def from_environment(env: dict | None = None) -> Settings:
+def from_environment(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     instance = Path(env.get("CRMKIT_INSTANCE") or Path.cwd() / "instance").resolve()
-    database_url = env.get("CRMKIT_DATABASE_URL") or f"sqlite:///{instance / 'crmkit.sqlite3'}"
-    if database_url.startswith("sqlite:///") and database_url != "sqlite://":
-        Path(database_url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     return Settings(
-        database_url=database_url,
+        database_url=env.get("CRMKIT_DATABASE_URL") or None,
         instance_dir=instance,
         redis_url=env.get("CRMKIT_REDIS_URL") or None,
         secret_key=env.get("CRMKIT_SECRET_KEY") or None,

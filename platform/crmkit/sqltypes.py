@@ -92,12 +92,22 @@ class UTCDateTime(TypeDecorator):
         if dialect.name != "sqlite":
             return super().bind_processor(dialect)
 
+        # A bulk write stamps every row with the same moment (created_at,
+        # updated_at, the audit's at): the last value's text is kept, as one
+        # tuple that threads replace whole.
+        last: tuple[dt.datetime | None, str | None] = (None, None)
+
         def process(value):
+            nonlocal last
             if value is None:
                 return None
-            if value.tzinfo is not None:
-                value = value.astimezone(UTC).replace(tzinfo=None)
-            return value.isoformat(sep=" ", timespec="microseconds")
+            seen, text = last
+            if value is seen:
+                return text
+            moment = value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo is not None else value
+            text = moment.isoformat(sep=" ", timespec="microseconds")
+            last = (value, text)
+            return text
 
         return process
 

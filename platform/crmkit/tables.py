@@ -23,6 +23,8 @@ NAMING_CONVENTION = {
 }
 SEQUENCE_TABLE = "crmkit_sequences"
 SCHEMA_TABLE = "crmkit_schema"
+#: One row: the app (app.yaml ``app``) whose database this is.
+APP_TABLE = "crmkit_app"
 USER_TABLE = "crmkit_user"
 TEAM_TABLE = "crmkit_team"
 TOKEN_TABLE = "crmkit_token"
@@ -56,6 +58,10 @@ class Tables:
     @property
     def schema_registry(self) -> sa.Table:
         return self.metadata.tables[SCHEMA_TABLE]
+
+    @property
+    def app_mark(self) -> sa.Table:
+        return self.metadata.tables[APP_TABLE]
 
     @property
     def users(self) -> sa.Table:
@@ -129,6 +135,11 @@ def _system_tables(metadata: sa.MetaData) -> None:
         sa.Column("table_name", sa.String(120), primary_key=True),
         sa.Column("entity", sa.String(64), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
+    )
+    sa.Table(
+        APP_TABLE, metadata,
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("marked_at", UTCDateTime(), nullable=False),
     )
     _identity_tables(metadata)
 
