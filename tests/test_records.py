@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from conftest import is_error
+from conftest import OVERWRITE, is_error
 from crmkit.errors import ValidationFailed
 from crmkit.permissions import SYSTEM, Actor
 
@@ -83,7 +83,7 @@ def test_create_get_patch_delete(client):
     assert data["updated_at"] >= data["created_at"]
     assert patched.headers["ETag"] == '"2"'
 
-    unchanged = client.patch(f"{API}/customer/1", json={"level": "gold"})
+    unchanged = client.patch(f"{API}/customer/1", json={"level": "gold"}, headers=OVERWRITE)
     assert unchanged.get_json()["data"]["version"] == 2  # nothing changed, no new version
 
     assert client.delete(f"{API}/customer/1").status_code == 204
@@ -92,7 +92,7 @@ def test_create_get_patch_delete(client):
 
 def test_missing_record(client):
     is_error(client.get(f"{API}/customer/42"), 404, "not_found")
-    is_error(client.patch(f"{API}/customer/42", json={"name": "x"}), 404, "not_found")
+    is_error(client.patch(f"{API}/customer/42", json={"name": "x"}, headers=OVERWRITE), 404, "not_found")
     is_error(client.delete(f"{API}/customer/42"), 404, "not_found")
 
 
@@ -159,13 +159,13 @@ def test_ref_to_a_deleted_record(client):
 
 def test_required_field_cannot_be_cleared(client):
     create(client, "customer", name="A")
-    error = is_error(client.patch(f"{API}/customer/1", json={"name": None}), 422)
+    error = is_error(client.patch(f"{API}/customer/1", json={"name": None}, headers=OVERWRITE), 422)
     assert error["details"] == {"name": ["is required"]}
 
 
 def test_patch_validates_like_create(client):
     create(client, "customer", name="A")
-    error = is_error(client.patch(f"{API}/customer/1", json={"age": "abc", "bogus": 1}), 422)
+    error = is_error(client.patch(f"{API}/customer/1", json={"age": "abc", "bogus": 1}, headers=OVERWRITE), 422)
     assert error["details"] == {"age": ["must be an integer"], "bogus": ["unknown field"]}
 
 
@@ -178,7 +178,7 @@ def test_unique_value_gets_409_naming_the_field(client):
     assert error["message"] == "another customer already has this mobile"
     assert error["details"] == {"mobile": ["already used by another record"]}
     other = create(client, "customer", name="B", mobile="13900000000")
-    error = is_error(client.patch(f"{API}/customer/{other['id']}", json={"mobile": "13812345678"}),
+    error = is_error(client.patch(f"{API}/customer/{other['id']}", json={"mobile": "13812345678"}, headers=OVERWRITE),
                      409, "unique_violation")
     assert error["details"] == {"mobile": ["already used by another record"]}
 
@@ -191,7 +191,8 @@ def test_unique_ignores_records_in_the_recycle_bin(client):
 
 def test_readonly_field_is_refused_on_patch_but_the_system_may_set_it(client, rt):
     create(client, "customer", name="A")
-    error = is_error(client.patch(f"{API}/customer/1", json={"total_spent": "10.00"}), 422, "validation_failed")
+    error = is_error(client.patch(f"{API}/customer/1", json={"total_spent": "10.00"},
+                                  headers=OVERWRITE), 422, "validation_failed")
     assert error["details"] == {"total_spent": ["is read-only"]}
     record = rt.records.update("customer", 1, {"total_spent": "10.00"}, SYSTEM)
     assert str(record["total_spent"]) == "10.00"
@@ -234,6 +235,41 @@ def test_if_match_header(client):
     is_error(client.patch(f"{API}/customer/1", json={"age": 3, "version": "2"}), 400, "invalid_version")
     is_error(client.delete(f"{API}/customer/1", headers={"If-Match": '"1"'}), 409, "stale_version")
     assert client.delete(f"{API}/customer/1", headers={"If-Match": '"3"'}).status_code == 204
+
+
+def test_patch_without_a_version_is_428(client):
+    create(client, "customer", name="A")
+    error = is_error(client.patch(f"{API}/customer/1", json={"age": 1}), 428, "version_required")
+    assert "If-Match" in error["message"] and error["details"] == {"version": ["is required (or the If-Match header)"]}
+    assert client.get(f"{API}/customer/1").get_json()["data"]["age"] is None  # nothing was written
+
+
+def test_if_match_star_overwrites_whatever_is_current(client):
+    create(client, "customer", name="A")
+    client.patch(f"{API}/customer/1", json={"age": 1, "version": 1})
+    answer = client.patch(f"{API}/customer/1", json={"age": 2, "version": 1}, headers={"If-Match": "*"})
+    assert answer.status_code == 200 and answer.get_json()["data"]["version"] == 3  # the header wins
+
+
+@pytest.mark.parametrize("header", ['3', '"abc"', '"1", "2"', 'W/3', '"-1"', '"' + "9" * 5000 + '"', "**",
+                                    '"\u00b2"', '"²"'])
+def test_if_match_must_be_a_quoted_version_or_star(client, header):
+    create(client, "customer", name="A")
+    error = is_error(client.patch(f"{API}/customer/1", json={"age": 3}, headers={"If-Match": header}), 400,
+                     "invalid_header")
+    assert error["details"] == {"If-Match": ['must be "N" or *']}
+    is_error(client.delete(f"{API}/customer/1", headers={"If-Match": header}), 400, "invalid_header")
+
+
+@pytest.mark.parametrize("version", [0, -1, 2**31, 10**4000])
+def test_body_version_out_of_range(client, version):
+    create(client, "customer", name="A")
+    is_error(client.patch(f"{API}/customer/1", json={"age": 3, "version": version}), 400, "invalid_version")
+
+
+def test_delete_needs_no_version(client):
+    create(client, "customer", name="A")
+    assert client.delete(f"{API}/customer/1").status_code == 204
 
 
 def _race(app, version: int, ages: tuple[int, int]) -> list[int]:
@@ -293,7 +329,7 @@ def test_deleted_record_is_invisible_everywhere_but_the_recycle_bin(client):
     assert client.delete(f"{API}/customer/{alice['id']}").status_code == 204
 
     is_error(client.get(f"{API}/customer/{alice['id']}"), 404)
-    is_error(client.patch(f"{API}/customer/{alice['id']}", json={"age": 3}), 404)
+    is_error(client.patch(f"{API}/customer/{alice['id']}", json={"age": 3}, headers=OVERWRITE), 404)
     is_error(client.delete(f"{API}/customer/{alice['id']}"), 404)
     is_error(client.get(f"{API}/customer/{alice['id']}/history"), 404)
     assert ids(client.get(f"{API}/customer")) == [bob["id"]]
@@ -389,7 +425,7 @@ def test_cascade_deletes_children(client):
 
 def test_history_has_who_when_field_old_new(client, rt):
     create(client, "customer", name="A", age=30)
-    client.patch(f"{API}/customer/1", json={"age": 31, "level": "gold"})
+    client.patch(f"{API}/customer/1", json={"age": 31, "level": "gold"}, headers=OVERWRITE)
     rt.records.update("customer", 1, {"name": "B"}, Actor(7, "alice", access=rt.permissions.access(["admin"])))
     history = client.get(f"{API}/customer/1/history").get_json()["data"]
     assert [h["action"] for h in history] == ["update", "update", "create"]

@@ -21,6 +21,7 @@ from typing import Any
 
 from .database import write_transaction
 from .errors import Conflict, CrmError, NotFound, ValidationFailed
+from .formatting import label_object
 from .metadata.spec import AppSpec, EntitySpec, Label
 
 
@@ -152,8 +153,8 @@ class WorkflowMoves:
                 blocker = self._blocker(actor, entity, move, values, record_id) if in_scope else None
                 reason = ("your role does not allow you to move this record" if not in_scope
                           else blocker.message if blocker is not None else None)
-                moves.append({"name": move.name, "label": move.label, "from": state, "to": move.to,
-                              "workflow": workflow.name, "allowed": reason is None, "reason": reason,
+                moves.append({"name": move.name, "label": label_object(move.label, move.name), "from": state,
+                              "to": move.to, "workflow": workflow.name, "allowed": reason is None, "reason": reason,
                               "missing": [n for n in move.require if _empty(values.get(n))]})
         return moves
 

@@ -4,13 +4,14 @@ shape, and the presenter through which every record leaves the API."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
 from flask import Response, current_app, g, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from ..errors import BadRequest, CrmError, NotFound
 from ..fieldtypes import MAX_ID
@@ -102,20 +103,43 @@ def entity_or_404(name: str) -> EntitySpec:
     return entity
 
 
-def expected_version(body: Any) -> int | None:
+#: If-Match as the API reads it: ``*`` (whatever is current) or one entity tag,
+#: the record's version in quotes (weak tags too: a proxy may weaken ETags).
+IF_MATCH = re.compile(r'^(\*|(W/)?"[0-9]{1,10}")$')
+def expected_version(body: Any, *, required: bool = False) -> int | None:
+    """The version the request says it changes: ``If-Match`` (which wins) or
+    ``version`` in the body; None for ``If-Match: *`` (whatever is current) or
+    for neither. With ``required`` (PATCH), neither is a 428: a write must say
+    what it overwrites (RFC 6585), and ``*`` is how to say "anything"."""
     header = request.headers.get("If-Match")
-    if header:
-        text = header.strip().removeprefix("W/").strip('"')
-        if not text.isdigit():
-            raise BadRequest("If-Match must be the record's version, e.g. \"3\"", code="invalid_header")
-        return int(text)
+    if header is not None:
+        text = header.strip()
+        if not IF_MATCH.match(text):
+            raise BadRequest('If-Match must be the record\'s version in quotes, e.g. "3", or * to change '
+                             "whatever version is current", {"If-Match": ["must be \"N\" or *"]},
+                             code="invalid_header")
+        if text == "*":
+            return None
+        return _version_number(int(text.removeprefix("W/").strip('"')), "If-Match")
     if isinstance(body, dict) and "version" in body:
         version = body["version"]
         if isinstance(version, bool) or not isinstance(version, int):
             raise BadRequest("version must be an integer", {"version": ["must be an integer"]},
                              code="invalid_version")
-        return version
+        return _version_number(version, "version")
+    if required:
+        raise CrmError('say which version you change: send "version" in the body (the version you read) '
+                       'or the header If-Match: "N"; If-Match: * overwrites whatever is current',
+                       {"version": ["is required (or the If-Match header)"]},
+                       code="version_required", status=428)
     return None
+
+
+def _version_number(version: int, where: str) -> int:
+    if not 1 <= version <= MAX_ID:
+        raise BadRequest(f"{where} must be a version between 1 and {MAX_ID}",
+                         {where: [f"must be between 1 and {MAX_ID}"]}, code="invalid_version")
+    return version
 
 
 def record_response(entity: EntitySpec, row, status: int = 200, fields: frozenset | None = None) -> Response:
@@ -156,7 +180,10 @@ def api_error(exc: Exception) -> Response:
         message = {404: "no such URL in the API; see /api/v1/docs",
                    405: f"method {request.method} is not allowed here",
                    413: "the request body is too large"}.get(exc.code or 500, exc.description or "")
-        return json_response({"error": {"code": code, "message": message}}, exc.code or 500)
+        headers = {}
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:  # RFC 9110: a 405 says what is allowed
+            headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+        return json_response({"error": {"code": code, "message": message}}, exc.code or 500, headers)
     current_app.logger.exception("unexpected error in %s %s", request.method, request.path)
     return json_response({"error": {"code": "internal_error",
                                     "message": "an unexpected error occurred; it has been logged"}}, 500)

@@ -180,9 +180,12 @@ def get_record(entity_name: str, record_id: str):
 def update_record(entity_name: str, record_id: str):
     rt = runtime()
     entity = entity_or_404(entity_name)
+    rid = parse_record_id(record_id)
     body = read_json()
-    version = expected_version(body)
-    row = rt.records.update(entity.name, parse_record_id(record_id), body, current_actor(), version=version)
+    version = expected_version(body, required=True)
+    if isinstance(body, dict) and "If-Match" in request.headers:  # the header wins over the body's version
+        body = {k: v for k, v in body.items() if k != "version"}
+    row = rt.records.update(entity.name, rid, body, current_actor(), version=version)
     return record_response(entity, row)
 
 
