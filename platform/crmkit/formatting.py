@@ -80,8 +80,8 @@ class Formatter:
     def number(self, value: Decimal | int) -> Decimal | int:
         """Money and decimals as plain numbers: no currency sign, no grouping,
         never exponent notation (1E+2 is 100)."""
-        if isinstance(value, Decimal) and value.as_tuple().exponent > 0:
-            return value.quantize(Decimal(1))
+        if isinstance(value, Decimal) and value.is_finite() and value.adjusted() >= len(value.as_tuple().digits):
+            return value.quantize(Decimal(1))  # 1E+2: digits end before the units
         return value
 
     def moment(self, value: dt.datetime) -> str:

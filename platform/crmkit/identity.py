@@ -24,6 +24,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from .database import write_transaction
 from .errors import Conflict, NotFound, TooManyRequests, Unauthorized, ValidationFailed
+from .fieldtypes import MAX_ID
 from .permissions import Actor, Permissions
 from .sqltypes import UTC
 from .tables import Tables
@@ -320,15 +321,17 @@ class Directory:
     def _reference(self, tx: sa.Connection, table: sa.Table, value: Any, what: str) -> int | None:
         if value is None:
             return None
-        if isinstance(value, str) and not value.isdigit():
+        if isinstance(value, str) and not (value.isascii() and value.isdigit()):
             column = table.c.username if table is self.tables.users else table.c.name
             found = tx.execute(sa.select(table.c.id).where(column == value)).scalar()
-        elif isinstance(value, (int, str)) and not isinstance(value, bool):
+        elif isinstance(value, (int, str)) and not isinstance(value, bool) and len(str(value)) <= 10 \
+                and 0 < int(value) <= MAX_ID:  # a larger number is no id (and overflows the column)
             found = tx.execute(sa.select(table.c.id).where(table.c.id == int(value))).scalar()
         else:
             found = None
         if found is None:
-            raise ValidationFailed(f"no {what} {value!r}", {f"{what}_id": [f"no {what} {value!r}"]})
+            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "…"  # never echoed whole
+            raise ValidationFailed(f"no {what} {shown}", {f"{what}_id": [f"no {what} {shown}"]})
         return found
 
     USER_FIELDS = ("username", "display_name", "email", "mobile", "active", "roles", "team_id", "superior_id",

@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .errors import BadRequest
-from .fieldtypes import MAX_ID, FieldType, FieldValueError
+from .fieldtypes import MAX_ID, FieldType, FieldValueError, whole_number
 from .metadata.problems import did_you_mean
 from .metadata.spec import AppSpec, EntitySpec, FieldSpec
 from .permissions import Access, EntityAccess, Permissions, ScopeSQL, scope_params, share_for
@@ -248,15 +248,9 @@ class QueryBuilder:
 
     def _parse_value(self, f: FieldSpec, ftype: FieldType, text: str) -> Any:
         if f.name == "id" or f.system and f.type == "integer":
-            try:
-                return _id_sized(int(text))
-            except ValueError:
-                raise FieldValueError("must be a whole number") from None
+            return whole_number(text.strip(), MAX_ID)
         if f.type == "ref":
-            try:
-                return _id_sized(int(text))
-            except ValueError:
-                raise FieldValueError(f"must be the id of a {f.to}") from None
+            return whole_number(text.strip(), MAX_ID, f"must be the id of a {f.to}")
         if f.type in ("string", "text", "email", "phone", "url", "autonumber"):
             return text  # filter values are matched as given, not validated as input
         return ftype.parse_text(_unbounded(f), text, self.tz)
@@ -275,8 +269,9 @@ class QueryBuilder:
                          {"cursor": ["malformed or from a different sort"]}, code="invalid_cursor")
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-            signature, values = json.loads(raw)
-        except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+            # Numbers bounded before conversion, as everywhere a client's number enters.
+            signature, values = json.loads(raw, parse_int=lambda t: whole_number(t), parse_float=_refuse)
+        except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, RecursionError):
             raise bad from None
         expected = ",".join(("-" if d else "") + f.name for f, d in sort)
         if signature != expected or not isinstance(values, list) or len(values) != len(sort):
@@ -485,6 +480,11 @@ class QueryBuilder:
                 query = query.where(scope)
             found.update(conn.execute(query, scope_params(actor)).scalars())
         return found
+
+
+def _refuse(text: str) -> Any:
+    """Cursors hold whole numbers and strings only."""
+    raise ValueError(f"unexpected number {text[:20]}")
 
 
 def _id_sized(number: int) -> int:

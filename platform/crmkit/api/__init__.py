@@ -12,9 +12,10 @@ from flask import Blueprint, Flask, request
 from werkzeug.exceptions import HTTPException
 
 from ..errors import CrmError, Forbidden
-from .http import API_PREFIX, api_error, error_response, json_response, runtime
+from .http import API_PREFIX, api_error, error_response, json_response, refuse_nul_parameters, runtime
 
 api = Blueprint("crmkit_api", __name__, url_prefix=API_PREFIX)
+api.before_request(refuse_nul_parameters)
 
 
 def init_app(app: Flask) -> None:

@@ -14,7 +14,7 @@ from flask import Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from ..errors import BadRequest, CrmError, NotFound
-from ..fieldtypes import MAX_ID
+from ..fieldtypes import MAX_ID, FieldValueError, whole_number
 from ..metadata.spec import EntitySpec
 from ..permissions import ANONYMOUS, Actor, EntityAccess
 from ..runtime import Runtime
@@ -80,12 +80,42 @@ def read_json() -> Any:
                        code="unsupported_media_type", status=415)
     raw = request.get_data(cache=False)
     try:
-        return json.loads(raw, parse_float=Decimal)
+        return json.loads(raw, parse_float=_json_decimal, parse_int=_json_int)
+    except NumberTooLarge as exc:
+        raise BadRequest(f"the body holds a number no field can take: {exc}", code="number_out_of_range") from None
     except (ValueError, UnicodeDecodeError) as exc:
-        where = f" at line {exc.lineno} column {exc.colno}" if hasattr(exc, "lineno") else ""
+        where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
         raise BadRequest(f"the body is not valid JSON{where}", code="invalid_json") from None
     except RecursionError:
         raise BadRequest("the body is not valid JSON: nested too deeply", code="invalid_json") from None
+
+
+#: Bounds of a number in a JSON body, checked on its text before anything
+#: converts it: no field holds more digits (a JSON field's numbers are
+#: floats or 64-bit integers), and Decimal arithmetic on an exponent in the
+#: millions or int() of one in the billions can hold a worker for minutes.
+MAX_NUMBER_DIGITS = 1000
+MAX_EXPONENT = 1000
+
+
+class NumberTooLarge(ValueError):
+    pass
+
+
+def _json_int(text: str) -> int:
+    if len(text) > MAX_NUMBER_DIGITS:
+        raise NumberTooLarge(f"an integer of {len(text)} digits (at most {MAX_NUMBER_DIGITS})")
+    return int(text)
+
+
+def _json_decimal(text: str) -> Decimal:
+    mantissa, _, exponent = text.lower().partition("e")
+    if len(mantissa) > MAX_NUMBER_DIGITS + 2:
+        raise NumberTooLarge(f"a number of {len(mantissa)} digits (at most {MAX_NUMBER_DIGITS})")
+    if exponent and (len(exponent.lstrip("+-").lstrip("0")) > 4 or abs(int(exponent)) > MAX_EXPONENT):
+        raise NumberTooLarge(f"the exponent of {text[:20]}{'…' if len(text) > 20 else ''} is beyond "
+                             f"±{MAX_EXPONENT}")
+    return Decimal(text)
 
 
 def read_object(example: str = "a JSON object") -> dict:
@@ -165,9 +195,37 @@ def page_response(entity: EntitySpec, rows, next_cursor: str | None, total: int 
 
 
 def parse_record_id(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or len(text) > 10 or int(text) > MAX_ID:
-        raise NotFound(f"no record with id '{text}'")
+    """An id in a URL: 1 to MAX_ID in ASCII digits; anything else names no record (404)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 10 or int(text) > MAX_ID or int(text) < 1:
+        raise NotFound(f"no record with id '{_cut(text)}'")
     return int(text)
+
+
+def parse_whole_number(name: str, text: str, maximum: int = MAX_ID) -> int:
+    """A whole-number query parameter (an id, a count): ASCII digits, 0 to
+    ``maximum``; a 400 naming it otherwise."""
+    try:
+        if not text.isascii() or not text.isdigit():
+            raise FieldValueError("must be a whole number")
+        return whole_number(text, maximum)
+    except FieldValueError as exc:
+        raise BadRequest(f"{name} must be a whole number up to {maximum}", {name: [str(exc)]},
+                         code="invalid_parameter") from None
+
+
+def refuse_nul_parameters() -> None:
+    """No database compares text with a NUL character (PostgreSQL refuses it):
+    a query parameter holding one is a 400 on every route."""
+    for key, value in request.args.items(multi=True):
+        if "\x00" in key or "\x00" in value:
+            name = key.replace("\x00", "\\0")
+            raise BadRequest(f"{name} must not contain NUL characters", {name: ["contains a NUL character"]},
+                             code="invalid_parameter")
+
+
+def _cut(text: str, limit: int = 40) -> str:
+    """A value echoed in a message, cut short: a huge one is not sent back whole."""
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 

@@ -17,7 +17,15 @@ from flask import Response, request
 from ..errors import BadRequest, Forbidden, NotFound, ValidationFailed
 from ..permissions import refusal, scope_params
 from . import api
-from .http import current_actor, json_response, read_json, read_object, runtime
+from .http import (
+    current_actor,
+    json_response,
+    parse_record_id,
+    parse_whole_number,
+    read_json,
+    read_object,
+    runtime,
+)
 
 
 def _iso(value) -> str | None:
@@ -79,9 +87,7 @@ def _one(entity: str, action: str, record_id: int) -> Mapping:
 
 
 def _id(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or len(text) > 10:
-        raise NotFound(f"no record with id '{text}'")
-    return int(text)
+    return parse_record_id(text)
 
 
 # ------------------------------------------------------------------ me
@@ -173,8 +179,8 @@ def list_users():
     rt = runtime()
     query = _scoped("user", "read")
     users = rt.tables.users
-    if request.args.get("team_id", "").isdigit():
-        query = query.where(users.c.team_id == int(request.args["team_id"]))
+    if "team_id" in request.args:
+        query = query.where(users.c.team_id == parse_whole_number("team_id", request.args["team_id"]))
     if "active" in request.args:
         query = query.where(users.c.active.is_(request.args["active"].lower() in ("true", "1", "yes")))
     if request.args.get("q"):

@@ -13,7 +13,8 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Response, request
 
-from ..errors import BadRequest, NotFound
+from ..errors import BadRequest, NotFound, ValidationFailed
+from ..fieldtypes import MAX_ID
 from ..metadata.spec import EntitySpec
 from ..permissions import EntityAccess, scope_params
 from ..records import MAX_BULK
@@ -286,6 +287,8 @@ def link_records(entity_name: str, record_id: str, relation: str):
     ids = body.get("ids") if isinstance(body, dict) else None
     if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
         raise BadRequest("send {\"ids\": [1, 2, ...]}", {"ids": ["must be a list of record ids"]}, code="invalid_body")
+    if not all(0 < i <= MAX_ID for i in ids):  # cannot be the id of anything (and is not echoed whole)
+        raise ValidationFailed(f"ids are whole numbers from 1 to {MAX_ID}", {"ids": [f"must be from 1 to {MAX_ID}"]})
     linked = rt.records.link(entity.name, parse_record_id(record_id), relation, ids, current_actor())
     return json_response({"data": {"ids": linked}})
 
