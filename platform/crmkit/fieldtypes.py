@@ -45,7 +45,7 @@ NO_NUL = "^[^\\x00]*$"
 #: A decimal as a JSON string: plain digits and a point (the field's pattern narrows it).
 PLAIN_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 #: A decimal in a query string (filters, cursors): an exponent is fair there.
-DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,6})?")
+DECIMAL_TEXT = re.compile(r"-?(?:[0-9]+(?:\.[0-9]+)?)(?:[eE][+-]?[0-9]{1,6})?")
 AUTONUMBER_TOKEN = re.compile(r"\{([^{}]*)\}")
 AUTONUMBER_DATE_TOKENS = {"YYYY": "%Y", "YY": "%y", "MM": "%m", "DD": "%d", "YYYYMMDD": "%Y%m%d",
                           "YYYYMM": "%Y%m", "YYMMDD": "%y%m%d", "YYMM": "%y%m"}
@@ -100,18 +100,18 @@ MAX_ID = 2**31 - 1
 MAX_INTEGER = 2**63 - 1
 #: Enough digits for any decimal field (precision is at most 18), so rounding never overflows.
 DECIMAL_CONTEXT = Context(prec=60)
-WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
+WHOLE_NUMBER = re.compile(r"-?[0-9]+")
 
 
 def whole_number(text: str, maximum: int = MAX_INTEGER, message: str = "must be a whole number") -> int:
-    """A whole number written in ASCII digits (a sign allowed), within ±maximum.
+    """A whole number written in ASCII digits (a minus allowed), within ±maximum.
 
     The digits are counted before anything converts them: int() of a long
     digit string costs time quadratic in its length (Python refuses beyond
     4,300 digits with a ValueError)."""
     if not WHOLE_NUMBER.fullmatch(text):
         raise FieldValueError(message)
-    if len(text.lstrip("+-").lstrip("0")) > len(str(maximum)):
+    if len(text.lstrip("-").lstrip("0")) > len(str(maximum)):
         raise FieldValueError("is out of range")
     number = int(text)
     if abs(number) > maximum:
@@ -352,7 +352,7 @@ class IntegerType(FieldType):
         return number
 
     def parse_text(self, f, text, tz=UTC):
-        return self.coerce(f, whole_number(text.strip()), tz)
+        return self.coerce(f, whole_number(text), tz)
 
     def json_schema(self, f):
         schema: dict = {"type": "integer", "minimum": -MAX_INTEGER, "maximum": MAX_INTEGER}
@@ -401,7 +401,6 @@ class DecimalType(FieldType):
 
     def parse_text(self, f, text, tz=UTC):
         """A filter or cursor value: exponents allowed (1e3), still within the field's size."""
-        text = text.strip()
         if not DECIMAL_TEXT.fullmatch(text):
             raise FieldValueError("must be a number")
         return self._checked(f, Decimal(text))
@@ -486,8 +485,6 @@ class BooleanType(FieldType):
     name = "boolean"
     operators: tuple[str, ...] = ("eq", "ne", "isnull")
     plain_dump = True
-    TRUE = frozenset({"true", "1", "yes", "on"})
-    FALSE = frozenset({"false", "0", "no", "off"})
 
     def column_type(self, f):
         return sa.Boolean()
@@ -498,11 +495,8 @@ class BooleanType(FieldType):
         raise FieldValueError("must be true or false")
 
     def parse_text(self, f, text, tz=UTC):
-        lowered = text.strip().lower()
-        if lowered in self.TRUE:
-            return True
-        if lowered in self.FALSE:
-            return False
+        if text in ("true", "false"):  # as JSON and the OpenAPI document write them
+            return text == "true"
         raise FieldValueError("must be true or false")
 
     def json_schema(self, f):
@@ -532,9 +526,6 @@ class DateType(FieldType):
 
     def dump(self, f, value):
         return None if value is None else value.isoformat()
-
-    def parse_text(self, f, text, tz=UTC):
-        return self.coerce(f, text.strip(), tz)
 
     def json_schema(self, f):
         schema: dict = {"type": "string", "format": "date", "pattern": DATE.pattern}
@@ -580,10 +571,14 @@ class DateTimeType(FieldType):
         return self._utc(value, tz)
 
     def parse_text(self, f, text, tz=UTC):
-        """A filter, cursor or form value: any ISO 8601 form; without an
-        offset it is read in the app's timezone."""
+        """A filter or cursor value: RFC 3339, or a date (its midnight in the
+        app's timezone)."""
+        if DATE.fullmatch(text):
+            text += "T00:00:00"
+        elif not DATE_TIME.fullmatch(text):
+            raise FieldValueError("must be a date-time like 2026-01-31T09:30:00+08:00 or a date like 2026-01-31")
         try:
-            moment = dt.datetime.fromisoformat(text.strip().upper())
+            moment = dt.datetime.fromisoformat(text.upper())
         except ValueError:
             raise FieldValueError("must be a date-time like 2026-01-31T09:30:00+08:00") from None
         return self._utc(moment, tz)
@@ -711,7 +706,7 @@ class RefType(FieldType):
         return value
 
     def parse_text(self, f, text, tz=UTC):
-        return self.coerce(f, whole_number(text.strip(), MAX_ID, f"must be the id of a {f.to}"), tz)
+        return self.coerce(f, whole_number(text, MAX_ID, f"must be the id of a {f.to}"), tz)
 
     def json_schema(self, f):
         return {"type": "integer", "minimum": 1, "maximum": MAX_ID, "description": f"The id of a {f.to}.",

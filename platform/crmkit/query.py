@@ -54,10 +54,10 @@ class ListRequest:
 
 
 def _bool_param(name: str, text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("true", "1", "yes"):
+    """true or false, as the OpenAPI document's boolean parameters are written."""
+    if text == "true":
         return True
-    if lowered in ("false", "0", "no", ""):
+    if text == "false":
         return False
     raise BadRequest(f"{name} must be true or false", {name: [f"'{text}' is not true or false"]},
                      code="invalid_parameter")
@@ -146,9 +146,9 @@ class QueryBuilder:
     def _limit(self, text: str) -> int:
         maximum = self.spec.max_page_size
         try:
-            limit = int(text)
-        except ValueError:
-            raise BadRequest("limit must be a whole number", {"limit": [f"'{text}' is not a whole number"]},
+            limit = whole_number(text)
+        except FieldValueError:
+            raise BadRequest("limit must be a whole number", {"limit": [f"'{text[:20]}' is not a whole number"]},
                              code="invalid_parameter") from None
         if limit < 1 or limit > maximum:
             raise BadRequest(f"limit must be between 1 and {maximum}", {"limit": [f"must be between 1 and {maximum}"]},
@@ -232,8 +232,8 @@ class QueryBuilder:
             if op == "isnull":
                 value: Any = _bool_param(key, text)
             elif op in ("in", "nin"):
-                parts = [p for p in text.split(",") if p != ""]
-                if not parts or len(parts) > MAX_IN_VALUES:
+                parts = text.split(",")
+                if "" in parts or len(parts) > MAX_IN_VALUES:
                     raise FieldValueError(f"needs 1 to {MAX_IN_VALUES} comma-separated values")
                 value = [self._parse_value(f, ftype, p) for p in parts]
             elif op in ("contains", "startswith") and f.type not in ("multi_enum",):
@@ -248,9 +248,9 @@ class QueryBuilder:
 
     def _parse_value(self, f: FieldSpec, ftype: FieldType, text: str) -> Any:
         if f.name == "id" or f.system and f.type == "integer":
-            return whole_number(text.strip(), MAX_ID)
+            return whole_number(text, MAX_ID)
         if f.type == "ref":
-            return whole_number(text.strip(), MAX_ID, f"must be the id of a {f.to}")
+            return whole_number(text, MAX_ID, f"must be the id of a {f.to}")
         if f.type in ("string", "text", "email", "phone", "url", "autonumber"):
             return text  # filter values are matched as given, not validated as input
         return ftype.parse_text(_unbounded(f), text, self.tz)

@@ -48,7 +48,7 @@ def init_app(app: Flask) -> None:
         try:
             with rt.engine.connect() as conn:
                 conn.execute(sa.text("SELECT 1"))
-        except Exception:
+        except sa.exc.SQLAlchemyError:
             return json_response({"status": "error", "database": "unreachable"}, 503)
         return json_response({"status": "ok", "app": rt.spec.name})
 
