@@ -175,7 +175,8 @@ def test_search_filters_and_related_lists_stay_in_scope(org):
     assert visible_ids(app, "rep", query="&name__startswith=of") == {owned["rep"]}
     # An order of the rep's that points at a stranger's customer cannot be made (the customer does not exist for them)
     client = client_of(app, "rep")
-    error = is_error(client.post(f"{API}/order", json={"customer": owned["stranger"], "ordered_at": "2026-01-01T00:00:00Z"}), 422)
+    error = is_error(client.post(f"{API}/order", json={"customer": owned["stranger"],
+                                                      "ordered_at": "2026-01-01T00:00:00Z"}), 409)
     assert error["details"] == {"customer": [f"Customer {owned['stranger']} does not exist"]}
     order = client.post(f"{API}/order", json={"customer": owned["rep"], "ordered_at": "2026-01-01T00:00:00Z"})
     assert order.status_code == 201
@@ -263,7 +264,7 @@ def test_assign_within_the_assign_scope(org):
     boss = client_of(app, "boss")
     # to someone outside the boss's team tree: refused, and the record stays
     error = is_error(boss.patch(f"{API}/customer/{record['id']}", json={"owner_id": users["stranger"]["id"]},
-                                headers=OVERWRITE), 422)
+                                headers=OVERWRITE), 409, "reference_not_found")
     assert "owner_id" in error["details"]
     moved = boss.patch(f"{API}/customer/{record['id']}", json={"owner_id": users["west"]["id"]}, headers=OVERWRITE)
     assert moved.status_code == 200

@@ -150,7 +150,8 @@ def test_every_problem_is_reported_at_once(client):
 
 
 def test_ref_to_a_missing_record(client):
-    error = is_error(client.post(f"{API}/order", json={"customer": 99, "ordered_at": "2026-01-01T10:00:00Z"}), 422)
+    error = is_error(client.post(f"{API}/order", json={"customer": 99, "ordered_at": "2026-01-01T10:00:00Z"}), 409,
+                     "reference_not_found")
     assert error["details"] == {"customer": ["Customer 99 does not exist"]}
 
 
@@ -158,7 +159,7 @@ def test_ref_to_a_deleted_record(client):
     customer = create(client, "customer", name="A")
     client.delete(f"{API}/customer/{customer['id']}")
     error = is_error(client.post(f"{API}/order", json={"customer": customer["id"],
-                                                         "ordered_at": "2026-01-01T10:00:00Z"}), 422)
+                                                         "ordered_at": "2026-01-01T10:00:00Z"}), 409)
     assert error["details"] == {"customer": [f"Customer {customer['id']} does not exist"]}
 
 
@@ -476,7 +477,7 @@ def test_bulk_create_refs_are_checked_per_record(client):
     customer = create(client, "customer", name="A")
     error = is_error(client.post(f"{API}/order/_bulk", json=[
         {"customer": customer["id"], "ordered_at": "2026-01-01T10:00:00Z"},
-        {"customer": 999, "ordered_at": "2026-01-01T10:00:00Z"}]), 422)
+        {"customer": 999, "ordered_at": "2026-01-01T10:00:00Z"}]), 409)
     assert error["details"] == {"1": {"customer": ["Customer 999 does not exist"]}}
     assert ids(client.get(f"{API}/order")) == []
 
@@ -521,14 +522,15 @@ def test_link_and_unlink_many_to_many_with_audit(client):
 
 def test_link_refuses_unknown_records_and_relations(client):
     customer = create(client, "customer", name="A")
-    error = is_error(client.post(f"{API}/customer/{customer['id']}/favourites", json={"ids": [5]}), 422)
+    error = is_error(client.post(f"{API}/customer/{customer['id']}/favourites", json={"ids": [5]}), 409,
+                     "reference_not_found")
     assert error["details"] == {"ids": ["product 5 does not exist"]}
     is_error(client.post(f"{API}/customer/{customer['id']}/favourites", json={"ids": ["1"]}), 400, "invalid_body")
     is_error(client.post(f"{API}/customer/{customer['id']}/favourites", json=[1]), 400, "invalid_body")
-    is_error(client.post(f"{API}/customer/{customer['id']}/nothing", json={"ids": [1]}), 404, "unknown_relation")
+    is_error(client.post(f"{API}/customer/{customer['id']}/nothing", json={"ids": [1]}), 404, "not_found")
     is_error(client.post(f"{API}/customer/{customer['id']}/orders", json={"ids": [1]}), 404, "unknown_relation")
     is_error(client.post(f"{API}/customer/99/favourites", json={"ids": []}), 404, "not_found")
-    is_error(client.get(f"{API}/customer/{customer['id']}/nothing"), 404, "unknown_relation")
+    is_error(client.get(f"{API}/customer/{customer['id']}/nothing"), 404, "not_found")
 
 
 def test_deleted_product_disappears_from_related_list(client):

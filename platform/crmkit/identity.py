@@ -331,7 +331,7 @@ class Directory:
             found = None
         if found is None:
             shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "…"  # never echoed whole
-            raise ValidationFailed(f"no {what} {shown}", {f"{what}_id": [f"no {what} {shown}"]})
+            raise Conflict(f"no {what} {shown}", {f"{what}_id": [f"no {what} {shown}"]}, code="reference_not_found")
         return found
 
     USER_FIELDS = ("username", "display_name", "email", "mobile", "active", "roles", "team_id", "superior_id",
@@ -419,8 +419,8 @@ class Directory:
         seen, current = set(), superior_id
         while current is not None and current not in seen:
             if current == user_id:
-                raise ValidationFailed("a user cannot report to themselves or to someone who reports to them",
-                                       {"superior_id": ["would make a reporting loop"]})
+                raise Conflict("a user cannot report to themselves or to someone who reports to them",
+                               {"superior_id": ["would make a reporting loop"]}, code="reporting_loop")
             seen.add(current)
             current = tx.execute(sa.select(users.c.superior_id).where(users.c.id == current)).scalar()
 
@@ -455,7 +455,8 @@ class Directory:
                 seen, current = set(), parent
                 while current is not None and current not in seen:
                     if current == team_id:
-                        raise ValidationFailed("a team cannot sit below itself", {"parent_id": ["would make a loop"]})
+                        raise Conflict("a team cannot sit below itself", {"parent_id": ["would make a loop"]},
+                                       code="team_loop")
                     seen.add(current)
                     current = tx.execute(sa.select(teams.c.parent_id).where(teams.c.id == current)).scalar()
                 values["parent_id"] = parent

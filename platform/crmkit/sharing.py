@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .database import write_transaction
-from .errors import NotFound, ValidationFailed
+from .errors import Conflict, NotFound, ValidationFailed
 from .fieldtypes import MAX_ID
 
 
@@ -46,7 +46,8 @@ class Sharing:
         with write_transaction(self.engine) as tx:
             old = self._fetch_for(tx, entity, record_id, actor, ("share",))
             if not tx.execute(sa.select(users.c.id).where(users.c.id == user_id, users.c.active.is_(True))).first():
-                raise ValidationFailed(f"no active user {user_id}", {"user_id": [f"no active user {user_id}"]})
+                raise Conflict(f"no active user {user_id}", {"user_id": [f"no active user {user_id}"]},
+                               code="reference_not_found")
             key = (shares.c.entity == entity.name, shares.c.record_id == record_id, shares.c.user_id == user_id)
             before = tx.execute(sa.select(shares.c.access).where(*key)).scalar()
             if before == access:

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Response, current_app, g, request
+from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from ..errors import BadRequest, CrmError, NotFound
@@ -24,6 +24,10 @@ API_PREFIX = "/api/v1"
 
 def runtime() -> Runtime:
     return current_app.extensions["crmkit"]
+
+
+def runtime_of(app: Flask) -> Runtime:
+    return app.extensions["crmkit"]
 
 
 def current_actor() -> Actor:
@@ -223,6 +227,18 @@ def refuse_nul_parameters() -> None:
                              code="invalid_parameter")
 
 
+#: The first segments of the API's own URLs (everything else names an entity).
+API_ROUTES = frozenset({"me", "users", "teams", "audit", "regions", "recycle_bin", "openapi.json", "docs"})
+
+
+def _unknown_entity() -> str | None:
+    """The entity a URL of the API names, when the config has none of that name."""
+    parts = request.path.removeprefix(API_PREFIX + "/").split("/")
+    if not request.path.startswith(API_PREFIX + "/") or not parts[0] or parts[0] in API_ROUTES:
+        return None
+    return None if parts[0] in runtime().spec.entities else parts[0]
+
+
 def _cut(text: str, limit: int = 40) -> str:
     """A value echoed in a message, cut short: a huge one is not sent back whole."""
     return text if len(text) <= limit else text[:limit] + "…"
@@ -235,6 +251,9 @@ def api_error(exc: Exception) -> Response:
     if isinstance(exc, HTTPException):
         code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large",
                 415: "unsupported_media_type"}.get(exc.code or 500, "http_error")
+        if exc.code == 404 and _unknown_entity() is not None:
+            return error_response(NotFound(f"no entity named '{_cut(_unknown_entity() or '')}'",
+                                           code="unknown_entity"))
         message = {404: "no such URL in the API; see /api/v1/docs",
                    405: f"method {request.method} is not allowed here",
                    413: "the request body is too large"}.get(exc.code or 500, exc.description or "")

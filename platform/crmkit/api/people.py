@@ -155,7 +155,7 @@ def create_my_token():
     return _new_token(current_actor().id)
 
 
-@api.delete("/me/tokens/<token_id>")
+@api.delete("/me/tokens/<rid:token_id>")
 def revoke_my_token(token_id: str):
     actor = current_actor()
     runtime().directory.revoke_token(actor.id, _id(token_id), by=actor)
@@ -192,7 +192,7 @@ def list_users():
     return json_response({"data": [user_json(r) for r in rows]})
 
 
-@api.get("/users/<user_id>")
+@api.get("/users/<rid:user_id>")
 def get_user(user_id: str):
     return json_response({"data": user_json(_one("user", "read", _id(user_id)))})
 
@@ -210,7 +210,7 @@ def create_user():
     return json_response({"data": user_json(row)}, 201, {"Location": f"/api/v1/users/{row['id']}"})
 
 
-@api.patch("/users/<user_id>")
+@api.patch("/users/<rid:user_id>")
 def update_user(user_id: str):
     data = read_object()
     rid = _id(user_id)
@@ -222,14 +222,14 @@ def update_user(user_id: str):
     return json_response({"data": user_json(runtime().directory.update_user(rid, data, by=actor))})
 
 
-@api.get("/users/<user_id>/tokens")
+@api.get("/users/<rid:user_id>/tokens")
 def user_tokens(user_id: str):
     rid = _id(user_id)
     _one("user", "update", rid)
     return json_response({"data": [token_json(t) for t in runtime().directory.tokens(rid)]})
 
 
-@api.post("/users/<user_id>/tokens")
+@api.post("/users/<rid:user_id>/tokens")
 def create_user_token(user_id: str):
     """A token for another user (an integration account): needs update on that user."""
     rid = _id(user_id)
@@ -237,7 +237,7 @@ def create_user_token(user_id: str):
     return _new_token(rid)
 
 
-@api.delete("/users/<user_id>/tokens/<token_id>")
+@api.delete("/users/<rid:user_id>/tokens/<rid:token_id>")
 def revoke_user_token(user_id: str, token_id: str):
     rid = _id(user_id)
     _one("user", "update", rid)
@@ -256,7 +256,7 @@ def list_teams():
     return json_response({"data": [team_json(r) for r in rows]})
 
 
-@api.get("/teams/<team_id>")
+@api.get("/teams/<rid:team_id>")
 def get_team(team_id: str):
     return json_response({"data": team_json(_one("team", "read", _id(team_id)))})
 
@@ -274,7 +274,7 @@ def create_team():
     return json_response({"data": team_json(row)}, 201, {"Location": f"/api/v1/teams/{row['id']}"})
 
 
-@api.patch("/teams/<team_id>")
+@api.patch("/teams/<rid:team_id>")
 def update_team(team_id: str):
     data = read_object()
     rid = _id(team_id)

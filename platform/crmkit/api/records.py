@@ -35,7 +35,7 @@ from .http import (
 )
 
 
-@api.get("/<entity_name>")
+@api.get("/<entity:entity_name>")
 def list_records(entity_name: str):
     rt = runtime()
     entity = entity_or_404(entity_name)
@@ -47,7 +47,7 @@ def list_records(entity_name: str):
     return page_response(entity, rows, next_cursor, total, list_request.fields)
 
 
-@api.post("/<entity_name>")
+@api.post("/<entity:entity_name>")
 def create_record(entity_name: str):
     rt = runtime()
     entity = entity_or_404(entity_name)
@@ -60,7 +60,7 @@ MAX_EXPORT = 200_000
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-@api.get("/<entity_name>/_export")
+@api.get("/<entity:entity_name>/_export")
 def export_records(entity_name: str):
     """The records of a list request (filters, q, sort, fields) as CSV, within the
     caller's export scope, hidden fields left out and masked ones masked. The
@@ -116,7 +116,7 @@ def export_records(entity_name: str):
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
-@api.get("/<entity_name>/<record_id>/collaborators")
+@api.get("/<entity:entity_name>/<rid:record_id>/collaborators")
 def list_collaborators(entity_name: str, record_id: str):
     rt = runtime()
     entity = entity_or_404(entity_name)
@@ -127,7 +127,7 @@ def list_collaborators(entity_name: str, record_id: str):
                                     "created_by": r["created_by"]} for r in rows]})
 
 
-@api.post("/<entity_name>/<record_id>/collaborators")
+@api.post("/<entity:entity_name>/<rid:record_id>/collaborators")
 def add_collaborator(entity_name: str, record_id: str):
     """``{"user_id": 5, "access": "read" | "write"}``"""
     rt = runtime()
@@ -138,7 +138,7 @@ def add_collaborator(entity_name: str, record_id: str):
     return list_collaborators(entity_name, record_id)
 
 
-@api.delete("/<entity_name>/<record_id>/collaborators/<user_id>")
+@api.delete("/<entity:entity_name>/<rid:record_id>/collaborators/<rid:user_id>")
 def remove_collaborator(entity_name: str, record_id: str, user_id: str):
     rt = runtime()
     entity = entity_or_404(entity_name)
@@ -146,7 +146,7 @@ def remove_collaborator(entity_name: str, record_id: str, user_id: str):
     return Response(status=204)
 
 
-@api.post("/<entity_name>/_bulk")
+@api.post("/<entity:entity_name>/_bulk")
 def bulk_create(entity_name: str):
     rt = runtime()
     entity = entity_or_404(entity_name)
@@ -161,7 +161,7 @@ def bulk_create(entity_name: str):
     return json_response({"data": [present(row) for row in rows]}, 201)
 
 
-@api.get("/<entity_name>/<record_id>")
+@api.get("/<entity:entity_name>/<rid:record_id>")
 def get_record(entity_name: str, record_id: str):
     rt = runtime()
     entity = entity_or_404(entity_name)
@@ -177,7 +177,7 @@ def get_record(entity_name: str, record_id: str):
     return record_response(entity, row, fields=fields)
 
 
-@api.patch("/<entity_name>/<record_id>")
+@api.patch("/<entity:entity_name>/<rid:record_id>")
 def update_record(entity_name: str, record_id: str):
     rt = runtime()
     entity = entity_or_404(entity_name)
@@ -190,7 +190,7 @@ def update_record(entity_name: str, record_id: str):
     return record_response(entity, row)
 
 
-@api.delete("/<entity_name>/<record_id>")
+@api.delete("/<entity:entity_name>/<rid:record_id>")
 def delete_record(entity_name: str, record_id: str):
     rt = runtime()
     entity = entity_or_404(entity_name)
@@ -198,7 +198,7 @@ def delete_record(entity_name: str, record_id: str):
     return Response(status=204)
 
 
-@api.get("/<entity_name>/<record_id>/transitions")
+@api.get("/<entity:entity_name>/<rid:record_id>/transitions")
 def list_transitions(entity_name: str, record_id: str):
     """The moves from the record's current state, each with whether the caller may make it now."""
     rt = runtime()
@@ -207,7 +207,7 @@ def list_transitions(entity_name: str, record_id: str):
     return json_response({"data": moves})
 
 
-@api.post("/<entity_name>/<record_id>/transitions/<name>")
+@api.post("/<entity:entity_name>/<rid:record_id>/transitions/<name>")
 def make_transition(entity_name: str, record_id: str, name: str):
     """Move the record; the body may fill in fields the move requires."""
     rt = runtime()
@@ -218,7 +218,7 @@ def make_transition(entity_name: str, record_id: str, name: str):
     return record_response(entity, row)
 
 
-@api.get("/<entity_name>/<record_id>/history")
+@api.get("/<entity:entity_name>/<rid:record_id>/history")
 def record_history(entity_name: str, record_id: str):
     rt = runtime()
     entity = entity_or_404(entity_name)
@@ -252,7 +252,7 @@ def _visible_changes(entity: EntitySpec, ea: EntityAccess, changes: Any) -> Any:
     return out
 
 
-@api.get("/<entity_name>/<record_id>/<relation>")
+@api.get("/<entity:entity_name>/<rid:record_id>/<relation:relation>")
 def related_records(entity_name: str, record_id: str, relation: str):
     rt = runtime()
     entity = entity_or_404(entity_name)
@@ -279,7 +279,7 @@ def related_records(entity_name: str, record_id: str, relation: str):
     return page_response(other, rows, next_cursor, total, list_request.fields)
 
 
-@api.post("/<entity_name>/<record_id>/<relation>")
+@api.post("/<entity:entity_name>/<rid:record_id>/<relation:relation>")
 def link_records(entity_name: str, record_id: str, relation: str):
     rt = runtime()
     entity = entity_or_404(entity_name)
@@ -293,7 +293,7 @@ def link_records(entity_name: str, record_id: str, relation: str):
     return json_response({"data": {"ids": linked}})
 
 
-@api.delete("/<entity_name>/<record_id>/<relation>/<other_id>")
+@api.delete("/<entity:entity_name>/<rid:record_id>/<relation:relation>/<rid:other_id>")
 def unlink_record(entity_name: str, record_id: str, relation: str, other_id: str):
     rt = runtime()
     entity = entity_or_404(entity_name)
@@ -327,7 +327,7 @@ def recycle_bin():
     return json_response({"data": data})
 
 
-@api.post("/recycle_bin/<entity_name>/<record_id>/restore")
+@api.post("/recycle_bin/<entity:entity_name>/<rid:record_id>/restore")
 def restore_record(entity_name: str, record_id: str):
     rt = runtime()
     entity = entity_or_404(entity_name)

@@ -1,0 +1,71 @@
+"""The server against its own OpenAPI document, with schemathesis: every
+operation, valid requests (they must not be refused) and invalid ones (they
+must be refused), bounded examples and a fixed seed, on SQLite."""
+
+from __future__ import annotations
+
+import pytest
+import schemathesis
+from schemathesis.config import SchemathesisConfig
+
+from conftest import MINI_FILES, as_test_app, make_config, token_for
+from crmkit.app import create_app
+from crmkit.permissions import SYSTEM
+from crmkit.settings import Settings
+
+WORKFLOW_YAML = """
+    workflow: customer_level
+    entity: customer
+    field: level
+    states: [bronze, silver, gold]
+    transitions:
+      - {name: upgrade, from: bronze, to: silver, label: {en: Upgrade, zh: 升级}}
+      - {name: crown, from: silver, to: gold, require: [age]}
+"""
+
+
+@pytest.fixture(scope="module")
+def api_schema(tmp_path_factory):
+    root = tmp_path_factory.mktemp("conformance")
+    config = make_config(root / "config", {**MINI_FILES, "workflows/customer_level.yaml": WORKFLOW_YAML})
+    settings = Settings(database_url=f"sqlite:///{root / 'crm.sqlite3'}", instance_dir=root / "instance")
+    app = as_test_app(create_app(config, settings))
+    rt = app.extensions["crmkit"]
+    for name in ("alice", "bob"):
+        rt.records.create("customer", {"name": name, "mobile": None}, SYSTEM)
+    rt.records.create("product", {"name": "beans"}, SYSTEM)
+    token = token_for(app)
+    schema_config = SchemathesisConfig.from_dict({
+        "seed": 7,
+        "headers": {"Authorization": f"Bearer {token}"},
+        "generation": {"max-examples": 5},
+    })
+    yield schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app, config=schema_config,
+                                         headers={"Authorization": f"Bearer {token}"})
+    rt.engine.dispose()
+
+
+def _problems(api_schema) -> list[str]:
+    """Run every phase of schemathesis over every operation; the failed checks and errors."""
+    from schemathesis.engine import Status, from_schema
+    from schemathesis.engine.events import FatalError, NonFatalError, ScenarioFinished
+
+    problems = []
+    for event in from_schema(api_schema).execute():
+        if isinstance(event, ScenarioFinished):
+            for case_id, checks in event.recorder.checks.items():
+                for check in checks:
+                    if check.status == Status.FAILURE and check.failure_info is not None:
+                        case = event.recorder.cases[case_id].value
+                        failure = check.failure_info.failure
+                        problems.append(f"{event.label}: {check.name}: {failure.title}\n  {failure.message[:400]}"
+                                        f"\n  {case.method} {case.formatted_path} query={str(case.query)[:200]} "
+                                        f"headers={str(case.headers)[:120]} body={str(case.body)[:300]}")
+        elif isinstance(event, (NonFatalError, FatalError)):
+            problems.append(f"error: {getattr(event, 'label', '')} {str(getattr(event, 'value', event))[:500]}")
+    return problems
+
+
+def test_the_server_keeps_its_document(api_schema):
+    problems = _problems(api_schema)
+    assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems)
