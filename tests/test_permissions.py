@@ -383,10 +383,10 @@ def test_collaborators_read_and_write(org):
 def test_export_follows_the_export_scope(org):
     app, users, owned = org
     is_error(client_of(app, "rep").get(f"{API}/customer/_export"), 403, "forbidden")
-    response = client_of(app, "boss").get(f"{API}/customer/_export?fields=name,mobile&sort=name")
+    response = client_of(app, "boss").get(f"{API}/customer/_export?fields=name,mobile&sort=name&lang=en")
     assert response.status_code == 200 and response.mimetype == "text/csv"
     rows = list(csv.reader(io.StringIO(response.get_data(as_text=True).lstrip("\ufeff"))))
-    assert rows[0] == ["id", "version", "name", "mobile"]
+    assert rows[0] == ["ID", "Version", "Name", "Mobile"]
     names = {r[2] for r in rows[1:]}
     assert "of stranger" not in names and "of west" in names
     rt = app.extensions["crmkit"]

@@ -42,6 +42,11 @@ DATE_TIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{
                        r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})$")
 REGION_CODE = re.compile(r"^[0-9]{6}$")
 NO_NUL = "^[^\\x00]*$"
+#: What Python's str.strip() or JSON Schema's \\s counts as blank, and control characters.
+BLANK = "\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff"
+#: A name: something besides blanks, no NUL (as the server checks with NAMED).
+NAME_TEXT = f"^[^\\x00]*[^{BLANK}][^\\x00]*$"
+NAMED = re.compile(NAME_TEXT)
 #: A decimal as a JSON string: plain digits and a point (the field's pattern narrows it).
 PLAIN_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 #: A decimal in a query string (filters, cursors): an exponent is fair there.

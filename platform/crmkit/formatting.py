@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -59,6 +59,12 @@ class Formatter:
         self.separator = LIST_SEPARATOR.get(locale, LIST_SEPARATOR["en"])
 
     def label(self, label: Label | None, fallback: str = "") -> str:
+        """The label in this language; an English reader gets the fallback (a
+        humanised name) rather than Chinese, a Chinese one English rather than nothing."""
+        if label and label.get(self.locale):
+            return label[self.locale]
+        if self.locale == "en" and fallback:
+            return fallback
         return label_text(label, self.locale, fallback)
 
     def field_label(self, f: FieldSpec) -> str:
@@ -115,6 +121,3 @@ class Formatter:
         if kind == "json":
             return json.dumps(value, ensure_ascii=False)
         return value
-
-    def values(self, fields: Iterable[FieldSpec], row: Mapping[str, Any]) -> list[Any]:
-        return [self.value(f, row[f.column]) for f in fields]

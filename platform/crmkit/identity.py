@@ -24,13 +24,14 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from .database import write_transaction
 from .errors import Conflict, NotFound, TooManyRequests, Unauthorized, ValidationFailed
-from .fieldtypes import MAX_ID
+from .fieldtypes import BLANK, MAX_ID
 from .permissions import Actor, Permissions
 from .sqltypes import UTC
 from .tables import Tables
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{1,63}$")
 TEAM_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+HAS_TEXT = re.compile(f"[^{BLANK}]")
 MIN_PASSWORD = 8
 TOKEN_PREFIX = "crm_"
 SESSION_DAYS = 14
@@ -59,6 +60,16 @@ def _dummy_hash() -> str:
 
 def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _named(value: Any, key: str, max_length: int | None, message: str) -> str:
+    """A name people read (a display name, a label): text with something
+    besides blanks and no NUL, at most ``max_length`` as sent; stored trimmed."""
+    if (not isinstance(value, str) or "\x00" in value or not HAS_TEXT.search(value)
+            or max_length is not None and len(value) > max_length):
+        limit = f" of at most {max_length} characters" if max_length else ""
+        raise ValidationFailed(message, {key: [f"must be text{limit}, not only blanks"]})
+    return value.strip()
 
 
 def now() -> dt.datetime:
@@ -223,9 +234,7 @@ class Directory:
 
     def create_token(self, user_id: int, name: str, *, expires_days: int | None = None,
                      by: Actor | None = None) -> NewToken:
-        name = (name or "").strip()
-        if not name or len(name) > 100:
-            raise ValidationFailed("a token needs a name of 1 to 100 characters", {"name": ["1 to 100 characters"]})
+        name = _named(name, "name", 100, "a token needs a name of 1 to 100 characters")
         if expires_days is not None and not 0 < expires_days <= 3650:
             raise ValidationFailed("expires_days must be between 1 and 3650", {"expires_days": ["1 to 3650"]})
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -341,7 +350,7 @@ class Directory:
         """A user from a mapping of USER_FIELDS (team and superior by id or name)."""
         self._unknown(data, self.USER_FIELDS)
         username = data.get("username")
-        if not isinstance(username, str) or not USERNAME.match(username):
+        if not isinstance(username, str) or not USERNAME.fullmatch(username):
             raise ValidationFailed("a user name has 2 to 64 letters, digits, and . _ @ -",
                                    {"username": ["2 to 64 letters, digits, and . _ @ -"]})
         at = now()
@@ -398,8 +407,10 @@ class Directory:
         for key in ("display_name", "email", "mobile"):
             if key in data:
                 value = data[key]
-                if value is not None and (not isinstance(value, str) or len(value) > 254 or
-                                          key == "display_name" and not value.strip()):
+                if key == "display_name" and value is not None:
+                    values[key] = _named(value, key, 254, f"{key} must be text")
+                    continue
+                if value is not None and (not isinstance(value, str) or len(value) > 254 or "\x00" in value):
                     raise ValidationFailed(f"{key} must be text", {key: ["must be text of at most 254 characters"]})
                 values[key] = value.strip() if isinstance(value, str) else value
         if "active" in data:
@@ -426,7 +437,7 @@ class Directory:
 
     def create_team(self, name: str, label: str | None = None, parent: int | str | None = None, *,
                     by: Actor | None = None) -> Mapping:
-        if not isinstance(name, str) or not TEAM_NAME.match(name):
+        if not isinstance(name, str) or not TEAM_NAME.fullmatch(name):
             raise ValidationFailed("a team name is snake_case (a-z, 0-9, _)", {"name": ["snake_case, up to 64 characters"]})
         teams = self.tables.teams
         at = now()
@@ -435,7 +446,8 @@ class Directory:
                 raise Conflict(f"another team is named '{name}'", {"name": ["already taken"]}, code="unique_violation")
             parent_id = self._reference(tx, teams, parent, "parent")
             team_id = tx.execute(teams.insert().returning(teams.c.id).values(
-                name=name, label=(label or name)[:100], parent_id=parent_id, created_at=at, updated_at=at)).scalar_one()
+                name=name, label=(name if label is None else _named(label, "label", None, "label must be text"))[:100],
+                parent_id=parent_id, created_at=at, updated_at=at)).scalar_one()
             self._audit(tx, "team_created", 0, by.name if by else "system", {"team": name, "parent_id": parent_id}, by)
             return tx.execute(sa.select(teams).where(teams.c.id == team_id)).mappings().one()
 
@@ -447,9 +459,7 @@ class Directory:
                 raise NotFound(f"no team {team_id}")
             values: dict[str, Any] = {}
             if "label" in data:
-                if not isinstance(data["label"], str) or not data["label"].strip():
-                    raise ValidationFailed("label must be text", {"label": ["must be text"]})
-                values["label"] = data["label"].strip()[:100]
+                values["label"] = _named(data["label"], "label", None, "label must be text")[:100]
             if "parent_id" in data:
                 parent = self._reference(tx, teams, data["parent_id"], "parent")
                 seen, current = set(), parent

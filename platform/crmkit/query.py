@@ -466,6 +466,25 @@ class QueryBuilder:
         params["_record_id"] = record_id
         return conn.execute(query, params).mappings().first()
 
+    def titles(self, conn: sa.Connection, entity_name: str, ids: set[int], actor) -> dict[int, Any]:
+        """The titles (stored values of the title field) of those of the ids that
+        are live records the actor may read, when the title is readable for them."""
+        entity = self.spec.entities[entity_name]
+        title = entity.fields.get(entity.title)
+        if title is None or not ids or title.name not in self.permissions.of(actor).entity(entity_name).readable:
+            return {}
+        table = self.table(entity)
+        scope = self.scope(entity_name, actor)
+        found: dict[int, Any] = {}
+        id_list = sorted(ids)
+        for start in range(0, len(id_list), 900):
+            query = sa.select(table.c.id, table.c[title.column]).where(
+                table.c.id.in_(id_list[start:start + 900]), self.live(entity))
+            if scope is not None:
+                query = query.where(scope)
+            found.update((row[0], row[1]) for row in conn.execute(query, scope_params(actor)))
+        return found
+
     def existing_ids(self, conn: sa.Connection, entity_name: str, ids: set[int], actor) -> set[int]:
         """Those of the ids that are live records the actor may read."""
         entity = self.spec.entities[entity_name]

@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from ..errors import BadRequest, CrmError, NotFound
 from ..fieldtypes import MAX_ID, FieldValueError, whole_number
+from ..formatting import choose_locale
 from ..metadata.spec import EntitySpec
 from ..permissions import ANONYMOUS, Actor, EntityAccess
 from ..runtime import Runtime
@@ -128,6 +129,18 @@ def read_object(example: str = "a JSON object") -> dict:
     if not isinstance(body, dict):
         raise BadRequest(f"send {example}", code="invalid_body")
     return body
+
+
+def request_locale() -> str:
+    """The language of a response for people: ``?lang=``, else the best of
+    Accept-Language the app offers, else the app's first locale."""
+    locales = runtime().spec.locales
+    asked = request.args.get("lang")
+    locale = choose_locale(asked, [language for language, _ in request.accept_languages], locales)
+    if locale is None:
+        raise BadRequest(f"lang must be one of: {', '.join(locales)}", {"lang": [f"one of {', '.join(locales)}"]},
+                         code="invalid_parameter")
+    return locale
 
 
 def entity_or_404(name: str) -> EntitySpec:

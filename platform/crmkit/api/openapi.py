@@ -25,6 +25,7 @@ from ..fieldtypes import (
     JSON_VALUE_SCHEMA,
     MAX_ID,
     MAX_INTEGER,
+    NAME_TEXT,
     NO_NUL,
     DecimalType,
     FieldType,
@@ -260,7 +261,7 @@ class _Document:
             "created_at": ISO_MOMENT, "updated_at": ISO_MOMENT}}
         reference = {"type": ["integer", "string", "null"], "minimum": 1, "maximum": MAX_ID, "pattern": NO_NUL,
                      "description": "An id, or a name."}
-        person = {"display_name": {"type": ["string", "null"], "maxLength": 254, "pattern": NO_NUL},
+        person = {"display_name": {"type": ["string", "null"], "maxLength": 254, "pattern": NAME_TEXT},
                   "email": {"type": ["string", "null"], "maxLength": 254, "pattern": NO_NUL},
                   "mobile": {"type": ["string", "null"], "maxLength": 254, "pattern": NO_NUL}}
         roles = _array({"type": "string", "enum": sorted(self.rt.permissions.roles)})
@@ -277,15 +278,15 @@ class _Document:
             "parent_id": {"type": ["integer", "null"]}, "created_at": ISO_MOMENT, "updated_at": ISO_MOMENT}}
         team_name = {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,63}$"}
         s["TeamCreate"] = {"type": "object", "required": ["name"], "additionalProperties": False, "properties": {
-            "name": team_name, "label": {"type": ["string", "null"], "pattern": NO_NUL}, "parent_id": reference}}
+            "name": team_name, "label": {"type": ["string", "null"], "pattern": NAME_TEXT}, "parent_id": reference}}
         s["TeamUpdate"] = {"type": "object", "additionalProperties": False, "properties": {
-            "label": {"type": ["string", "null"], "pattern": NO_NUL}, "parent_id": reference}}
+            "label": {"type": "string", "pattern": NAME_TEXT}, "parent_id": reference}}
         s["Token"] = {"type": "object", "properties": {
             "id": {"type": "integer"}, "name": {"type": "string"}, "hint": {"type": "string"},
             "created_at": ISO_MOMENT, "expires_at": {"type": ["string", "null"]},
             "last_used_at": {"type": ["string", "null"]}, "revoked_at": {"type": ["string", "null"]}}}
         s["TokenCreate"] = {"type": "object", "required": ["name"], "additionalProperties": False, "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[^\\x00 ]([^\\x00]*[^\\x00 ])?$"},
+            "name": {"type": "string", "maxLength": 100, "pattern": NAME_TEXT},
             "expires_days": {"type": ["integer", "null"], "minimum": 1, "maximum": 3650}}}
         s["NewToken"] = {"type": "object", "properties": {
             "id": {"type": "integer"}, "name": {"type": "string"},
@@ -619,20 +620,28 @@ class _Document:
                   "503": {"description": "The database does not answer",
                           "content": _json({"type": "object", "properties": {"status": {"const": "error"}}})}},
                  public=True)
-        self._op("/login", "post", "meta", "Log in for a browser session (JSON answers JSON)",
-                 {**_ok(_data({"type": "object"}), "Logged in: the session cookie is set"),
-                  **_errors(400, 415, 429)}, public=True,
+        page = {"text/html": {"schema": {"type": "string"}}}
+        both = {**_json(_ref("Error")), **page}
+        self._op("/login", "post", "meta", "Log in for a browser session (a JSON body answers JSON, a form a page)",
+                 {"200": {"description": "Logged in: the session cookie is set (JSON), or the login page again",
+                          "content": {**_json(_data({"type": "object"})), **page}},
+                  "303": {"description": "Logged in from the form: on to the next page"},
+                  "401": {"description": "Wrong user name or password", "content": both},
+                  "429": {"description": "Too many attempts", "content": both},
+                  "default": {"description": "Any other error", "content": both}}, public=True,
                  body={"type": "object", "required": ["username", "password"],
                        "properties": {"username": {"type": "string"}, "password": {"type": "string"},
                                       "next": {"type": "string"}}})
         self._op("/login", "get", "meta", "The login page", {
             "200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}},
-            public=True, parameters=[_query("next", TEXT, "Where to go after logging in (a path of this site).")])
+            public=True, parameters=[_query("next", {"type": "string"},
+                                            "Where to go after logging in (a path of this site; anything else "
+                                            "goes to the start page).")])
         self._op("/logout", "post", "meta", "End the browser session",
-                 {"204": {"description": "Logged out (JSON)"}, "303": {"description": "To the login page (a form)"}},
-                 public=True)
+                 {"204": {"description": "Logged out (JSON)"}, "303": {"description": "To the login page (a form)"},
+                  **_errors()})
         self._op("/", "get", "meta", "The start page: a redirect to the API reference",
-                 {"302": {"description": "To /api/v1/docs"}}, public=True)
+                 {"302": {"description": "To /api/v1/docs"}, **_errors()})
 
 
 def _level(code: str) -> str:
@@ -697,7 +706,11 @@ def _view(rt: Runtime, full: dict, access: Access) -> dict:
                 properties.pop(field_name, None)
             if suffix:
                 for field_name, prop in properties.items():
-                    if field_name in entity.fields and field_name not in ea.writable:
+                    if field_name in ("id", "version"):
+                        continue  # as the whole document says: ignored on create, the precondition on update
+                    if field_name == "owner_id" and not ea.allows("assign") or \
+                            field_name in entity.fields and not entity.fields[field_name].system \
+                            and field_name not in ea.writable:
                         prop["readOnly"] = True
             else:
                 for field_name in masked & set(properties):

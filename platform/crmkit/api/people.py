@@ -182,7 +182,10 @@ def list_users():
     if "team_id" in request.args:
         query = query.where(users.c.team_id == parse_whole_number("team_id", request.args["team_id"]))
     if "active" in request.args:
-        query = query.where(users.c.active.is_(request.args["active"].lower() in ("true", "1", "yes")))
+        if request.args["active"] not in ("true", "false"):
+            raise BadRequest("active must be true or false", {"active": ["must be true or false"]},
+                             code="invalid_parameter")
+        query = query.where(users.c.active.is_(request.args["active"] == "true"))
     if request.args.get("q"):
         text = request.args["q"]
         query = query.where(sa.or_(users.c.username.icontains(text, autoescape=True),

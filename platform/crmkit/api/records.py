@@ -7,7 +7,6 @@ the records service (writes), and dump JSON.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,9 +14,10 @@ from flask import Response, request
 
 from ..errors import BadRequest, NotFound, ValidationFailed
 from ..fieldtypes import MAX_ID
+from ..formatting import Formatter
 from ..metadata.spec import EntitySpec
 from ..permissions import EntityAccess, scope_params
-from ..records import MAX_BULK
+from ..records import MAX_BULK, iter_chunks
 from . import api
 from .http import (
     current_actor,
@@ -31,6 +31,7 @@ from .http import (
     read_json,
     read_object,
     record_response,
+    request_locale,
     runtime,
 )
 
@@ -56,15 +57,19 @@ def create_record(entity_name: str):
 
 
 MAX_EXPORT = 200_000
-#: Spreadsheet programs run cells that start with these as formulas.
+#: Rows formatted together: their references' titles are looked up in one query per field.
+EXPORT_BATCH = 500
+#: Spreadsheet programs run cells that start with these as formulas (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @api.get("/<entity:entity_name>/_export")
 def export_records(entity_name: str):
-    """The records of a list request (filters, q, sort, fields) as CSV, within the
-    caller's export scope, hidden fields left out and masked ones masked. The
-    export is written to the audit trail."""
+    """The records of a list request (filters, q, sort, fields) as CSV for
+    people, within the caller's export scope: headers and values as labels in
+    the request's language (``lang``, else Accept-Language, else the app's
+    first), references as their records' titles where the caller may read them,
+    hidden fields left out and masked ones masked. Written to the audit trail."""
     import csv
     import io
 
@@ -74,46 +79,73 @@ def export_records(entity_name: str):
     entity = entity_or_404(entity_name)
     entity_access(entity, "export")
     actor = current_actor()
-    args = [(k, v) for k, v in request.args.items(multi=True) if k not in ("limit", "cursor", "count", "format")]
     if request.args.get("format", "csv") != "csv":
         raise BadRequest("format must be csv", {"format": ["only csv is offered"]}, code="invalid_parameter")
-    list_request = rt.queries.parse_list(entity, args, rt.permissions.of(actor))
-    present = presenter(entity, list_request.fields)
-    names = [n for n in entity.fields if n in (list_request.fields or rt.permissions.of(actor).entity(entity.name).visible)]
+    formatter = Formatter(rt.spec, request_locale(), rt.queries.tz)
+    args = [(k, v) for k, v in request.args.items(multi=True) if k not in ("format", "lang")]
+    unpaged = [key for key, _ in args if key in ("limit", "cursor", "count")]
+    if unpaged:
+        raise BadRequest(f"an export has no pages: leave out {unpaged[0]}", {unpaged[0]: ["not a parameter here"]},
+                         code="invalid_parameter")
+    access = rt.permissions.of(actor)
+    list_request = rt.queries.parse_list(entity, args, access)
+    ea = access.entity(entity.name)
+    fields = [f for f in entity.fields.values() if f.name in (list_request.fields or ea.visible)]
+    masked = {name for name, _ in ea.masked} & {f.name for f in fields}
+    present = presenter(entity, frozenset(f.name for f in fields))
+    refs = [f for f in fields if f.type == "ref" and f.name not in masked and f.to in rt.spec.entities]
     query = rt.queries.export_select(entity, list_request, actor, MAX_EXPORT)
     params = scope_params(actor)
 
-    def cell(value: Any) -> Any:
-        if isinstance(value, list):
-            value = ";".join(str(v) for v in value)
-        elif isinstance(value, dict):
-            value = json.dumps(value, ensure_ascii=False)
-        if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-            value = "'" + value
-        return value
+    def rows_of(conn, batch: list) -> list[list[Any]]:
+        titles = {f.name: rt.queries.titles(conn, f.to, {row[f.column] for row in batch} - {None}, actor)
+                  for f in refs}
+        title_fields = {f.name: rt.spec.entities[f.to].fields[rt.spec.entities[f.to].title] for f in refs}
+        out = []
+        for row in batch:
+            shown = present(row) if masked else None
+            cells = []
+            for f in fields:
+                value = row[f.column]
+                if f.name in masked:
+                    value = shown[f.name] if shown is not None else None
+                elif f.name in titles and value in titles[f.name]:
+                    value = formatter.value(title_fields[f.name], titles[f.name][value])
+                else:
+                    value = formatter.value(f, value)
+                cells.append(_cell(value))
+            out.append(cells)
+        return out
 
     def generate():
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         buffer.write("\ufeff")  # Excel reads UTF-8 (Chinese) only with the BOM
-        writer.writerow(names)
+        writer.writerow([_cell(formatter.field_label(f)) for f in fields])
         count = 0
-        with rt.engine.connect() as conn:
+        with rt.engine.connect() as conn, rt.engine.connect() as lookups:
             result = conn.execution_options(yield_per=2000).execute(query, params).mappings()
-            for row in result:
-                item = present(row)
-                writer.writerow([cell(item.get(n)) for n in names])
-                count += 1
-                if buffer.tell() > 65536:
-                    yield buffer.getvalue()
-                    buffer.seek(0)
-                    buffer.truncate()
+            for batch in iter_chunks(result, EXPORT_BATCH):
+                writer.writerows(rows_of(lookups, batch))
+                count += len(batch)
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
         yield buffer.getvalue()
         rt.directory.audit_export(actor, entity.name, count, args)
 
     filename = f"{entity.name}.csv"
     return Response(stream_with_context(generate()), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                             "Content-Language": formatter.locale})
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell: text that a spreadsheet would run as a formula is quoted
+    with a leading apostrophe; numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 @api.get("/<entity:entity_name>/<rid:record_id>/collaborators")
@@ -133,6 +165,7 @@ def add_collaborator(entity_name: str, record_id: str):
     rt = runtime()
     entity = entity_or_404(entity_name)
     body = read_object('{"user_id": ..., "access": "read"}')
+    _only(body, {"user_id", "access"})
     rid = parse_record_id(record_id)
     rt.records.share(entity.name, rid, body.get("user_id"), body.get("access", "read"), current_actor())
     return list_collaborators(entity_name, record_id)
@@ -284,6 +317,8 @@ def link_records(entity_name: str, record_id: str, relation: str):
     rt = runtime()
     entity = entity_or_404(entity_name)
     body = read_json()
+    if isinstance(body, dict):
+        _only(body, {"ids"})
     ids = body.get("ids") if isinstance(body, dict) else None
     if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
         raise BadRequest("send {\"ids\": [1, 2, ...]}", {"ids": ["must be a list of record ids"]}, code="invalid_body")
@@ -299,6 +334,13 @@ def unlink_record(entity_name: str, record_id: str, relation: str, other_id: str
     entity = entity_or_404(entity_name)
     rt.records.unlink(entity.name, parse_record_id(record_id), relation, parse_record_id(other_id), current_actor())
     return Response(status=204)
+
+
+def _only(body: dict, keys: set[str]) -> None:
+    """A small body with these keys only (a misspelt one is not ignored)."""
+    unknown = sorted(set(body) - keys)
+    if unknown:
+        raise ValidationFailed(f"unknown field '{unknown[0][:40]}'", {k[:40]: ["unknown field"] for k in unknown})
 
 
 @api.get("/recycle_bin")
