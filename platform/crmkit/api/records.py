@@ -93,14 +93,16 @@ def export_records(entity_name: str):
     fields = [f for f in entity.fields.values() if f.name in (list_request.fields or ea.visible)]
     masked = {name for name, _ in ea.masked} & {f.name for f in fields}
     present = presenter(entity, frozenset(f.name for f in fields))
-    refs = [f for f in fields if f.type == "ref" and f.name not in masked and f.to in rt.spec.entities]
+    targets = {f.name: rt.spec.entities[f.to] for f in fields
+               if f.type == "ref" and f.to is not None and f.name not in masked and f.to in rt.spec.entities}
     query = rt.queries.export_select(entity, list_request, actor, MAX_EXPORT)
     params = scope_params(actor)
 
     def rows_of(conn, batch: list) -> list[list[Any]]:
-        titles = {f.name: rt.queries.titles(conn, f.to, {row[f.column] for row in batch} - {None}, actor)
-                  for f in refs}
-        title_fields = {f.name: rt.spec.entities[f.to].fields[rt.spec.entities[f.to].title] for f in refs}
+        titles = {name: rt.queries.titles(conn, target.name,
+                                          {row[entity.fields[name].column] for row in batch} - {None}, actor)
+                  for name, target in targets.items()}
+        title_fields = {name: target.fields[target.title] for name, target in targets.items()}
         out = []
         for row in batch:
             shown = present(row) if masked else None
