@@ -407,7 +407,7 @@ class Directory:
         for key in ("display_name", "email", "mobile"):
             if key in data:
                 value = data[key]
-                if key == "display_name" and value is not None:
+                if key == "display_name":  # a person always has a name to show
                     values[key] = _named(value, key, 254, f"{key} must be text")
                     continue
                 if value is not None and (not isinstance(value, str) or len(value) > 254 or "\x00" in value):

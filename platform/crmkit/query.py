@@ -186,10 +186,8 @@ class QueryBuilder:
             if not self.field_types[f.type].sortable:
                 raise BadRequest(f"cannot sort by {f.type} field '{name}'", {"sort": [f"'{name}' is not sortable"]},
                                  code="invalid_sort")
-            if any(existing.name == name for existing, _ in result):
-                raise BadRequest(f"'{name}' appears twice in sort", {"sort": [f"'{name}' appears twice"]},
-                                 code="invalid_sort")
-            result.append((f, descending))
+            if not any(existing.name == name for existing, _ in result):  # a later mention adds nothing
+                result.append((f, descending))
         if not any(f.name == "id" for f, _ in result):
             result.append((entity.fields["id"], result[-1][1] if result else True))
         return result

@@ -168,8 +168,8 @@ class WorkflowMoves:
                                f"only {', '.join(sorted(move.roles))} may make the move '{move.name}'")
         missing = [n for n in move.require if _empty(values.get(n))]
         if missing:
-            return ValidationFailed(f"'{move.name}' needs: {', '.join(missing)}",
-                                    {n: [f"is required to '{move.name}'"] for n in missing})
+            return Conflict(f"'{move.name}' needs: {', '.join(missing)}",  # the record's state: 409
+                            {n: [f"is required to '{move.name}'"] for n in missing}, code="fields_required")
         if move.when:
             try:
                 holds = condition_holds(move.when, values)

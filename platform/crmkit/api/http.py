@@ -151,8 +151,9 @@ def entity_or_404(name: str) -> EntitySpec:
 
 
 #: If-Match as the API reads it: ``*`` (whatever is current) or one entity tag,
-#: the record's version in quotes (weak tags too: a proxy may weaken ETags).
-IF_MATCH = re.compile(r'^(\*|(W/)?"[0-9]{1,10}")$')
+#: the record's version in quotes (weak tags too: a proxy may weaken ETags; bare
+#: digits too, as clients often send them). A version that is not the record's is stale.
+IF_MATCH = re.compile(r'^(\*|(W/)?"[0-9]{1,10}"|[0-9]{1,10})$')
 def expected_version(body: Any, *, required: bool = False) -> int | None:
     """The version the request says it changes: ``If-Match`` (which wins) or
     ``version`` in the body; None for ``If-Match: *`` (whatever is current) or
@@ -167,7 +168,7 @@ def expected_version(body: Any, *, required: bool = False) -> int | None:
                              code="invalid_header")
         if text == "*":
             return None
-        return _version_number(int(text.removeprefix("W/").strip('"')), "If-Match")
+        return int(text.removeprefix("W/").strip('"'))
     if isinstance(body, dict) and "version" in body:
         version = body["version"]
         if isinstance(version, bool) or not isinstance(version, int):

@@ -27,6 +27,7 @@ from ..fieldtypes import (
     MAX_INTEGER,
     NAME_TEXT,
     NO_NUL,
+    REGION_CODE,
     DecimalType,
     FieldType,
 )
@@ -245,7 +246,8 @@ class _Document:
         s["Error"] = ERROR_SCHEMA
         s["JsonValue"] = JSON_VALUE_SCHEMA
         for depth, level in enumerate(regions.LEVELS):
-            codes = [code for code in regions.all_codes() if regions.LEVELS.index(_level(code)) <= depth]
+            codes = [code for code in regions.all_codes()
+                     if REGION_CODE.fullmatch(code) and regions.LEVELS.index(_level(code)) <= depth]
             s[f"Region{level.capitalize()}"] = {
                 "type": "string", "enum": codes,
                 "description": f"A 6-digit administrative division code (GB/T 2260) down to {level} level; "
@@ -261,7 +263,7 @@ class _Document:
             "created_at": ISO_MOMENT, "updated_at": ISO_MOMENT}}
         reference = {"type": ["integer", "string", "null"], "minimum": 1, "maximum": MAX_ID, "pattern": NO_NUL,
                      "description": "An id, or a name."}
-        person = {"display_name": {"type": ["string", "null"], "maxLength": 254, "pattern": NAME_TEXT},
+        person = {"display_name": {"type": "string", "maxLength": 254, "pattern": NAME_TEXT},
                   "email": {"type": ["string", "null"], "maxLength": 254, "pattern": NO_NUL},
                   "mobile": {"type": ["string", "null"], "maxLength": 254, "pattern": NO_NUL}}
         roles = _array({"type": "string", "enum": sorted(self.rt.permissions.roles)})
@@ -339,6 +341,15 @@ class _Document:
             properties.update(extra)
             if entity.owned:
                 properties["owner_id"] = owner
+        for workflow in self.rt.records.workflows.get(entity.name, ()):  # a state moves through transitions only
+            create = self.schemas[read + "Create"].get("properties", {}).get(workflow.field)
+            if create is not None:
+                create["enum"] = [workflow.initial] + ([None] if None in create.get("enum", ()) else [])
+                create["description"] = "A new record starts in this state."
+            update = self.schemas[read + "Update"].get("properties", {}).get(workflow.field)
+            if update is not None:
+                update["readOnly"] = True
+                update["description"] = f"Changes through the {workflow.name} transitions."
         self.schemas[read + "Update"]["required"] = ["version"]
         self.schemas[read + "Update"]["description"] = (
             "The fields to change and `version`; with If-Match the body's version may be left out (the document "

@@ -120,7 +120,7 @@ def change_my_password():
     directory = runtime().directory
     actor = current_actor()
     if not directory.verify(actor.id, data["current_password"]):
-        raise ValidationFailed("the current password is wrong", {"current_password": ["is wrong"]})
+        raise Forbidden("the current password is wrong", {"current_password": ["is wrong"]}, code="wrong_password")
     directory.update_user(actor.id, {"password": data.get("new_password")}, by=actor)
     return Response(status=204)
 
@@ -164,6 +164,9 @@ def revoke_my_token(token_id: str):
 
 def _new_token(user_id: int) -> Response:
     data = read_object('{"name": ...}')
+    unknown = sorted(set(data) - {"name", "expires_days"})
+    if unknown:
+        raise ValidationFailed(f"unknown field '{unknown[0][:40]}'", {k[:40]: ["unknown field"] for k in unknown})
     days = data.get("expires_days")
     if days is not None and (isinstance(days, bool) or not isinstance(days, int)):
         raise ValidationFailed("expires_days must be a whole number", {"expires_days": ["must be a whole number"]})

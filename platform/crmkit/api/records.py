@@ -186,7 +186,7 @@ def bulk_create(entity_name: str):
     rt = runtime()
     entity = entity_or_404(entity_name)
     body = read_json()
-    items = body.get("data") if isinstance(body, dict) else body
+    items = body.get("data") if isinstance(body, dict) and set(body) == {"data"} else body
     if not isinstance(items, list) or not items:
         raise BadRequest("send a JSON list of records (or {\"data\": [...]})", code="invalid_body")
     if len(items) > MAX_BULK:
