@@ -68,7 +68,7 @@ end
 """,
     "patch": r"""
 local levels = {"bronze", "silver", "gold", "platinum"}
-local headers = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer __TOKEN__"}
+local headers = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer __TOKEN__", ["If-Match"] = "*"}
 request = function()
   local body = string.format('{"level":"%s","points":%d,"last_order_at":"2026-%02d-%02dT%02d:%02d:%02d+08:00"}',
     levels[math.random(1, 4)], math.random(0, 50000), math.random(1, 10), math.random(1, 28),
@@ -88,9 +88,10 @@ class Settings:
     connections: int = 8
 
 
-def _request(method: str, url: str, body: dict | None = None, token: str | None = None) -> tuple[int, dict]:
+def _request(method: str, url: str, body: dict | None = None, token: str | None = None,
+             headers: dict | None = None) -> tuple[int, dict]:
     data = None if body is None else json.dumps(body).encode()
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **(headers or {})}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     req = urllib.request.Request(url, data=data, method=method, headers=headers)
@@ -130,9 +131,16 @@ def check_same_answers(generated: str, baseline: str, max_id: int, token: str) -
         problems.append(f"POST: generated {a[0]} {strip(a)} / baseline {b[0]} {strip(b)}")
     patch = {"level": "platinum", "points": 42, "last_order_at": "2026-11-02T10:00:00+08:00"}
     for app, created in ((generated, a), (baseline, b)):
-        status, answer = call("PATCH", f"{app}/api/v1/customer/{created[1]['data']['id']}", patch)
+        url = f"{app}/api/v1/customer/{created[1]['data']['id']}"
+        status, answer = call("PATCH", url, patch)
+        if status != 428 or answer["error"]["code"] != "version_required":
+            problems.append(f"PATCH without a version on {app}: {status} {answer}")
+        status, answer = call("PATCH", url, dict(patch, version=1))
         if status != 200 or answer["data"]["version"] != 2 or answer["data"]["points"] != 42:
             problems.append(f"PATCH on {app}: {status} {answer}")
+        status, answer = call("PATCH", url, dict(patch, points=43), headers={"If-Match": "*"})
+        if status != 200 or answer["data"]["version"] != 3:
+            problems.append(f"PATCH with If-Match: * on {app}: {status} {answer}")
     bad = call("POST", generated + "/api/v1/customer", {"name": None, "level": "diamond"})
     bad_b = call("POST", baseline + "/api/v1/customer", {"name": None, "level": "diamond"})
     if bad[0] != 422 or bad_b[0] != 422 or bad[1]["error"]["details"] != bad_b[1]["error"]["details"]:
@@ -227,8 +235,10 @@ def _apps(db_path: Path, work_dir: Path):
 def _environ(method: str, path: str, body: dict | None, token: str) -> dict:
     from werkzeug.test import EnvironBuilder
 
-    builder = EnvironBuilder(path=path, method=method.upper(), json=body,
-                             headers={"Authorization": f"Bearer {token}"})
+    headers = {"Authorization": f"Bearer {token}"}
+    if method == "patch":  # the load overwrites random records: whatever version is current
+        headers["If-Match"] = "*"
+    builder = EnvironBuilder(path=path, method=method.upper(), json=body, headers=headers)
     try:
         return builder.get_environ()
     finally:

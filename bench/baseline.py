@@ -213,6 +213,7 @@ LANDLINE = re.compile(r"^0\d{2,3}-\d{7,8}(-\d{1,6})?$")
 SERVICE = re.compile(r"^[48]00-?\d{3}-?\d{4}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 SPACES = re.compile(r"[\s()（）]")
+IF_MATCH = re.compile(r'^(\*|(W/)?"[0-9]{1,10}"|[0-9]{1,10})$')
 LANDLINE_DIGITS = re.compile(r"0\d{9,11}")
 REGION_CODE = re.compile(r"\d{6}")
 GENDERS = ("male", "female", "unknown")
@@ -646,15 +647,20 @@ def create_app(url: str | None = None) -> Flask:
         body = read_body()
         version = None
         header = request.headers.get("If-Match")
-        if header:
-            text = header.strip().removeprefix("W/").strip('"')
-            if not text.isdigit():
-                raise ApiError(400, "invalid_header", "If-Match must be the record's version")
-            version = int(text)
+        if header is not None:
+            text = header.strip()
+            if not IF_MATCH.match(text):
+                raise ApiError(400, "invalid_header", "If-Match must be the record's version in quotes, or *")
+            version = None if text == "*" else int(text.removeprefix("W/").strip('"'))
+            if isinstance(body, dict):
+                body = {k: v for k, v in body.items() if k != "version"}
         elif isinstance(body, dict) and "version" in body:
             version = body["version"]
-            if isinstance(version, bool) or not isinstance(version, int):
+            if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= 2**31 - 1:
                 raise ApiError(400, "invalid_version", "version must be an integer")
+        else:
+            raise ApiError(428, "version_required", "say which version you change: version or If-Match",
+                           {"version": ["is required (or the If-Match header)"]})
         values = validate(body, partial=True)
         key = record_id(rid)
         with engine.connect() as conn:

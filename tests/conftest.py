@@ -311,6 +311,11 @@ def module_app(module_database_url: str, tmp_path_factory):
     app.extensions["crmkit"].engine.dispose()
 
 
+#: The header of a PATCH that means to overwrite whatever version is current
+#: (a PATCH must name the version it changes, or say this).
+OVERWRITE = {"If-Match": "*"}
+
+
 def is_error(response, status: int, code: str | None = None) -> dict:
     """The response is the one JSON error shape with this status (and code); returns the error."""
     assert response.status_code == status, (response.status_code, response.get_data(as_text=True))

@@ -69,7 +69,7 @@ def audit_writers(rt):
 def test_every_entry_is_written_by_the_audit_module(app, rt, audit_writers):
     client = app.test_client()  # the admin
     product = client.post(f"{API}/product", json={"name": "tea", "sku": "T1"}).get_json()["data"]
-    client.patch(f"{API}/product/{product['id']}", json={"name": "green tea"})
+    client.patch(f"{API}/product/{product['id']}", json={"name": "green tea", "version": product["version"]})
     client.delete(f"{API}/product/{product['id']}")
     assert client.post(f"{API}/recycle_bin/product/{product['id']}/restore").status_code == 200
     client.delete(f"{API}/product/{product['id']}")

@@ -176,10 +176,10 @@ def test_routes_lists_the_api(mini_config, tmp_path):
     result = run(["routes", str(mini_config)], db_env("sqlite://", tmp_path))
     assert result.exit_code == 0
     routes = {tuple(line.split()) for line in result.stdout.splitlines()}
-    assert ("GET", "/api/v1/<entity_name>") in routes
-    assert ("POST", "/api/v1/<entity_name>") in routes
+    assert ("GET", "/api/v1/<entity:entity_name>") in routes
+    assert ("POST", "/api/v1/<entity:entity_name>") in routes
     for method in ("GET", "PATCH", "DELETE"):
-        assert (method, "/api/v1/<entity_name>/<record_id>") in routes
+        assert (method, "/api/v1/<entity:entity_name>/<rid:record_id>") in routes
     assert ("GET", "/api/v1/openapi.json") in routes
     assert ("GET", "/healthz") in routes
 

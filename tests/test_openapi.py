@@ -6,6 +6,7 @@ from openapi_spec_validator import validate
 
 from conftest import SAMPLE_CONFIG
 from crmkit.database import create_engine
+from crmkit.permissions import SYSTEM
 
 
 def test_openapi_document_of_the_mini_config_is_valid(client):
@@ -27,7 +28,7 @@ def test_openapi_schemas_follow_the_spec(client):
     customer, create = schemas["Customer"]["properties"], schemas["CustomerCreate"]
     assert customer["level"]["enum"] == ["bronze", "silver", "gold", None]
     assert customer["name"]["maxLength"] == 20 and customer["name"]["x-label-zh"] == "姓名"
-    assert customer["balance"]["type"] == ["string", "null"] and customer["balance"]["x-currency"] == "CNY"
+    assert customer["balance"]["type"] == ["string", "number", "null"] and customer["balance"]["x-currency"] == "CNY"
     assert customer["total_spent"]["readOnly"] is True
     assert "total_spent" not in create["properties"] and "code" not in create["properties"]
     assert create["required"] == ["name"]
@@ -66,3 +67,116 @@ def test_openapi_document_of_the_sample_config_is_valid(make_app):
     assert "/api/v1/customer" in document["paths"] and "/api/v1/order_line" in document["paths"]
     html = client.get("/api/v1/docs").get_data(as_text=True)
     assert 'id="customer"' in html and 'id="opportunity"' in html
+
+
+# ---------------------------------------------------------------- every route, each caller's view
+
+#: Routes that are not part of the API: the static files of the screens.
+NOT_API = {"static"}
+
+
+def _filled(path: str) -> str:
+    """A documented path with its parameters filled in, to route it."""
+    import re
+
+    return re.sub(r"\{[^}]+\}", "1", path)
+
+
+def test_every_route_the_app_serves_is_in_the_document(make_app):
+    """Walks the URL map: each method of each rule is an operation of the
+    document, and each operation of the document is served."""
+    app = make_app(SAMPLE_CONFIG)
+    rt = app.extensions["crmkit"]
+    from crmkit.api.openapi import document
+
+    full = document(rt)
+    adapter = app.url_map.bind("localhost")
+    documented = set()
+    for path, operations in full["paths"].items():
+        for method in operations:
+            concrete = _filled(path)
+            for name in ("name",):  # a transition's name is one of the entity's moves
+                for parameter in operations[method].get("parameters", ()):
+                    if parameter.get("name") == name and "enum" in parameter.get("schema", {}):
+                        concrete = path.replace("{id}", "1").replace("{name}", parameter["schema"]["enum"][0])
+            endpoint, _ = adapter.match(concrete, method.upper())  # raises if nothing serves it
+            documented.add((endpoint, method.upper()))
+    served = {(rule.endpoint, method) for rule in app.url_map.iter_rules() if rule.endpoint not in NOT_API
+              for method in rule.methods - {"HEAD", "OPTIONS"}}
+    missing = served - documented
+    assert not missing, sorted(missing)
+
+
+def _operations(document: dict) -> set[tuple[str, str]]:
+    return {(method, path) for path, operations in document["paths"].items() for method in operations}
+
+
+def test_each_role_sees_the_operations_it_may_call(make_app):
+    app = make_app(SAMPLE_CONFIG)
+    rt = app.extensions["crmkit"]
+    from crmkit.api.openapi import document
+
+    full = _operations(document(rt))
+    for role in rt.permissions.roles:
+        access = rt.permissions.access((role,))
+        seen = _operations(document(rt, access))
+        assert seen <= full
+        for name in rt.spec.entities:
+            ea = access.entity(name)
+            expected = {
+                ("get", f"/api/v1/{name}"): ea.allows("read"),
+                ("post", f"/api/v1/{name}"): ea.allows("create"),
+                ("post", f"/api/v1/{name}/_bulk"): ea.allows("import"),
+                ("get", f"/api/v1/{name}/_export"): ea.allows("export"),
+                ("patch", f"/api/v1/{name}/{{id}}"): ea.allows("update") or ea.allows("assign"),
+                ("delete", f"/api/v1/{name}/{{id}}"): ea.allows("delete"),
+                ("post", f"/api/v1/recycle_bin/{name}/{{id}}/restore"): ea.allows("delete"),
+            }
+            if rt.records.workflows.get(name):
+                expected[("post", f"/api/v1/{name}/{{id}}/transitions/{{name}}")] = ea.allows("transition")
+            for operation, allowed in expected.items():
+                assert (operation in seen) == allowed, (role, operation)
+        for operation, allowed in {("get", "/api/v1/users"): access.allows("user", "read"),
+                                   ("post", "/api/v1/users"): access.allows("user", "create"),
+                                   ("post", "/api/v1/teams"): access.allows("team", "create"),
+                                   ("get", "/api/v1/audit"): access.allows("audit", "read"),
+                                   ("get", "/api/v1/me"): True}.items():
+            assert (operation in seen) == allowed, (role, operation)
+    for role in ("sales_rep", "analyst"):  # a view is a valid document (each takes seconds to validate)
+        validate(document(rt, rt.permissions.access((role,))))
+
+
+def test_a_rep_sees_no_delete_no_bulk_no_export_and_no_hidden_field(make_app):
+    app = make_app(SAMPLE_CONFIG)
+    rt = app.extensions["crmkit"]
+    rt.directory.create_user({"username": "rep", "roles": ["sales_rep"]}, SYSTEM)
+    client = app.test_client(user="rep")
+    document = client.get("/api/v1/openapi.json").get_json()
+    customer = document["paths"]["/api/v1/customer/{id}"]
+    assert set(customer) == {"get", "patch"}
+    assert "/api/v1/customer/_bulk" not in document["paths"] and "/api/v1/customer/_export" not in document["paths"]
+    assert "post" in document["paths"]["/api/v1/opportunity/{id}/transitions/{name}"]
+    html = client.get("/api/v1/docs").get_data(as_text=True)
+    assert "/api/v1/customer/_bulk" not in html and "/api/v1/opportunity/{id}/transitions/{name}" in html
+    assert ">DELETE</td><td><code>/api/v1/customer/{id}</code>" not in html
+    assert ">DELETE</td><td><code>/api/v1/contact/{id}</code>" in html  # reps delete their own contacts
+
+
+def test_views_are_cached_per_combination_of_roles(rt):
+    from crmkit.api.openapi import document
+
+    admin = rt.permissions.access(("admin",))
+    assert document(rt, admin) is document(rt, rt.permissions.access(("admin",)))
+    assert document(rt) is document(rt)
+
+
+def test_transition_labels_are_label_objects(make_app):
+    app = make_app(SAMPLE_CONFIG)
+    rt = app.extensions["crmkit"]
+    from crmkit.permissions import SYSTEM
+
+    customer = rt.records.create("customer", {"name": "张三"}, SYSTEM)
+    opportunity = rt.records.create("opportunity", {"name": "大单", "customer": customer["id"]}, SYSTEM)
+    moves = app.test_client().get(f"/api/v1/opportunity/{opportunity['id']}/transitions").get_json()["data"]
+    assert moves and all(isinstance(m["label"], dict) and m["label"].get("en") for m in moves)
+    assert any(m["label"].get("zh") for m in moves)

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from conftest import is_error
+from conftest import OVERWRITE, is_error
 from crmkit.errors import ValidationFailed
 from crmkit.permissions import SYSTEM, Actor
 
@@ -53,8 +53,8 @@ def test_defaults_are_stored_as_input_would_be(make_app, tmp_path):
 def test_create_get_patch_delete(client):
     response = client.post(f"{API}/customer", json={
         "name": "  张三 ", "mobile": "+86 138-1234-5678", "email": "Zhang@EXAMPLE.com", "balance": 12.5,
-        "birthday": "1990-02-03", "last_seen": "2026-01-31T09:30:00", "tags": ["vip", "vip", "new"],
-        "region": 440106, "extra": {"source": "wechat", "score": 1.5}, "active": True})
+        "birthday": "1990-02-03", "last_seen": "2026-01-31T09:30:00+08:00", "tags": ["vip", "vip", "new"],
+        "region": "440106", "extra": {"source": "wechat", "score": 1.5}, "active": True})
     assert response.status_code == 201
     assert response.headers["Location"] == f"{API}/customer/1"
     assert response.headers["ETag"] == '"1"'
@@ -64,7 +64,7 @@ def test_create_get_patch_delete(client):
     assert record["mobile"] == "13812345678"
     assert record["email"] == "Zhang@example.com"
     assert record["balance"] == "12.50"
-    assert record["last_seen"] == "2026-01-31T01:30:00Z"  # no offset: read in the app's timezone
+    assert record["last_seen"] == "2026-01-31T01:30:00Z"
     assert record["tags"] == ["vip", "new"]
     assert record["region"] == "440106"
     assert record["extra"] == {"source": "wechat", "score": 1.5}
@@ -83,7 +83,7 @@ def test_create_get_patch_delete(client):
     assert data["updated_at"] >= data["created_at"]
     assert patched.headers["ETag"] == '"2"'
 
-    unchanged = client.patch(f"{API}/customer/1", json={"level": "gold"})
+    unchanged = client.patch(f"{API}/customer/1", json={"level": "gold"}, headers=OVERWRITE)
     assert unchanged.get_json()["data"]["version"] == 2  # nothing changed, no new version
 
     assert client.delete(f"{API}/customer/1").status_code == 204
@@ -92,7 +92,7 @@ def test_create_get_patch_delete(client):
 
 def test_missing_record(client):
     is_error(client.get(f"{API}/customer/42"), 404, "not_found")
-    is_error(client.patch(f"{API}/customer/42", json={"name": "x"}), 404, "not_found")
+    is_error(client.patch(f"{API}/customer/42", json={"name": "x"}, headers=OVERWRITE), 404, "not_found")
     is_error(client.delete(f"{API}/customer/42"), 404, "not_found")
 
 
@@ -107,12 +107,17 @@ def test_missing_record(client):
     ("age", 151, "must be at most 150"),
     ("age", 10**30, "is too large"),
     ("balance", "1.234", "has more than 2 digits after the decimal point"),
-    ("balance", "abc", "must be a number"),
-    ("balance", "NaN", "must be a finite number"),
+    ("balance", "abc", "must be a number like 12.50"),
+    ("balance", "NaN", "must be a number like 12.50"),
+    ("balance", "1.5e3", "must be a number like 12.50"),
+    ("balance", "007", "must be written like 12.50 (no leading zeros)"),
     ("balance", [1], "must be a number"),
     ("birthday", "2026-13-01", "must be a date like 2026-01-31"),
     ("birthday", 20260101, "must be a date like 2026-01-31"),
-    ("last_seen", "yesterday", "must be a date-time like 2026-01-31T09:30:00+08:00"),
+    ("last_seen", "yesterday", "must be a date-time with an offset, like 2026-01-31T09:30:00+08:00"),
+    ("last_seen", "2026-01-31T09:30:00", "must be a date-time with an offset, like 2026-01-31T09:30:00+08:00"),
+    ("name", 0, "must be a string"),
+    ("region", 440106, "must be a 6-digit region code like 440106"),
     ("email", "nope", "is not a valid email address"),
     ("mobile", "12345", "is not a phone number (a mobile like 13812345678 or a landline like 010-12345678)"),
     ("region", "999999", "'999999' is not a known region code"),
@@ -145,7 +150,8 @@ def test_every_problem_is_reported_at_once(client):
 
 
 def test_ref_to_a_missing_record(client):
-    error = is_error(client.post(f"{API}/order", json={"customer": 99, "ordered_at": "2026-01-01T10:00:00Z"}), 422)
+    error = is_error(client.post(f"{API}/order", json={"customer": 99, "ordered_at": "2026-01-01T10:00:00Z"}), 409,
+                     "reference_not_found")
     assert error["details"] == {"customer": ["Customer 99 does not exist"]}
 
 
@@ -153,19 +159,19 @@ def test_ref_to_a_deleted_record(client):
     customer = create(client, "customer", name="A")
     client.delete(f"{API}/customer/{customer['id']}")
     error = is_error(client.post(f"{API}/order", json={"customer": customer["id"],
-                                                         "ordered_at": "2026-01-01T10:00:00Z"}), 422)
+                                                         "ordered_at": "2026-01-01T10:00:00Z"}), 409)
     assert error["details"] == {"customer": [f"Customer {customer['id']} does not exist"]}
 
 
 def test_required_field_cannot_be_cleared(client):
     create(client, "customer", name="A")
-    error = is_error(client.patch(f"{API}/customer/1", json={"name": None}), 422)
+    error = is_error(client.patch(f"{API}/customer/1", json={"name": None}, headers=OVERWRITE), 422)
     assert error["details"] == {"name": ["is required"]}
 
 
 def test_patch_validates_like_create(client):
     create(client, "customer", name="A")
-    error = is_error(client.patch(f"{API}/customer/1", json={"age": "abc", "bogus": 1}), 422)
+    error = is_error(client.patch(f"{API}/customer/1", json={"age": "abc", "bogus": 1}, headers=OVERWRITE), 422)
     assert error["details"] == {"age": ["must be an integer"], "bogus": ["unknown field"]}
 
 
@@ -178,7 +184,7 @@ def test_unique_value_gets_409_naming_the_field(client):
     assert error["message"] == "another customer already has this mobile"
     assert error["details"] == {"mobile": ["already used by another record"]}
     other = create(client, "customer", name="B", mobile="13900000000")
-    error = is_error(client.patch(f"{API}/customer/{other['id']}", json={"mobile": "13812345678"}),
+    error = is_error(client.patch(f"{API}/customer/{other['id']}", json={"mobile": "13812345678"}, headers=OVERWRITE),
                      409, "unique_violation")
     assert error["details"] == {"mobile": ["already used by another record"]}
 
@@ -191,7 +197,8 @@ def test_unique_ignores_records_in_the_recycle_bin(client):
 
 def test_readonly_field_is_refused_on_patch_but_the_system_may_set_it(client, rt):
     create(client, "customer", name="A")
-    error = is_error(client.patch(f"{API}/customer/1", json={"total_spent": "10.00"}), 422, "validation_failed")
+    error = is_error(client.patch(f"{API}/customer/1", json={"total_spent": "10.00"},
+                                  headers=OVERWRITE), 422, "validation_failed")
     assert error["details"] == {"total_spent": ["is read-only"]}
     record = rt.records.update("customer", 1, {"total_spent": "10.00"}, SYSTEM)
     assert str(record["total_spent"]) == "10.00"
@@ -234,6 +241,41 @@ def test_if_match_header(client):
     is_error(client.patch(f"{API}/customer/1", json={"age": 3, "version": "2"}), 400, "invalid_version")
     is_error(client.delete(f"{API}/customer/1", headers={"If-Match": '"1"'}), 409, "stale_version")
     assert client.delete(f"{API}/customer/1", headers={"If-Match": '"3"'}).status_code == 204
+
+
+def test_patch_without_a_version_is_428(client):
+    create(client, "customer", name="A")
+    error = is_error(client.patch(f"{API}/customer/1", json={"age": 1}), 428, "version_required")
+    assert "If-Match" in error["message"] and error["details"] == {"version": ["is required (or the If-Match header)"]}
+    assert client.get(f"{API}/customer/1").get_json()["data"]["age"] is None  # nothing was written
+
+
+def test_if_match_star_overwrites_whatever_is_current(client):
+    create(client, "customer", name="A")
+    client.patch(f"{API}/customer/1", json={"age": 1, "version": 1})
+    answer = client.patch(f"{API}/customer/1", json={"age": 2, "version": 1}, headers={"If-Match": "*"})
+    assert answer.status_code == 200 and answer.get_json()["data"]["version"] == 3  # the header wins
+
+
+@pytest.mark.parametrize("header", ['"abc"', '"1", "2"', 'W/3', '"-1"', '"' + "9" * 5000 + '"', "**",
+                                    '"\u00b2"', '"²"'])
+def test_if_match_must_be_a_quoted_version_or_star(client, header):
+    create(client, "customer", name="A")
+    error = is_error(client.patch(f"{API}/customer/1", json={"age": 3}, headers={"If-Match": header}), 400,
+                     "invalid_header")
+    assert error["details"] == {"If-Match": ['must be "N" or *']}
+    is_error(client.delete(f"{API}/customer/1", headers={"If-Match": header}), 400, "invalid_header")
+
+
+@pytest.mark.parametrize("version", [0, -1, 2**31, 10**40])
+def test_body_version_out_of_range(client, version):
+    create(client, "customer", name="A")
+    is_error(client.patch(f"{API}/customer/1", json={"age": 3, "version": version}), 400, "invalid_version")
+
+
+def test_delete_needs_no_version(client):
+    create(client, "customer", name="A")
+    assert client.delete(f"{API}/customer/1").status_code == 204
 
 
 def _race(app, version: int, ages: tuple[int, int]) -> list[int]:
@@ -293,7 +335,7 @@ def test_deleted_record_is_invisible_everywhere_but_the_recycle_bin(client):
     assert client.delete(f"{API}/customer/{alice['id']}").status_code == 204
 
     is_error(client.get(f"{API}/customer/{alice['id']}"), 404)
-    is_error(client.patch(f"{API}/customer/{alice['id']}", json={"age": 3}), 404)
+    is_error(client.patch(f"{API}/customer/{alice['id']}", json={"age": 3}, headers=OVERWRITE), 404)
     is_error(client.delete(f"{API}/customer/{alice['id']}"), 404)
     is_error(client.get(f"{API}/customer/{alice['id']}/history"), 404)
     assert ids(client.get(f"{API}/customer")) == [bob["id"]]
@@ -389,7 +431,7 @@ def test_cascade_deletes_children(client):
 
 def test_history_has_who_when_field_old_new(client, rt):
     create(client, "customer", name="A", age=30)
-    client.patch(f"{API}/customer/1", json={"age": 31, "level": "gold"})
+    client.patch(f"{API}/customer/1", json={"age": 31, "level": "gold"}, headers=OVERWRITE)
     rt.records.update("customer", 1, {"name": "B"}, Actor(7, "alice", access=rt.permissions.access(["admin"])))
     history = client.get(f"{API}/customer/1/history").get_json()["data"]
     assert [h["action"] for h in history] == ["update", "update", "create"]
@@ -435,7 +477,7 @@ def test_bulk_create_refs_are_checked_per_record(client):
     customer = create(client, "customer", name="A")
     error = is_error(client.post(f"{API}/order/_bulk", json=[
         {"customer": customer["id"], "ordered_at": "2026-01-01T10:00:00Z"},
-        {"customer": 999, "ordered_at": "2026-01-01T10:00:00Z"}]), 422)
+        {"customer": 999, "ordered_at": "2026-01-01T10:00:00Z"}]), 409)
     assert error["details"] == {"1": {"customer": ["Customer 999 does not exist"]}}
     assert ids(client.get(f"{API}/order")) == []
 
@@ -480,14 +522,15 @@ def test_link_and_unlink_many_to_many_with_audit(client):
 
 def test_link_refuses_unknown_records_and_relations(client):
     customer = create(client, "customer", name="A")
-    error = is_error(client.post(f"{API}/customer/{customer['id']}/favourites", json={"ids": [5]}), 422)
+    error = is_error(client.post(f"{API}/customer/{customer['id']}/favourites", json={"ids": [5]}), 409,
+                     "reference_not_found")
     assert error["details"] == {"ids": ["product 5 does not exist"]}
     is_error(client.post(f"{API}/customer/{customer['id']}/favourites", json={"ids": ["1"]}), 400, "invalid_body")
     is_error(client.post(f"{API}/customer/{customer['id']}/favourites", json=[1]), 400, "invalid_body")
-    is_error(client.post(f"{API}/customer/{customer['id']}/nothing", json={"ids": [1]}), 404, "unknown_relation")
+    is_error(client.post(f"{API}/customer/{customer['id']}/nothing", json={"ids": [1]}), 404, "not_found")
     is_error(client.post(f"{API}/customer/{customer['id']}/orders", json={"ids": [1]}), 404, "unknown_relation")
     is_error(client.post(f"{API}/customer/99/favourites", json={"ids": []}), 404, "not_found")
-    is_error(client.get(f"{API}/customer/{customer['id']}/nothing"), 404, "unknown_relation")
+    is_error(client.get(f"{API}/customer/{customer['id']}/nothing"), 404, "not_found")
 
 
 def test_deleted_product_disappears_from_related_list(client):

@@ -85,16 +85,16 @@ def test_an_engineer_must_be_an_active_user_the_writer_may_read(app):
                               (people["gone"], f"user {people['gone']} does not exist or is disabled"),
                               # wang reads the users of his own team only: zhao is in the west team
                               (people["zhao"], f"user {people['zhao']} does not exist or is disabled")):
-        error = is_error(client.post(f"{API}/ticket", json={"subject": "x", "engineer": engineer}), 422,
-                         "validation_failed")
+        error = is_error(client.post(f"{API}/ticket", json={"subject": "x", "engineer": engineer}), 409,
+                         "reference_not_found")
         assert error["details"] == {"engineer": [message]}
-    error = is_error(client.post(f"{API}/ticket", json={"subject": "x", "desk": 99999}), 422)
+    error = is_error(client.post(f"{API}/ticket", json={"subject": "x", "desk": 99999}), 409)
     assert error["details"] == {"desk": ["team 99999 does not exist"]}
 
 
 def test_a_writer_who_may_not_read_users_can_name_none(app):
     client = client_of(app, "stranger", ("outsider",))
-    error = is_error(client.post(f"{API}/ticket", json={"subject": "x", "engineer": app.people["li"]}), 422)
+    error = is_error(client.post(f"{API}/ticket", json={"subject": "x", "engineer": app.people["li"]}), 409)
     assert list(error["details"]) == ["engineer"]
     assert client.post(f"{API}/ticket", json={"subject": "x"}).status_code == 201
 

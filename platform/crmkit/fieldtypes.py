@@ -14,7 +14,6 @@ import re
 from collections.abc import Callable
 from decimal import Context, Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -29,10 +28,30 @@ TEXT_OPS = ("eq", "ne", "in", "nin", "contains", "startswith", "isnull", "gt", "
 ORDERED_OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "isnull")
 CHOICE_OPS = ("eq", "ne", "in", "nin", "isnull")
 
-MOBILE = re.compile(r"^1[3-9]\d{9}$")
-LANDLINE = re.compile(r"^0\d{2,3}-\d{7,8}(-\d{1,6})?$")
-SERVICE_NUMBER = re.compile(r"^[48]00-?\d{3}-?\d{4}$")
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Input grammars, shared by the server and the OpenAPI document: explicit
+# character classes only, so Python and JSON Schema (ECMA-262) read them alike.
+PHONE_MOBILE = re.compile(r"^(?:(?:\+86|0086)[ -]?)?1[3-9][0-9][ -]?[0-9]{4}[ -]?[0-9]{4}$")
+PHONE_LANDLINE = re.compile(
+    r"^(0(?:10|2[0-9]|[3-9][0-9]{2})[ -]?|\(0(?:10|2[0-9]|[3-9][0-9]{2})\) ?|（0(?:10|2[0-9]|[3-9][0-9]{2})）)"
+    r"([0-9]{7,8})(?:-([0-9]{1,6}))?$")
+PHONE_SERVICE = re.compile(r"^[48]00[ -]?[0-9]{3}[ -]?[0-9]{4}$")
+EMAIL = re.compile(r"^[^@\x00-\x20\x7f]+@[^@\x00-\x20\x7f.]+(?:\.[^@\x00-\x20\x7f.]+)+$")
+URL = re.compile(r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\x00-\x20\x7f]+(?:[/?#][^\x00-\x20\x7f]*)?$")
+DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+#: RFC 3339 (JSON Schema's date-time): seconds and an offset are required.
+DATE_TIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+                       r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})$")
+REGION_CODE = re.compile(r"^[0-9]{6}$")
+NO_NUL = "^[^\\x00]*$"
+#: What Python's str.strip() or JSON Schema's \\s counts as blank, and control characters.
+BLANK = "\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff"
+#: A name: something besides blanks, no NUL (as the server checks with NAMED).
+NAME_TEXT = f"^[^\\x00]*[^{BLANK}][^\\x00]*$"
+NAMED = re.compile(NAME_TEXT)
+#: A decimal as a JSON string: plain digits and a point (the field's pattern narrows it).
+PLAIN_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+#: A decimal in a query string (filters, cursors): an exponent is fair there.
+DECIMAL_TEXT = re.compile(r"-?(?:[0-9]+(?:\.[0-9]+)?)(?:[eE][+-]?[0-9]{1,6})?")
 AUTONUMBER_TOKEN = re.compile(r"\{([^{}]*)\}")
 AUTONUMBER_DATE_TOKENS = {"YYYY": "%Y", "YY": "%y", "MM": "%m", "DD": "%d", "YYYYMMDD": "%Y%m%d",
                           "YYYYMM": "%Y%m", "YYMMDD": "%y%m%d", "YYMM": "%y%m"}
@@ -83,8 +102,40 @@ class FieldType:
 
 #: Ids are 32-bit integer columns; a larger number cannot be the id of anything.
 MAX_ID = 2**31 - 1
+#: Integer fields are 64-bit columns.
+MAX_INTEGER = 2**63 - 1
 #: Enough digits for any decimal field (precision is at most 18), so rounding never overflows.
 DECIMAL_CONTEXT = Context(prec=60)
+WHOLE_NUMBER = re.compile(r"-?[0-9]+")
+
+
+def whole_number(text: str, maximum: int = MAX_INTEGER, message: str = "must be a whole number") -> int:
+    """A whole number written in ASCII digits (a minus allowed), within ±maximum.
+
+    The digits are counted before anything converts them: int() of a long
+    digit string costs time quadratic in its length (Python refuses beyond
+    4,300 digits with a ValueError)."""
+    if not WHOLE_NUMBER.fullmatch(text):
+        raise FieldValueError(message)
+    if len(text.lstrip("-").lstrip("0")) > len(str(maximum)):
+        raise FieldValueError("is out of range")
+    number = int(text)
+    if abs(number) > maximum:
+        raise FieldValueError("is out of range")
+    return number
+
+
+def integral(number: Decimal, maximum: int = MAX_INTEGER) -> int:
+    """A whole Decimal as an int, its magnitude checked first: int() of
+    Decimal('1e999999999') builds a billion-digit number and never returns."""
+    if not number.is_finite() or number != number.to_integral_value():
+        raise FieldValueError("must be an integer")
+    if number and number.adjusted() >= len(str(maximum)):
+        raise FieldValueError("is too large")
+    value = int(number)
+    if abs(value) > maximum:
+        raise FieldValueError("is too large")
+    return value
 
 
 def _storable(text: str) -> str:
@@ -119,26 +170,29 @@ class StringType(FieldType):
         return sa.String(self.length(f))
 
     def normalise(self, f: FieldSpec, text: str) -> str:
+        """The text as stored, once it has passed the checks (surrounding spaces trimmed)."""
         return text.strip()
 
     def coerce(self, f, value, tz=UTC):
-        if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+        """A JSON string. Length and pattern are checked on the text as sent,
+        as the OpenAPI document states them; the stored text is then trimmed."""
+        if not isinstance(value, str):
             raise FieldValueError("must be a string")
-        text = self.normalise(f, _storable(str(value)))
+        text = _storable(value)
         if len(text) > self.length(f):
             raise FieldValueError(f"must be at most {self.length(f)} characters")
         if f.min_length is not None and len(text) < f.min_length:
             raise FieldValueError(f"must be at least {f.min_length} characters")
-        if f.pattern and not re.fullmatch(f.pattern, text):
+        if f.pattern and not re.fullmatch(f.pattern, text, re.ASCII):
             raise FieldValueError(f"does not match the pattern {f.pattern}")
-        return text
+        return self.normalise(f, text)
 
     def json_schema(self, f):
-        schema: dict = {"type": "string", "maxLength": self.length(f)}
+        schema: dict = {"type": "string", "maxLength": self.length(f), "pattern": NO_NUL}
         if f.min_length:
             schema["minLength"] = f.min_length
-        if f.pattern:
-            schema["pattern"] = f.pattern
+        if f.pattern:  # JSON Schema patterns search; the field's must match the whole text
+            schema["allOf"] = [{"pattern": f"^(?:{f.pattern})$"}]
         return schema
 
     def check(self, f, report):
@@ -154,7 +208,7 @@ class StringType(FieldType):
 class TextType(StringType):
     name = "text"
     keys = frozenset({"max_length", "min_length"})
-    operators = ("contains", "startswith", "isnull", "eq", "ne")
+    operators: tuple[str, ...] = ("contains", "startswith", "isnull", "eq", "ne")
     sortable = False
     default_length = 100_000
 
@@ -171,45 +225,45 @@ class EmailType(StringType):
     default_length = 254
 
     def normalise(self, f, text):
-        text = text.strip()
-        if not EMAIL.match(text):
+        if not EMAIL.fullmatch(text):
             raise FieldValueError("is not a valid email address")
         local, _, domain = text.rpartition("@")
         return f"{local}@{domain.lower()}"
 
     def json_schema(self, f):
-        return {"type": "string", "format": "email", "maxLength": 254}
+        return {"type": "string", "pattern": EMAIL.pattern, "maxLength": 254, "examples": ["zhang.san@example.com"]}
 
 
 class PhoneType(StringType):
-    """Mainland mobiles (11 digits starting with 1), landlines (区号-号码) and 400/800 numbers."""
+    """Mainland mobiles (11 digits starting with 1, optionally after +86 or
+    0086), landlines (区号-号码[-分机], the area code also in brackets) and
+    400/800 numbers; spaces or hyphens between the groups. Stored as 13812345678,
+    010-12345678[-123] or 400-123-4567."""
 
     name = "phone"
     keys = frozenset({"mobile_only"})
     default_length = 24
 
     def normalise(self, f, text):
-        compact = re.sub(r"[\s()（）]", "", text)
-        digits = compact.replace("-", "")
-        for prefix in ("+86", "0086"):
-            if digits.startswith(prefix) and MOBILE.match(digits[len(prefix):]):
-                digits = digits[len(prefix):]
-        if MOBILE.match(digits):
-            return digits
+        digits = re.sub(r"[^0-9]", "", text)
+        if PHONE_MOBILE.fullmatch(text):
+            return digits[-11:]
         if f.mobile_only:
             raise FieldValueError("is not a mobile number (11 digits starting with 1)")
-        if LANDLINE.match(compact) or SERVICE_NUMBER.match(compact):
-            return compact
-        if re.fullmatch(r"0\d{9,11}", digits):
-            return f"{digits[:3]}-{digits[3:]}" if digits[1] in "12" else f"{digits[:4]}-{digits[4:]}"
+        landline = PHONE_LANDLINE.fullmatch(text)
+        if landline:
+            area = re.sub(r"[^0-9]", "", landline.group(1))
+            number = f"{area}-{landline.group(2)}"
+            return f"{number}-{landline.group(3)}" if landline.group(3) else number
+        if PHONE_SERVICE.fullmatch(text):
+            return f"{digits[:3]}-{digits[3:6]}-{digits[6:]}"
         raise FieldValueError("is not a phone number (a mobile like 13812345678 or a landline like 010-12345678)")
 
     def json_schema(self, f):
-        pattern = MOBILE.pattern if f.mobile_only else None
-        schema = {"type": "string", "maxLength": 24, "examples": ["13812345678"]}
-        if pattern:
-            schema["pattern"] = pattern
-        return schema
+        pattern = PHONE_MOBILE.pattern if f.mobile_only else \
+            f"{PHONE_MOBILE.pattern}|{PHONE_LANDLINE.pattern}|{PHONE_SERVICE.pattern}"
+        return {"type": "string", "maxLength": 24, "pattern": pattern,
+                "examples": ["13812345678", "+86 138-1234-5678", "010-12345678", "(0755) 1234-5678", "400-123-4567"]}
 
 
 class UrlType(StringType):
@@ -218,14 +272,12 @@ class UrlType(StringType):
     default_length = 2048
 
     def normalise(self, f, text):
-        text = text.strip()
-        parts = urlsplit(text)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        if not URL.fullmatch(text):
             raise FieldValueError("is not an http(s) URL")
         return text
 
     def json_schema(self, f):
-        return {"type": "string", "format": "uri", "maxLength": 2048}
+        return {"type": "string", "pattern": URL.pattern, "maxLength": 2048, "examples": ["https://example.com"]}
 
 
 class AutonumberType(StringType):
@@ -241,7 +293,8 @@ class AutonumberType(StringType):
         return _storable(value.strip())
 
     def json_schema(self, f):
-        return {"type": "string", "readOnly": True, "examples": [render_autonumber(f.pattern or "", dt.datetime(2026, 1, 1), 1)]}
+        example = render_autonumber(f.pattern or "", dt.datetime(2026, 1, 1), 1)
+        return {"type": "string", "readOnly": True, "examples": [example]}
 
     def check(self, f, report):
         if not f.pattern:
@@ -261,7 +314,7 @@ def autonumber_problem(pattern: str) -> str:
                 return f"bad sequence token {{{token}}}: write {{seq}} or {{seq:6}}"
         elif token not in AUTONUMBER_DATE_TOKENS:
             return (f"unknown token {{{token}}} in pattern; use "
-                    + ", ".join("{%s}" % t for t in AUTONUMBER_DATE_TOKENS) + " and {seq:N}")
+                    + ", ".join(f"{{{t}}}" for t in AUTONUMBER_DATE_TOKENS) + " and {seq:N}")
     if seqs != 1:
         return "the pattern needs exactly one {seq} or {seq:N} token"
     if "{" in AUTONUMBER_TOKEN.sub("", pattern) or "}" in AUTONUMBER_TOKEN.sub("", pattern):
@@ -296,23 +349,19 @@ class IntegerType(FieldType):
         return sa.BigInteger()
 
     def coerce(self, f, value, tz=UTC):
-        if isinstance(value, bool):
+        if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
             raise FieldValueError("must be an integer")
-        if isinstance(value, int):
-            number = value
-        elif isinstance(value, Decimal) and value == value.to_integral_value():
-            number = int(value)
-        elif isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
-            number = int(value)
-        else:
-            raise FieldValueError("must be an integer")
-        if abs(number) > 2**63 - 1:
+        number = integral(value) if isinstance(value, Decimal) else value
+        if abs(number) > MAX_INTEGER:
             raise FieldValueError("is too large")
         _bounds(f, number, int)
         return number
 
+    def parse_text(self, f, text, tz=UTC):
+        return self.coerce(f, whole_number(text), tz)
+
     def json_schema(self, f):
-        schema: dict = {"type": "integer"}
+        schema: dict = {"type": "integer", "minimum": -MAX_INTEGER, "maximum": MAX_INTEGER}
         if f.min is not None:
             schema["minimum"] = f.min
         if f.max is not None:
@@ -342,21 +391,48 @@ class DecimalType(FieldType):
         return ExactDecimal(self.precision(f), self.scale(f))
 
     def coerce(self, f, value, tz=UTC):
+        """A JSON number (read exactly, as Decimal) or a string in the field's
+        grammar (``pattern``: plain digits, no exponent, no leading zeros)."""
         if isinstance(value, bool) or not isinstance(value, (int, Decimal, str, float)):
             raise FieldValueError("must be a number")
-        try:
-            number = Decimal(str(value).strip()) if not isinstance(value, Decimal) else value
-        except InvalidOperation:
-            raise FieldValueError("must be a number") from None
+        if isinstance(value, str):
+            if not PLAIN_DECIMAL.fullmatch(value):
+                raise FieldValueError(f"must be a number like {self.example(f)}")
+            number = self._checked(f, Decimal(value))
+            if not re.fullmatch(self.pattern(f), value):  # the rest of the grammar: leading zeros, a needless sign
+                raise FieldValueError(f"must be written like {self.example(f)} (no leading zeros)")
+            return number
+        number = value if isinstance(value, Decimal) else Decimal(repr(value) if isinstance(value, float) else value)
+        return self._checked(f, number)
+
+    def parse_text(self, f, text, tz=UTC):
+        """A filter or cursor value: exponents allowed (1e3), still within the field's size."""
+        if not DECIMAL_TEXT.fullmatch(text):
+            raise FieldValueError("must be a number")
+        return self._checked(f, Decimal(text))
+
+    def pattern(self, f: FieldSpec) -> str:
+        """The grammar of the field's values as strings (the OpenAPI document's pattern)."""
+        scale = self.scale(f)
+        whole = self.precision(f) - scale
+        sign = "" if f.min is not None and Decimal(str(f.min)) >= 0 else "-?"
+        fraction = f"(?:\\.[0-9]{{1,{scale}}})?" if scale else ""
+        return f"^{sign}(?:0|[1-9][0-9]{{0,{whole - 1}}}){fraction}$"
+
+    def example(self, f: FieldSpec) -> str:
+        return "12." + "50"[: self.scale(f)] if self.scale(f) else "12"
+
+    def _checked(self, f: FieldSpec, number: Decimal) -> Decimal:
+        """The number within the field's size, scale and bounds, quantized to its scale.
+        Every check compares exponents before any arithmetic that could grow with them."""
         if not number.is_finite():
             raise FieldValueError("must be a finite number")
         scale = self.scale(f)
         if number and number.adjusted() >= self.precision(f) - scale:
             raise FieldValueError("is too large")
         quantum = Decimal(1).scaleb(-scale)
-        exponent = number.as_tuple().exponent  # an int: the number is finite
-        if isinstance(exponent, int) and exponent < -scale and number != number.quantize(quantum,
-                                                                                        context=DECIMAL_CONTEXT):
+        if number.adjusted() - len(number.as_tuple().digits) + 1 < -scale \
+                and number != number.quantize(quantum, context=DECIMAL_CONTEXT):  # its last digit's place
             raise FieldValueError(f"has more than {scale} digits after the decimal point")
         number = number.quantize(quantum, context=DECIMAL_CONTEXT)
         if len(number.as_tuple().digits) > self.precision(f):
@@ -368,8 +444,20 @@ class DecimalType(FieldType):
         return None if value is None else str(value)
 
     def json_schema(self, f):
-        return {"type": "string", "format": "decimal", "pattern": r"^-?\d+(\.\d+)?$",
-                "description": f"A decimal number with up to {self.scale(f)} digits after the point, sent as a string or a number and returned as a string."}
+        scale = self.scale(f)
+        limit = 10 ** (self.precision(f) - scale)
+        schema: dict = {
+            "type": ["string", "number"], "pattern": self.pattern(f),
+            "multipleOf": 1 if scale == 0 else float(Decimal(1).scaleb(-scale)),
+            "exclusiveMinimum": -limit, "exclusiveMaximum": limit,
+            "description": f"A decimal number with at most {scale} digits after the point, sent as a JSON "
+                           "number or a string and returned as a string.",
+            "examples": [self.example(f)]}
+        for key, bound in (("minimum", f.min), ("maximum", f.max)):
+            if bound is not None:
+                number = Decimal(str(bound))
+                schema[key] = int(number) if number == number.to_integral_value() else float(number)
+        return schema
 
     def check(self, f, report):
         if f.scale is not None and f.precision is not None and f.scale >= f.precision:
@@ -392,7 +480,8 @@ class MoneyType(DecimalType):
 
     def json_schema(self, f):
         schema = super().json_schema(f)
-        schema["description"] = f"An amount in {f.currency or 'CNY'}, as a decimal string with 2 digits after the point."
+        schema["description"] = (f"An amount in {f.currency or 'CNY'}: a JSON number or a string with at most "
+                                 "2 digits after the point; returned as a string with 2.")
         schema["x-currency"] = f.currency or "CNY"
         schema["examples"] = ["1280.00"]
         return schema
@@ -400,10 +489,8 @@ class MoneyType(DecimalType):
 
 class BooleanType(FieldType):
     name = "boolean"
-    operators = ("eq", "ne", "isnull")
+    operators: tuple[str, ...] = ("eq", "ne", "isnull")
     plain_dump = True
-    TRUE = frozenset({"true", "1", "yes", "on"})
-    FALSE = frozenset({"false", "0", "no", "off"})
 
     def column_type(self, f):
         return sa.Boolean()
@@ -414,11 +501,8 @@ class BooleanType(FieldType):
         raise FieldValueError("must be true or false")
 
     def parse_text(self, f, text, tz=UTC):
-        lowered = text.strip().lower()
-        if lowered in self.TRUE:
-            return True
-        if lowered in self.FALSE:
-            return False
+        if text in ("true", "false"):  # as JSON and the OpenAPI document write them
+            return text == "true"
         raise FieldValueError("must be true or false")
 
     def json_schema(self, f):
@@ -438,7 +522,9 @@ class DateType(FieldType):
             raise FieldValueError("must be a date like 2026-01-31")
         if isinstance(value, str):
             try:
-                value = dt.date.fromisoformat(value.strip())
+                if not DATE.fullmatch(value):
+                    raise ValueError(value)
+                value = dt.date.fromisoformat(value)
             except ValueError:
                 raise FieldValueError("must be a date like 2026-01-31") from None
         _bounds(f, value, lambda b: b if isinstance(b, dt.date) else dt.date.fromisoformat(str(b)))
@@ -448,7 +534,11 @@ class DateType(FieldType):
         return None if value is None else value.isoformat()
 
     def json_schema(self, f):
-        return {"type": "string", "format": "date"}
+        schema: dict = {"type": "string", "format": "date", "pattern": DATE.pattern}
+        if f.min is not None or f.max is not None:
+            schema["description"] = f"From {f.min or 'any date'} to {f.max or 'any date'}."
+            schema["x-minimum"], schema["x-maximum"] = f.min, f.max
+        return schema
 
     def default_value(self, f, tz):
         if f.default == "today":
@@ -476,16 +566,30 @@ class DateTimeType(FieldType):
         return UTCDateTime()
 
     def coerce(self, f, value, tz=UTC):
-        if isinstance(value, dt.datetime):
-            moment = value
-        elif isinstance(value, str):
-            text = value.strip()
-            try:
-                moment = dt.datetime.fromisoformat(text)
-            except ValueError:
-                raise FieldValueError("must be a date-time like 2026-01-31T09:30:00+08:00") from None
-        else:
+        """A JSON value: RFC 3339 (seconds and an offset, as JSON Schema's
+        date-time says), or a datetime object from Python callers."""
+        if isinstance(value, str):
+            if not DATE_TIME.fullmatch(value):
+                raise FieldValueError("must be a date-time with an offset, like 2026-01-31T09:30:00+08:00")
+            return self.parse_text(f, value, tz)
+        if not isinstance(value, dt.datetime):
             raise FieldValueError("must be a date-time like 2026-01-31T09:30:00+08:00")
+        return self._utc(value, tz)
+
+    def parse_text(self, f, text, tz=UTC):
+        """A filter or cursor value: RFC 3339, or a date (its midnight in the
+        app's timezone)."""
+        if DATE.fullmatch(text):
+            text += "T00:00:00"
+        elif not DATE_TIME.fullmatch(text):
+            raise FieldValueError("must be a date-time like 2026-01-31T09:30:00+08:00 or a date like 2026-01-31")
+        try:
+            moment = dt.datetime.fromisoformat(text.upper())
+        except ValueError:
+            raise FieldValueError("must be a date-time like 2026-01-31T09:30:00+08:00") from None
+        return self._utc(moment, tz)
+
+    def _utc(self, moment: dt.datetime, tz: dt.tzinfo) -> dt.datetime:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=tz)
         try:
@@ -501,7 +605,8 @@ class DateTimeType(FieldType):
         return value.isoformat()[:-6] + "Z"  # ...+00:00 -> ...Z
 
     def json_schema(self, f):
-        return {"type": "string", "format": "date-time"}
+        return {"type": "string", "format": "date-time", "pattern": DATE_TIME.pattern,
+                "examples": ["2026-01-31T09:30:00+08:00"]}
 
     def default_value(self, f, tz):
         if f.default == "now":
@@ -521,8 +626,10 @@ class EnumType(FieldType):
         return sa.String(max([len(str(v)) for v in f.option_values] + [32]))
 
     def coerce(self, f, value, tz=UTC):
-        if value in f.option_values and not isinstance(value, bool):
-            return value
+        if not isinstance(value, bool):
+            for option in f.option_values:  # the option itself: JSON's 2.0 is the option 2
+                if option == value and isinstance(option, str) == isinstance(value, str):
+                    return option
         raise FieldValueError(f"must be one of: {', '.join(str(v) for v in f.option_values)}")
 
     def parse_text(self, f, text, tz=UTC):
@@ -548,7 +655,7 @@ class EnumType(FieldType):
 
 class MultiEnumType(EnumType):
     name = "multi_enum"
-    operators = ("contains", "isnull")
+    operators: tuple[str, ...] = ("contains", "isnull")
     sortable = False
     plain_dump = False
 
@@ -560,10 +667,14 @@ class MultiEnumType(EnumType):
             raise FieldValueError("must be a list of options")
         chosen = []
         for item in value:
-            if item not in f.option_values or isinstance(item, bool):
-                raise FieldValueError(f"'{item}' is not one of: {', '.join(str(v) for v in f.option_values)}")
-            if item not in chosen:
-                chosen.append(item)
+            try:
+                option = EnumType.coerce(self, f, item, tz)
+            except FieldValueError:
+                shown = str(item) if len(str(item)) <= 40 else str(item)[:40] + "…"
+                options = ", ".join(str(v) for v in f.option_values)
+                raise FieldValueError(f"'{shown}' is not one of: {options}") from None
+            if option not in chosen:
+                chosen.append(option)
         return chosen
 
     def parse_text(self, f, text, tz=UTC):
@@ -577,7 +688,8 @@ class MultiEnumType(EnumType):
         return [] if value is None else list(value)
 
     def json_schema(self, f):
-        return {"type": "array", "uniqueItems": True, "items": {"enum": list(f.option_values)},
+        return {"type": "array", "items": {"enum": list(f.option_values)},
+                "description": "Options in order; one given twice counts once.",
                 "x-labels": {str(o.value): dict(o.label) for o in f.options}}
 
 
@@ -586,31 +698,30 @@ class RefType(FieldType):
 
     name = "ref"
     keys = frozenset({"to", "on_delete"})
-    operators = CHOICE_OPS
+    operators: tuple[str, ...] = CHOICE_OPS
     plain_dump = True
 
     def column_type(self, f):
         return sa.Integer()
 
     def coerce(self, f, value, tz=UTC):
-        if isinstance(value, dict) and set(value) == {"id"}:
-            value = value["id"]
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 10:
-                value = int(value)
-            else:
-                raise FieldValueError(f"must be the id of a {f.to}")
-        if value < 1 or value > MAX_ID:
+        if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+            value = integral(value, MAX_ID) if value.adjusted() < 10 else 0  # 5.0 is an integer in JSON
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
             raise FieldValueError(f"must be the id of a {f.to}")
         return value
 
+    def parse_text(self, f, text, tz=UTC):
+        return self.coerce(f, whole_number(text, MAX_ID, f"must be the id of a {f.to}"), tz)
+
     def json_schema(self, f):
-        return {"type": "integer", "minimum": 1, "description": f"The id of a {f.to}.", "x-ref": f.to}
+        return {"type": "integer", "minimum": 1, "maximum": MAX_ID, "description": f"The id of a {f.to}.",
+                "x-ref": f.to}
 
 
 class JsonType(FieldType):
     name = "json"
-    operators = ("isnull",)
+    operators: tuple[str, ...] = ("isnull",)
     sortable = False
     max_bytes = 65536
 
@@ -635,16 +746,38 @@ class JsonType(FieldType):
         raise FieldValueError("JSON fields can only be filtered with isnull")
 
     def json_schema(self, f):
-        return {}
+        return {"$ref": "#/components/schemas/JsonValue",
+                "description": f"Any JSON value up to {self.max_bytes} bytes (no NUL characters)."}
+
+
+#: What a JSON field holds, for the OpenAPI document (components/schemas/JsonValue).
+MAX_FLOAT = 1.7976931348623157e308
+JSON_VALUE_SCHEMA = {"anyOf": [
+    {"type": ["null", "boolean"]},
+    {"type": "number", "minimum": -MAX_FLOAT, "maximum": MAX_FLOAT},
+    {"type": "string", "pattern": "^[^\\x00]*$"},
+    {"type": "array", "items": {"$ref": "#/components/schemas/JsonValue"}},
+    {"type": "object", "propertyNames": {"pattern": "^[^\\x00]*$"},
+     "additionalProperties": {"$ref": "#/components/schemas/JsonValue"}},
+]}
 
 
 _JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
 def _plain_json(value):
-    """Decimals (from the exact JSON parser) back to numbers for storage."""
+    """Decimals (from the exact JSON parser) back to numbers for storage: whole
+    ones within 64 bits as integers, others as floats (what every JSON reader
+    takes); a number beyond both is refused."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_FLOAT:
+        raise FieldValueError("holds a number too large to store")
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
+        if value == value.to_integral_value() and (not value or value.adjusted() < 19):
+            return int(value)  # magnitude checked first: int() of a huge exponent never returns
+        number = float(value)
+        if number in (float("inf"), float("-inf")):
+            raise FieldValueError("holds a number too large to store")
+        return number
     if isinstance(value, list):
         return [_plain_json(v) for v in value]
     if isinstance(value, dict):
@@ -657,18 +790,16 @@ class RegionType(FieldType):
 
     name = "region"
     keys = frozenset({"level"})
-    operators = ("eq", "ne", "in", "nin", "isnull", "within")
+    operators: tuple[str, ...] = ("eq", "ne", "in", "nin", "isnull", "within")
     plain_dump = True
 
     def column_type(self, f):
         return sa.String(6)
 
     def coerce(self, f, value, tz=UTC):
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        if not isinstance(value, str) or not re.fullmatch(r"\d{6}", value.strip()):
+        if not isinstance(value, str) or not REGION_CODE.fullmatch(value):
             raise FieldValueError("must be a 6-digit region code like 440106")
-        code = value.strip()
+        code = value
         region = regions.get(code)
         if region is None:
             raise FieldValueError(f"'{code}' is not a known region code")
@@ -677,7 +808,8 @@ class RegionType(FieldType):
         return code
 
     def json_schema(self, f):
-        return {"type": "string", "pattern": r"^\d{6}$", "examples": ["440106"],
+        level = (f.level or "district").capitalize()
+        return {"$ref": f"#/components/schemas/Region{level}", "examples": ["440106"],
                 "description": "A 6-digit administrative division code (GB/T 2260); names at /api/v1/regions."}
 
 

@@ -33,12 +33,14 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from .audit import AuditTrail
 from .database import write_transaction
 from .errors import Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized, ValidationFailed
+from .fieldtypes import BLANK, MAX_ID
 from .permissions import Actor, Permissions, ScopeSQL, refusal, scope_params
 from .sqltypes import UTC
 from .tables import Tables
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{1,63}$")
 TEAM_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+HAS_TEXT = re.compile(f"[^{BLANK}]")
 MIN_PASSWORD = 8
 TOKEN_PREFIX = "crm_"
 SESSION_DAYS = 14
@@ -66,6 +68,16 @@ def _dummy_hash() -> str:
 
 def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _named(value: Any, key: str, max_length: int | None, message: str) -> str:
+    """A name people read (a display name, a label): text with something
+    besides blanks and no NUL, at most ``max_length`` as sent; stored trimmed."""
+    if (not isinstance(value, str) or "\x00" in value or not HAS_TEXT.search(value)
+            or max_length is not None and len(value) > max_length):
+        limit = f" of at most {max_length} characters" if max_length else ""
+        raise ValidationFailed(message, {key: [f"must be text{limit}, not only blanks"]})
+    return value.strip()
 
 
 def now() -> dt.datetime:
@@ -281,9 +293,7 @@ class Directory:
 
     def create_token(self, user_id: int, name: Any, actor: Actor, *, expires_days: Any = None) -> NewToken:
         """A new API token of a user; its secret is in the answer, once."""
-        if not isinstance(name, str) or not name.strip() or len(name.strip()) > 100:
-            raise ValidationFailed("a token needs a name of 1 to 100 characters", {"name": ["1 to 100 characters"]})
-        name = name.strip()
+        name = _named(name, "name", 100, "a token needs a name of 1 to 100 characters")
         if expires_days is not None and (isinstance(expires_days, bool) or not isinstance(expires_days, int)):
             raise ValidationFailed("expires_days must be a whole number", {"expires_days": ["must be a whole number"]})
         if expires_days is not None and not 0 < expires_days <= 3650:
@@ -384,13 +394,15 @@ class Directory:
         if value is None:
             return None
         found: int | None = None
-        if isinstance(value, str) and not value.isdigit():
+        if isinstance(value, str) and not (value.isascii() and value.isdigit()):
             column = table.c.username if table is self.tables.users else table.c.name
             found = tx.execute(sa.select(table.c.id).where(column == value)).scalar()
-        elif isinstance(value, (int, str)) and not isinstance(value, bool):
+        elif isinstance(value, (int, str)) and not isinstance(value, bool) and len(str(value)) <= 10 \
+                and 0 < int(value) <= MAX_ID:  # a larger number is no id (and overflows the column)
             found = tx.execute(sa.select(table.c.id).where(table.c.id == int(value))).scalar()
         if found is None:
-            raise ValidationFailed(f"no {what} {value!r}", {f"{what}_id": [f"no {what} {value!r}"]})
+            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "…"  # never echoed whole
+            raise Conflict(f"no {what} {shown}", {f"{what}_id": [f"no {what} {shown}"]}, code="reference_not_found")
         return found
 
     USER_FIELDS = ("username", "display_name", "email", "mobile", "active", "roles", "team_id", "superior_id",
@@ -409,7 +421,7 @@ class Directory:
             raise self.refuse(actor, "user", "assign", message="your role does not allow you to give users roles")
         self._unknown(data, self.USER_FIELDS)
         username = data.get("username")
-        if not isinstance(username, str) or not USERNAME.match(username):
+        if not isinstance(username, str) or not USERNAME.fullmatch(username):
             raise ValidationFailed("a user name has 2 to 64 letters, digits, and . _ @ -",
                                    {"username": ["2 to 64 letters, digits, and . _ @ -"]})
         at = now()
@@ -507,8 +519,10 @@ class Directory:
         for key in ("display_name", "email", "mobile"):
             if key in data:
                 value = data[key]
-                if value is not None and (not isinstance(value, str) or len(value) > 254 or
-                                          key == "display_name" and not value.strip()):
+                if key == "display_name":  # a person always has a name to show
+                    values[key] = _named(value, key, 254, f"{key} must be text")
+                    continue
+                if value is not None and (not isinstance(value, str) or len(value) > 254 or "\x00" in value):
                     raise ValidationFailed(f"{key} must be text", {key: ["must be text of at most 254 characters"]})
                 values[key] = value.strip() if isinstance(value, str) else value
         if "active" in data:
@@ -529,8 +543,8 @@ class Directory:
         current: int | None = superior_id
         while current is not None and current not in seen:
             if current == user_id:
-                raise ValidationFailed("a user cannot report to themselves or to someone who reports to them",
-                                       {"superior_id": ["would make a reporting loop"]})
+                raise Conflict("a user cannot report to themselves or to someone who reports to them",
+                               {"superior_id": ["would make a reporting loop"]}, code="reporting_loop")
             seen.add(current)
             current = tx.execute(sa.select(users.c.superior_id).where(users.c.id == current)).scalar()
 
@@ -544,11 +558,10 @@ class Directory:
             raise self.refuse(actor, "team", "create")
         self._unknown(data, self.TEAM_FIELDS)
         name, label = data.get("name"), data.get("label")
-        if not isinstance(name, str) or not TEAM_NAME.match(name):
+        if not isinstance(name, str) or not TEAM_NAME.fullmatch(name):
             raise ValidationFailed("a team name is snake_case (a-z, 0-9, _)",
                                    {"name": ["snake_case, up to 64 characters"]})
-        if label is not None and not isinstance(label, str):
-            raise ValidationFailed("label must be text", {"label": ["must be text"]})
+        label = name if label is None else _named(label, "label", None, "label must be text")
         teams = self.tables.teams
         at = now()
         with write_transaction(self.engine) as tx:
@@ -556,7 +569,7 @@ class Directory:
                 raise Conflict(f"another team is named '{name}'", {"name": ["already taken"]}, code="unique_violation")
             parent_id = self._reference(tx, teams, data.get("parent_id"), "parent")
             team_id = tx.execute(teams.insert().returning(teams.c.id).values(
-                name=name, label=((label or "").strip() or name)[:100], parent_id=parent_id, created_at=at,
+                name=name, label=label[:100], parent_id=parent_id, created_at=at,
                 updated_at=at)).scalar_one()
             self.audit.people(tx, "team_created", 0, actor, {"team": name, "parent_id": parent_id})
             return tx.execute(sa.select(teams).where(teams.c.id == team_id)).mappings().one()
@@ -570,16 +583,15 @@ class Directory:
             self._unknown(data, ("label", "parent_id"))
             values: dict[str, Any] = {}
             if "label" in data:
-                if not isinstance(data["label"], str) or not data["label"].strip():
-                    raise ValidationFailed("label must be text", {"label": ["must be text"]})
-                values["label"] = data["label"].strip()[:100]
+                values["label"] = _named(data["label"], "label", None, "label must be text")[:100]
             if "parent_id" in data:
                 parent = self._reference(tx, teams, data["parent_id"], "parent")
                 seen: set[int] = set()
                 current = parent
                 while current is not None and current not in seen:
                     if current == team_id:
-                        raise ValidationFailed("a team cannot sit below itself", {"parent_id": ["would make a loop"]})
+                        raise Conflict("a team cannot sit below itself", {"parent_id": ["would make a loop"]},
+                                       code="team_loop")
                     seen.add(current)
                     current = tx.execute(sa.select(teams.c.parent_id).where(teams.c.id == current)).scalar()
                 values["parent_id"] = parent

@@ -28,7 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .errors import BadRequest, NotFound
-from .fieldtypes import MAX_ID, FieldType, FieldValueError
+from .fieldtypes import MAX_ID, FieldType, FieldValueError, whole_number
 from .metadata import builtin_entities
 from .metadata.builtin_entities import DIRECTORY_FIELDS
 from .metadata.problems import did_you_mean
@@ -137,10 +137,10 @@ class Page:
 
 
 def _bool_param(name: str, text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("true", "1", "yes"):
+    """true or false, as the OpenAPI document's boolean parameters are written."""
+    if text == "true":
         return True
-    if lowered in ("false", "0", "no", ""):
+    if text == "false":
         return False
     raise BadRequest(f"{name} must be true or false", {name: [f"'{text}' is not true or false"]},
                      code="invalid_parameter")
@@ -278,9 +278,9 @@ class QueryBuilder:
     def _limit(self, text: str) -> int:
         maximum = self.spec.max_page_size
         try:
-            limit = int(text)
-        except ValueError:
-            raise BadRequest("limit must be a whole number", {"limit": [f"'{text}' is not a whole number"]},
+            limit = whole_number(text)
+        except FieldValueError:
+            raise BadRequest("limit must be a whole number", {"limit": [f"'{text[:20]}' is not a whole number"]},
                              code="invalid_parameter") from None
         if limit < 1 or limit > maximum:
             raise BadRequest(f"limit must be between 1 and {maximum}", {"limit": [f"must be between 1 and {maximum}"]},
@@ -318,10 +318,8 @@ class QueryBuilder:
             if not self.field_types[f.type].sortable:
                 raise BadRequest(f"cannot sort by {f.type} field '{name}'", {"sort": [f"'{name}' is not sortable"]},
                                  code="invalid_sort")
-            if any(existing.name == name for existing, _ in result):
-                raise BadRequest(f"'{name}' appears twice in sort", {"sort": [f"'{name}' appears twice"]},
-                                 code="invalid_sort")
-            result.append((f, descending))
+            if not any(existing.name == name for existing, _ in result):  # a later mention adds nothing
+                result.append((f, descending))
         if not any(f.name == "id" for f, _ in result):
             result.append((entity.fields["id"], result[-1][1] if result else True))
         return result
@@ -366,8 +364,8 @@ class QueryBuilder:
             if op == "isnull":
                 value: Any = _bool_param(key, text)
             elif op in ("in", "nin"):
-                parts = [p for p in text.split(",") if p != ""]
-                if not parts or len(parts) > MAX_IN_VALUES:
+                parts = text.split(",")
+                if "" in parts or len(parts) > MAX_IN_VALUES:
                     raise FieldValueError(f"needs 1 to {MAX_IN_VALUES} comma-separated values")
                 value = [self._parse_value(f, ftype, p) for p in parts]
             elif op in ("contains", "startswith") and f.type not in ("multi_enum",):
@@ -392,16 +390,12 @@ class QueryBuilder:
         return self.spec.entities[to].fields, access.entity(to)
 
     def _parse_value(self, f: FieldSpec, ftype: FieldType, text: str) -> Any:
-        if f.name == "id" or f.system and f.type == "integer":
-            try:
-                return _id_sized(int(text))
-            except ValueError:
-                raise FieldValueError("must be a whole number") from None
-        if f.type == "ref":
-            try:
-                return _id_sized(int(text))
-            except ValueError:
-                raise FieldValueError(f"must be the id of a {f.to}") from None
+        if f.name == "id" or f.system and f.type == "integer" or f.type == "ref":
+            # Ids (and the system's integer columns: owners, teams, actors) are never negative.
+            message = f"must be the id of a {f.to}" if f.type == "ref" else "must be a whole number"
+            if text.startswith("-"):
+                raise FieldValueError(message)
+            return whole_number(text, MAX_ID, message)
         if f.type in ("string", "text", "email", "phone", "url", "autonumber"):
             return text  # filter values are matched as given, not validated as input
         return ftype.parse_text(_unbounded(f), text, self.tz)
@@ -417,8 +411,9 @@ class QueryBuilder:
                          {"cursor": ["malformed or from a different sort"]}, code="invalid_cursor")
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-            signature, values = json.loads(raw)
-        except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+            # Numbers bounded before conversion, as everywhere a client's number enters.
+            signature, values = json.loads(raw, parse_int=lambda t: whole_number(t), parse_float=_refuse)
+        except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, RecursionError):
             raise bad from None
         expected = ",".join(("-" if d else "") + f.name for f, d in sort)
         if signature != expected or not isinstance(values, list) or len(values) != len(sort):
@@ -690,7 +685,8 @@ class QueryBuilder:
             scope = self._scope(source, actor, "export", shares=True)
             if scope is not None:
                 conditions.append(scope)
-            return (sa.select(*self._selected(source, columns)).where(*conditions)
+            # Stored values (not API text): an export formats them for people.
+            return (sa.select(*(table.c[c] for c in columns)).where(*conditions)
                     .order_by(*self._order(table, request.sort, source.not_null))
                     .limit(sa.bindparam("_limit", type_=sa.Integer())))
 
@@ -770,6 +766,25 @@ class QueryBuilder:
         they see (of ``fields``, when given)."""
         columns = self.columns(entity, self.permissions.of(actor).entity(entity.name), fields)
         return self.fetch(conn, entity, record_id, actor=actor, columns=columns)
+
+    def titles(self, conn: sa.Connection, entity_name: str, ids: set[int], actor: Actor) -> dict[int, Any]:
+        """The titles (stored values of the title field) of those of the ids that
+        are live records the actor may read, when the title is readable for them."""
+        entity = self.spec.entities[entity_name]
+        title = entity.fields.get(entity.title)
+        if title is None or not ids or title.name not in self.permissions.of(actor).entity(entity_name).readable:
+            return {}
+        table = self.table(entity)
+        scope = self.scope(entity_name, actor)
+        found: dict[int, Any] = {}
+        id_list = sorted(ids)
+        for start in range(0, len(id_list), 900):
+            query = sa.select(table.c.id, table.c[title.column]).where(
+                table.c.id.in_(id_list[start:start + 900]), self.live(entity))
+            if scope is not None:
+                query = query.where(scope)
+            found.update((row[0], row[1]) for row in conn.execute(query, scope_params(actor)))
+        return found
 
     def existing_ids(self, conn: sa.Connection, entity_name: str, ids: set[int], actor: Actor) -> set[int]:
         """Those of the ids that are live records the actor may read; for the
@@ -861,6 +876,11 @@ class QueryBuilder:
             dump = self._dumpers[key] = compile_row_dumper(source.spec, self.field_types, columns, only,
                                                            sparse=sparse, ready=self._text_columns(source, columns))
         return dump
+
+
+def _refuse(text: str) -> Any:
+    """Cursors hold whole numbers and strings only."""
+    raise ValueError(f"unexpected number {text[:20]}")
 
 
 def _id_sized(number: int) -> int:

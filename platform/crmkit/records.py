@@ -226,8 +226,9 @@ class RecordsService:
             query = query.where(scope)
         found = tx.execute(query, scope_params(actor)).first()
         if found is None:
-            raise ValidationFailed(f"no active user {owner_id} you may assign records to",
-                                   {"owner_id": [f"user {owner_id} is not an active user within your assign scope"]})
+            raise Conflict(f"no active user {owner_id} you may assign records to",
+                           {"owner_id": [f"user {owner_id} is not an active user within your assign scope"]},
+                           code="reference_not_found")
         team_id: int | None = found[0]
         return team_id
 
@@ -280,7 +281,7 @@ class RecordsService:
         with self._transaction(conn) as tx:
             errors = self._check_refs(tx, entity, rows, actor)
             if errors:
-                raise self._validation(errors, single)
+                raise self._missing_references(errors, single)
             teams = {owner: self._owner_team(tx, actor, entity, owner) for owner in set(owners)
                      if owner is not None and owner != actor.id}
             event = RecordEvent("create", entity, actor, tx, self, rows=rows)
@@ -335,6 +336,12 @@ class RecordsService:
         highest = max(highest or 0, tx.execute(sa.select(sa.func.max(table.c.id))).scalar() or 0)
         return list(range(highest + 1, highest + 1 + count))
 
+    def _missing_references(self, errors: dict[int, dict[str, Any]], single: bool) -> Conflict:
+        """Values that are well formed but name records that do not exist (for
+        the writer): a conflict with the data, not a malformed request (409)."""
+        invalid = self._validation(errors, single)
+        return Conflict(invalid.message, invalid.details, code="reference_not_found")
+
     def _validation(self, errors: dict[int, dict[str, Any]], single: bool) -> ValidationFailed:
         if single:
             details = errors[0]
@@ -384,7 +391,7 @@ class RecordsService:
                                {"version": [f"stale: current version is {old['version']}"]}, code="stale_version")
             errors = self._check_refs(tx, entity, [values], actor)
             if errors:
-                raise self._validation(errors, True)
+                raise self._missing_references(errors, True)
             event = RecordEvent("update", entity, actor, tx, self, rows=[values], old=[old])
             self.hook.record_before_update(event=event)
             fields = entity.fields
@@ -501,8 +508,9 @@ class RecordsService:
             in_range = {i for i in ids if 0 < i <= MAX_ID}  # others cannot be ids at all
             missing = set(ids) - self.queries.existing_ids(tx, rel.entity, in_range, actor)
             if missing:
-                raise ValidationFailed(f"no {rel.entity} with id {sorted(missing)[0]}",
-                                       {"ids": [f"{rel.entity} {i} does not exist" for i in sorted(missing)]})
+                raise Conflict(f"no {rel.entity} with id {sorted(missing)[0]}",
+                               {"ids": [f"{rel.entity} {i} does not exist" for i in sorted(missing)]},
+                               code="reference_not_found")
             before = set(tx.execute(sa.select(right).where(left == record_id)).scalars())
             new = [i for i in dict.fromkeys(ids) if i not in before]
             if new:
@@ -545,7 +553,8 @@ class RecordsService:
         if blocked.reason == "roles":
             return self.refuse(actor, entity, "transition", record_id, blocked.message)
         if blocked.reason == "required":
-            return ValidationFailed(blocked.message, {n: [f"is required to '{move.name}'"] for n in blocked.missing})
+            return Conflict(blocked.message, {n: [f"is required to '{move.name}'"] for n in blocked.missing},
+                            code="fields_required")  # the record's state: 409
         return Conflict(blocked.message, code=blocked.reason)
 
     def transitions(self, entity_name: str, record_id: int, actor: Actor) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from .database import write_transaction
-from .errors import NotFound, ValidationFailed
+from .errors import Conflict, NotFound, ValidationFailed
 from .fieldtypes import MAX_ID
 from .permissions import Actor
 from .sqltypes import UTC
@@ -63,7 +63,8 @@ class Sharing:
         with write_transaction(self.engine) as tx:
             old = self.records.fetch_for(tx, entity, record_id, actor, ("share",))
             if not tx.execute(sa.select(users.c.id).where(users.c.id == user_id, users.c.active.is_(True))).first():
-                raise ValidationFailed(f"no active user {user_id}", {"user_id": [f"no active user {user_id}"]})
+                raise Conflict(f"no active user {user_id}", {"user_id": [f"no active user {user_id}"]},
+                               code="reference_not_found")
             key = (shares.c.entity == entity.name, shares.c.record_id == record_id, shares.c.user_id == user_id)
             before = tx.execute(sa.select(shares.c.access).where(*key)).scalar()
             if before == access:

@@ -7,19 +7,43 @@ records), ``people`` (me, users, teams, tokens, the audit trail) and ``meta``
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
 import sqlalchemy as sa
 from flask import Blueprint, Flask, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import BaseConverter
 
 from ..errors import CrmError, Forbidden
-from .http import API_PREFIX, api_error, error_response, json_response, runtime
+from .http import API_PREFIX, api_error, error_response, json_response, refuse_nul_parameters, runtime, runtime_of
 
 api = Blueprint("crmkit_api", __name__, url_prefix=API_PREFIX)
+api.before_request(refuse_nul_parameters)
+
+
+class RecordId(BaseConverter):
+    """An id in a URL: digits (range checked by the route), so that
+    /customer/_bulk is the bulk route's URL and nothing else's."""
+
+    regex = "[0-9]+"
+
+
+def _names(names: Iterable[str]) -> str:
+    """A URL converter's pattern matching exactly these names (nothing, when none)."""
+    return "(?:" + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) + ")" if names else "(?!)"
 
 
 def init_app(app: Flask) -> None:
     from . import meta, people, records  # noqa: F401 - their routes join the blueprint
 
+    # The record routes match only the config's entities and relations, so a URL
+    # is served by one rule: the Allow header of a 405 and of OPTIONS tells the truth.
+    spec = runtime_of(app).spec
+    entity = type("EntityName", (BaseConverter,), {"regex": _names(spec.entities)})
+    relation = type("RelationName", (BaseConverter,),
+                    {"regex": _names({r for e in spec.entities.values() for r in e.relations})})
+    app.url_map.converters.update(entity=entity, relation=relation, rid=RecordId)
     app.register_blueprint(api)
 
     @app.errorhandler(CrmError)
@@ -47,7 +71,7 @@ def init_app(app: Flask) -> None:
         try:
             with rt.engine.connect() as conn:
                 conn.execute(sa.text("SELECT 1"))
-        except Exception:
+        except sa.exc.SQLAlchemyError:
             return json_response({"status": "error", "database": "unreachable"}, 503)
         return json_response({"status": "ok", "app": rt.spec.name})
 

@@ -1,20 +1,54 @@
-"""The OpenAPI 3.1 document, generated from the spec with apispec and the
-entities' marshmallow schemas. Built once per runtime and cached."""
+"""The OpenAPI 3.1 document: every route the app serves, with its parameters,
+bodies and responses, described as the server enforces them (a test walks the
+URL map; schemathesis checks the server against the document).
+
+Built once per runtime from the spec, the field types and the entities'
+marshmallow schemas (through apispec). Each operation names the access it
+needs (``x-crmkit-access``); a caller's view leaves out what their roles do
+not allow, fields hidden from them, and the parameters of fields they may not
+filter on. Views are cached per combination of roles.
+"""
 
 from __future__ import annotations
 
 import copy
+import json
+from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from ..metadata.spec import EntitySpec, label_text
-from ..permissions import Access
-from ..query import OPERATORS
+from .. import regions
+from ..fieldtypes import (
+    DATE,
+    DATE_TIME,
+    JSON_VALUE_SCHEMA,
+    MAX_ID,
+    MAX_INTEGER,
+    NAME_TEXT,
+    NO_NUL,
+    REGION_CODE,
+    DecimalType,
+    FieldType,
+)
+from ..identity import MIN_PASSWORD, USERNAME
+from ..metadata.spec import EntitySpec, FieldSpec, label_text
+from ..permissions import ACTIONS, Access
+from ..query import MAX_IN_VALUES, OPERATORS
+from ..records import MAX_BULK
 from ..runtime import Runtime
 from ..serialization import SpecField
+from .http import IF_MATCH, MAX_EXPONENT, MAX_NUMBER_DIGITS
 
 _CACHE_KEY = "_openapi_document"
+#: The access an operation needs: [[entity, action], ...], any of which will do;
+#: and what it needs besides, all of it (a related list: reading the other entity).
+ACCESS, NEEDS = "x-crmkit-access", "x-crmkit-needs"
+#: The entity and field a query parameter is about (left out where the caller may not filter on it).
+ENTITY, FIELD = "x-crmkit-entity", "x-crmkit-field"
+TEXT = {"type": "string", "pattern": NO_NUL}
+ISO_MOMENT = {"type": "string", "format": "date-time"}
+CURSOR = {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}
 
 
 def _spec_field_schema(self, field, **kwargs) -> dict:
@@ -32,168 +66,650 @@ def _spec_field_schema(self, field, **kwargs) -> dict:
     if f.readonly or field.dump_only:
         schema["readOnly"] = True
     if field.allow_none:
-        if "type" in schema:
-            types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-            schema["type"] = types + ["null"]
-        elif "enum" in schema:
-            schema["enum"] = list(schema["enum"]) + [None]
+        _nullable(schema)
     return schema
+
+
+def _nullable(schema: dict) -> None:
+    if "type" in schema:
+        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        schema["type"] = types + ["null"]
+    elif "enum" in schema:
+        schema["enum"] = list(schema["enum"]) + [None]
+    elif "$ref" in schema:
+        schema["anyOf"] = [{"$ref": schema.pop("$ref")}, {"type": "null"}]
 
 
 ERROR_SCHEMA = {
     "type": "object",
     "required": ["error"],
-    "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
-        "code": {"type": "string", "examples": ["validation_failed"]},
-        "message": {"type": "string"},
-        "details": {"description": "Per-field messages or other specifics."},
-    }}},
+    "additionalProperties": False,
+    "properties": {"error": {"type": "object", "required": ["code", "message"], "additionalProperties": False,
+                             "properties": {
+                                 "code": {"type": "string", "examples": ["validation_failed"]},
+                                 "message": {"type": "string"},
+                                 "details": {"description": "Per-field messages or other specifics."}}}},
+}
+ERROR_TEXT = {
+    400: "Bad request: a bad parameter, filter, sort, cursor, header or JSON",
+    401: "Not authenticated (no, a bad or a revoked token)",
+    403: "Your roles do not allow this",
+    404: "Not found (or outside what you may see)",
+    405: "Method not allowed here (the Allow header lists those that are)",
+    409: "Conflict: a stale version, a unique value taken, a record still referenced or one referred to "
+         "that does not exist, a workflow move not possible now",
+    413: "The body is too large",
+    415: "The body is not JSON",
+    422: "Invalid field values (details by field)",
+    428: "A PATCH must say which version it changes: `version` in the body or If-Match",
+    429: "Too many attempts; wait the Retry-After seconds",
 }
 
 
+def _json(schema: dict) -> dict:
+    return {"application/json": {"schema": schema}}
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _data(schema: dict) -> dict:
+    return {"type": "object", "required": ["data"], "properties": {"data": schema}}
+
+
 def _errors(*statuses: int) -> dict:
-    statuses = (401, 403) + statuses
-    text = {400: "Bad request (bad parameter, filter, sort, cursor or JSON)", 404: "Not found",
-            401: "Not authenticated (no, a bad or a revoked token)", 403: "Your roles do not allow this",
-            409: "Conflict (stale version, unique value, still referenced)", 415: "Body is not JSON",
-            422: "Invalid field values"}
-    return {str(s): {"description": text[s], "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-            for s in statuses}
+    """The error responses of an operation: the statuses it is known to give,
+    and every other one in the same shape."""
+    out = {str(s): {"description": ERROR_TEXT[s], "content": _json(_ref("Error"))}
+           for s in sorted({401, *statuses})}
+    out["default"] = {"description": "Any other error, in the same shape", "content": _json(_ref("Error"))}
+    return out
 
 
-def _filter_description(rt: Runtime, entity: EntitySpec) -> str:
-    lines = ["Filters: `field=value` or `field__op=value`; refs also as `ref.field=value`."]
-    for f in entity.fields.values():
-        ops = rt.field_types[f.type].operators
-        lines.append(f"- `{f.name}`: {', '.join(ops)}")
-    return "\n".join(lines)
+def _ok(schema: dict | None, description: str = "OK", status: int = 200, headers: dict | None = None) -> dict:
+    answer: dict = {"description": description}
+    if schema is not None:
+        answer["content"] = _json(schema)
+    if headers:
+        answer["headers"] = headers
+    return {str(status): answer}
+
+
+def _query(name: str, schema: dict, description: str = "", **extra: Any) -> dict:
+    parameter = {"name": name, "in": "query", "required": False, "schema": schema, **extra}
+    if description:
+        parameter["description"] = description
+    return parameter
+
+
+def _path_id(name: str = "id", what: str = "record") -> dict:
+    return {"name": name, "in": "path", "required": True, "description": f"The {what}'s id.",
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}}
+
+
+def _array(items: dict, **extra: Any) -> dict:
+    return {"type": "array", "items": items, **extra}
+
+
+IF_MATCH_PARAMETER = {
+    "name": "If-Match", "in": "header", "required": False,
+    "schema": {"type": "string", "pattern": IF_MATCH.pattern, "examples": ['"3"', "*"]},
+    "description": 'The version the change applies to, as the ETag gave it ("3"); * for whatever is current.',
+}
+ETAG = {"ETag": {"description": "The record's version, for If-Match.", "schema": {"type": "string"}}}
+LOCATION = {"Location": {"description": "The URL of the new resource.", "schema": {"type": "string"}}}
+
+
+class _Document:
+    """Builds the whole document of a runtime."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.spec = rt.spec
+        self.types: dict[str, FieldType] = dict(rt.field_types)
+        self.paths: dict[str, dict] = {}
+        self.schemas: dict[str, dict] = {}
+        #: Parameters shared by operations (each entity's list parameters), by name.
+        self.parameters: dict[str, dict] = {}
+
+    # ------------------------------------------------------------------ the whole
+
+    def build(self) -> dict:
+        ma_plugin = MarshmallowPlugin(schema_name_resolver=_no_name)
+        api = APISpec(
+            title=label_text(self.spec.label, "en", self.spec.name) + " API",
+            version=self.spec.version or "1.0.0",
+            openapi_version="3.1.0",
+            plugins=[ma_plugin],
+            info={"description": (self.spec.description or "") + "\n\nGenerated by crmkit from the config. "
+                  f"Numbers in a JSON body have at most {MAX_NUMBER_DIGITS} digits and an exponent within "
+                  f"±{MAX_EXPONENT}; a PATCH names the version it changes."},
+        )
+        assert ma_plugin.converter is not None
+        ma_plugin.converter.add_attribute_function(_spec_field_schema)
+        for name in self.spec.entities:
+            schemas = self.rt.schemas[name]
+            read = type(schemas.read).__name__
+            api.components.schema(read, schema=schemas.read)
+            api.components.schema(f"{read}Create", schema=schemas.create)
+            api.components.schema(f"{read}Update", schema=schemas.update)
+        document = api.to_dict()
+        self.schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        self._shared_schemas()
+        document["tags"] = []
+        for name, entity in self.spec.entities.items():
+            self._entity_schemas(entity)
+            self._entity_paths(entity)
+            label = label_text(entity.label, "en", name)
+            document["tags"].append({"name": name, "description": label_text(entity.label, "zh", label)})
+        self._people_paths()
+        self._other_paths()
+        document["tags"] += [{"name": "me"}, {"name": "people"}, {"name": "audit"}, {"name": "meta"}]
+        document["paths"] = self.paths
+        document["components"]["parameters"] = self.parameters
+        document["info"]["x-operators"] = list(OPERATORS)
+        document["components"]["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer",
+                       "description": "A personal API token (crmkit token create USER, or POST /api/v1/me/tokens)."},
+            "session": {"type": "apiKey", "in": "cookie", "name": "crmkit_session",
+                        "description": "A browser session from /login; changes also need the X-CSRF-Token header."}}
+        document["security"] = [{"bearer": []}, {"session": []}]
+        return document
+
+    def _op(self, path: str, method: str, tag: str, summary: str, responses: dict, *,
+            access: list | None = None, needs: list | None = None, parameters: list | None = None,
+            body: dict | None = None, body_required: bool = True, description: str = "",
+            public: bool = False) -> None:
+        operation: dict = {"tags": [tag], "summary": summary,
+                           "operationId": f"{method}_{path.removeprefix('/api/v1/').strip('/')}".translate(
+                               str.maketrans("/{}.", "____")) or f"{method}_root",
+                           "responses": responses}
+        if description:
+            operation["description"] = description
+        if parameters:
+            operation["parameters"] = parameters
+        if body is not None:
+            operation["requestBody"] = {"required": body_required, "content": _json(body)}
+        if access is not None:
+            operation[ACCESS] = access
+        if needs is not None:
+            operation[NEEDS] = needs
+        if public:
+            operation["security"] = [{}]
+        self.paths.setdefault(path, {})[method] = operation
+
+    # ------------------------------------------------------------------ schemas
+
+    def _shared_schemas(self) -> None:
+        s = self.schemas
+        s["Error"] = ERROR_SCHEMA
+        s["JsonValue"] = JSON_VALUE_SCHEMA
+        for depth, level in enumerate(regions.LEVELS):
+            codes = [code for code in regions.all_codes()
+                     if REGION_CODE.fullmatch(code) and regions.LEVELS.index(_level(code)) <= depth]
+            s[f"Region{level.capitalize()}"] = {
+                "type": "string", "enum": codes,
+                "description": f"A 6-digit administrative division code (GB/T 2260) down to {level} level; "
+                               "names at /api/v1/regions."}
+        s["Label"] = {"type": "object", "additionalProperties": {"type": "string"},
+                      "examples": [{"en": "Won", "zh": "赢单"}]}
+        s["User"] = {"type": "object", "properties": {
+            "id": {"type": "integer"}, "username": {"type": "string"}, "display_name": {"type": ["string", "null"]},
+            "email": {"type": ["string", "null"]}, "mobile": {"type": ["string", "null"]},
+            "active": {"type": "boolean"}, "roles": _array({"type": "string"}),
+            "team_id": {"type": ["integer", "null"]}, "superior_id": {"type": ["integer", "null"]},
+            "last_login_at": {**ISO_MOMENT, "type": ["string", "null"]},
+            "created_at": ISO_MOMENT, "updated_at": ISO_MOMENT}}
+        reference = {"type": ["integer", "string", "null"], "minimum": 1, "maximum": MAX_ID, "pattern": NO_NUL,
+                     "description": "An id, or a name."}
+        person = {"display_name": {"type": "string", "maxLength": 254, "pattern": NAME_TEXT},
+                  "email": {"type": ["string", "null"], "maxLength": 254, "pattern": NO_NUL},
+                  "mobile": {"type": ["string", "null"], "maxLength": 254, "pattern": NO_NUL}}
+        roles = _array({"type": "string", "enum": sorted(self.rt.permissions.roles)})
+        user_fields = {**person, "active": {"type": "boolean"}, "roles": roles, "team_id": reference,
+                       "superior_id": reference,
+                       "password": {"type": ["string", "null"], "minLength": MIN_PASSWORD, "maxLength": 1024}}
+        s["UserCreate"] = {"type": "object", "required": ["username"], "additionalProperties": False,
+                           "properties": {"username": {"type": "string", "pattern": USERNAME.pattern},
+                                          **user_fields}}
+        s["UserUpdate"] = {"type": "object", "additionalProperties": False, "properties": user_fields}
+        s["MeUpdate"] = {"type": "object", "additionalProperties": False, "properties": person}
+        s["Team"] = {"type": "object", "properties": {
+            "id": {"type": "integer"}, "name": {"type": "string"}, "label": {"type": ["string", "null"]},
+            "parent_id": {"type": ["integer", "null"]}, "created_at": ISO_MOMENT, "updated_at": ISO_MOMENT}}
+        team_name = {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,63}$"}
+        s["TeamCreate"] = {"type": "object", "required": ["name"], "additionalProperties": False, "properties": {
+            "name": team_name, "label": {"type": ["string", "null"], "pattern": NAME_TEXT}, "parent_id": reference}}
+        s["TeamUpdate"] = {"type": "object", "additionalProperties": False, "properties": {
+            "label": {"type": "string", "pattern": NAME_TEXT}, "parent_id": reference}}
+        s["Token"] = {"type": "object", "properties": {
+            "id": {"type": "integer"}, "name": {"type": "string"}, "hint": {"type": "string"},
+            "created_at": ISO_MOMENT, "expires_at": {"type": ["string", "null"]},
+            "last_used_at": {"type": ["string", "null"]}, "revoked_at": {"type": ["string", "null"]}}}
+        s["TokenCreate"] = {"type": "object", "required": ["name"], "additionalProperties": False, "properties": {
+            "name": {"type": "string", "maxLength": 100, "pattern": NAME_TEXT},
+            "expires_days": {"type": ["integer", "null"], "minimum": 1, "maximum": 3650}}}
+        s["NewToken"] = {"type": "object", "properties": {
+            "id": {"type": "integer"}, "name": {"type": "string"},
+            "token": {"type": "string", "description": "The token itself; shown once."},
+            "expires_at": {"type": ["string", "null"]}}}
+        s["AuditEntry"] = {"type": "object", "properties": {
+            "id": {"type": "integer"}, "entity": {"type": "string"}, "record_id": {"type": ["integer", "null"]},
+            "action": {"type": "string"}, "actor": {"type": ["string", "null"]},
+            "actor_id": {"type": ["integer", "null"]}, "at": ISO_MOMENT,
+            "changes": {"description": "What changed: field -> [old, new] (values you may not see left out)."}}}
+        s["HistoryEntry"] = {"type": "object", "properties": {
+            "action": {"type": "string"}, "actor": {"type": ["string", "null"]},
+            "actor_id": {"type": ["integer", "null"]}, "at": ISO_MOMENT,
+            "changes": {"description": "field -> [old, new]; fields hidden from you left out, masked ones masked."}}}
+        s["Collaborator"] = {"type": "object", "properties": {
+            "user_id": {"type": "integer"}, "username": {"type": "string"},
+            "display_name": {"type": ["string", "null"]}, "access": {"enum": ["read", "write"]},
+            "created_at": ISO_MOMENT, "created_by": {"type": ["integer", "null"]}}}
+        s["Transition"] = {"type": "object", "required": ["name", "label", "to", "allowed"], "properties": {
+            "name": {"type": "string"}, "label": _ref("Label"), "from": {}, "to": {"type": "string"},
+            "workflow": {"type": "string"}, "allowed": {"type": "boolean"},
+            "reason": {"type": ["string", "null"], "description": "Why you may not make the move now."},
+            "missing": _array({"type": "string"}, description="Fields the move needs that are empty.")}}
+        s["Region"] = {"type": "object", "properties": {
+            "code": {"type": "string"}, "name": {"type": "string"}, "level": {"enum": list(regions.LEVELS)}}}
+        scope = {"type": "string", "description": "none, or the scopes joined by +: own, team, team_tree, "
+                                                  "subordinates, all"}
+        s["Permissions"] = {"type": "object", "properties": {
+            "user": {"type": "object"}, "roles": _array({"type": "string"}),
+            "entities": {"type": "object", "additionalProperties": {"type": "object", "properties": {
+                "actions": {"type": "object", "properties": {a: scope for a in ACTIONS}},
+                "fields": {"type": "object", "additionalProperties": {"enum": ["hidden", "masked", "read", "write"]}},
+                "visible": _array({"type": "string"})}}}}}
+
+    def _entity_schemas(self, entity: EntitySpec) -> None:
+        """The request bodies as the records service reads them: unknown fields
+        refused, ``id`` and ``version`` read-only (ignored) on create, the
+        version required on update, the owner for owned entities."""
+        read = self._read_name(entity)
+        owner = {"type": "integer", "minimum": 1, "maximum": MAX_ID,
+                 "description": "Give the record to this user (needs the assign permission)."}
+        ignored = {"type": "integer", "readOnly": True, "description": "Ignored."}
+        version = {"type": "integer", "minimum": 1, "maximum": MAX_ID,
+                   "description": "The version you read (If-Match may say it instead)."}
+        for suffix, extra in (("Create", {"id": ignored, "version": ignored}),
+                              ("Update", {"id": ignored, "version": version})):
+            schema = self.schemas[read + suffix]
+            schema["additionalProperties"] = False
+            properties = schema.setdefault("properties", {})
+            properties.update(extra)
+            if entity.owned:
+                properties["owner_id"] = owner
+        for workflow in self.rt.records.workflows.get(entity.name, ()):  # a state moves through transitions only
+            create = self.schemas[read + "Create"].get("properties", {}).get(workflow.field)
+            if create is not None:
+                create["enum"] = [workflow.initial] + ([None] if None in create.get("enum", ()) else [])
+                create["description"] = "A new record starts in this state."
+            update = self.schemas[read + "Update"].get("properties", {}).get(workflow.field)
+            if update is not None:
+                update["readOnly"] = True
+                update["description"] = f"Changes through the {workflow.name} transitions."
+        self.schemas[read + "Update"]["required"] = ["version"]
+        self.schemas[read + "Update"]["description"] = (
+            "The fields to change and `version`; with If-Match the body's version may be left out (the document "
+            "cannot say 'one or the other').")
+
+    def _read_name(self, entity: EntitySpec) -> str:
+        return type(self.rt.schemas[entity.name].read).__name__
+
+    # ------------------------------------------------------------------ list parameters
+
+    def _filter_value(self, f: FieldSpec) -> dict:
+        """The schema of a filter value on the field (a query string, read by parse_text)."""
+        kind = f.type
+        if f.name == "id" or f.system and kind == "integer" or kind == "ref":
+            return {"type": "integer", "minimum": -MAX_ID, "maximum": MAX_ID}
+        if kind == "integer":
+            return {"type": "integer", "minimum": -MAX_INTEGER, "maximum": MAX_INTEGER}
+        ftype = self.types[kind]
+        if isinstance(ftype, DecimalType):
+            scale = ftype.scale(f)
+            limit = 10 ** (ftype.precision(f) - scale)
+            return {"type": "number", "exclusiveMinimum": -limit, "exclusiveMaximum": limit,
+                    "multipleOf": 1 if scale == 0 else 10.0 ** -scale}
+        if kind == "boolean":
+            return {"type": "boolean"}
+        if kind == "date":
+            return {"type": "string", "format": "date", "pattern": DATE.pattern}
+        if kind == "datetime":
+            return {"type": "string", "anyOf": [{"format": "date-time", "pattern": DATE_TIME.pattern},
+                                                {"format": "date", "pattern": DATE.pattern}],
+                    "description": "A date-time with an offset, or a date (its midnight in the app's timezone)."}
+        if kind in ("enum", "multi_enum"):
+            return {"enum": list(f.option_values)}
+        if kind == "region":
+            return _ref("RegionDistrict" if f.level in (None, "district") else f"Region{f.level.capitalize()}")
+        return dict(TEXT)
+
+    def _filters(self, entity: EntitySpec) -> list[dict]:
+        parameters = []
+        for f in entity.fields.values():
+            ops = self.types[f.type].operators if f.name != "id" else ("eq", "ne", "gt", "gte", "lt", "lte", "in",
+                                                                         "nin")
+            value = self._filter_value(f)
+            for op in ops:
+                name = f.name if op == "eq" else f"{f.name}__{op}"
+                extra: dict = {}
+                if op == "isnull":
+                    schema: dict = {"type": "boolean"}
+                elif op in ("in", "nin"):
+                    item = {"type": "string", "pattern": "^[^,\\x00]+$"} if value == TEXT else value
+                    schema = _array(item, minItems=1, maxItems=MAX_IN_VALUES)
+                    extra = {"style": "form", "explode": False}
+                elif op in ("contains", "startswith") and f.type != "multi_enum":
+                    schema = dict(TEXT)
+                elif op == "within":
+                    schema = _ref("RegionDistrict")
+                else:
+                    schema = value
+                parameters.append(_query(name, schema, **extra, **{FIELD: f.name}))
+        return parameters
+
+    def _list_parameters(self, entity: EntitySpec, *, export: bool = False) -> list[dict]:
+        sortable = [f.name for f in entity.fields.values() if self.types[f.type].sortable]
+        parameters = []
+        if not export:
+            parameters += [
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": self.spec.max_page_size,
+                                 "default": entity.list.page_size}),
+                _query("cursor", CURSOR, "The `next` value of the previous page, unchanged."),
+                _query("count", {"type": "boolean"}, "Also return the total count."),
+            ]
+        parameters += [
+            _query("sort", _array({"enum": [d + n for n in sortable for d in ("", "-")]}, uniqueItems=True),
+                   "Fields to sort by, `-` for descending; the configured order when left out.",
+                   style="form", explode=False),
+            _query("fields", _array({"enum": list(entity.fields)}),
+                   "The fields to return (id and version always come).", style="form", explode=False),
+        ]
+        if entity.list.search:
+            parameters.append(_query("q", TEXT, "Search in: " + ", ".join(entity.list.search)))
+        parameters += self._filters(entity)
+        refs = []
+        for parameter in parameters:  # defined once per entity, referred to by its lists, exports, relations
+            key = f"{entity.name}.{parameter['name']}"
+            if key not in self.parameters:
+                self.parameters[key] = {**parameter, ENTITY: entity.name}
+            refs.append({"$ref": f"#/components/parameters/{key}"})
+        return refs
+
+    # ------------------------------------------------------------------ entity routes
+
+    def _entity_paths(self, entity: EntitySpec) -> None:
+        name = entity.name
+        label = label_text(entity.label, "en", name)
+        plural = label_text(entity.plural, "en", name)
+        read = self._read_name(entity)
+        one = _data(_ref(read))
+        many: dict[str, Any] = {"type": "object", "required": ["data", "next", "next_url"], "properties": {
+            "data": _array(_ref(read)),
+            "next": {"type": ["string", "null"], "description": "The cursor of the next page (opaque)."},
+            "next_url": {"type": ["string", "null"], "description": "This request's URL for the next page."},
+            "count": {"type": "integer", "description": "All matching records, with count=true."}}}
+        base, item = f"/api/v1/{name}", f"/api/v1/{name}/{{id}}"
+        record_id = _path_id()
+        read_access = [[name, "read"]]
+
+        self._op(base, "get", name, f"List {plural}", {**_ok(many, "A page"), **_errors(400)},
+                 access=read_access, parameters=self._list_parameters(entity))
+        self._op(base, "post", name, f"Create a {label}",
+                 {**_ok(one, "Created", 201, {**ETAG, **LOCATION}), **_errors(400, 403, 409, 415, 422)},
+                 access=[[name, "create"]], body=_ref(f"{read}Create"))
+        bulk_items = _array(_ref(f"{read}Create"), minItems=1, maxItems=MAX_BULK)
+        self._op(f"{base}/_bulk", "post", name, f"Create many {plural} (all or none)",
+                 {**_ok(_data(_array(_ref(read))), "Created", 201), **_errors(400, 403, 409, 415, 422)},
+                 access=[[name, "import"]],
+                 body={"anyOf": [bulk_items, {"type": "object", "required": ["data"], "additionalProperties": False,
+                                              "properties": {"data": bulk_items}}]},
+                 description="A list of records, or `{\"data\": [...]}`; needs create and import.")
+        locales = list(self.spec.locales) or ["en"]
+        self._op(f"{base}/_export", "get", name, f"Export {plural} as CSV (for people)",
+                 {"200": {"description": "CSV (UTF-8 with a byte order mark): headers and values as labels in "
+                                         "the language asked for, within your export scope",
+                          "content": {"text/csv": {"schema": {"type": "string"}}}}, **_errors(400, 403)},
+                 access=[[name, "export"]],
+                 parameters=[_query("lang", {"enum": locales}, "The language of headers and labels (else "
+                                                               "Accept-Language, else the app's first)."),
+                             _query("format", {"enum": ["csv"]})] + self._list_parameters(entity, export=True))
+        self._op(item, "get", name, f"Get a {label}", {**_ok(one, "The record", headers=ETAG), **_errors(400, 404)},
+                 access=read_access,
+                 parameters=[record_id, _query("fields", _array({"enum": list(entity.fields)}),
+                                               "The fields to return.", style="form", explode=False,
+                                               **{ENTITY: name})])
+        self._op(item, "patch", name, f"Update a {label}",
+                 {**_ok(one, "Updated", headers=ETAG), **_errors(400, 403, 404, 409, 415, 422, 428)},
+                 access=[[name, "update"], [name, "assign"]],
+                 parameters=[record_id, IF_MATCH_PARAMETER], body=_ref(f"{read}Update"),
+                 description="Send the fields to change and the `version` you read (or If-Match: \"N\"); "
+                             "If-Match: * overwrites whatever is current. Neither: 428.")
+        self._op(item, "delete", name, f"Move a {label} to the recycle bin",
+                 {"204": {"description": "Deleted"}, **_errors(400, 403, 404, 409)},
+                 access=[[name, "delete"]], parameters=[record_id, IF_MATCH_PARAMETER])
+        self._op(f"{item}/history", "get", name, f"The history of a {label}",
+                 {**_ok(_data(_array(_ref("HistoryEntry")))), **_errors(404)}, access=read_access,
+                 parameters=[record_id])
+        moves = [t.name for wf in self.rt.records.workflows.get(name, ()) for t in wf.transitions]
+        self._op(f"{item}/transitions", "get", name, f"The workflow moves of a {label}",
+                 {**_ok(_data(_array(_ref("Transition")))), **_errors(404)}, access=read_access,
+                 parameters=[record_id])
+        if moves:
+            self._op(f"{item}/transitions/{{name}}", "post", name, f"Make a workflow move of a {label}",
+                     {**_ok(one, "Moved", headers=ETAG), **_errors(400, 403, 404, 409, 415, 422)},
+                     access=[[name, "transition"]],
+                     parameters=[record_id, {"name": "name", "in": "path", "required": True,
+                                             "schema": {"enum": list(dict.fromkeys(moves))}}, IF_MATCH_PARAMETER],
+                     body=self._move_body(entity), body_required=False,
+                     description="The body may fill in fields the move needs, and `version`.")
+        if entity.owned:
+            collaborators = _data(_array(_ref("Collaborator")))
+            self._op(f"{item}/collaborators", "get", name, f"Who a {label} is shared with",
+                     {**_ok(collaborators), **_errors(404)}, access=read_access, parameters=[record_id])
+            self._op(f"{item}/collaborators", "post", name, f"Share a {label}",
+                     {**_ok(collaborators), **_errors(400, 403, 404, 409, 415, 422)}, access=[[name, "update"]],
+                     parameters=[record_id],
+                     body={"type": "object", "required": ["user_id"], "additionalProperties": False, "properties": {
+                         "user_id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                         "access": {"enum": ["read", "write"], "default": "read"}}})
+            self._op(f"{item}/collaborators/{{user_id}}", "delete", name, f"Stop sharing a {label}",
+                     {"204": {"description": "No longer shared"}, **_errors(403, 404)}, access=[[name, "update"]],
+                     parameters=[record_id, _path_id("user_id", "user")])
+        for rel in entity.relations.values():
+            other = self.spec.entities[rel.entity]
+            other_many = copy.deepcopy(many)
+            other_many["properties"]["data"] = _array(_ref(self._read_name(other)))
+            self._op(f"{item}/{rel.name}", "get", name, f"{label}: {rel.name}",
+                     {**_ok(other_many, "A page"), **_errors(400, 404)},
+                     access=read_access, needs=[[rel.entity, "read"]],
+                     parameters=[record_id] + self._list_parameters(other))
+            if rel.kind == "many_to_many":
+                self._op(f"{item}/{rel.name}", "post", name, f"{label}: link {rel.name}",
+                         {**_ok(_data({"type": "object", "properties": {"ids": _array({"type": "integer"})}})),
+                          **_errors(400, 403, 404, 409, 415, 422)},
+                         access=[[name, "update"]], parameters=[record_id],
+                         body={"type": "object", "required": ["ids"], "additionalProperties": False, "properties": {
+                             "ids": _array({"type": "integer", "minimum": 1, "maximum": MAX_ID})}})
+                self._op(f"{item}/{rel.name}/{{other_id}}", "delete", name, f"{label}: unlink one of {rel.name}",
+                         {"204": {"description": "Unlinked"}, **_errors(403, 404)}, access=[[name, "update"]],
+                         parameters=[record_id, _path_id("other_id", rel.entity)])
+        self._op(f"/api/v1/recycle_bin/{name}/{{id}}/restore", "post", name, f"Restore a {label} from the recycle bin",
+                 {**_ok(one, "Restored", headers=ETAG), **_errors(404, 409)}, access=[[name, "delete"]],
+                 parameters=[record_id])
+
+    def _move_body(self, entity: EntitySpec) -> dict:
+        """What a move's body may hold: the writable fields (as in an update) and the version."""
+        update = self.schemas[self._read_name(entity) + "Update"]
+        states = {wf.field for wf in self.rt.records.workflows.get(entity.name, ())}
+        properties = {k: v for k, v in update.get("properties", {}).items() if k not in states and k != "owner_id"}
+        return {"type": "object", "additionalProperties": False, "properties": properties}
+
+    # ------------------------------------------------------------------ people, audit
+
+    def _people_paths(self) -> None:
+        user, users = _data(_ref("User")), _data(_array(_ref("User")))
+        team, teams = _data(_ref("Team")), _data(_array(_ref("Team")))
+        tokens, new_token = _data(_array(_ref("Token"))), _data(_ref("NewToken"))
+        user_id, team_id, token_id = _path_id("user_id", "user"), _path_id("team_id", "team"), \
+            _path_id("token_id", "token")
+        self._op("/api/v1/me", "get", "me", "Who you are", {**_ok(user), **_errors()})
+        self._op("/api/v1/me", "patch", "me", "Change your display name, email or mobile",
+                 {**_ok(user), **_errors(400, 415, 422)}, body=_ref("MeUpdate"))
+        self._op("/api/v1/me/password", "post", "me", "Change your password (ends your other sessions)",
+                 {"204": {"description": "Changed"}, **_errors(400, 415, 422)},
+                 body={"type": "object", "required": ["current_password", "new_password"],
+                       "properties": {"current_password": {"type": "string"},
+                                      "new_password": {"type": "string", "minLength": MIN_PASSWORD,
+                                                       "maxLength": 1024}}})
+        self._op("/api/v1/me/permissions", "get", "me", "What you may do", {**_ok(_data(_ref("Permissions"))),
+                                                                             **_errors()})
+        self._op("/api/v1/me/tokens", "get", "me", "Your API tokens", {**_ok(tokens), **_errors()})
+        self._op("/api/v1/me/tokens", "post", "me", "Make yourself an API token (shown once)",
+                 {**_ok(new_token, "Created", 201), **_errors(400, 415, 422)}, body=_ref("TokenCreate"))
+        self._op("/api/v1/me/tokens/{token_id}", "delete", "me", "Revoke one of your tokens",
+                 {"204": {"description": "Revoked"}, **_errors(404)}, parameters=[token_id])
+        self._op("/api/v1/users", "get", "people", "List users (within your scope)",
+                 {**_ok(users), **_errors(400, 403)}, access=[["user", "read"]],
+                 parameters=[_query("team_id", {"type": "integer", "minimum": 0, "maximum": MAX_ID}),
+                             _query("active", {"type": "boolean"}), _query("q", TEXT, "In user names and names.")])
+        self._op("/api/v1/users", "post", "people", "Create a user",
+                 {**_ok(user, "Created", 201, LOCATION), **_errors(400, 403, 409, 415, 422)},
+                 access=[["user", "create"]], body=_ref("UserCreate"))
+        self._op("/api/v1/users/{user_id}", "get", "people", "Get a user", {**_ok(user), **_errors(403, 404)},
+                 access=[["user", "read"]], parameters=[user_id])
+        self._op("/api/v1/users/{user_id}", "patch", "people", "Change a user (roles need assign)",
+                 {**_ok(user), **_errors(400, 403, 404, 409, 415, 422)},
+                 access=[["user", "update"], ["user", "assign"]], parameters=[user_id], body=_ref("UserUpdate"))
+        self._op("/api/v1/users/{user_id}/tokens", "get", "people", "A user's API tokens",
+                 {**_ok(tokens), **_errors(403, 404)}, access=[["user", "update"]], parameters=[user_id])
+        self._op("/api/v1/users/{user_id}/tokens", "post", "people", "Make a user an API token (shown once)",
+                 {**_ok(new_token, "Created", 201), **_errors(400, 403, 404, 415, 422)}, access=[["user", "update"]],
+                 parameters=[user_id], body=_ref("TokenCreate"))
+        self._op("/api/v1/users/{user_id}/tokens/{token_id}", "delete", "people", "Revoke a user's token",
+                 {"204": {"description": "Revoked"}, **_errors(403, 404)}, access=[["user", "update"]],
+                 parameters=[user_id, token_id])
+        self._op("/api/v1/teams", "get", "people", "List teams (within your scope)", {**_ok(teams), **_errors(403)},
+                 access=[["team", "read"]])
+        self._op("/api/v1/teams", "post", "people", "Create a team",
+                 {**_ok(team, "Created", 201, LOCATION), **_errors(400, 403, 409, 415, 422)},
+                 access=[["team", "create"]], body=_ref("TeamCreate"))
+        self._op("/api/v1/teams/{team_id}", "get", "people", "Get a team", {**_ok(team), **_errors(403, 404)},
+                 access=[["team", "read"]], parameters=[team_id])
+        self._op("/api/v1/teams/{team_id}", "patch", "people", "Change a team",
+                 {**_ok(team), **_errors(400, 403, 404, 409, 415, 422)}, access=[["team", "update"]],
+                 parameters=[team_id], body=_ref("TeamUpdate"))
+        audit_id = {"type": "integer", "minimum": 0, "maximum": 9_999_999_999}
+        self._op("/api/v1/audit", "get", "audit", "The audit trail, newest first (within your scope)",
+                 {**_ok({"type": "object", "properties": {"data": _array(_ref("AuditEntry")),
+                                                          "next_before": {"type": ["integer", "null"]}}}),
+                  **_errors(400, 403)},
+                 access=[["audit", "read"]],
+                 parameters=[_query("entity", TEXT), _query("action", TEXT), _query("record_id", audit_id),
+                             _query("actor_id", audit_id),
+                             _query("before", audit_id, "An entry id: the entries before it (the next page).")])
+
+    def _other_paths(self) -> None:
+        entities = list(self.spec.entities)
+        self._op("/api/v1/recycle_bin", "get", "meta", "Records in the recycle bin",
+                 {**_ok(_data(_array({"type": "object"}))), **_errors(400, 403)},
+                 access=[[e, "delete"] for e in entities],
+                 parameters=[_query("entity", {"enum": entities}, required=True)])
+        self._op("/api/v1/regions", "get", "meta", "省/市/区: the regions below one (provinces without parent)",
+                 {**_ok(_data(_array(_ref("Region")))), **_errors(404)},
+                 parameters=[_query("parent", _ref("RegionDistrict"))])
+        self._op("/api/v1/openapi.json", "get", "meta", "This document (your view of it)",
+                 {**_ok({"type": "object"}), **_errors()})
+        self._op("/api/v1/docs", "get", "meta", "The API reference page (your view of it)",
+                 {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}},
+                  **_errors()})
+        self._op("/healthz", "get", "meta", "Health: the database answers",
+                 {**_ok({"type": "object", "properties": {"status": {"const": "ok"}, "app": {"type": "string"}}}),
+                  "503": {"description": "The database does not answer",
+                          "content": _json({"type": "object", "properties": {"status": {"const": "error"}}})}},
+                 public=True)
+        page = {"text/html": {"schema": {"type": "string"}}}
+        both = {**_json(_ref("Error")), **page}
+        self._op("/login", "post", "meta", "Log in for a browser session (a JSON body answers JSON, a form a page)",
+                 {"200": {"description": "Logged in: the session cookie is set (JSON), or the login page again",
+                          "content": {**_json(_data({"type": "object"})), **page}},
+                  "303": {"description": "Logged in from the form: on to the next page"},
+                  "401": {"description": "Wrong user name or password", "content": both},
+                  "429": {"description": "Too many attempts", "content": both},
+                  "default": {"description": "Any other error", "content": both}}, public=True,
+                 body={"type": "object", "required": ["username", "password"],
+                       "properties": {"username": {"type": "string"}, "password": {"type": "string"},
+                                      "next": {"type": "string"}}})
+        self._op("/login", "get", "meta", "The login page", {
+            "200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}},
+            public=True, parameters=[_query("next", {"type": "string"},
+                                            "Where to go after logging in (a path of this site; anything else "
+                                            "goes to the start page).")])
+        self._op("/logout", "post", "meta", "End the browser session",
+                 {"204": {"description": "Logged out (JSON)"}, "303": {"description": "To the login page (a form)"},
+                  **_errors()})
+        self._op("/", "get", "meta", "The start page: a redirect to the API reference",
+                 {"302": {"description": "To /api/v1/docs"}, **_errors()})
+
+
+def _level(code: str) -> str:
+    region = regions.get(code)
+    return region.level if region is not None else regions.LEVELS[-1]
+
+
+def _no_name(schema) -> str:
+    return ""  # nested schemas inline; the entities' are registered by name
 
 
 def build_document(rt: Runtime) -> dict:
-    ma_plugin = MarshmallowPlugin(schema_name_resolver=lambda schema: None)
-    spec = APISpec(
-        title=label_text(rt.spec.label, "en", rt.spec.name) + " API",
-        version=rt.spec.version or "1.0.0",
-        openapi_version="3.1.0",
-        plugins=[ma_plugin],
-        info={"description": (rt.spec.description or "") + "\n\nGenerated by crmkit from the config."},
-    )
-    ma_plugin.converter.add_attribute_function(_spec_field_schema)
-    spec.components.schema("Error", ERROR_SCHEMA)
-    for name, entity in rt.spec.entities.items():
-        schemas = rt.schemas[name]
-        read_name = type(schemas.read).__name__
-        spec.components.schema(read_name, schema=schemas.read)
-        spec.components.schema(f"{read_name}Create", schema=schemas.create)
-        spec.components.schema(f"{read_name}Update", schema=schemas.update)
-        ref = {"$ref": f"#/components/schemas/{read_name}"}
-        one = {"type": "object", "properties": {"data": ref}}
-        many = {"type": "object", "properties": {
-            "data": {"type": "array", "items": ref},
-            "next": {"type": ["string", "null"], "description": "Cursor of the next page (opaque)."},
-            "next_url": {"type": ["string", "null"]},
-            "count": {"type": "integer", "description": "Total matching records, with count=true."}}}
-        label = label_text(entity.label, "en", name)
-        tag = {"name": name, "description": label_text(entity.label, "zh", label)}
-        spec.tag(tag)
-        list_parameters = [
-            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": rt.spec.max_page_size, "default": entity.list.page_size}},
-            {"name": "cursor", "in": "query", "schema": {"type": "string"}, "description": "The `next` value of the previous page."},
-            {"name": "sort", "in": "query", "schema": {"type": "string", "default": ",".join(entity.list.sort)}, "description": "Comma-separated fields, `-` for descending."},
-            {"name": "fields", "in": "query", "schema": {"type": "string"}, "description": "Comma-separated fields to return (id and version always come)."},
-            {"name": "count", "in": "query", "schema": {"type": "boolean"}, "description": "Also return the total count."},
-            {"name": "filters", "in": "query", "style": "form", "explode": True,
-             "schema": {"type": "object", "additionalProperties": {"type": "string"}},
-             "description": _filter_description(rt, entity)},
-        ]
-        if entity.list.search:
-            list_parameters.append({"name": "q", "in": "query", "schema": {"type": "string"},
-                                    "description": "Search in: " + ", ".join(entity.list.search)})
-        body = lambda schema: {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}  # noqa: E731
-        id_param = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
-        spec.path(path=f"/api/v1/{name}", operations={
-            "get": {"tags": [name], "summary": f"List {label_text(entity.plural, 'en', name)}", "operationId": f"list_{name}",
-                    "parameters": list_parameters,
-                    "responses": {"200": {"description": "A page", "content": {"application/json": {"schema": many}}}, **_errors(400)}},
-            "post": {"tags": [name], "summary": f"Create a {label}", "operationId": f"create_{name}",
-                     "requestBody": body(f"{read_name}Create"),
-                     "responses": {"201": {"description": "Created", "content": {"application/json": {"schema": one}}}, **_errors(400, 409, 415, 422)}},
-        })
-        spec.path(path=f"/api/v1/{name}/_bulk", operations={
-            "post": {"tags": [name], "summary": f"Create many {label_text(entity.plural, 'en', name)} (all or none)",
-                     "operationId": f"bulk_create_{name}",
-                     "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "array", "maxItems": 1000, "items": {"$ref": f"#/components/schemas/{read_name}Create"}}}}},
-                     "responses": {"201": {"description": "Created", "content": {"application/json": {"schema": {"type": "object", "properties": {"data": {"type": "array", "items": ref}}}}}}, **_errors(400, 409, 415, 422)}},
-        })
-        spec.path(path=f"/api/v1/{name}/{{id}}", operations={
-            "get": {"tags": [name], "summary": f"Get a {label}", "operationId": f"get_{name}", "parameters": [id_param],
-                    "responses": {"200": {"description": "The record", "content": {"application/json": {"schema": one}}}, **_errors(404)}},
-            "patch": {"tags": [name], "summary": f"Update a {label}", "operationId": f"update_{name}",
-                      "description": "Send the fields to change, and `version` (or If-Match) to detect concurrent changes.",
-                      "parameters": [id_param, {"name": "If-Match", "in": "header", "schema": {"type": "string"}}],
-                      "requestBody": body(f"{read_name}Update"),
-                      "responses": {"200": {"description": "Updated", "content": {"application/json": {"schema": one}}}, **_errors(400, 404, 409, 415, 422)}},
-            "delete": {"tags": [name], "summary": f"Move a {label} to the recycle bin", "operationId": f"delete_{name}",
-                       "parameters": [id_param, {"name": "If-Match", "in": "header", "schema": {"type": "string"}}],
-                       "responses": {"204": {"description": "Deleted"}, **_errors(404, 409)}},
-        })
-        spec.path(path=f"/api/v1/recycle_bin/{name}/{{id}}/restore", operations={
-            "post": {"tags": [name], "summary": f"Restore a {label} from the recycle bin", "operationId": f"restore_{name}",
-                     "parameters": [id_param],
-                     "responses": {"200": {"description": "Restored", "content": {"application/json": {"schema": one}}}, **_errors(404, 409)}},
-        })
-        for rel in entity.relations.values():
-            other = rt.schemas[rel.entity]
-            other_ref = {"$ref": f"#/components/schemas/{type(other.read).__name__}"}
-            spec.path(path=f"/api/v1/{name}/{{id}}/{rel.name}", operations={
-                "get": {"tags": [name], "summary": f"{label}: {rel.name}", "operationId": f"list_{name}_{rel.name}",
-                        "parameters": [id_param] + list_parameters[:5],
-                        "responses": {"200": {"description": "A page", "content": {"application/json": {"schema": {"type": "object", "properties": {"data": {"type": "array", "items": other_ref}, "next": {"type": ["string", "null"]}}}}}}, **_errors(400, 404)}},
-            })
-    document = spec.to_dict()
-    document["info"]["x-operators"] = list(OPERATORS)
-    document.setdefault("components", {})["securitySchemes"] = {
-        "bearer": {"type": "http", "scheme": "bearer",
-                   "description": "A personal API token (crmkit token create USER, or POST /api/v1/me/tokens)."},
-        "session": {"type": "apiKey", "in": "cookie", "name": "crmkit_session",
-                    "description": "A browser session from /login; changes also need the X-CSRF-Token header."}}
-    document["security"] = [{"bearer": []}, {"session": []}]
-    return document
+    return _Document(rt).build()
 
 
 def document(rt: Runtime, access: Access | None = None) -> dict:
-    """The whole document, or (with an access) the caller's view of it: entities
-    they can do nothing with left out, fields hidden from them removed, fields
-    they may not write marked read-only. Built once per combination of roles."""
+    """The whole document, or (with an access) the caller's view of it: the
+    operations their roles allow, fields hidden from them removed, fields they
+    may not write marked read-only, masked ones described as masked text.
+    Built once per combination of roles."""
     cached = getattr(rt, _CACHE_KEY, None)
     if cached is None:
         cached = {None: build_document(rt)}
         setattr(rt, _CACHE_KEY, cached)
     key = None if access is None else access.roles
     if key not in cached:
+        assert access is not None
         cached[key] = _view(rt, cached[None], access)
     return cached[key]
 
 
+def _allowed(operation: dict, access: Access) -> bool:
+    alternatives, needs = operation.get(ACCESS), operation.get(NEEDS, ())
+    return ((alternatives is None or any(access.allows(entity, action) for entity, action in alternatives))
+            and all(access.allows(entity, action) for entity, action in needs))
+
+
 def _view(rt: Runtime, full: dict, access: Access) -> dict:
-    doc = copy.deepcopy(full)
+    doc = json.loads(json.dumps(full))  # a deep copy, several times faster than copy.deepcopy here
     schemas, paths = doc["components"]["schemas"], doc["paths"]
+    for path, operations in list(paths.items()):
+        for method, operation in list(operations.items()):
+            if not _allowed(operation, access):
+                del operations[method]
+        if not operations:
+            del paths[path]
+    used_entities = set()
     for name, entity in rt.spec.entities.items():
         ea = access.entity(name)
         read_name = type(rt.schemas[name].read).__name__
         if not ea.scopes:
             for suffix in ("", "Create", "Update"):
                 schemas.pop(read_name + suffix, None)
-            for path in list(paths):
-                if path == f"/api/v1/{name}" or path.startswith((f"/api/v1/{name}/", f"/api/v1/recycle_bin/{name}/")):
-                    del paths[path]
-            for other in rt.spec.entities.values():
-                for rel in other.relations.values():
-                    if rel.entity == name:
-                        paths.pop(f"/api/v1/{other.name}/{{id}}/{rel.name}", None)
-            doc["tags"] = [t for t in doc.get("tags", []) if t["name"] != name]
             continue
+        used_entities.add(name)
         hidden = set(entity.fields) - ea.visible
+        masked = {n for n, _ in ea.masked}
         for suffix in ("", "Create", "Update"):
             schema = schemas.get(read_name + suffix, {})
             properties = schema.get("properties", {})
@@ -201,20 +717,57 @@ def _view(rt: Runtime, full: dict, access: Access) -> dict:
                 properties.pop(field_name, None)
             if suffix:
                 for field_name, prop in properties.items():
-                    if field_name not in ea.writable:
+                    if field_name in ("id", "version"):
+                        continue  # as the whole document says: ignored on create, the precondition on update
+                    if field_name == "owner_id" and not ea.allows("assign") or \
+                            field_name in entity.fields and not entity.fields[field_name].system \
+                            and field_name not in ea.writable:
                         prop["readOnly"] = True
+            else:
+                for field_name in masked & set(properties):
+                    properties[field_name] = {"type": ["string", "null"], "readOnly": True,
+                                              "description": "Masked for you (e.g. 138****5678)."}
             if "required" in schema:
                 schema["required"] = [r for r in schema["required"] if r not in hidden]
-        for operation in paths.get(f"/api/v1/{name}", {}).values():
-            for parameter in operation.get("parameters", ()):
-                if parameter["name"] == "filters":
-                    parameter["description"] = "\n".join(
-                        line for line in parameter["description"].split("\n")
-                        if not any(line.startswith(f"- `{h}`:") for h in hidden))
-                elif parameter["name"] == "sort":
-                    parameter["schema"]["default"] = ",".join(
-                        k for k in parameter["schema"]["default"].split(",") if k.lstrip("-") not in hidden)
-                elif parameter["name"] == "q":
-                    parameter["description"] = "Search in: " + ", ".join(
-                        n for n in entity.list.search if n in ea.readable)
+    parameters = doc["components"].get("parameters", {})
+    for key, parameter in list(parameters.items()):
+        if not _keep_parameter(rt, parameter, access):
+            del parameters[key]
+    for operations in paths.values():
+        for operation in operations.values():
+            if "parameters" in operation:
+                operation["parameters"] = [
+                    p for p in operation["parameters"]
+                    if ("$ref" in p and p["$ref"].rsplit("/", 1)[1] in parameters)
+                    or ("$ref" not in p and _keep_parameter(rt, p, access))]
+    doc["tags"] = [t for t in doc.get("tags", []) if t["name"] in used_entities or t["name"] not in rt.spec.entities]
+    bin_listing = paths.get("/api/v1/recycle_bin", {}).get("get")
+    if bin_listing is not None:
+        bin_listing["parameters"][0]["schema"]["enum"] = [e for e in rt.spec.entities if access.allows(e, "delete")]
     return doc
+
+
+def _keep_parameter(rt: Runtime, parameter: dict, access: Access) -> bool:
+    """Whether the caller's view keeps a parameter: not those of fields they
+    may not filter or sort on (hidden, or masked); `sort`, `fields` and `q`
+    narrowed to what they may use (changed in place)."""
+    entity_name = parameter.get(ENTITY)
+    if entity_name is None:
+        return True
+    entity = rt.spec.entities[entity_name]
+    ea = access.entity(entity_name)
+    field = parameter.get(FIELD)
+    if field is not None:
+        return field in ea.readable
+    if parameter["name"] == "sort":
+        items = parameter["schema"]["items"]
+        items["enum"] = [k for k in items["enum"] if k.lstrip("-") in ea.readable]
+    elif parameter["name"] == "fields":
+        items = parameter["schema"]["items"]
+        items["enum"] = [k for k in items["enum"] if k in ea.visible]
+    elif parameter["name"] == "q":
+        searchable = [n for n in entity.list.search if n in ea.readable]
+        if not searchable:
+            return False
+        parameter["description"] = "Search in: " + ", ".join(searchable)
+    return True

@@ -12,10 +12,18 @@ from typing import Any
 
 from flask import Response, request
 
-from ..errors import NotFound
+from ..errors import NotFound, ValidationFailed
 from ..permissions import audit_changes
 from . import api
-from .http import current_actor, json_response, page_response, read_json, read_object, runtime
+from .http import (
+    current_actor,
+    json_response,
+    page_response,
+    parse_record_id,
+    read_json,
+    read_object,
+    runtime,
+)
 
 
 def _iso(value) -> str | None:
@@ -41,9 +49,7 @@ def token_json(row: Mapping) -> dict:
 
 
 def _id(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or len(text) > 10:
-        raise NotFound(f"no record with id '{text}'")
-    return int(text)
+    return parse_record_id(text)
 
 
 # ------------------------------------------------------------------ me
@@ -106,7 +112,7 @@ def create_my_token():
     return _new_token(_me())
 
 
-@api.delete("/me/tokens/<token_id>")
+@api.delete("/me/tokens/<rid:token_id>")
 def revoke_my_token(token_id: str):
     return _revoke_token(_me(), token_id)
 
@@ -117,6 +123,9 @@ def _tokens(user_id: int) -> Response:
 
 def _new_token(user_id: int) -> Response:
     data = read_object('{"name": ...}')
+    unknown = sorted(set(data) - {"name", "expires_days"})
+    if unknown:
+        raise ValidationFailed(f"unknown field '{unknown[0][:40]}'", {k[:40]: ["unknown field"] for k in unknown})
     token = runtime().directory.create_token(user_id, data.get("name") or "", current_actor(),
                                              expires_days=data.get("expires_days"))
     return json_response({"data": {"id": token.id, "name": token.name, "token": token.token,
@@ -150,7 +159,7 @@ def _list(name: str, item=None) -> Response:
     return page_response(source, page, list_request.fields, item)
 
 
-@api.get("/users/<user_id>")
+@api.get("/users/<rid:user_id>")
 def get_user(user_id: str):
     return json_response({"data": user_json(runtime().directory.get_user(_id(user_id), current_actor()))})
 
@@ -161,24 +170,24 @@ def create_user():
     return json_response({"data": user_json(row)}, 201, {"Location": f"/api/v1/users/{row['id']}"})
 
 
-@api.patch("/users/<user_id>")
+@api.patch("/users/<rid:user_id>")
 def update_user(user_id: str):
     data = read_object()
     return json_response({"data": user_json(runtime().directory.update_user(_id(user_id), data, current_actor()))})
 
 
-@api.get("/users/<user_id>/tokens")
+@api.get("/users/<rid:user_id>/tokens")
 def user_tokens(user_id: str):
     return _tokens(_id(user_id))
 
 
-@api.post("/users/<user_id>/tokens")
+@api.post("/users/<rid:user_id>/tokens")
 def create_user_token(user_id: str):
     """A token for another user (an integration account): needs update on that user."""
     return _new_token(_id(user_id))
 
 
-@api.delete("/users/<user_id>/tokens/<token_id>")
+@api.delete("/users/<rid:user_id>/tokens/<rid:token_id>")
 def revoke_user_token(user_id: str, token_id: str):
     return _revoke_token(_id(user_id), token_id)
 
@@ -191,7 +200,7 @@ def list_teams():
     return _list("team")
 
 
-@api.get("/teams/<team_id>")
+@api.get("/teams/<rid:team_id>")
 def get_team(team_id: str):
     return json_response({"data": team_json(runtime().directory.get_team(_id(team_id), current_actor()))})
 
@@ -202,7 +211,7 @@ def create_team():
     return json_response({"data": team_json(row)}, 201, {"Location": f"/api/v1/teams/{row['id']}"})
 
 
-@api.patch("/teams/<team_id>")
+@api.patch("/teams/<rid:team_id>")
 def update_team(team_id: str):
     data = read_object()
     return json_response({"data": team_json(runtime().directory.update_team(_id(team_id), data, current_actor()))})

@@ -7,12 +7,13 @@ the records service (writes), and dump JSON.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Response, request
 
-from ..errors import BadRequest, NotFound
+from ..errors import BadRequest, NotFound, ValidationFailed
+from ..fieldtypes import MAX_ID
+from ..formatting import Formatter
 from ..permissions import audit_changes
 from ..records import MAX_BULK
 from . import api
@@ -28,11 +29,12 @@ from .http import (
     read_json,
     read_object,
     record_response,
+    request_locale,
     runtime,
 )
 
 
-@api.get("/<entity_name>")
+@api.get("/<entity:entity_name>")
 def list_records(entity_name: str):
     rt = runtime()
     entity = entity_or_404(entity_name)
@@ -44,7 +46,7 @@ def list_records(entity_name: str):
     return page_response(entity, page, list_request.fields)
 
 
-@api.post("/<entity_name>")
+@api.post("/<entity:entity_name>")
 def create_record(entity_name: str):
     rt = runtime()
     entity = entity_or_404(entity_name)
@@ -53,15 +55,19 @@ def create_record(entity_name: str):
 
 
 MAX_EXPORT = 200_000
-#: Spreadsheet programs run cells that start with these as formulas.
+#: Rows formatted together: their references' titles are looked up in one query per field.
+EXPORT_BATCH = 500
+#: Spreadsheet programs run cells that start with these as formulas (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-@api.get("/<entity_name>/_export")
+@api.get("/<entity:entity_name>/_export")
 def export_records(entity_name: str):
-    """The records of a list request (filters, q, sort, fields) as CSV, within the
-    caller's export scope, hidden fields left out and masked ones masked. The
-    export is written to the audit trail."""
+    """The records of a list request (filters, q, sort, fields) as CSV for
+    people, within the caller's export scope: headers and values as labels in
+    the request's language (``lang``, else Accept-Language, else the app's
+    first), references as their records' titles where the caller may read them,
+    hidden fields left out and masked ones masked. Written to the audit trail."""
     import csv
     import io
 
@@ -71,53 +77,75 @@ def export_records(entity_name: str):
     entity = entity_or_404(entity_name)
     entity_access(entity, "export")
     actor = current_actor()
-    args = [(k, v) for k, v in request.args.items(multi=True) if k not in ("limit", "cursor", "count", "format")]
     if request.args.get("format", "csv") != "csv":
         raise BadRequest("format must be csv", {"format": ["only csv is offered"]}, code="invalid_parameter")
-    list_request = rt.queries.parse_list(entity, args, rt.permissions.of(actor))
-    ea = rt.permissions.of(actor).entity(entity.name)
-    names = [n for n in entity.fields if n in (list_request.fields or ea.visible)]
+    formatter = Formatter(rt.spec, request_locale(), rt.queries.tz)
+    args = [(k, v) for k, v in request.args.items(multi=True) if k not in ("format", "lang")]
+    unpaged = [key for key, _ in args if key in ("limit", "cursor", "count")]
+    if unpaged:
+        raise BadRequest(f"an export has no pages: leave out {unpaged[0]}", {unpaged[0]: ["not a parameter here"]},
+                         code="invalid_parameter")
+    access = rt.permissions.of(actor)
+    list_request = rt.queries.parse_list(entity, args, access)
+    ea = access.entity(entity.name)
+    fields = [f for f in entity.fields.values() if f.name in (list_request.fields or ea.visible)]
+    masks = {name: mask for name, mask in ea.masked if name in {f.name for f in fields}}
+    targets = {f.name: rt.spec.entities[f.to] for f in fields
+               if f.type == "ref" and f.to is not None and f.name not in masks and f.to in rt.spec.entities}
     query, params = rt.queries.export_statement(entity, list_request, actor, MAX_EXPORT)
-    dump = rt.queries.row_dumper(entity, tuple(query.selected_columns.keys()), frozenset(names))
-    masks = tuple((name, mask) for name, mask in ea.masked if name in names)
 
-    def cell(value: Any) -> Any:
-        if isinstance(value, list):
-            value = ";".join(str(v) for v in value)
-        elif isinstance(value, dict):
-            value = json.dumps(value, ensure_ascii=False)
-        if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-            value = "'" + value
-        return value
+    def rows_of(conn: Any, batch: list[Any]) -> list[list[Any]]:
+        titles = {name: rt.queries.titles(conn, target.name,
+                                          {row[entity.fields[name].column] for row in batch} - {None}, actor)
+                  for name, target in targets.items()}
+        title_fields = {name: target.fields[target.title] for name, target in targets.items()}
+        out = []
+        for row in batch:
+            cells = []
+            for f in fields:
+                value = row[f.column]
+                if f.name in masks:
+                    value = None if value is None else masks[f.name](rt.field_types[f.type].dump(f, value))
+                elif f.name in titles and value in titles[f.name]:
+                    value = formatter.value(title_fields[f.name], titles[f.name][value])
+                else:
+                    value = formatter.value(f, value)
+                cells.append(_cell(value))
+            out.append(cells)
+        return out
 
     def generate():
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         buffer.write("\ufeff")  # Excel reads UTF-8 (Chinese) only with the BOM
-        writer.writerow(names)
+        writer.writerow([_cell(formatter.field_label(f)) for f in fields])
         count = 0
-        with rt.engine.connect() as conn:
-            result = conn.execution_options(yield_per=2000).execute(query, params)
-            for row in result:
-                item = dump(row)
-                for name, mask in masks:
-                    if item[name] is not None:
-                        item[name] = mask(item[name])
-                writer.writerow([cell(item.get(n)) for n in names])
-                count += 1
-                if buffer.tell() > 65536:
-                    yield buffer.getvalue()
-                    buffer.seek(0)
-                    buffer.truncate()
+        with rt.engine.connect() as conn, rt.engine.connect() as lookups:
+            result = conn.execution_options(yield_per=EXPORT_BATCH).execute(query, params).mappings()
+            for batch in result.partitions():
+                writer.writerows(rows_of(lookups, batch))
+                count += len(batch)
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
         yield buffer.getvalue()
         rt.audit.export(actor, entity.name, count, args)
 
     filename = f"{entity.name}.csv"
     return Response(stream_with_context(generate()), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                             "Content-Language": formatter.locale})
 
 
-@api.get("/<entity_name>/<record_id>/collaborators")
+def _cell(value: Any) -> Any:
+    """A CSV cell: text that a spreadsheet would run as a formula is quoted
+    with a leading apostrophe; numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+@api.get("/<entity:entity_name>/<rid:record_id>/collaborators")
 def list_collaborators(entity_name: str, record_id: str):
     rt = runtime()
     entity = entity_or_404(entity_name)
@@ -128,18 +156,19 @@ def list_collaborators(entity_name: str, record_id: str):
                                     "created_by": r["created_by"]} for r in rows]})
 
 
-@api.post("/<entity_name>/<record_id>/collaborators")
+@api.post("/<entity:entity_name>/<rid:record_id>/collaborators")
 def add_collaborator(entity_name: str, record_id: str):
     """``{"user_id": 5, "access": "read" | "write"}``"""
     rt = runtime()
     entity = entity_or_404(entity_name)
     body = read_object('{"user_id": ..., "access": "read"}')
+    _only(body, {"user_id", "access"})
     rid = parse_record_id(record_id)
     rt.records.sharing.share(entity.name, rid, body.get("user_id"), body.get("access", "read"), current_actor())
     return list_collaborators(entity_name, record_id)
 
 
-@api.delete("/<entity_name>/<record_id>/collaborators/<user_id>")
+@api.delete("/<entity:entity_name>/<rid:record_id>/collaborators/<rid:user_id>")
 def remove_collaborator(entity_name: str, record_id: str, user_id: str):
     rt = runtime()
     entity = entity_or_404(entity_name)
@@ -147,12 +176,12 @@ def remove_collaborator(entity_name: str, record_id: str, user_id: str):
     return Response(status=204)
 
 
-@api.post("/<entity_name>/_bulk")
+@api.post("/<entity:entity_name>/_bulk")
 def bulk_create(entity_name: str):
     rt = runtime()
     entity = entity_or_404(entity_name)
     body = read_json()
-    items = body.get("data") if isinstance(body, dict) else body
+    items = body.get("data") if isinstance(body, dict) and set(body) == {"data"} else body
     if not isinstance(items, list) or not items:
         raise BadRequest("send a JSON list of records (or {\"data\": [...]})", code="invalid_body")
     if len(items) > MAX_BULK:
@@ -162,7 +191,7 @@ def bulk_create(entity_name: str):
     return json_response({"data": [present(row) for row in rows]}, 201)
 
 
-@api.get("/<entity_name>/<record_id>")
+@api.get("/<entity:entity_name>/<rid:record_id>")
 def get_record(entity_name: str, record_id: str):
     rt = runtime()
     entity = entity_or_404(entity_name)
@@ -178,17 +207,20 @@ def get_record(entity_name: str, record_id: str):
     return record_response(entity, row, fields=fields)
 
 
-@api.patch("/<entity_name>/<record_id>")
+@api.patch("/<entity:entity_name>/<rid:record_id>")
 def update_record(entity_name: str, record_id: str):
     rt = runtime()
     entity = entity_or_404(entity_name)
+    rid = parse_record_id(record_id)
     body = read_json()
-    version = expected_version(body)
-    row = rt.records.update(entity.name, parse_record_id(record_id), body, current_actor(), version=version)
+    version = expected_version(body, required=True)
+    if isinstance(body, dict) and "If-Match" in request.headers:  # the header wins over the body's version
+        body = {k: v for k, v in body.items() if k != "version"}
+    row = rt.records.update(entity.name, rid, body, current_actor(), version=version)
     return record_response(entity, row)
 
 
-@api.delete("/<entity_name>/<record_id>")
+@api.delete("/<entity:entity_name>/<rid:record_id>")
 def delete_record(entity_name: str, record_id: str):
     rt = runtime()
     entity = entity_or_404(entity_name)
@@ -196,7 +228,7 @@ def delete_record(entity_name: str, record_id: str):
     return Response(status=204)
 
 
-@api.get("/<entity_name>/<record_id>/transitions")
+@api.get("/<entity:entity_name>/<rid:record_id>/transitions")
 def list_transitions(entity_name: str, record_id: str):
     """The moves from the record's current state, each with whether the caller may make it now."""
     rt = runtime()
@@ -205,7 +237,7 @@ def list_transitions(entity_name: str, record_id: str):
     return json_response({"data": moves})
 
 
-@api.post("/<entity_name>/<record_id>/transitions/<name>")
+@api.post("/<entity:entity_name>/<rid:record_id>/transitions/<name>")
 def make_transition(entity_name: str, record_id: str, name: str):
     """Move the record; the body may fill in fields the move requires."""
     rt = runtime()
@@ -216,7 +248,7 @@ def make_transition(entity_name: str, record_id: str, name: str):
     return record_response(entity, row)
 
 
-@api.get("/<entity_name>/<record_id>/history")
+@api.get("/<entity:entity_name>/<rid:record_id>/history")
 def record_history(entity_name: str, record_id: str):
     """The record's audit entries, newest first, as a list (limit, cursor,
     sort, filters such as action=update, count); the values in them as the
@@ -238,7 +270,7 @@ def record_history(entity_name: str, record_id: str):
     return page_response(rt.queries.history, page, list_request.fields, visible)
 
 
-@api.get("/<entity_name>/<record_id>/<relation>")
+@api.get("/<entity:entity_name>/<rid:record_id>/<relation:relation>")
 def related_records(entity_name: str, record_id: str, relation: str):
     """The records related to this one, as a list of the other entity."""
     rt = runtime()
@@ -254,24 +286,35 @@ def related_records(entity_name: str, record_id: str, relation: str):
     return page_response(other, page, list_request.fields)
 
 
-@api.post("/<entity_name>/<record_id>/<relation>")
+@api.post("/<entity:entity_name>/<rid:record_id>/<relation:relation>")
 def link_records(entity_name: str, record_id: str, relation: str):
     rt = runtime()
     entity = entity_or_404(entity_name)
     body = read_json()
+    if isinstance(body, dict):
+        _only(body, {"ids"})
     ids = body.get("ids") if isinstance(body, dict) else None
     if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
         raise BadRequest("send {\"ids\": [1, 2, ...]}", {"ids": ["must be a list of record ids"]}, code="invalid_body")
+    if not all(0 < i <= MAX_ID for i in ids):  # cannot be the id of anything (and is not echoed whole)
+        raise ValidationFailed(f"ids are whole numbers from 1 to {MAX_ID}", {"ids": [f"must be from 1 to {MAX_ID}"]})
     linked = rt.records.link(entity.name, parse_record_id(record_id), relation, ids, current_actor())
     return json_response({"data": {"ids": linked}})
 
 
-@api.delete("/<entity_name>/<record_id>/<relation>/<other_id>")
+@api.delete("/<entity:entity_name>/<rid:record_id>/<relation:relation>/<rid:other_id>")
 def unlink_record(entity_name: str, record_id: str, relation: str, other_id: str):
     rt = runtime()
     entity = entity_or_404(entity_name)
     rt.records.unlink(entity.name, parse_record_id(record_id), relation, parse_record_id(other_id), current_actor())
     return Response(status=204)
+
+
+def _only(body: dict, keys: set[str]) -> None:
+    """A small body with these keys only (a misspelt one is not ignored)."""
+    unknown = sorted(set(body) - keys)
+    if unknown:
+        raise ValidationFailed(f"unknown field '{unknown[0][:40]}'", {k[:40]: ["unknown field"] for k in unknown})
 
 
 @api.get("/recycle_bin")
@@ -294,7 +337,7 @@ def recycle_bin():
     return page_response(source, page, list_request.fields)
 
 
-@api.post("/recycle_bin/<entity_name>/<record_id>/restore")
+@api.post("/recycle_bin/<entity:entity_name>/<rid:record_id>/restore")
 def restore_record(entity_name: str, record_id: str):
     rt = runtime()
     entity = entity_or_404(entity_name)
