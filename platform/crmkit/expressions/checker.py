@@ -203,15 +203,16 @@ class _Checker:
 
     # -------------------------------------------------------------- literals in context
 
-    def coerce(self, node: t.Node, target: Type) -> t.Node:
+    def coerce(self, node: t.Node, target: Type, *, options: bool = True) -> t.Node:
         """A literal given its meaning by the other side: '2026-01-31' next to a
-        date is a date, 'gold' next to an enum must be one of its options, null
-        takes the other side's type."""
+        date is a date, 'gold' next to an enum must be one of its options
+        (unless ``options`` is false: 'gold' + '!' is text), null takes the
+        other side's type."""
         if not isinstance(node, t.Const):
             return node
         if node.type.kind is Kind.NULL and target.kind is not Kind.NULL:
             return t.Const(type=target, span=node.span, value=None)
-        if target.kind is Kind.ENUM and (node.type.kind is Kind.TEXT or node.type.kind is Kind.INTEGER):
+        if target.kind is Kind.ENUM and options and node.type.kind in (Kind.TEXT, Kind.INTEGER):
             return self.option(node, target)
         if node.type.kind is not Kind.TEXT:
             return node
@@ -289,7 +290,7 @@ class _Checker:
         op = node.op
         if Kind.DURATION in (left.type.kind, right.type.kind):  # '2026-01-31' + 2d
             left, right = self.coerce(left, DATETIME), self.coerce(right, DATETIME)
-        left, right = self.coerce(left, right.type), self.coerce(right, left.type)
+        left, right = self.coerce(left, right.type, options=False), self.coerce(right, left.type, options=False)
         lt, rt = left.type, right.type
         if lt.numeric and rt.numeric:
             if op == "/":
@@ -422,14 +423,15 @@ class _Checker:
 
     def unify(self, nodes: Sequence[t.Node], where: str) -> tuple[Type, list[t.Node]]:
         """The one type of alternatives (coalesce, if): literals take the type of
-        the others, numbers widen to the most decimal places."""
+        the others, numbers widen to the most decimal places, an enum with
+        other text is text."""
         anchor = next((n.type for n in nodes if not isinstance(n, t.Const)), None) \
             or next((n.type for n in nodes if n.type.kind is not Kind.NULL), NULL)
-        nodes = [self.coerce(n, anchor) for n in nodes]
+        nodes = [self.coerce(n, anchor, options=False) for n in nodes]
         types = [n.type for n in nodes if n.type.kind is not Kind.NULL]
         if not types:
             return NULL, nodes
-        nodes = [self.coerce(n, types[0]) for n in nodes]
+        nodes = [self.coerce(n, types[0], options=False) for n in nodes]
         first = types[0]
         if all(x.numeric for x in types):
             if all(x.kind is Kind.INTEGER for x in types):

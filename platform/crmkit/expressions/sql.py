@@ -34,7 +34,11 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.util import ClauseAdapter
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from ..sqltypes import ExactDecimal, UTCDateTime, json_type
 from ..tables import Tables
@@ -150,6 +154,8 @@ class _Compiler:
 
     def compile(self, node: t.Node, root: sa.FromClause) -> Sql:
         self.frames = [root]
+        if t.is_constant(node):  # one parameter, bound with the result's type (type_coerce would re-process it)
+            return sa.literal(constant(node, self.context), _result_type(node.type))
         return self.result(self.sql(node), node.type)
 
     # -------------------------------------------------------------- values
@@ -214,14 +220,9 @@ class _Compiler:
 
     def result(self, expr: Sql, type_: t.Type) -> Sql:
         """The expression with the type that reads its values back as the evaluator's."""
-        kind = type_.kind
-        if kind is Kind.DECIMAL:
-            return sa.type_coerce(expr, ExactDecimal(38, type_.scale))
-        if kind is Kind.DURATION:
-            return sa.type_coerce(expr, _Seconds())
-        if kind in (Kind.NULL, Kind.OPAQUE):
+        if type_.kind in (Kind.NULL, Kind.OPAQUE):
             return expr
-        return sa.type_coerce(expr, _column_type(type_))
+        return sa.type_coerce(expr, _result_type(type_))
 
     # -------------------------------------------------------------- arithmetic
 
@@ -258,10 +259,12 @@ class _Compiler:
                     else sa.cast(self.sql(duration) / _int(86400 * sign), sa.Integer()))
             return sa.type_coerce(base.op("+")(days), sa.Date())
         if self.sqlite:
-            # strftime drops the stored microseconds; durations are whole seconds, so they are the base's.
+            # SQLite's date functions round to milliseconds: they get whole seconds, and the
+            # stored microseconds are put back (durations are whole seconds).
             modifier = (self.bind(f"{seconds:+d} seconds", t.TEXT) if seconds is not None
                         else sa.cast(self.sql(duration) * _int(sign), sa.String()).op("||")(" seconds"))
-            moved = sa.func.strftime(_text("%Y-%m-%d %H:%M:%S"), base, modifier).op("||")(sa.func.substr(base, 20))
+            moved = sa.func.strftime(_text("%Y-%m-%d %H:%M:%S"), _seconds(base), modifier).op("||")(
+                sa.func.substr(base, _int(20)))
             return sa.type_coerce(moved, UTCDateTime())
         shift: Sql
         if seconds is not None:
@@ -412,23 +415,13 @@ class _Compiler:
     def local_date(self, moment: Sql) -> Sql:
         """The day a moment falls on in the app's timezone."""
         if self.sqlite:
-            return sa.type_coerce(sa.func.date(moment, self.offset(moment)), sa.Date())
+            return sa.type_coerce(sa.func.date(_seconds(moment), self.offset(moment)), sa.Date())
         return sa.cast(sa.func.timezone(self.context.timezone.key, moment), sa.Date())
 
     def offset(self, moment: Sql) -> Sql:
         """SQLite's modifier that moves a UTC moment to the app's local time."""
-        spans = zones.by_nearness(self.context.timezone.key, self.context.now)
-        if len(spans) == 1:
-            return _text(f"{spans[0].seconds:+d} seconds")
-        cases = []
-        for span in spans[:-1]:
-            inside = []
-            if span.start is not None:
-                inside.append(moment >= _text(_stored(span.start)))
-            if span.end is not None:
-                inside.append(moment < _text(_stored(span.end)))
-            cases.append((sa.and_(*inside), _text(f"{span.seconds:+d} seconds")))
-        return sa.case(*cases, else_=_text(f"{spans[-1].seconds:+d} seconds"))
+        return _LocalShift(moment, self.context.timezone.key, zones.holding(self.context.timezone.key,
+                                                                             self.context.now))
 
     def date_part(self, name: str, day: Sql) -> Sql:
         if self.sqlite:
@@ -466,6 +459,48 @@ class _Compiler:
         return sa.select(column).select_from(source).where(*conditions).scalar_subquery()
 
 
+class _LocalShift(ColumnElement[str]):
+    """SQLite: the modifier ('+28800 seconds') that moves a stored UTC moment
+    to local time, with the offset the zone had at that moment: a CASE over
+    the zone's spans (zones.py), the one holding now first. It is written out
+    as text when compiled (a zone with summer time has a few hundred spans:
+    SQLAlchemy objects for each would cost more than the query)."""
+
+    inherit_cache = True
+    type = sa.String()
+    _traverse_internals = [("moment", InternalTraversal.dp_clauseelement), ("key", InternalTraversal.dp_string),
+                           ("anchor", InternalTraversal.dp_plain_obj)]
+
+    def __init__(self, moment: Sql, key: str, anchor: int) -> None:
+        self.moment = moment
+        self.key = key
+        self.anchor = anchor  # the span holding now (the order of the CASE), not now: statements stay cacheable
+
+
+@compiles(_LocalShift, "sqlite")
+def _render_local_shift(element: _LocalShift, compiler: SQLCompiler, **kw: Any) -> str:
+    spans = zones.by_nearness(element.key, element.anchor)
+    if len(spans) == 1:
+        return f"'{spans[0].seconds:+d} seconds'"
+    if isinstance(element.moment, sa.ColumnClause):
+        moment, source = compiler.process(element.moment, **kw), None
+    else:  # computed once, in a derived table, rather than once per span
+        moment, source = "m", compiler.process(element.moment, **kw)
+    whens = []
+    for span in spans[:-1]:
+        inside = [f"{moment} >= '{_stored(span.start)}'" if span.start is not None else "",
+                  f"{moment} < '{_stored(span.end)}'" if span.end is not None else ""]
+        whens.append(f"WHEN {' AND '.join(i for i in inside if i)} THEN '{span.seconds:+d} seconds'")
+    case = f"CASE {' '.join(whens)} ELSE '{spans[-1].seconds:+d} seconds' END"
+    return case if source is None else f"(SELECT {case} FROM (SELECT {source} AS m))"
+
+
+def _seconds(moment: Sql) -> Sql:
+    """A stored SQLite moment without its fraction ('2026-01-31 15:59:59'): SQLite's
+    date functions round fractions to milliseconds, so .9999995 would become the next second."""
+    return sa.func.substr(moment, _int(1), _int(19))
+
+
 def _local_day(node: t.Node) -> bool:
     return isinstance(node, t.Call) and node.name == "date" and node.args[0].type.kind is Kind.DATETIME
 
@@ -480,6 +515,16 @@ def _scaled_int(value: int | Decimal, scale: int) -> int:
 def _stored(moment: dt.datetime) -> str:
     """A UTC moment as UTCDateTime stores it on SQLite."""
     return moment.astimezone(dt.UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+def _result_type(type_: t.Type) -> sa.types.TypeEngine[Any]:
+    if type_.kind is Kind.DECIMAL:
+        return ExactDecimal(38, type_.scale)
+    if type_.kind is Kind.DURATION:
+        return _Seconds()
+    if type_.kind in (Kind.NULL, Kind.OPAQUE):
+        return sa.types.NullType()
+    return _column_type(type_)
 
 
 def _column_type(type_: t.Type) -> sa.types.TypeEngine[Any]:

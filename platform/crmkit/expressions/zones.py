@@ -77,7 +77,13 @@ def spans(key: str) -> tuple[Span, ...]:
     return tuple(result)
 
 
-def by_nearness(key: str, now: dt.datetime) -> list[Span]:
-    """The zone's spans, the one holding ``now`` first: a CASE over them finds
-    recent moments in one or two tests."""
-    return sorted(spans(key), key=lambda span: span.distance(now))
+def holding(key: str, moment: dt.datetime) -> int:
+    """The index of the span that holds a moment."""
+    return next(i for i, span in enumerate(spans(key)) if span.distance(moment) == dt.timedelta(0))
+
+
+@lru_cache(maxsize=64)
+def by_nearness(key: str, anchor: int) -> tuple[Span, ...]:
+    """The zone's spans, the ``anchor``-th first, then the ones nearest to it:
+    a CASE over them finds recent moments in one or two tests."""
+    return tuple(sorted(spans(key), key=lambda span: abs(spans(key).index(span) - anchor)))
