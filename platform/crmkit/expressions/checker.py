@@ -308,12 +308,12 @@ class _Checker:
             if op == "+" and lt.textual and rt.textual:
                 return t.Arith(type=TEXT, span=node.span, op=op, left=left, right=right)
             if lt.kind is rt.kind and lt.kind in (Kind.DATE, Kind.DATETIME) and op == "-":
-                raise self.error(f"cannot subtract {_a(rt)} from {_a(lt)}", node.op_span,
+                raise self.error(_VERBS[op].format(_a(lt), _a(rt)), node.op_span,
                                  "days_between(a, b) counts the days from a to b")
         if op == "*" and {lt.kind, rt.kind} == {Kind.DURATION, Kind.INTEGER}:
             duration, count = (left, right) if lt.kind is Kind.DURATION else (right, left)
             return t.Arith(type=duration.type, span=node.span, op=op, left=duration, right=count)
-        raise self.error(f"cannot {_VERBS[op]} {_a(lt)} and {_a(rt)}", node.op_span)
+        raise self.error(_VERBS[op].format(_a(lt), _a(rt)), node.op_span)
 
     def moved(self, node: s.Binary, base: t.Node, duration: t.Node) -> t.Node:
         if base.type.kind is Kind.DATE and not duration.type.whole_days:
@@ -427,7 +427,8 @@ class _Checker:
         other text is text."""
         anchor = next((n.type for n in nodes if not isinstance(n, t.Const)), None) \
             or next((n.type for n in nodes if n.type.kind is not Kind.NULL), NULL)
-        nodes = [self.coerce(n, anchor, options=False) for n in nodes]
+        nodes = [self.coerce(n, anchor, options=isinstance(n, t.Const) and n.value in anchor.options)
+                 for n in nodes]
         types = [n.type for n in nodes if n.type.kind is not Kind.NULL]
         if not types:
             return NULL, nodes
@@ -503,7 +504,8 @@ class _Checker:
         return t.Aggregate(type=result, span=node.span, func=func, relation=relation, value=value, where=where)
 
 
-_VERBS = {"+": "add", "-": "subtract", "*": "multiply", "/": "divide"}
+_VERBS = {"+": "cannot add {} and {}", "-": "cannot subtract {1} from {0}", "*": "cannot multiply {} by {}",
+          "/": "cannot divide {} by {}"}
 
 
 def _a(type_: Type) -> str:
