@@ -416,7 +416,7 @@ class _Compiler:
         """The day a moment falls on in the app's timezone."""
         if self.sqlite:
             return sa.type_coerce(sa.func.date(_seconds(moment), self.offset(moment)), sa.Date())
-        return sa.cast(sa.func.timezone(self.context.timezone.key, moment), sa.Date())
+        return sa.cast(sa.func.timezone(_text(self.context.timezone.key), moment), sa.Date())
 
     def offset(self, moment: Sql) -> Sql:
         """SQLite's modifier that moves a UTC moment to the app's local time."""
