@@ -425,7 +425,7 @@ def test_generated_expressions_cover_the_language() -> None:
     writes an aggregate proves nothing about aggregates)."""
     seen: set[str] = set()
 
-    @settings(max_examples=400, database=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=1000, database=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
     @given(expressions())
     def collect(expression: tuple[str, str]) -> None:
         seen.add(expression[1])

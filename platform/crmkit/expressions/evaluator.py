@@ -3,6 +3,10 @@ by field name) and what the expression needs of other records, loaded through
 a Loader the caller provides: one query per reference followed from the
 record, one per aggregate.
 
+A checked expression is compiled once into Python closures (kept on the
+Checked), so evaluating a validation rule or a formula on every save costs
+microseconds.
+
 Three-valued logic, as SQL's: a comparison with null is unknown (None);
 ``not`` unknown is unknown; ``false and unknown`` is false, ``true or
 unknown`` is true. A condition holds only when it is true, so an unknown
@@ -13,10 +17,13 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import functools
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Protocol
 
+from ..metadata.spec import FieldSpec
 from . import tree as t
 from .tree import Kind
 from .values import Context, divide, like_regex, local_date, moment, round_places
@@ -24,6 +31,7 @@ from .values import Context, divide, like_regex, local_date, moment, round_place
 Row = Mapping[str, Any]
 #: Enough digits that + - * of any two stored values is exact.
 EXACT = decimal.Context(prec=200, Emax=999_999, Emin=-999_999)
+UTC = dt.UTC
 
 
 class Loader(Protocol):
@@ -44,8 +52,11 @@ def evaluate(checked: t.Checked, record: Row, context: Context, loader: Loader |
     condition). ``record`` maps field names to values (a ref's value is the
     id; ``customer_id`` is accepted for ``customer``); a new record without an
     ``id`` has no related records yet."""
-    value = _Evaluation(checked, record, context, loader).value(checked.root, None)
-    return _shaped(value, checked.type)
+    program = checked.cache.get("python")
+    if program is None:
+        program = checked.cache["python"] = _Program(checked.root)
+    assert isinstance(program, _Program)
+    return _shaped(program.root(_Run(program, record, context, loader), None), checked.type)
 
 
 def holds(checked: t.Checked, record: Row, context: Context, loader: Loader | None = None) -> bool:
@@ -53,227 +64,315 @@ def holds(checked: t.Checked, record: Row, context: Context, loader: Loader | No
     return evaluate(checked, record, context, loader) is True
 
 
-class _Evaluation:
-    def __init__(self, checked: t.Checked, record: Row, context: Context, loader: Loader | None) -> None:
+def constant(node: t.Node, context: Context) -> Any:
+    """The value of a part of an expression that reads no record."""
+    program = _Program(node)
+    return program.root(_Run(program, {}, context, None), None)
+
+
+Fn = Callable[["_Run", Row | None], Any]
+
+
+class _Program:
+    """An expression as closures, and the paths it follows from the record."""
+
+    def __init__(self, root: t.Node) -> None:
+        #: Every path from the record through a reference, by the reference:
+        #: one query per reference fetches all of them.
+        self.through: dict[str, list[t.FieldPath]] = {}
+        self.aggregates = 0
+        self.root = self.compile(root)
+
+    def compile(self, node: t.Node) -> Fn:
+        return _COMPILERS[type(node)](self, node)
+
+    def const(self, node: t.Const) -> Fn:
+        value = node.value
+        if isinstance(value, dt.datetime):
+            if value.tzinfo is None:  # read in the app's timezone, known when evaluated
+                return lambda run, row: moment(value, run.context.timezone)
+            value = value.astimezone(UTC)
+        return lambda run, row: value
+
+    def now(self, node: t.Now) -> Fn:
+        return lambda run, row: run.context.now.astimezone(UTC)
+
+    def today(self, node: t.Today) -> Fn:
+        return lambda run, row: run.context.today
+
+    def me(self, node: t.Me) -> Fn:
+        return lambda run, row: run.context.user_id
+
+    def field(self, node: t.Field) -> Fn:
+        path, normal = node.path, _normalizer(node.type)
+        if node.frame == 1:
+            key = path.dotted
+            return lambda run, row: normal(row.get(key) if row is not None else None)
+        if not path.hops:
+            name, column = path.field.name, path.field.column
+            return lambda run, row: normal(run.own(name, column))
+        hop, tail = path.hops[0], t.FieldPath(path.hops[0].to or "", path.hops[1:], path.field)
+        paths = self.through.setdefault(hop.name, [])
+        if tail not in paths:
+            paths.append(tail)
+        key = tail.dotted
+        return lambda run, row: normal(run.followed(hop, key))
+
+    def negate(self, node: t.Negate) -> Fn:
+        operand = self.compile(node.operand)
+
+        def negate(run: _Run, row: Row | None) -> Any:
+            value = operand(run, row)
+            return None if value is None else -value
+        return negate
+
+    def arith(self, node: t.Arith) -> Fn:
+        left, right = self.compile(node.left), self.compile(node.right)
+        op = node.op
+        compute: Callable[[Any, Any], Any]
+        if node.type.kind is Kind.DECIMAL:
+            places = node.type.scale
+            compute = (lambda a, b: divide(a, b, places)) if op == "/" else \
+                {"+": EXACT.add, "-": EXACT.subtract, "*": EXACT.multiply}[op]
+        elif node.type.kind is Kind.INTEGER and op == "/":  # pragma: no cover - a division is a decimal
+            raise AssertionError(node)
+        else:  # whole numbers, text, dates and moments moved by durations, durations
+            compute = {"+": operator.add, "-": operator.sub, "*": operator.mul}[op]
+
+        def arith(run: _Run, row: Row | None) -> Any:
+            a = left(run, row)
+            if a is None:
+                return None
+            b = right(run, row)
+            return None if b is None else compute(a, b)
+        return arith
+
+    def compare(self, node: t.Compare) -> Fn:
+        left, right = self.compile(node.left), self.compile(node.right)
+        test = _COMPARISONS[node.op]
+
+        def compare(run: _Run, row: Row | None) -> bool | None:
+            a = left(run, row)
+            if a is None:
+                return None
+            b = right(run, row)
+            return None if b is None else bool(test(a, b))
+        return compare
+
+    def in_list(self, node: t.InList) -> Fn:
+        operand, items = self.compile(node.operand), [self.compile(i) for i in node.items]
+        negated = node.negated
+
+        def in_list(run: _Run, row: Row | None) -> bool | None:
+            value = operand(run, row)
+            if value is None:
+                return None
+            unknown = False
+            for item in items:
+                candidate = item(run, row)
+                if candidate is None:
+                    unknown = True
+                elif candidate == value:
+                    return not negated
+            return None if unknown else negated
+        return in_list
+
+    def is_null(self, node: t.IsNull) -> Fn:
+        operand, negated = self.compile(node.operand), node.negated
+        if node.operand.type.kind is Kind.MULTI_ENUM:  # no option chosen
+            return lambda run, row: bool(operand(run, row)) is negated
+        return lambda run, row: (operand(run, row) is None) is not negated
+
+    def match(self, node: t.Match) -> Fn:
+        operand, pattern = self.compile(node.operand), self.compile(node.pattern)
+        test: Callable[[Any, Any], bool]
+        if node.operand.type.kind is Kind.MULTI_ENUM or node.op == "contains":
+            test = lambda value, wanted: wanted in value  # noqa: E731
+        elif node.op == "startswith":
+            test = lambda value, prefix: bool(value.startswith(prefix))  # noqa: E731
+        else:
+            assert isinstance(node.pattern, t.Const)
+            regex = like_regex(str(node.pattern.value))
+            test = lambda value, _: regex.fullmatch(value) is not None  # noqa: E731
+
+        def match(run: _Run, row: Row | None) -> bool | None:
+            value = operand(run, row)
+            if value is None:
+                return None
+            wanted = pattern(run, row)
+            return None if wanted is None else test(value, wanted)
+        return match
+
+    def not_(self, node: t.Not) -> Fn:
+        operand = self.compile(node.operand)
+
+        def not_(run: _Run, row: Row | None) -> bool | None:
+            value = operand(run, row)
+            return None if value is None else not value
+        return not_
+
+    def logic(self, node: t.Logic) -> Fn:
+        operands = [self.compile(o) for o in node.operands]
+        decisive = node.op == "or"  # true decides an or, false an and
+
+        def logic(run: _Run, row: Row | None) -> bool | None:
+            unknown = False
+            for operand in operands:
+                value = operand(run, row)
+                if value is None:
+                    unknown = True
+                elif value == decisive:
+                    return decisive
+            return None if unknown else not decisive
+        return logic
+
+    def call(self, node: t.Call) -> Fn:
+        name = node.name
+        args = [self.compile(a) for a in node.args]
+        if name == "if":
+            test, yes, no = args
+            return lambda run, row: (yes if test(run, row) is True else no)(run, row)
+        if name == "coalesce":
+            def coalesce(run: _Run, row: Row | None) -> Any:
+                for arg in args:
+                    value = arg(run, row)
+                    if value is not None:
+                        return value
+                return None
+            return coalesce
+        if name == "len" and node.args[0].type.kind is Kind.MULTI_ENUM:
+            return lambda run, row: len(args[0](run, row))
+        if name == "round":
+            value, places = args[0], int(_constant_value(node.args[1]))
+            return lambda run, row: _maybe(round_places, value(run, row), places)
+        if name == "days_between":
+            first, last = args
+
+            def days_between(run: _Run, row: Row | None) -> int | None:
+                a, b = first(run, row), last(run, row)
+                return None if a is None or b is None else int((b - a).days)
+            return days_between
+        (arg,) = args
+        if name == "date":
+            return lambda run, row: _maybe(local_date, arg(run, row), run.context.timezone)
+        function = _FUNCTIONS[name]
+        return lambda run, row: _maybe(function, arg(run, row))
+
+    def aggregate(self, node: t.Aggregate) -> Fn:
+        index = self.aggregates
+        self.aggregates += 1
+        relation, func = node.relation, node.func
+        paths = list(dict.fromkeys(n.path for n in t.walk(node) if isinstance(n, t.Field) and n.frame == 1))
+        where = self.compile(node.where) if node.where is not None else None
+        value = self.compile(node.value) if node.value is not None else None
+        places = node.type.scale
+        zero: int | Decimal = Decimal(0) if node.type.kind is Kind.DECIMAL else 0
+
+        def compute(run: _Run) -> Any:
+            record_id = run.record.get("id")
+            rows: Sequence[Row] = ()
+            if record_id is not None:
+                rows = run.need_loader().related(relation, record_id, paths)
+            if where is not None:
+                rows = [r for r in rows if where(run, r) is True]
+            if func == "count":
+                return len(rows)
+            if func == "exists":
+                return bool(rows)
+            assert value is not None
+            values = [v for v in (value(run, r) for r in rows) if v is not None]
+            if func == "sum":
+                return _total(values, zero)
+            if not values:
+                return None
+            if func == "avg":
+                return divide(_total(values, zero), len(values), places)
+            return min(values) if func == "min" else max(values)
+
+        def aggregate(run: _Run, row: Row | None) -> Any:
+            found = run.aggregated.get(index, _MISSING)
+            if found is _MISSING:
+                found = run.aggregated[index] = compute(run)
+            return found
+        return aggregate
+
+
+class _Run:
+    """One evaluation: the record, the context, and what was loaded for it."""
+
+    __slots__ = ("aggregated", "context", "follows", "loader", "program", "record")
+
+    def __init__(self, program: _Program, record: Row, context: Context, loader: Loader | None) -> None:
+        self.program = program
         self.record = record
         self.context = context
         self.loader = loader
-        self.followed: dict[str, Row | None] = {}
+        self.follows: dict[str, Row | None] = {}
         self.aggregated: dict[int, Any] = {}
-        # Every path from the record through a reference, by the reference:
-        # one query per reference fetches all of them.
-        self.through: dict[str, list[t.FieldPath]] = {}
-        for node in t.walk(checked.root):
-            if isinstance(node, t.Field) and node.frame == 0 and node.path.hops:
-                hop, rest = node.path.hops[0], node.path.hops[1:]
-                assert hop.to is not None
-                paths = self.through.setdefault(hop.name, [])
-                tail = t.FieldPath(hop.to, rest, node.path.field)
-                if tail not in paths:
-                    paths.append(tail)
 
     def need_loader(self) -> Loader:
         if self.loader is None:
             raise ValueError("this expression reads other records: evaluate() needs a loader")
         return self.loader
 
-    # -------------------------------------------------------------- values
-
-    def value(self, node: t.Node, row: Row | None) -> Any:
-        method = _METHODS[type(node)]
-        return method(self, node, row)
-
-    def const(self, node: t.Const, row: Row | None) -> Any:
-        if isinstance(node.value, dt.datetime):
-            return moment(node.value, self.context.timezone)
-        return node.value
-
-    def now(self, node: t.Now, row: Row | None) -> Any:
-        return self.context.now.astimezone(dt.UTC)
-
-    def today(self, node: t.Today, row: Row | None) -> Any:
-        return self.context.today
-
-    def me(self, node: t.Me, row: Row | None) -> Any:
-        return self.context.user_id
-
-    def field(self, node: t.Field, row: Row | None) -> Any:
-        path = node.path
-        if node.frame == 1:
-            assert row is not None
-            return _normal(row.get(path.dotted), node.type)
-        if not path.hops:
-            return _normal(self.own(path.field.name, path.field.column), node.type)
-        hop = path.hops[0]
-        target = self.own(hop.name, hop.column)
-        if target is None:
-            return _normal(None, node.type)
-        if hop.name not in self.followed:
-            assert hop.to is not None
-            self.followed[hop.name] = self.need_loader().follow(hop.to, target, self.through[hop.name])
-        found = self.followed[hop.name]
-        tail = ".".join([h.name for h in path.hops[1:]] + [path.field.name])
-        return _normal(None if found is None else found.get(tail), node.type)
-
     def own(self, name: str, column: str) -> Any:
-        if name in self.record:
-            return self.record[name]
-        return self.record.get(column)
+        record = self.record
+        return record[name] if name in record else record.get(column)
 
-    def negate(self, node: t.Negate, row: Row | None) -> Any:
-        value = self.value(node.operand, row)
-        return None if value is None else -value
-
-    def arith(self, node: t.Arith, row: Row | None) -> Any:
-        left, right = self.value(node.left, row), self.value(node.right, row)
-        if left is None or right is None:
-            return None
-        op = node.op
-        if node.type.numeric:
-            if op == "/":
-                return divide(left, right, node.type.scale)
-            with decimal.localcontext(EXACT):
-                if op == "+":
-                    return left + right
-                if op == "-":
-                    return left - right
-                return left * right
-        if op == "*":  # a duration times a whole number
-            return left * right
-        if op == "+":
-            return left + right
-        return left - right
-
-    def compare(self, node: t.Compare, row: Row | None) -> bool | None:
-        return _compare(node.op, self.value(node.left, row), self.value(node.right, row))
-
-    def in_list(self, node: t.InList, row: Row | None) -> bool | None:
-        value = self.value(node.operand, row)
-        found: bool | None
-        if value is None:
+    def followed(self, hop: FieldSpec, key: str) -> Any:
+        """A value of a record the record refers to (loaded once per reference)."""
+        if hop.name not in self.follows:
+            target = self.own(hop.name, hop.column)
             found = None
-        else:
-            items = [self.value(i, row) for i in node.items]
-            found = True if value in [i for i in items if i is not None] else (None if None in items else False)
-        return _not(found) if node.negated else found
-
-    def is_null(self, node: t.IsNull, row: Row | None) -> bool:
-        value = self.value(node.operand, row)
-        empty = value is None or (node.operand.type.kind is Kind.MULTI_ENUM and not value)
-        return not empty if node.negated else empty
-
-    def match(self, node: t.Match, row: Row | None) -> bool | None:
-        value, pattern = self.value(node.operand, row), self.value(node.pattern, row)
-        if node.operand.type.kind is Kind.MULTI_ENUM:
-            return None if pattern is None else bool(pattern in value)
-        if value is None or pattern is None:
-            return None
-        if node.op == "contains":
-            return pattern in value
-        if node.op == "startswith":
-            return bool(value.startswith(pattern))
-        return like_regex(pattern).fullmatch(value) is not None
-
-    def not_(self, node: t.Not, row: Row | None) -> bool | None:
-        return _not(self.value(node.operand, row))
-
-    def logic(self, node: t.Logic, row: Row | None) -> bool | None:
-        decisive = node.op == "or"  # true decides an or, false an and
-        unknown = False
-        for operand in node.operands:
-            value = self.value(operand, row)
-            if value is None:
-                unknown = True
-            elif value == decisive:
-                return decisive
-        return None if unknown else not decisive
-
-    def call(self, node: t.Call, row: Row | None) -> Any:
-        name = node.name
-        if name == "if":
-            test = self.value(node.args[0], row)
-            return self.value(node.args[1] if test is True else node.args[2], row)
-        if name == "coalesce":
-            for arg in node.args:
-                value = self.value(arg, row)
-                if value is not None:
-                    return value
-            return None
-        args = [self.value(a, row) for a in node.args]
-        if any(a is None for a in args):
-            return 0 if name == "len" and node.args[0].type.kind is Kind.MULTI_ENUM else None
-        if name == "date":
-            return local_date(args[0], self.context.timezone)
-        if name == "year":
-            return args[0].year
-        if name == "month":
-            return args[0].month
-        if name == "day":
-            return args[0].day
-        if name == "weekday":
-            return args[0].isoweekday()
-        if name == "days_between":
-            return (args[1] - args[0]).days
-        if name == "abs":
-            return abs(args[0])
-        if name == "round":
-            return round_places(args[0], args[1])
-        if name == "len":
-            return len(args[0])
-        raise AssertionError(name)  # pragma: no cover - the checker knows no other function
-
-    def aggregate(self, node: t.Aggregate, row: Row | None) -> Any:
-        key = id(node)
-        if key not in self.aggregated:
-            self.aggregated[key] = self.compute(node)
-        return self.aggregated[key]
-
-    def compute(self, node: t.Aggregate) -> Any:
-        record_id = self.record.get("id")
-        rows: Sequence[Row] = ()
-        if record_id is not None:
-            paths = [n.path for n in t.walk(node) if isinstance(n, t.Field) and n.frame == 1]
-            unique = list(dict.fromkeys(paths))
-            rows = self.need_loader().related(node.relation, record_id, unique)
-        if node.where is not None:
-            where = node.where
-            rows = [r for r in rows if self.value(where, r) is True]
-        if node.func == "count":
-            return len(rows)
-        if node.func == "exists":
-            return bool(rows)
-        assert node.value is not None
-        values = [v for v in (self.value(node.value, r) for r in rows) if v is not None]
-        if node.func == "sum":
-            with decimal.localcontext(EXACT):
-                total = sum(values, Decimal(0) if node.type.kind is Kind.DECIMAL else 0)
-            return total
-        if not values:
-            return None
-        if node.func == "avg":
-            with decimal.localcontext(EXACT):
-                return divide(sum(values), len(values), node.type.scale)
-        return min(values) if node.func == "min" else max(values)
+            if target is not None:
+                assert hop.to is not None
+                found = self.need_loader().follow(hop.to, target, self.program.through[hop.name])
+            self.follows[hop.name] = found
+        row = self.follows[hop.name]
+        return None if row is None else row.get(key)
 
 
-def _not(value: bool | None) -> bool | None:
-    return None if value is None else not value
+_MISSING = object()
+_COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
+    "=": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+}
+_FUNCTIONS: dict[str, Callable[[Any], Any]] = {
+    "year": lambda d: d.year, "month": lambda d: d.month, "day": lambda d: d.day,
+    "weekday": lambda d: d.isoweekday(), "abs": abs, "len": len,
+}
+_COMPILERS: dict[type, Callable[[_Program, Any], Fn]] = {
+    t.Const: _Program.const, t.Now: _Program.now, t.Today: _Program.today, t.Me: _Program.me,
+    t.Field: _Program.field, t.Negate: _Program.negate, t.Arith: _Program.arith, t.Compare: _Program.compare,
+    t.InList: _Program.in_list, t.IsNull: _Program.is_null, t.Match: _Program.match, t.Not: _Program.not_,
+    t.Logic: _Program.logic, t.Call: _Program.call, t.Aggregate: _Program.aggregate,
+}
 
 
-def _compare(op: str, left: Any, right: Any) -> bool | None:
-    if left is None or right is None:
-        return None
-    if op == "=":
-        return bool(left == right)
-    if op == "!=":
-        return bool(left != right)
-    if op == "<":
-        return bool(left < right)
-    if op == "<=":
-        return bool(left <= right)
-    if op == ">":
-        return bool(left > right)
-    return bool(left >= right)
+def _total(values: list[Any], zero: int | Decimal) -> int | Decimal:
+    """An exact sum (Python's sum() of decimals rounds to 28 digits)."""
+    return functools.reduce(EXACT.add, values, zero) if isinstance(zero, Decimal) else sum(values, zero)
+
+
+def _maybe(function: Callable[..., Any], value: Any, *more: Any) -> Any:
+    return None if value is None else function(value, *more)
+
+
+def _constant_value(node: t.Node) -> Any:
+    assert isinstance(node, t.Const)
+    return node.value
+
+
+def _normalizer(type_: t.Type) -> Callable[[Any], Any]:
+    """How a stored value becomes one the evaluator computes with."""
+    kind = type_.kind
+    if kind is Kind.MULTI_ENUM:  # no option chosen: null or []
+        return lambda value: list(value) if value else []
+    if kind is Kind.DECIMAL:
+        return lambda value: value if value is None or isinstance(value, Decimal) else Decimal(str(value))
+    if kind is Kind.DATETIME:
+        return lambda value: value if value is None or value.tzinfo is UTC else (
+            value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC))
+    return lambda value: value
 
 
 def _shaped(value: Any, type_: t.Type) -> Any:
@@ -281,32 +380,3 @@ def _shaped(value: Any, type_: t.Type) -> Any:
     if type_.kind is Kind.DECIMAL and value is not None:
         return Decimal(value).quantize(Decimal(1).scaleb(-type_.scale))
     return value
-
-
-def _normal(value: Any, type_: t.Type) -> Any:
-    """A stored value as the evaluator computes with it."""
-    kind = type_.kind
-    if kind is Kind.MULTI_ENUM:
-        return list(value) if value else []
-    if value is None:
-        return None
-    if kind is Kind.DECIMAL and not isinstance(value, Decimal):
-        return Decimal(str(value))
-    if kind is Kind.DATETIME and isinstance(value, dt.datetime):
-        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
-    return value
-
-
-_METHODS: dict[type, Callable[[_Evaluation, Any, Row | None], Any]] = {
-    t.Const: _Evaluation.const, t.Now: _Evaluation.now, t.Today: _Evaluation.today, t.Me: _Evaluation.me,
-    t.Field: _Evaluation.field, t.Negate: _Evaluation.negate, t.Arith: _Evaluation.arith,
-    t.Compare: _Evaluation.compare, t.InList: _Evaluation.in_list, t.IsNull: _Evaluation.is_null,
-    t.Match: _Evaluation.match, t.Not: _Evaluation.not_, t.Logic: _Evaluation.logic, t.Call: _Evaluation.call,
-    t.Aggregate: _Evaluation.aggregate,
-}
-
-
-def constant(node: t.Node, context: Context) -> Any:
-    """The value of a part of an expression that reads no record."""
-    return _Evaluation(t.Checked("", "", node, False), {}, context, None).value(node, None)
-

@@ -25,13 +25,14 @@ class SqlLoader:
                  parameters: Mapping[str, Any] | None = None) -> None:
         self.connection = connection
         self.tables = tables
-        self.rows = Rows(tables, scope)
+        self.scope = scope
         self.parameters = dict(parameters or {})
 
     def follow(self, entity: str, record_id: int, paths: Sequence[t.FieldPath]) -> Row | None:
-        table = self.tables.entities[entity].alias()
-        columns = [self.rows.path(table, p).label(f"c{i}") for i, p in enumerate(paths)]
-        query = sa.select(table.c.id, *columns).where(table.c.id == record_id, *self.rows.visible(table, entity))
+        rows = Rows(self.tables, self.scope)  # one per query: its aliases are the query's
+        table = rows.alias(self.tables.entities[entity])
+        columns = [rows.path(table, p).label(f"c{i}") for i, p in enumerate(paths)]
+        query = sa.select(table.c.id, *columns).where(table.c.id == record_id, *rows.visible(table, entity))
         found = self.connection.execute(query, self.parameters).first()
         if found is None:
             return None
@@ -39,8 +40,9 @@ class SqlLoader:
 
     def related(self, relation: t.Relation, record_id: int, paths: Sequence[t.FieldPath]) -> Sequence[Row]:
         owner = sa.literal(record_id, sa.Integer())
-        child, source, conditions = self.rows.relation(relation, owner)
-        columns = [self.rows.path(child, p).label(f"c{i}") for i, p in enumerate(paths)]
+        rows = Rows(self.tables, self.scope)
+        child, source, conditions = rows.relation(relation, owner)
+        columns = [rows.path(child, p).label(f"c{i}") for i, p in enumerate(paths)]
         query = sa.select(child.c.id, *columns).select_from(source).where(*conditions)
         result = self.connection.execute(query, self.parameters)
         return [{p.dotted: row[i + 1] for i, p in enumerate(paths)} for row in result]

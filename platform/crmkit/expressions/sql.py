@@ -29,6 +29,7 @@ first moment in UTC, a bound parameter, so it uses an index on the column.
 from __future__ import annotations
 
 import datetime as dt
+import weakref
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
@@ -86,6 +87,18 @@ class Rows:
     def __init__(self, tables: Tables, scope: ScopeFn | None) -> None:
         self.tables = tables
         self.scope = scope
+        self.used: dict[sa.Table, int] = {}
+
+    def alias(self, table: sa.Table) -> sa.FromClause:
+        """A fresh alias of a table within this expression. Aliases are kept
+        from one expression to the next (their column lists cost more than the
+        rest of the compilation); two in one expression are never the same."""
+        number = self.used.get(table, 0)
+        self.used[table] = number + 1
+        kept = _ALIASES.setdefault(table, [])
+        while len(kept) <= number:
+            kept.append(table.alias())
+        return kept[number]
 
     def visible(self, alias: sa.FromClause, entity: str) -> list[sa.ColumnElement[bool]]:
         conditions: list[sa.ColumnElement[bool]] = [alias.c.deleted_at.is_(None)]
@@ -103,7 +116,7 @@ class Rows:
         joined: sa.FromClause | None = None
         for hop in path.hops:
             assert hop.to is not None
-            target = self.tables.entities[hop.to].alias()
+            target = self.alias(self.tables.entities[hop.to])
             link = target.c.id == previous.c[hop.column]
             if joined is None:
                 joined = target
@@ -119,7 +132,7 @@ class Rows:
                                                                        list[sa.ColumnElement[bool]]]:
         """The related records of the record whose id is ``owner_id``: (the
         related table's alias, the FROM, the conditions)."""
-        child = self.tables.entities[relation.entity].alias()
+        child = self.alias(self.tables.entities[relation.entity])
         conditions = self.visible(child, relation.entity)
         if relation.back is not None:
             conditions.insert(0, child.c[relation.back.column] == owner_id)
@@ -127,9 +140,12 @@ class Rows:
         table = self.tables.links[(relation.owner, relation.spec.name)]
         # A link table's first two columns are the owner's id and the related record's.
         left, right = (c.name for c in list(table.c)[:2])
-        link = table.alias()
+        link = self.alias(table)
         conditions.insert(0, link.c[left] == owner_id)
         return child, child.join(link, link.c[right] == child.c.id), conditions
+
+
+_ALIASES: weakref.WeakKeyDictionary[sa.Table, list[sa.FromClause]] = weakref.WeakKeyDictionary()
 
 
 def _int(value: int) -> Sql:
@@ -352,7 +368,8 @@ class _Compiler:
             if self.sqlite:
                 each = sa.func.json_each(value).table_valued("value")
                 return sa.exists(sa.select(_int(1)).select_from(each).where(each.c.value == option))
-            return sa.func.coalesce(value.op("@>")(sa.func.jsonb_build_array(option)), sa.false())
+            return sa.func.coalesce(value.op("@>", is_comparison=True)(sa.func.jsonb_build_array(option)),
+                                    sa.false(), type_=sa.Boolean())
         if node.op == "contains":
             position = sa.func.instr(value, self.sql(node.pattern)) if self.sqlite \
                 else sa.func.strpos(value, self.sql(node.pattern))
@@ -363,23 +380,26 @@ class _Compiler:
                 return sa.null()
             pattern = text if node.op == "like" else like_literal(text) + "%"
             if self.sqlite:  # GLOB: case-sensitive, and a fixed prefix uses an index
-                return value.op("GLOB")(self.bind(like_glob(pattern), t.TEXT))
+                return value.op("GLOB", is_comparison=True)(self.bind(like_glob(pattern), t.TEXT))
             return value.like(self.bind(pattern, t.TEXT))
         prefix = self.sql(node.pattern)
         if self.sqlite:
             return sa.func.substr(value, _int(1), sa.func.length(prefix)) == prefix
-        return sa.func.starts_with(value, prefix)
+        return sa.func.starts_with(value, prefix, type_=sa.Boolean())
 
     # -------------------------------------------------------------- functions
 
     def call(self, node: t.Call) -> Sql:
         name = node.name
-        if name == "if":
+        if name in ("if", "coalesce"):
             scale = node.type.scale
-            test, yes, no = node.args
-            return sa.case((self.sql(test), self.scaled(yes, scale)), else_=self.scaled(no, scale))
-        if name == "coalesce":
-            return sa.func.coalesce(*(self.scaled(a, node.type.scale) for a in node.args))
+            if name == "if":
+                test, yes, no = node.args
+                chosen: Sql = sa.case((self.sql(test), self.scaled(yes, scale)), else_=self.scaled(no, scale))
+            else:
+                chosen = sa.func.coalesce(*(self.scaled(a, scale) for a in node.args))
+            # a condition chosen among conditions is one (for not, and, or)
+            return sa.type_coerce(chosen, sa.Boolean()) if node.type.kind is Kind.BOOLEAN else chosen
         if name == "date":
             return self.local_date(self.sql(node.args[0]))
         if name in ("year", "month", "day", "weekday"):

@@ -287,6 +287,8 @@ class Checked:
     for_user: bool
     reads: frozenset[tuple[str, str]] = field(default_factory=frozenset)
     relations: frozenset[tuple[str, str]] = field(default_factory=frozenset)
+    #: Compiled forms, made on first use (the Python evaluator's closures).
+    cache: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def type(self) -> Type:

@@ -13,7 +13,6 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
-from fractions import Fraction
 from zoneinfo import ZoneInfo
 
 UTC = dt.UTC
@@ -67,7 +66,13 @@ def divide(a: int | Decimal, b: int | Decimal, places: int) -> Decimal | None:
     when b is 0 (a division by zero is null, as on SQLite)."""
     if b == 0:
         return None
-    return _round_fraction(Fraction(a) / Fraction(b), places)
+    a_top, a_bottom = a.as_integer_ratio()
+    b_top, b_bottom = b.as_integer_ratio()
+    top, bottom = a_top * b_bottom * 10**places, a_bottom * b_top
+    whole, rest = divmod(abs(top), abs(bottom))
+    if 2 * rest >= abs(bottom):
+        whole += 1
+    return Decimal(-whole if (top < 0) != (bottom < 0) else whole).scaleb(-places)
 
 
 def round_places(value: int | Decimal, places: int) -> int | Decimal:
@@ -78,15 +83,6 @@ def round_places(value: int | Decimal, places: int) -> int | Decimal:
     if isinstance(exponent, int) and -exponent <= places:
         return value
     return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
-
-
-def _round_fraction(value: Fraction, places: int) -> Decimal:
-    scaled = value * 10**places
-    whole, rest = divmod(abs(scaled.numerator), scaled.denominator)
-    if 2 * rest >= scaled.denominator:
-        whole += 1
-    sign = -1 if scaled < 0 else 1
-    return Decimal(sign * whole).scaleb(-places)
 
 
 def like_regex(pattern: str) -> re.Pattern[str]:
