@@ -6,6 +6,7 @@ the app's timezone)."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -443,3 +444,13 @@ def test_nested_and_or_stay_flat(shop):
 def test_context_needs_an_aware_now():
     with pytest.raises(ValueError, match="aware"):
         Context.at("UTC", now=dt.datetime(2026, 1, 1))
+
+
+def test_the_documented_examples_check_against_the_sample_config():
+    spec, _, _ = loading.load_config(SAMPLE_CONFIG)
+    page = (SAMPLE_CONFIG.parent.parent / "docs" / "expressions.md").read_text(encoding="utf-8")
+    section = page.split("## Examples", 1)[1].split("\n## ", 1)[0]
+    examples = re.findall(r"^\| (\w+) \| `([^`]+)` \|", section, re.MULTILINE)
+    assert len(examples) >= 12
+    for entity, text in examples:
+        check(text, spec, entity, want="value")

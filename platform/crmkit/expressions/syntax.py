@@ -96,9 +96,11 @@ def _parser() -> Lark:
     return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False)
 
 
+@lru_cache(maxsize=1024)
 def parse(text: str) -> Syntax:
     """The syntax tree of an expression; ExpressionError (with the place) when
-    it is not one."""
+    it is not one. Trees are immutable and kept (a config's expressions and
+    the views' filters come back on every request)."""
     if len(text) > MAX_LENGTH:
         raise ExpressionError(f"the expression is longer than {MAX_LENGTH} characters", text, (MAX_LENGTH, len(text)))
     if not text.strip():
