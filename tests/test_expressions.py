@@ -202,6 +202,8 @@ def test_empty_and_huge_expressions_are_refused():
     ("abs(age where age > 1) > 0", 15, "'where' goes only inside count, exists, sum, avg, min, max", ""),
     ("frobnicate(age) > 1", 1, "unknown function 'frobnicate'", ""),
     ("cout(orders) > 1", 1, "unknown function 'cout'", "did you mean 'count'?"),
+    ("age between 1 and '2'", 19, "cannot order an integer and a text", ""),
+    ("age between 1", 14, "the expression ends too early", "between needs both ends"),
     ("round(age, 2, 3) > 1", 1, "round() takes 1 to 2 arguments, not 3", ""),
     ("round(total_spent, age) > 1", 20, "round()'s places must be a whole number from 0 to 10", ""),
     ("birthday > today() - 4h", 22, "a date moves by whole days", "2d"),
@@ -262,6 +264,17 @@ def test_a_string_next_to_a_datetime_compares_its_day(shop):
     checked = check("last_order_at <= '2026-01-31'", shop, "customer")
     assert holds(checked, {"last_order_at": dt.datetime(2026, 1, 31, 15, 59, tzinfo=UTC)}, CONTEXT)  # 23:59 there
     assert not holds(checked, {"last_order_at": dt.datetime(2026, 1, 31, 16, 0, tzinfo=UTC)}, CONTEXT)  # Feb 1
+
+
+def test_between_includes_both_ends_and_a_whole_last_day(shop):
+    assert value("age between 18 and 30", shop, {"age": 18}, "condition") is True
+    assert value("age between 18 and 30", shop, {"age": 31}, "condition") is False
+    assert value("age not between 18 and 30", shop, {"age": 31}, "condition") is True
+    assert value("age not between 18 and 30", shop, {"age": None}, "condition") is None
+    checked = check("last_order_at between '2026-01-01' and '2026-01-31'", shop, "customer")
+    assert holds(checked, {"last_order_at": dt.datetime(2026, 1, 31, 15, 59, tzinfo=UTC)}, CONTEXT)
+    assert error_of("level between 'a' and 'b'", shop).message == "'a' is not one of the options " \
+        "(bronze, silver, gold, platinum)"
 
 
 def test_a_datetime_literal_is_read_in_the_app_timezone(shop):

@@ -232,6 +232,8 @@ class Writer:
             (2, lambda: f"{self.draw(st.sampled_from(f.texts))} like "
                         f"{quoted(self.draw(st.text(ALPHABET, max_size=4)).rstrip(chr(92)))}"),
             (3, lambda: f"{self.day(f, depth)} {op()} {self.day_or_moment(f, depth)}"),
+        (1, lambda: f"{self.number(f, depth)} {self.draw(st.sampled_from(['between', 'not between']))} "
+                    f"{self.number(f, 0)} and {self.number(f, 0)}"),
             (2, lambda: f"{self.moment(f, depth)} {op()} {self.moment(f, depth)}"),
             (3, lambda: f"{self.draw(st.sampled_from(f.moments + f.dates))} {op()} '{self.draw(days(self.window))}'"),
             (1, lambda: f"{self.draw(st.sampled_from(f.moments))} {op()} "
@@ -434,6 +436,6 @@ def test_generated_expressions_cover_the_language() -> None:
     text = " ".join(seen)
     for construct in ("count(items", "sum(items", "avg(items", "exists(items", "sum(pals", "count(kids",
                       "parent.", " / ", " * ", "round(", "coalesce(", "if(", "like ", "contains ", "startswith ",
-                      " in (", "not in", "is null", "weekday(", "days_between(", "today()", "now()", "date(",
+                      " in (", "not in", "is null", "between", "weekday(", "days_between(", "today()", "now()", "date(",
                       "not (", " and ", " or ", "d)", "h)", "m)", "tags contains", "null"):
         assert construct in text, construct

@@ -255,8 +255,8 @@ def test_rules_select_the_records_they_describe(shop, rule, expected):
     # overdue receivables (欠款): due before today and not fully paid
     ("receivable_plan", "due_date < today() and status in ('pending', 'partial') and paid_amount < amount", {1}),
     # payment reminders: due within the plan's own number of days
-    ("receivable_plan", "status != 'paid' and days_between(today(), due_date) >= 0"
-                        " and days_between(today(), due_date) <= remind_days_before", {3, 4}),
+    ("receivable_plan", "status != 'paid' and days_between(today(), due_date) between 0 and remind_days_before",
+     {3, 4}),
     # renewal reminders (续费提醒): active contracts ending within 30 days
     ("contract", "status == 'active' and end_on >= today() and end_on <= today() + 30d", {1}),
     ("contract", "exists(plans where due_date < today() and paid_amount < amount)", {1}),

@@ -136,6 +136,8 @@ class _Checker:
             return t.Compare(type=BOOLEAN, span=node.span, op=node.op, left=left, right=right)
         if isinstance(node, s.InList):
             return self.in_list(node, entity, frame)
+        if isinstance(node, s.Between):
+            return self.between(node, entity, frame)
         if isinstance(node, s.IsNull):
             operand = self.node(node.operand, entity, frame)
             return t.IsNull(type=BOOLEAN, span=node.span, operand=operand, negated=node.negated)
@@ -357,6 +359,16 @@ class _Checker:
             checked = [(operand, self.as_date(c[1], "in")) for c in checked]
         return t.InList(type=BOOLEAN, span=node.span, operand=operand, items=tuple(c[1] for c in checked),
                         negated=node.negated)
+
+    def between(self, node: s.Between, entity: EntitySpec, frame: int) -> t.Node:
+        """``x between a and b`` is ``x >= a and x <= b``, as in SQL (null anywhere: unknown)."""
+        operand = self.node(node.operand, entity, frame)
+        low_side = self.comparable(operand, self.node(node.low, entity, frame), ">=", node.low.span)
+        high_side = self.comparable(operand, self.node(node.high, entity, frame), "<=", node.high.span)
+        both = t.Logic(type=BOOLEAN, span=node.span, op="and", operands=(
+            t.Compare(type=BOOLEAN, span=node.span, op=">=", left=low_side[0], right=low_side[1]),
+            t.Compare(type=BOOLEAN, span=node.span, op="<=", left=high_side[0], right=high_side[1])))
+        return t.Not(type=BOOLEAN, span=node.span, operand=both) if node.negated else both
 
     # -------------------------------------------------------------- functions
 

@@ -69,6 +69,17 @@ class InList:
 
 
 @dataclass(frozen=True, slots=True)
+class Between:
+    """``x between a and b``: a <= x <= b."""
+
+    operand: Syntax
+    low: Syntax
+    high: Syntax
+    negated: bool
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class IsNull:
     operand: Syntax
     negated: bool
@@ -84,7 +95,7 @@ class Call:
     span: Span
 
 
-Syntax = Literal | Name | Unary | Binary | Logic | InList | IsNull | Call
+Syntax = Literal | Name | Unary | Binary | Logic | InList | Between | IsNull | Call
 
 #: Comparison operators as written -> as meant (== and = are one; <> is !=).
 COMPARISONS = {"==": "=", "=": "=", "!=": "!=", "<>": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
@@ -162,6 +173,8 @@ def _build(item: Tree[Token] | Token) -> Syntax:
     if rule in ("in_", "not_in"):
         items = tuple(_build(k) for k in _tree(kids[1]).children)
         return InList(_build(kids[0]), items, rule == "not_in", span)
+    if rule in ("between", "not_between"):
+        return Between(_build(kids[0]), _build(kids[1]), _build(kids[2]), rule == "not_between", span)
     if rule in ("is_null", "is_not_null"):
         return IsNull(_build(kids[0]), rule == "is_not_null", span)
     if rule in ("call", "call_where"):
@@ -180,7 +193,7 @@ _TERMINALS = {
     "LPAR": "'('", "RPAR": "')'", "COMMA": "','", "DOT": "'.'", "COMPARE": "a comparison (=, !=, <, >...)",
     "MATCH": "like, contains or startswith", "PLUS": "'+'", "MINUS": "'-'", "STAR": "'*'", "SLASH": "'/'",
     "_AND": "and", "_OR": "or", "_NOT": "not", "_IN": "in", "_IS": "is", "_NULL": "null", "_TRUE": "true",
-    "_FALSE": "false", "_WHERE": "where", "$END": "the end",
+    "_FALSE": "false", "_WHERE": "where", "_BETWEEN": "between", "$END": "the end",
 }
 _WORD = re.compile(r"[A-Za-z0-9_.]+")
 
@@ -201,6 +214,8 @@ def _syntax_error(text: str, exc: UnexpectedInput) -> ExpressionError:
     hint = ""
     if "LPAR" in expected and ("_IN" in _previous_keywords(text, start)):
         hint = "in needs a list in parentheses: in ('a', 'b')"
+    elif "_AND" in expected and "_OR" not in expected:  # only inside between ... and ...
+        hint = "between needs both ends: x between 1 and 5"
     elif "NAME" in expected:
         hint = "expected a value: a field, a number, 'text', true, false, null or a function"
     elif "_AND" in expected or "COMPARE" in expected:
