@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+import pluggy
 import pytest
 
 from conftest import SAMPLE_CONFIG, make_config
@@ -91,14 +93,19 @@ SHOP = {
 
 
 @pytest.fixture(scope="module")
-def shop(tmp_path_factory: pytest.TempPathFactory) -> AppSpec:
-    spec, _, _ = loading.load_config(make_config(tmp_path_factory.mktemp("shop") / "config", SHOP))
-    return spec
+def loaded_shop(tmp_path_factory: pytest.TempPathFactory) -> tuple[AppSpec, pluggy.PluginManager, Mapping]:
+    return loading.load_config(make_config(tmp_path_factory.mktemp("shop") / "config", SHOP))
 
 
 @pytest.fixture(scope="module")
-def rep(shop: AppSpec) -> Access:
-    return Permissions(shop, loading.field_types()).access(["sales_rep"])
+def shop(loaded_shop) -> AppSpec:
+    return loaded_shop[0]
+
+
+@pytest.fixture(scope="module")
+def rep(loaded_shop) -> Access:
+    spec, _, types = loaded_shop
+    return Permissions(spec, types).access(["sales_rep"])
 
 
 def error_of(text: str, spec: AppSpec, entity: str = "customer", **kwargs: Any) -> ExpressionError:
@@ -295,12 +302,10 @@ def test_reads_and_relations_say_what_a_stored_result_depends_on(shop):
 def test_every_expression_of_the_sample_config_checks():
     spec, _, _ = loading.load_config(SAMPLE_CONFIG)
     found = []
-    for doc in spec.documents.get("tags", ()):
-        found += [(tag["rule"], tag["entity"]) for tag in doc["tags"].values() if "rule" in tag]
-    for doc in spec.documents.get("views", ()):
-        found += [(view["where"], view["entity"]) for view in doc["views"].values() if "where" in view]
-    for doc in spec.documents.get("workflow", ()):
-        found += [(move["when"], doc["entity"]) for move in doc["transitions"] if move.get("when")]
+    found += [(tag.rule, tag.entity) for tag in spec.tags.values() if tag.rule]
+    found += [(view.where, view.entity) for view in spec.views.values() if view.where]
+    found += [(move.when, flow.entity) for flow in spec.workflows for move in flow.transitions
+              if move.when]
     for entity in spec.entities.values():
         found += [(section.visible_if, entity.name) for section in entity.form if section.visible_if]
     assert len(found) >= 20
@@ -332,8 +337,9 @@ def test_relations_and_references_to_unreadable_entities_are_refused(shop, rep):
         "your role may not read order records")
 
 
-def test_an_expression_checked_for_a_user_needs_their_scope_to_read_other_records(shop, rep):
-    tables = build_tables(shop, loading.field_types())
+def test_an_expression_checked_for_a_user_needs_their_scope_to_read_other_records(loaded_shop, rep):
+    shop, pm, types = loaded_shop
+    tables = build_tables(shop, types, pm)
     checked = check("count(orders) > 1", shop, "customer", access=rep)
     with pytest.raises(ValueError, match="needs their scope"):
         to_sql(checked, tables, dialect="sqlite", context=CONTEXT)

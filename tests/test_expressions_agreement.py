@@ -76,8 +76,8 @@ class World:
 
 @pytest.fixture
 def world(database_url: str, tmp_path: Path) -> Iterator[World]:
-    spec, _, types = loading.load_config(make_config(tmp_path / "config", CONFIG))
-    tables = build_tables(spec, types)
+    spec, pm, types = loading.load_config(make_config(tmp_path / "config", CONFIG))
+    tables = build_tables(spec, types, pm)
     engine = create_engine(database_url)
     tables.metadata.create_all(engine)
     yield World(spec, tables, engine)
