@@ -11,7 +11,7 @@ SEED_SIZE ?= 200
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml plugins/*/pyproject.toml | cksum | cut -d' ' -f1)
 export CRMKIT_INSTANCE ?= $(CURDIR)/instance
 
-.PHONY: run test lint bench install check clean wheel-test
+.PHONY: run test conformance lint bench install check clean wheel-test translations browsers screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,35 @@ $(STAMP): $(BIN)/python pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-install: $(STAMP)
+# The screens' message catalogs, compiled when a .po file changes (wheels
+# compile them in setup.py's build hook).
+CATALOGS := $(wildcard ui/translations/*/LC_MESSAGES/messages.po)
+COMPILED := $(CATALOGS:.po=.mo)
+
+$(COMPILED): %.mo: %.po | $(STAMP)
+	$(BIN)/pybabel compile --statistics -i $< -o $@
+
+install: $(STAMP) $(COMPILED)
+
+# After changing a platform string in crmkit.ui: refresh both catalogs, then
+# translate what is new (make test names every string without a translation).
+translations: install
+	$(BIN)/pybabel extract -F ui/babel.cfg -k lazy_gettext --add-location=file --sort-output --no-wrap \
+		--project=crmkit -o $(VENV)/messages.pot platform/crmkit/ui ui/templates
+	$(BIN)/pybabel update -i $(VENV)/messages.pot -d ui/translations --no-wrap --no-fuzzy-matching \
+		--ignore-obsolete
+	$(MAKE) install
+
+# The browser tests' Chromium (Debian's, with CJK fonts for the Chinese
+# screenshots); Playwright drives it, it never downloads a browser of its own.
+browsers:
+	@command -v chromium >/dev/null && fc-list :lang=zh | grep -q . || \
+		{ apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk; } || \
+		{ echo "the browser tests need Chromium: apt-get install chromium fonts-noto-cjk"; exit 1; }
+
+# The README's screenshots (docs/screenshots/<page>-<lang>.png), made by the browser tests.
+screenshots: install browsers
+	CRMKIT_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/browser
 
 # The first run loads demo data and users (password crmkit-demo, or CRMKIT_DEMO_PASSWORD)
 # and then makes the first admin (password from CRMKIT_ADMIN_PASSWORD, else generated and
@@ -37,6 +65,11 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The API against its own OpenAPI document, with schemathesis (several minutes;
+# CI runs it, make test leaves it out).
+conformance: install
+	$(BIN)/python -m pytest -m conformance tests/test_api_conformance.py
 
 # Static checks: ruff (style, imports, likely bugs) and mypy over the whole crmkit package.
 lint: install

@@ -14,7 +14,8 @@ from __future__ import annotations
 import hmac
 from urllib.parse import quote, urlsplit
 
-from flask import Flask, Response, g, redirect, request
+from flask import Flask, g, redirect, request
+from werkzeug.wrappers import Response  # what redirect() makes; flask.Response is one too
 
 from .errors import Forbidden, Unauthorized
 from .permissions import ANONYMOUS
@@ -22,6 +23,9 @@ from .permissions import ANONYMOUS
 SESSION_COOKIE = "crmkit_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ALWAYS_PUBLIC = ("/healthz", "/login", "/static/")
+#: The API and the screens: without credentials, a browser asking for a page is
+#: sent to the login form; anything else (a program, an htmx request) gets 401.
+CHALLENGED = ("/api/", "/app/")
 
 def _runtime():
     from flask import current_app
@@ -64,7 +68,7 @@ def authenticate() -> Response | None:
         return None
     if request.path == "/logout":  # no session to end: back to the login page, not a trip through it
         return redirect("/login", code=303)
-    if request.path.startswith("/api/") and not _wants_a_page():
+    if request.path.startswith(CHALLENGED) and not _wants_a_page():
         raise Unauthorized("log in first: send Authorization: Bearer TOKEN (create one with "
                            "'crmkit token create USER')", code="unauthorized")
     return redirect("/login?next=" + quote(safe_next(request.full_path), safe="/"))
@@ -107,6 +111,6 @@ def init_app(app: Flask) -> None:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
-        if response.status_code == 401 and request.path.startswith("/api/"):
+        if response.status_code == 401 and request.path.startswith(CHALLENGED):
             response.headers.setdefault("WWW-Authenticate", 'Bearer realm="crmkit"')
         return response

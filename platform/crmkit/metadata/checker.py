@@ -35,6 +35,7 @@ from .spec import (
     FieldSpec,
     IndexSpec,
     ListSpec,
+    MenuGroup,
     Option,
     RelationSpec,
     RoleSpec,
@@ -482,6 +483,7 @@ def build_spec(documents: Iterable[Document], types: Mapping[str, Any], problems
     _declare_broken_entities(by_kind.get("_broken_entity", []), known)
     _check_cross_references(known, entity_docs, problems)
     views, tags = _check_documents(by_kind, known, types, problems)
+    menu = _menu(by_kind["app"][0], known.entities, problems) if by_kind.get("app") else ()
 
     if problems:
         return None
@@ -496,9 +498,25 @@ def build_spec(documents: Iterable[Document], types: Mapping[str, Any], problems
         roles=MappingProxyType(_role_specs(by_kind.get("roles", []))),
         workflows=tuple(_workflow_spec(doc) for doc in by_kind.get("workflow", [])),
         config_dir=config_dir,
-        public=tuple(app.get("public", ())),
+        public=tuple(app.get("public", ())), menu=menu,
         views=MappingProxyType(views), tags=MappingProxyType(tags), automations=MappingProxyType(automations),
     )
+
+
+def _menu(doc: Document, entities: Mapping[str, EntitySpec], problems: ProblemList) -> tuple[MenuGroup, ...]:
+    """app.yaml's ``menu``: every name an entity of the config, each listed once."""
+    groups = []
+    seen: set[str] = set()
+    for i, raw in enumerate(doc.data.get("menu", ())):
+        for j, name in enumerate(raw["entities"]):
+            if name not in entities:
+                problems.add(doc, ("menu", i, "entities", j), f"unknown entity '{name}'", did_you_mean(name, entities))
+            elif name in seen:
+                problems.add(doc, ("menu", i, "entities", j), f"entity '{name}' is already in the menu")
+            seen.add(name)
+        label = _as_label(raw["group"], "") if "group" in raw else None
+        groups.append(MenuGroup(label, tuple(raw["entities"])))
+    return tuple(groups)
 
 
 def _check_documents(by_kind: dict[str, list[Document]], known: _Known, types: Mapping[str, Any],

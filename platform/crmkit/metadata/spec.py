@@ -243,6 +243,15 @@ class TagSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class MenuGroup:
+    """A group of the screens' navigation (app.yaml ``menu``): entity names in
+    the order shown, under a heading (none: listed ungrouped)."""
+
+    label: Label | None
+    entities: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class AppSpec:
     name: str
     label: Label
@@ -266,3 +275,5 @@ class AppSpec:
     automations: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
     #: URL paths served without authentication (app.yaml ``public``).
     public: tuple[str, ...] = ()
+    #: The navigation's order and groups (app.yaml ``menu``); empty: every entity, in order.
+    menu: tuple[MenuGroup, ...] = ()

@@ -1,7 +1,9 @@
 """The login and logout pages (a browser's way in; API clients use tokens).
 
-The page is in Chinese and English, loads no script and sends its own strict
-Content-Security-Policy. Sessions, cookies and CSRF are crmkit.auth's.
+The page is in the visitor's language with the other one beside it (nobody
+has chosen yet, and the wrong language should not stop anyone at the door),
+loads no script and sends its own strict Content-Security-Policy. Sessions,
+cookies and CSRF are crmkit.auth's.
 """
 
 from __future__ import annotations
@@ -9,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request
+from flask_babel import force_locale, gettext
+from werkzeug.wrappers import Response as BaseResponse
 
 from ..api.http import json_response
 from ..auth import SESSION_COOKIE, clear_session_cookie, safe_next, set_session_cookie
 from ..errors import CrmError, TooManyRequests
-from ..metadata.spec import label_text
+from .i18n import label, locale, offered, remember_language
 
 bp = Blueprint("crmkit_login", __name__)
 
@@ -24,30 +28,47 @@ def _runtime():
 
 @bp.get("/login")
 def login_form():
-    return _login_page(safe_next(request.args.get("next")))
+    response = _login_page(safe_next(request.args.get("next")))
+    if request.args.get("lang") in offered():  # the visitor chose on this page: keep it
+        remember_language(response, request.args["lang"])
+    return response
 
 
-#: The login page loads nothing but its style sheet and posts only to this site.
-LOGIN_PAGE_POLICY = "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+#: The login page loads nothing but its style sheets (and their data: icons) and posts only to this site.
+LOGIN_PAGE_POLICY = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+                     "frame-ancestors 'none'; base-uri 'none'")
+
+
+def _texts(error: CrmError | None) -> dict[str, str]:
+    """The page's words in the current language."""
+    texts = {"log_in": gettext("Log in"), "please": gettext("Please log in"), "user_name": gettext("User name"),
+             "password": gettext("Password")}
+    if isinstance(error, TooManyRequests):
+        texts["error"] = gettext("too many failed logins; try again in %(seconds)s seconds",
+                                 seconds=error.retry_after)
+    elif error is not None:
+        texts["error"] = gettext("wrong user name or password") if error.code == "login_failed" \
+            else gettext("the login failed")
+    return texts
 
 
 def _login_page(target: str, error: CrmError | None = None, username: str = "") -> Response:
     spec = _runtime().spec
-    page = render_template("login.html", next=target, username=username,
-                           app_label=label_text(spec.label, "zh", spec.name),
-                           error=error.message if error else None, error_zh=_in_chinese(error) if error else None)
+    language = locale()
+    others = [code for code in offered() if code != language]
+    second: dict[str, str] = {}
+    if others:
+        with force_locale(others[0]):
+            second = _texts(error)
+    page = render_template("login.html", next=target, username=username, app_label=label(spec.label, spec.name),
+                           text=_texts(error), second=second, second_language=others[0] if others else None,
+                           error=error)
     response = Response(page, status=error.status if error else 200, mimetype="text/html")
     response.headers["Content-Security-Policy"] = LOGIN_PAGE_POLICY
     response.headers["Cache-Control"] = "no-store"
     if isinstance(error, TooManyRequests):
         response.headers["Retry-After"] = str(error.retry_after)
     return response
-
-
-def _in_chinese(error: CrmError) -> str:
-    if isinstance(error, TooManyRequests):
-        return f"登录失败次数过多，请 {error.retry_after} 秒后再试"
-    return "用户名或密码错误" if error.code == "login_failed" else "登录失败"
 
 
 @bp.post("/login")
@@ -58,8 +79,8 @@ def login():
     data = request.get_json(silent=True) if as_json else request.form
     if not isinstance(data, Mapping):
         data = {}
-    username = data.get("username") if isinstance(data.get("username"), str) else ""
-    password = data.get("password") if isinstance(data.get("password"), str) else ""
+    username = data["username"] if isinstance(data.get("username"), str) else ""
+    password = data["password"] if isinstance(data.get("password"), str) else ""
     target = safe_next(data.get("next") if isinstance(data.get("next"), str) else None)
     try:
         cookie, csrf, user = rt.directory.login(username, password, request.remote_addr)
@@ -67,6 +88,7 @@ def login():
         if as_json:
             raise
         return _login_page(target, exc, username)
+    response: BaseResponse
     if as_json:
         response = json_response({"data": {"user": {"id": user["id"], "username": user["username"],
                                                     "display_name": user["display_name"]},
@@ -85,7 +107,7 @@ def logout():
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         _runtime().directory.logout(cookie)
-    response = redirect("/login", code=303) if not request.is_json else Response(status=204)
+    response: BaseResponse = redirect("/login", code=303) if not request.is_json else Response(status=204)
     clear_session_cookie(response)
     return response
 

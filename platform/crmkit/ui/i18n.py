@@ -1,0 +1,76 @@
+"""The screens' language: which one a request gets, and the message catalogs.
+
+Platform strings are marked with ``gettext`` (``_``) in Python and templates
+and translated by Flask-Babel from the catalogs in ``ui/translations``
+(compiled to ``.mo`` at install and build time). Labels written by the admin
+(entities, fields, options) are not in the catalogs: they come from the
+config, ``{en: ..., zh: ...}``, read with :func:`label`.
+
+Which language: ``?lang=`` for one response, else the user's remembered
+choice (a cookie for now), else the best match of the browser's
+Accept-Language among the app's ``locales``, else the first of them.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, request
+from flask_babel import Babel, get_locale
+from werkzeug.wrappers import Response
+
+from ..metadata.spec import Label, label_text
+
+#: The cookie that remembers the language a user chose (until profiles keep it).
+LANGUAGE_COOKIE = "crmkit_lang"
+LANGUAGE_COOKIE_DAYS = 365
+#: Each language's name in itself, for the language switch.
+LANGUAGE_NAMES = {"zh": "中文", "en": "English"}
+#: Each language's tag in HTML ``lang`` attributes (fonts and screen readers pick by it).
+HTML_LANG = {"zh": "zh-CN", "en": "en"}
+#: Where the compiled catalogs are, relative to the package (a link to ui/translations).
+TRANSLATIONS = "ui/translations"
+
+
+def offered() -> tuple[str, ...]:
+    """The languages of the app (app.yaml ``locales``; the first is the default)."""
+    return tuple(current_app.extensions["crmkit"].spec.locales)
+
+
+def select_locale() -> str:
+    languages = offered()
+    for chosen in (request.args.get("lang"), request.cookies.get(LANGUAGE_COOKIE)):
+        if chosen in languages:
+            return chosen
+    return request.accept_languages.best_match(languages) or languages[0]
+
+
+def select_timezone() -> str:
+    """Dates are shown in the app's timezone (app.yaml ``timezone``), for everyone."""
+    return current_app.extensions["crmkit"].spec.timezone
+
+
+def locale() -> str:
+    """The language of the current response: ``zh`` or ``en``."""
+    return str(get_locale() or offered()[0])
+
+
+def label(value: Label | None, fallback: str = "") -> str:
+    """A config label (``{en, zh}`` or a plain string) in the current language."""
+    return label_text(value, locale(), fallback)
+
+
+def html_lang(language: str | None = None) -> str:
+    code = language or locale()
+    return HTML_LANG.get(code, code)
+
+
+def remember_language(response: Response, language: str) -> None:
+    response.set_cookie(LANGUAGE_COOKIE, language, max_age=LANGUAGE_COOKIE_DAYS * 86400, httponly=True,
+                        samesite="Lax", secure=request.is_secure, path="/")
+
+
+def init_app(app: Flask) -> None:
+    Babel(app, locale_selector=select_locale, timezone_selector=select_timezone,
+          default_translation_directories=TRANSLATIONS)
+    app.jinja_env.globals.update(current_locale=locale, html_lang=html_lang, language_names=LANGUAGE_NAMES,
+                                 offered_languages=offered)
+    app.jinja_env.filters["label"] = label

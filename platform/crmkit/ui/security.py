@@ -1,0 +1,47 @@
+"""What every page promises the browser: a strict Content-Security-Policy,
+no caching of pages with people's data, and safe redirects.
+
+The policy allows scripts and styles from this site only (no inline script,
+style attribute or ``on*=`` handler: behaviour lives in static files), images
+from this site and ``data:`` (the style sheets' small icons), requests and
+form posts to this site only, and no framing. ``X-Content-Type-Options``,
+``X-Frame-Options`` and ``Referrer-Policy`` are set for every response by
+crmkit.auth.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote, urlsplit
+
+from flask import Flask, redirect, request
+from werkzeug.wrappers import Response
+
+from ..auth import safe_next
+
+PAGE_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+               "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+               "base-uri 'none'")
+
+
+def redirect_to(target: str | None, fallback: str = "/app/") -> Response:
+    """303 to a path on this site (a ``next`` from a form or a query); anything
+    else (another host, a scheme, //evil.example) goes to ``fallback``."""
+    safe = safe_next(target)
+    return redirect(fallback if safe == "/" and target != "/" else safe, code=303)
+
+
+def _page_headers(response: Response) -> Response:
+    if response.mimetype == "text/html":
+        response.headers.setdefault("Content-Security-Policy", PAGE_POLICY)
+        response.headers.setdefault("Cache-Control", "no-store")  # pages carry people's data: not kept after logout
+        response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    elif response.status_code == 401 and request.headers.get("HX-Request") == "true":
+        # An htmx request whose session ended: send the whole page to the login form.
+        here = urlsplit(request.headers.get("HX-Current-URL", ""))
+        back = safe_next(here.path + ("?" + here.query if here.query else ""))
+        response.headers["HX-Redirect"] = "/login?next=" + quote(back, safe="/")
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.after_request(_page_headers)

@@ -1,0 +1,80 @@
+"""The screens' static files: vendored libraries as published (licence,
+version, checksum), and what a first page view downloads."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import re
+import tomllib
+
+import pytest
+
+from conftest import ROOT, token_for
+
+STATIC = ROOT / "ui" / "static"
+VENDOR = STATIC / "vendor"
+README = (VENDOR / "README.md").read_text(encoding="utf-8")
+FOLDERS = sorted(p for p in VENDOR.iterdir() if p.is_dir())
+#: What the first page view may download in scripts and styles, compressed (issue 8).
+BUDGET = 150 * 1024
+
+
+def gzipped_size(path) -> int:
+    return len(gzip.compress(path.read_bytes(), compresslevel=6))
+
+
+def test_there_are_the_vendored_libraries_the_screens_need():
+    assert [p.name for p in FOLDERS] == ["htmx-2.0.11", "pico-2.1.1", "sortable-1.15.7", "tom-select-2.6.2"]
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=[p.name for p in FOLDERS])
+def test_each_library_has_its_licence_and_a_row_in_the_readme(folder):
+    assert any(p.name.startswith("LICENSE") for p in folder.iterdir()), f"{folder.name} has no licence file"
+    name, version = folder.name.rsplit("-", 1)
+    row = re.search(rf"^\| `{re.escape(folder.name)}` \| `[^`]+` \| {re.escape(version)} \| ([^|]+) \|", README, re.M)
+    assert row, f"vendor/README.md has no row for {folder.name}"
+
+
+def test_each_vendored_file_is_the_published_one():
+    sums = dict((path, digest) for digest, path in re.findall(r"^([0-9a-f]{64})  (\S+)$", README, re.M))
+    files = sorted(str(p.relative_to(VENDOR)) for p in VENDOR.rglob("*")
+                   if p.is_file() and not p.name.startswith("LICENSE") and p.name != "README.md")
+    assert sorted(sums) == files, "every vendored file has its SHA-256 in vendor/README.md"
+    for path, digest in sums.items():
+        assert hashlib.sha256((VENDOR / path).read_bytes()).hexdigest() == digest, path
+
+
+def test_htmx_is_version_2():
+    assert (VENDOR / "htmx-2.0.11" / "htmx.min.js").read_text(encoding="utf-8").count('version:"2.0.11"') == 1
+
+
+# ---------------------------------------------------------------- page weight
+
+def assets_of(html: str) -> list[str]:
+    scripts = re.findall(r'<script src="/static/([^"]+)"', html)
+    return scripts + re.findall(r'<link rel="stylesheet" href="/static/([^"]+)"', html)
+
+
+@pytest.mark.parametrize("path", ["/login", "/app/"])
+def test_a_first_page_view_stays_within_the_budget(app, path):
+    token_for(app)
+    html = app.test_client(user=None if path == "/login" else "admin").get(path).get_data(as_text=True)
+    assets = assets_of(html)
+    assert "crmkit.css" in assets and "vendor/pico-2.1.1/pico.min.css" in assets
+    total = sum(gzipped_size(STATIC / asset) for asset in assets) + len(gzip.compress(html.encode(), compresslevel=6))
+    assert total <= BUDGET, f"{path}: {total / 1024:.1f} KB compressed ({', '.join(assets)})"
+
+
+def test_even_a_page_that_loaded_every_library_would_stay_within_the_budget():
+    every = [p for p in STATIC.rglob("*") if p.suffix in (".js", ".css")]
+    assert sum(gzipped_size(p) for p in every) <= BUDGET
+
+
+# ---------------------------------------------------------------- packaging
+
+def test_the_wheel_carries_the_compiled_catalogs():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    data = pyproject["tool"]["setuptools"]["package-data"]["crmkit.ui"]
+    assert "translations/*/LC_MESSAGES/*.mo" in data and "babel" in " ".join(pyproject["build-system"]["requires"])
+    assert "BuildWithCatalogs" in (ROOT / "setup.py").read_text(encoding="utf-8")
