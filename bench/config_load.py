@@ -88,7 +88,8 @@ def run(*, runs: int, warm: bool = True, profile_functions: bool = False, log=pr
             cold = [s["cold"]["total"] for s in samples[n]]
             entry = {"entities": samples[n][0]["entities"], "fields": samples[n][0]["fields"], "yaml_bytes": size,
                      "cold_s": round(statistics.median(cold), 3), "cold_min_s": round(min(cold), 3),
-                     "cold_max_s": round(max(cold), 3), "cold_stages_s": _median_stages([s["cold"] for s in samples[n]])}
+                     "cold_max_s": round(max(cold), 3),
+                     "cold_stages_s": _median_stages([s["cold"] for s in samples[n]])}
             message = (f"  {n:>3} entities x 30 fields ({size / 1024:,.0f} kB of YAML): load {entry['cold_s']:.3f} s "
                        f"in a fresh process (min {min(cold):.3f}, max {max(cold):.3f})")
             if warm:

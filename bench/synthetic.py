@@ -38,9 +38,11 @@ def _entity(i: int, names: list[str], back_refs: dict[str, list[tuple[str, str]]
         "name": {"type": "string", "required": True, "max_length": 100, "label": _label("Name", "名称")},
         "code": {"type": "autonumber", "pattern": f"E{i:03d}{{YYYYMMDD}}{{seq:5}}", "label": _label("Number", "编号")},
         "status": {"type": "enum", "default": "draft", "label": _label("Status", "状态"),
-                   "options": [{"value": v, "label": _label(v.replace("_", " ").title(), z)} for v, z in zip(STATUS, STATUS_ZH)]},
+                   "options": [{"value": v, "label": _label(v.replace("_", " ").title(), z)}
+                               for v, z in zip(STATUS, STATUS_ZH)]},
         "category": {"type": "enum", "options": ["a", "b", "c", "d"], "label": _label("Category", "分类")},
-        "tags": {"type": "multi_enum", "options": ["vip", "new", "risk", "partner", "online"], "label": _label("Tags", "标签")},
+        "tags": {"type": "multi_enum", "options": ["vip", "new", "risk", "partner", "online"],
+                 "label": _label("Tags", "标签")},
         "mobile": {"type": "phone", "unique": True, "label": _label("Mobile", "手机")},
         "email": {"type": "email", "label": _label("Email", "邮箱")},
         "website": {"type": "url", "label": _label("Website", "网站")},
@@ -74,7 +76,8 @@ def _entity(i: int, names: list[str], back_refs: dict[str, list[tuple[str, str]]
             fields[f"score_{k}"] = {"type": "integer", "min": 0, "max": 100, "default": 0,
                                     "label": _label(f"Score {k}", f"评分{k}")}
         else:
-            fields[f"level_{k}"] = {"type": "enum", "options": ["low", "mid", "high"], "label": _label(f"Level {k}", f"级别{k}")}
+            fields[f"level_{k}"] = {"type": "enum", "options": ["low", "mid", "high"],
+                                   "label": _label(f"Level {k}", f"级别{k}")}
     names_all = list(fields)
     return {
         "entity": me,

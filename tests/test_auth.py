@@ -681,7 +681,8 @@ def proxied_app(settings, engines, tmp_path):
     from crmkit.app import create_app
 
     def make(proxies: int):
-        app = as_test_app(create_app(make_config(tmp_path / f"config{proxies}", MINI_FILES), replace(settings, trust_proxy=proxies)))
+        config = make_config(tmp_path / f"config{proxies}", MINI_FILES)
+        app = as_test_app(create_app(config, replace(settings, trust_proxy=proxies)))
         engines.add(app.extensions["crmkit"])
         app.extensions["crmkit"].directory.create_user({"username": "ann", "password": PASSWORD,
                                                          "roles": ["admin"]}, SYSTEM)

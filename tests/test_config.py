@@ -289,7 +289,8 @@ ENUM_CUSTOMER = CUSTOMER + "  level: {type: enum, options: [bronze, gold]}\n  ag
 
 
 def test_workflow_state_not_an_option(tmp_path):
-    problems = problems_of(tmp_path, {"app.yaml": APP, "entities/customer.yaml": ENUM_CUSTOMER, "workflows/level.yaml": """\
+    problems = problems_of(tmp_path, {"app.yaml": APP, "entities/customer.yaml": ENUM_CUSTOMER,
+                                     "workflows/level.yaml": """\
         workflow: level_flow
         entity: customer
         field: level
@@ -393,7 +394,8 @@ def test_roles_cannot_hide_id_or_version(tmp_path, name):
             fields: {{customer.name: masked, customer.{name}: hidden}}
     """})
     assert at(problem) == ("roles.yaml", 3, 37)
-    assert problem.message.startswith(f"customer.{name} cannot have a field rule: every record shows its id and version")
+    assert problem.message.startswith(
+        f"customer.{name} cannot have a field rule: every record shows its id and version")
 
 
 def test_role_named_system_is_reserved(tmp_path):

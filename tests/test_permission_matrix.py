@@ -71,7 +71,8 @@ def world(module_database_url, tmp_path_factory):
     from crmkit.settings import Settings
 
     root = tmp_path_factory.mktemp("matrix")
-    app = as_test_app(create_app(SAMPLE_CONFIG, Settings(database_url=module_database_url, instance_dir=root / "instance")))
+    settings = Settings(database_url=module_database_url, instance_dir=root / "instance")
+    app = as_test_app(create_app(SAMPLE_CONFIG, settings))
     rt = app.extensions["crmkit"]
     seed(rt, size=20, random_seed=7)
     d = rt.directory
@@ -164,9 +165,9 @@ def test_permission_matrix(world, role):
         allowed = expected_scope(role, name, "create") and expected_scope(role, name, "import")
         check((status == 403) == (not allowed), f"{name} import: {status}")
         # update (an empty change still needs the permission)
-        for action, call in [("update", lambda rid: client.patch(f"{API}/{name}/{rid}", json={},
+        for action, call in [("update", lambda rid, name=name: client.patch(f"{API}/{name}/{rid}", json={},
                                                                  headers=OVERWRITE))] + (
-                [("transition", lambda rid: client.get(f"{API}/{name}/{rid}/transitions"))]
+                [("transition", lambda rid, name=name: client.get(f"{API}/{name}/{rid}/transitions"))]
                 if rt.records.workflows.get(name) else []):
             scope = expected_scope(role, name, action)
             for category, record_id in first.items():

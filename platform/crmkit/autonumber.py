@@ -9,6 +9,7 @@ are reserved with one atomic upsert per batch, safe under concurrent writers.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -18,12 +19,11 @@ from .hookspecs import hookimpl
 
 def reserve(conn: sa.Connection, table: sa.Table, key: str, period: str, count: int) -> int:
     """Reserve ``count`` numbers; returns the first."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    statement = insert(table).values(key=key, period=period, value=count)
-    statement = statement.on_conflict_do_update(
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    # Both dialects' INSERT ... ON CONFLICT DO UPDATE, alike but of different types.
+    insert: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = insert(table).values(key=key, period=period, value=count).on_conflict_do_update(
         index_elements=[table.c.key, table.c.period], set_={"value": table.c.value + count}
     ).returning(table.c.value)
     last = conn.execute(statement).scalar_one()

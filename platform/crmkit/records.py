@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pluggy
 import sqlalchemy as sa
@@ -191,7 +191,7 @@ class RecordsService:
         row = self.queries.fetch(tx, entity, record_id, actor=actor, actions=actions, for_update=True,
                                  deleted=deleted)
         if row is not None:
-            return row
+            return cast(Mapping[str, Any], row)  # a RowMapping's keys may be columns too; ours are names
         visible = self.queries.fetch(tx, entity, record_id, actor=actor, deleted=deleted)
         if visible is None:
             if deleted:
@@ -494,9 +494,8 @@ class RecordsService:
         rel = entity.relations.get(relation)
         if rel is None or rel.kind != "many_to_many":
             raise NotFound(f"{entity.name} has no many-to-many relation '{relation}'", code="unknown_relation")
-        link = self.tables.links[(entity.name, rel.name)]
-        left, right = list(link.c)[0], list(link.c)[1]
-        return rel, link, left, right
+        left, right = self.tables.link_columns(entity.name, rel.name)
+        return rel, self.tables.links[(entity.name, rel.name)], left, right
 
     def link(self, entity_name: str, record_id: int, relation: str, ids: list[int],
              actor: Actor = ANONYMOUS) -> list[int]:

@@ -172,6 +172,8 @@ def expected_version(body: Any, *, required: bool = False) -> int | None:
         return int(text.removeprefix("W/").strip('"'))
     if isinstance(body, dict) and "version" in body:
         version = body["version"]
+        if isinstance(version, Decimal) and version.is_finite() and version == version.to_integral_value():
+            version = int(version)  # JSON has one number type: 3.0 is the integer 3, as JSON Schema says
         if isinstance(version, bool) or not isinstance(version, int):
             raise BadRequest("version must be an integer", {"version": ["must be an integer"]},
                              code="invalid_version")

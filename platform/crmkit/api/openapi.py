@@ -118,6 +118,15 @@ def _data(schema: dict) -> dict:
     return {"type": "object", "required": ["data"], "properties": {"data": schema}}
 
 
+def _page(item: dict) -> dict:
+    """A page of a list: its items and the cursor of the next one."""
+    return {"type": "object", "required": ["data", "next", "next_url"], "properties": {
+        "data": _array(item),
+        "next": {"type": ["string", "null"], "description": "The cursor of the next page (opaque)."},
+        "next_url": {"type": ["string", "null"], "description": "This request's URL for the next page."},
+        "count": {"type": "integer", "description": "All matching records, with count=true."}}}
+
+
 def _errors(*statuses: int) -> dict:
     """The error responses of an operation: the statuses it is known to give,
     and every other one in the same shape."""
@@ -364,7 +373,7 @@ class _Document:
         """The schema of a filter value on the field (a query string, read by parse_text)."""
         kind = f.type
         if f.name == "id" or f.system and kind == "integer" or kind == "ref":
-            return {"type": "integer", "minimum": -MAX_ID, "maximum": MAX_ID}
+            return {"type": "integer", "minimum": 0, "maximum": MAX_ID}  # ids are never negative
         if kind == "integer":
             return {"type": "integer", "minimum": -MAX_INTEGER, "maximum": MAX_INTEGER}
         ftype = self.types[kind]
@@ -435,7 +444,9 @@ class _Document:
         for parameter in parameters:  # defined once per entity, referred to by its lists, exports, relations
             key = f"{entity.name}.{parameter['name']}"
             if key not in self.parameters:
-                self.parameters[key] = {**parameter, ENTITY: entity.name}
+                # A config entity's parameters follow its field rules; the platform's lists have none.
+                governed = entity.name in self.spec.entities
+                self.parameters[key] = {**parameter, ENTITY: entity.name} if governed else parameter
             refs.append({"$ref": f"#/components/parameters/{key}"})
         return refs
 
@@ -447,11 +458,7 @@ class _Document:
         plural = label_text(entity.plural, "en", name)
         read = self._read_name(entity)
         one = _data(_ref(read))
-        many: dict[str, Any] = {"type": "object", "required": ["data", "next", "next_url"], "properties": {
-            "data": _array(_ref(read)),
-            "next": {"type": ["string", "null"], "description": "The cursor of the next page (opaque)."},
-            "next_url": {"type": ["string", "null"], "description": "This request's URL for the next page."},
-            "count": {"type": "integer", "description": "All matching records, with count=true."}}}
+        many = _page(_ref(read))
         base, item = f"/api/v1/{name}", f"/api/v1/{name}/{{id}}"
         record_id = _path_id()
         read_access = [[name, "read"]]
@@ -551,8 +558,8 @@ class _Document:
     # ------------------------------------------------------------------ people, audit
 
     def _people_paths(self) -> None:
-        user, users = _data(_ref("User")), _data(_array(_ref("User")))
-        team, teams = _data(_ref("Team")), _data(_array(_ref("Team")))
+        user, users = _data(_ref("User")), _page(_ref("User"))
+        team, teams = _data(_ref("Team")), _page(_ref("Team"))
         tokens, new_token = _data(_array(_ref("Token"))), _data(_ref("NewToken"))
         user_id, team_id, token_id = _path_id("user_id", "user"), _path_id("team_id", "team"), \
             _path_id("token_id", "token")
@@ -574,8 +581,7 @@ class _Document:
                  {"204": {"description": "Revoked"}, **_errors(404)}, parameters=[token_id])
         self._op("/api/v1/users", "get", "people", "List users (within your scope)",
                  {**_ok(users), **_errors(400, 403)}, access=[["user", "read"]],
-                 parameters=[_query("team_id", {"type": "integer", "minimum": 0, "maximum": MAX_ID}),
-                             _query("active", {"type": "boolean"}), _query("q", TEXT, "In user names and names.")])
+                 parameters=self._list_parameters(self.rt.queries.platform["user"].spec))
         self._op("/api/v1/users", "post", "people", "Create a user",
                  {**_ok(user, "Created", 201, LOCATION), **_errors(400, 403, 409, 415, 422)},
                  access=[["user", "create"]], body=_ref("UserCreate"))
@@ -592,8 +598,8 @@ class _Document:
         self._op("/api/v1/users/{user_id}/tokens/{token_id}", "delete", "people", "Revoke a user's token",
                  {"204": {"description": "Revoked"}, **_errors(403, 404)}, access=[["user", "update"]],
                  parameters=[user_id, token_id])
-        self._op("/api/v1/teams", "get", "people", "List teams (within your scope)", {**_ok(teams), **_errors(403)},
-                 access=[["team", "read"]])
+        self._op("/api/v1/teams", "get", "people", "List teams (within your scope)", {**_ok(teams), **_errors(400, 403)},
+                 access=[["team", "read"]], parameters=self._list_parameters(self.rt.queries.platform["team"].spec))
         self._op("/api/v1/teams", "post", "people", "Create a team",
                  {**_ok(team, "Created", 201, LOCATION), **_errors(400, 403, 409, 415, 422)},
                  access=[["team", "create"]], body=_ref("TeamCreate"))
@@ -602,15 +608,10 @@ class _Document:
         self._op("/api/v1/teams/{team_id}", "patch", "people", "Change a team",
                  {**_ok(team), **_errors(400, 403, 404, 409, 415, 422)}, access=[["team", "update"]],
                  parameters=[team_id], body=_ref("TeamUpdate"))
-        audit_id = {"type": "integer", "minimum": 0, "maximum": 9_999_999_999}
         self._op("/api/v1/audit", "get", "audit", "The audit trail, newest first (within your scope)",
-                 {**_ok({"type": "object", "properties": {"data": _array(_ref("AuditEntry")),
-                                                          "next_before": {"type": ["integer", "null"]}}}),
-                  **_errors(400, 403)},
+                 {**_ok(_page(_ref("AuditEntry"))), **_errors(400, 403)},
                  access=[["audit", "read"]],
-                 parameters=[_query("entity", TEXT), _query("action", TEXT), _query("record_id", audit_id),
-                             _query("actor_id", audit_id),
-                             _query("before", audit_id, "An entry id: the entries before it (the next page).")])
+                 parameters=self._list_parameters(self.rt.queries.platform["audit"].spec))
 
     def _other_paths(self) -> None:
         entities = list(self.spec.entities)

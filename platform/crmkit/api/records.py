@@ -7,6 +7,7 @@ the records service (writes), and dump JSON.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from flask import Response, request
@@ -94,7 +95,7 @@ def export_records(entity_name: str):
                if f.type == "ref" and f.to is not None and f.name not in masks and f.to in rt.spec.entities}
     query, params = rt.queries.export_statement(entity, list_request, actor, MAX_EXPORT)
 
-    def rows_of(conn: Any, batch: list[Any]) -> list[list[Any]]:
+    def rows_of(conn: Any, batch: Sequence[Any]) -> list[list[Any]]:
         titles = {name: rt.queries.titles(conn, target.name,
                                           {row[entity.fields[name].column] for row in batch} - {None}, actor)
                   for name, target in targets.items()}

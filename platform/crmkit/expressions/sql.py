@@ -563,7 +563,7 @@ def _column_type(type_: t.Type) -> sa.types.TypeEngine[Any]:
     return sa.String()
 
 
-_JSON: sa.types.TypeEngine[Any] = json_type()  # type: ignore[no-untyped-call]  # sqltypes is not annotated yet
+_JSON: sa.types.TypeEngine[Any] = json_type()
 
 
 class _Seconds(sa.types.TypeDecorator[dt.timedelta]):
