@@ -599,7 +599,8 @@ class _Document:
                  {"204": {"description": "Revoked"}, **_errors(403, 404)}, access=[["user", "update"]],
                  parameters=[user_id, token_id])
         self._op("/api/v1/teams", "get", "people", "List teams (within your scope)",
-                 {**_ok(teams), **_errors(400, 403)}, access=[["team", "read"]], parameters=self._list_parameters(self.rt.queries.platform["team"].spec))
+                 {**_ok(teams), **_errors(400, 403)}, access=[["team", "read"]],
+                 parameters=self._list_parameters(self.rt.queries.platform["team"].spec))
         self._op("/api/v1/teams", "post", "people", "Create a team",
                  {**_ok(team, "Created", 201, LOCATION), **_errors(400, 403, 409, 415, 422)},
                  access=[["team", "create"]], body=_ref("TeamCreate"))
