@@ -117,8 +117,9 @@ class Cells:
         columns = "id,display_name,username" if target == "user" else "id,label,name"
         names: dict[int, str] = {}
         id_list = sorted(ids)
-        for start in range(0, len(id_list), CHUNK):
-            chunk = id_list[start:start + CHUNK]
+        size = min(CHUNK, self.rt.spec.max_page_size)
+        for start in range(0, len(id_list), size):
+            chunk = id_list[start:start + size]
             request = queries.parse_list(source, [("id__in", ",".join(map(str, chunk))), ("fields", columns),
                                                   ("limit", str(len(chunk)))], self.access)
             for row in queries.page(conn, source, request, actor=self.actor).mappings():

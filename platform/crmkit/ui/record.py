@@ -100,6 +100,15 @@ class Move:
     asks: bool = False
 
 
+@dataclass(frozen=True)
+class Allowed:
+    """What the reader may do with this record (each within its scope)."""
+
+    update: bool
+    delete: bool
+    share: bool
+
+
 @dataclass
 class RecordView:
     entity: EntitySpec
@@ -108,7 +117,7 @@ class RecordView:
     title: str
     sections: list[Section]
     info: list[tuple[str, Cell]]
-    may: dict[str, bool]
+    may: Allowed
     moves: list[Move] = field(default_factory=list)
     collaborators: list[dict[str, Any]] = field(default_factory=list)
     users: list[tuple[int, str]] = field(default_factory=list)
@@ -178,12 +187,13 @@ def record_view(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor) -
         row = rt.queries.read_one(conn, entity, record_id, actor=actor)
         if row is None:
             abort(404)
-        may = {action: _may(rt, conn, entity, record_id, actor, ea, action) for action in ("update", "delete")}
-        may["share"] = entity.owned and _may(rt, conn, entity, record_id, actor, ea, "share")
+        may = Allowed(_may(rt, conn, entity, record_id, actor, ea, "update"),
+                      _may(rt, conn, entity, record_id, actor, ea, "delete"),
+                      entity.owned and _may(rt, conn, entity, record_id, actor, ea, "share"))
         in_scope = bool(rt.records.workflows.get(entity.name)) and _may(rt, conn, entity, record_id, actor, ea,
                                                                           "transition")
         cells.load(conn, cells.refs_of(entity, ea, [row]))
-        users = _picker_users(rt, conn, actor) if may["share"] else []
+        users = _picker_users(rt, conn, actor) if may.share else []
     title_field = entity.fields[entity.title]
     title = cells.cell(title_field, row.get(title_field.column), ea).text if entity.title in ea.visible else ""
     view = RecordView(entity, record_id, row, title or f"{label_text(entity.label, locale(), entity.name)} #{record_id}",
@@ -191,7 +201,7 @@ def record_view(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor) -
     view.states = [(label_text(entity.fields[wf.field].label, locale(), wf.field),
                     cells.cell(entity.fields[wf.field], row.get(wf.field), ea))
                    for wf in rt.records.workflows.get(entity.name, ()) if wf.field in ea.visible]
-    if rt.records.workflows.get(entity.name):
+    if rt.records.workflows.get(entity.name) and ea.allows("transition"):  # no buttons for a role without moves
         view.moves = _moves(rt, entity, record_id, actor, ea, in_scope)
     if entity.owned:
         view.collaborators = rt.records.sharing.collaborators(entity.name, record_id, actor)
@@ -240,7 +250,8 @@ def _picker_users(rt: Runtime, conn: sa.Connection, actor: Actor) -> list[tuple[
     if not access.allows("user", "read"):
         return []
     request_ = rt.queries.parse_list(source, [("active", "true"), ("fields", "id,display_name,username"),
-                                              ("sort", "display_name"), ("limit", str(PICKER_USERS))], access)
+                                              ("sort", "display_name"),
+                                              ("limit", str(min(PICKER_USERS, rt.spec.max_page_size)))], access)
     rows = rt.queries.page(conn, source, request_, actor=actor).mappings()
     return [(r["id"], r.get("display_name") or r.get("username") or f"#{r['id']}") for r in rows
             if r["id"] != actor.id]
