@@ -235,7 +235,7 @@ def test_a_condition_blocked_move_shows_disabled_with_its_condition(world):
     html = get(world.app, "sales_rep", f"/app/opportunity/{opportunity}")
     assert re.search(r'disabled aria-describedby="move-win-why">赢单</button>\s*<small class="move-reason" '
                      r'id="move-win-why">&#39;win&#39; needs: amount &gt; 0</small>', html)
-    assert 'action="/app/opportunity/%d/transitions/revise_proposal"' % opportunity in html
+    assert f'action="/app/opportunity/{opportunity}/transitions/revise_proposal"' in html
 
 
 # ---------------------------------------------------------------- moves
@@ -507,8 +507,8 @@ def test_the_page_works_in_english_with_labels_and_formatted_values(mini_app):
 
 
 def test_config_timeline_key_is_checked(tmp_path):
-    from crmkit.metadata.problems import ConfigError
     from crmkit.loading import load_config
+    from crmkit.metadata.problems import ConfigError
 
     files = dict(MINI_FILES)
     files["entities/order.yaml"] = MINI_FILES["entities/order.yaml"] + "    timeline: total\n"
@@ -533,4 +533,4 @@ def test_orders_marked_as_timeline_show_on_their_customer(make_app, tmp_path):
     created(admin, "order", customer=customer, total="9.90", ordered_at="2026-03-01T10:00:00+08:00")
     timeline = get(app, "admin", f"/app/customer/{customer}/timeline", htmx=True)
     assert "entry-activity" in timeline and "¥9.90" in timeline
-    assert 'hx-post="/app/customer/%d/activities"' % customer in get(app, "admin", f"/app/customer/{customer}")
+    assert f'hx-post="/app/customer/{customer}/activities"' in get(app, "admin", f"/app/customer/{customer}")

@@ -184,9 +184,10 @@ def record_view(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor) -
     ea = access.entity(entity.name)
     cells = Cells(rt, actor)
     with rt.engine.connect() as conn:
-        row = rt.queries.read_one(conn, entity, record_id, actor=actor)
-        if row is None:
+        found = rt.queries.read_one(conn, entity, record_id, actor=actor)
+        if found is None:
             abort(404)
+        row: Mapping[str, Any] = dict(found)
         may = Allowed(_may(rt, conn, entity, record_id, actor, ea, "update"),
                       _may(rt, conn, entity, record_id, actor, ea, "delete"),
                       entity.owned and _may(rt, conn, entity, record_id, actor, ea, "share"))
@@ -196,8 +197,9 @@ def record_view(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor) -
         users = _picker_users(rt, conn, actor) if may.share else []
     title_field = entity.fields[entity.title]
     title = cells.cell(title_field, row.get(title_field.column), ea).text if entity.title in ea.visible else ""
-    view = RecordView(entity, record_id, row, title or f"{label_text(entity.label, locale(), entity.name)} #{record_id}",
-                      _sections(entity, ea, row, cells), _info(entity, ea, row, cells), may)
+    title = title or f"{label_text(entity.label, locale(), entity.name)} #{record_id}"
+    view = RecordView(entity, record_id, row, title, _sections(entity, ea, row, cells), _info(entity, ea, row, cells),
+                      may)
     view.states = [(label_text(entity.fields[wf.field].label, locale(), wf.field),
                     cells.cell(entity.fields[wf.field], row.get(wf.field), ea))
                    for wf in rt.records.workflows.get(entity.name, ()) if wf.field in ea.visible]
@@ -275,14 +277,16 @@ def _related(rt: Runtime, entity: EntitySpec, record_id: int, access: Any) -> li
     return out
 
 
-def _render_page(view: RecordView, status: int = 200, **extra: Any) -> tuple[str, int]:
+def _fresh_inputs(fields: list[FieldSpec]) -> list[inputs_module.Input]:
+    """The quick-add form's inputs before anything is typed (the config's defaults)."""
+    return inputs_module.inputs(fields, inputs_module.defaults(fields), {}, get_timezone())
+
+
+def _render_page(view: RecordView) -> str:
     rt = _runtime()
-    access = rt.permissions.of(current_actor())
-    adding = quick_add(rt, view.entity, access)
+    adding = quick_add(rt, view.entity, rt.permissions.of(current_actor()))
     return render_template("record.html", view=view, entity=view.entity, quick=adding,
-                           quick_inputs=extra.pop("quick_inputs", None) or (
-                               inputs_module.inputs(adding[1], inputs_module.defaults(adding[1]), {}, get_timezone()) if adding else []),
-                           **extra), status
+                           quick_inputs=_fresh_inputs(adding[1]) if adding else [])
 
 
 @bp.get("/<entity_name>/<int:record_id>")
@@ -517,7 +521,7 @@ def _timeline_full(entity: EntitySpec, record_id: int, context: dict[str, Any], 
     rt = _runtime()
     adding = quick_add(rt, entity, rt.permissions.of(current_actor()))
     if adding and quick_inputs is None:
-        quick_inputs = inputs_module.inputs(adding[1], inputs_module.defaults(adding[1]), {}, get_timezone())
+        quick_inputs = _fresh_inputs(adding[1])
     return render_template("record_timeline.html", quick=adding, quick_inputs=quick_inputs or [],
                            quick_error=error, **context), status
 
@@ -551,7 +555,7 @@ def add_activity(entity_name: str, record_id: int):
     if _htmx():
         response = Response(render_template("_record_quick_add.html", entity=entity, record_id=record_id,
                                             quick=adding, quick_saved=True,
-                                            quick_inputs=inputs_module.inputs(fields, inputs_module.defaults(fields), {}, get_timezone())),
+                                            quick_inputs=_fresh_inputs(fields)),
                             mimetype="text/html")
         response.headers["HX-Trigger"] = "crmkit:timeline-changed"
         return response
