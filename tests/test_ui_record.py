@@ -201,7 +201,11 @@ def test_only_the_actions_the_role_may_take_on_the_record_show(world, role):
     html = get(world.app, role, base)
     assert (f'href="{base}/edit"' in html) is edit
     assert (f'action="{base}/delete"' in html) is delete
-    assert (f'action="{base}/collaborators"' in html) is share
+    assert (f'href="{base}/share"' in html) is share
+    if share:
+        assert f'action="{base}/collaborators"' in get(world.app, role, f"{base}/share", htmx=True)
+    else:
+        get(world.app, role, f"{base}/share", htmx=True, status=403)
     assert 'id="collaborators"' in html  # who it is shared with: anyone who reads it sees that
 
 
@@ -322,17 +326,20 @@ def test_share_and_unshare_with_a_user_picker_and_the_csrf_token(world):
     base = f"/app/customer/{customer}"
     get(world.app, "rep2", base, status=404)
     browser, csrf = log_in(world.app, "sales_rep")
-    page = browser.get(base, headers=BROWSER).get_data(as_text=True)
+    page = browser.get(base + "/share", headers=BROWSER).get_data(as_text=True)
     rep2 = world.app.extensions["crmkit"].directory.user("rep2")["id"]
+    me = world.app.extensions["crmkit"].directory.user("sales_rep")["id"]
     assert f'<option value="{rep2}">rep2</option>' in page
-    assert f'name="csrf_token" value="{csrf}"' in page
+    assert f'<option value="{me}">' not in page  # the owner has it already
+    form = page[page.index('<form method="post" action="/app/customer'):]
+    assert f'name="csrf_token" value="{csrf}"' in form[:form.index("</form>")]
     assert browser.post(base + "/collaborators", data={"user_id": rep2, "access": "read"}).status_code == 403
     response = browser.post(base + "/collaborators", data={"user_id": rep2, "access": "read", "csrf_token": csrf})
     assert response.status_code == 303 and response.location == base + "#collaborators"
     page = browser.get(base, headers=BROWSER).get_data(as_text=True)
     assert re.search(r'<span class="who">rep2</span>\s*<span class="access">只读</span>', page)
     shared = get(world.app, "rep2", base)  # a collaborator reads it, and may not share it on
-    assert "共享的客户" in shared and f'action="{base}/collaborators"' not in shared
+    assert "共享的客户" in shared and f'href="{base}/share"' not in shared
     assert f'action="{base}/edit"' not in shared and f'href="{base}/edit"' not in shared
     timeline = get(world.app, "sales_rep", base + "/timeline", htmx=True)
     assert "entry-shared" in timeline and "rep2" in timeline
@@ -340,6 +347,21 @@ def test_share_and_unshare_with_a_user_picker_and_the_csrf_token(world):
     assert response.status_code == 303
     get(world.app, "rep2", base, status=404)
     assert "entry-unshared" in get(world.app, "sales_rep", base + "/timeline", htmx=True)
+
+
+def test_every_form_of_the_page_carries_the_sessions_csrf_token(world):
+    rep = world.app.test_client(user="sales_rep")
+    opportunity = created(rep, "opportunity", name="表单商机", customer=world.customer)
+    browser, csrf = log_in(world.app, "sales_manager")
+    page = browser.get(f"/app/opportunity/{opportunity}", headers=BROWSER).get_data(as_text=True)
+    forms = re.findall(r'<form method="post".*?</form>', page, re.S)
+    assert len(forms) >= 4  # delete, two moves, the quick-add
+    for form in forms:
+        assert f'<input type="hidden" name="csrf_token" value="{csrf}">' in form, form
+    response = browser.post(f"/app/opportunity/{opportunity}/delete", data={"version": "1"})
+    assert response.status_code == 403
+    response = browser.post(f"/app/opportunity/{opportunity}/delete", data={"version": "1", "csrf_token": csrf})
+    assert response.status_code == 303
 
 
 def test_write_access_lets_the_collaborator_edit(world):

@@ -29,7 +29,7 @@ from ..metadata.spec import EntitySpec, FieldSpec, RelationSpec, label_text
 from ..permissions import Actor, EntityAccess
 from ..runtime import Runtime
 from . import inputs as inputs_module
-from .cells import EMPTY, Cell, Cells
+from .cells import EMPTY, Cell, Cells, html
 from .i18n import locale
 from .security import redirect_to
 from .shell import bp
@@ -40,6 +40,9 @@ RELATED_PAGE = 10
 RELATED_COLUMNS = 3
 #: Users offered by the share form's picker.
 PICKER_USERS = 200
+
+
+bp.add_app_template_filter(html, "cell")
 
 
 def _runtime() -> Runtime:
@@ -120,7 +123,6 @@ class RecordView:
     may: Allowed
     moves: list[Move] = field(default_factory=list)
     collaborators: list[dict[str, Any]] = field(default_factory=list)
-    users: list[tuple[int, str]] = field(default_factory=list)
     related: list[Related] = field(default_factory=list)
     states: list[tuple[str, Cell]] = field(default_factory=list)
 
@@ -194,7 +196,6 @@ def record_view(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor) -
         in_scope = bool(rt.records.workflows.get(entity.name)) and _may(rt, conn, entity, record_id, actor, ea,
                                                                           "transition")
         cells.load(conn, cells.refs_of(entity, ea, [row]))
-        users = _picker_users(rt, conn, actor) if may.share else []
     title_field = entity.fields[entity.title]
     title = cells.cell(title_field, row.get(title_field.column), ea).text if entity.title in ea.visible else ""
     title = title or f"{label_text(entity.label, locale(), entity.name)} #{record_id}"
@@ -207,8 +208,6 @@ def record_view(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor) -
         view.moves = _moves(rt, entity, record_id, actor, ea, in_scope)
     if entity.owned:
         view.collaborators = rt.records.sharing.collaborators(entity.name, record_id, actor)
-        shared = {c["user_id"] for c in view.collaborators} | {row.get("owner_id")}
-        view.users = [(uid, name) for uid, name in users if uid not in shared]
     view.related = _related(rt, entity, record_id, access)
     return view
 
@@ -394,6 +393,27 @@ def _htmx_back(entity: EntitySpec, record_id: int, anchor: str = "") -> Response
     if _htmx():
         response.headers["HX-Redirect"] = _record_url(entity, record_id) + anchor
     return response
+
+
+@bp.get("/<entity_name>/<int:record_id>/share")
+def share_form(entity_name: str, record_id: int):
+    """The share form (loaded when asked for): active users the reader may
+    read, but the owner and those it is shared with already."""
+    entity = _entity(entity_name)
+    rt = _runtime()
+    actor = current_actor()
+    ea = rt.permissions.of(actor).entity(entity.name)
+    with rt.engine.connect() as conn:
+        row = rt.queries.read_one(conn, entity, record_id, actor=actor, fields=frozenset({"owner_id"}))
+        if row is None:
+            abort(404)
+        if not entity.owned or not _may(rt, conn, entity, record_id, actor, ea, "share"):
+            abort(403)
+        users = _picker_users(rt, conn, actor)
+    shared = {c["user_id"] for c in rt.records.sharing.collaborators(entity.name, record_id, actor)}
+    shared.add(row.get("owner_id"))
+    context = {"entity": entity, "record_id": record_id, "users": [(i, n) for i, n in users if i not in shared]}
+    return render_template("_record_share.html" if _htmx() else "record_share.html", **context)
 
 
 @bp.post("/<entity_name>/<int:record_id>/collaborators")
