@@ -87,7 +87,8 @@ def run(work_dir: Path, *, size: int, repetitions: int, log=print) -> dict:
         customers, opportunities, activities = (rt.tables.entities[n] for n in ("customer", "opportunity", "activity"))
         with rt.engine.connect() as conn:  # the busiest customer of a rep, and an open opportunity of theirs
             customer_id, owner = conn.execute(
-                sa.select(customers.c.id, customers.c.owner_id).join(activities, activities.c.customer_id == customers.c.id)
+                sa.select(customers.c.id, customers.c.owner_id)
+                .join(activities, activities.c.customer_id == customers.c.id)
                 .group_by(customers.c.id, customers.c.owner_id).order_by(sa.func.count().desc()).limit(1)).one()
             opportunity_id = conn.execute(
                 sa.select(opportunities.c.id).where(opportunities.c.owner_id == owner,
@@ -98,6 +99,12 @@ def run(work_dir: Path, *, size: int, repetitions: int, log=print) -> dict:
             client = app.test_client()
             client.environ_base["HTTP_AUTHORIZATION"] = "Bearer " + rt.directory.create_token(user_id, "bench",
                                                                                               SYSTEM).token
+            # The floor: the shell's home page (top bar, menu, no content) against the same GET.
+            shell = compare(client, "/app/", f"/api/v1/customer/{customer_id}", repetitions, {})
+            results[f"{who}: shell only (/app/)"] = {**shell, "target": None, "ok": True}
+            log(f"  {who:9} {'shell /app/':11} page {shell['page_ms']:.2f} ms, GET {shell['api_ms']:.2f} ms: "
+                f"ratio {shell['ratio']:.2f} ({shell['ratio_min']:.2f}–{shell['ratio_max']:.2f}): "
+                "the floor of any page")
             records = [("customer", customer_id)] + ([("opportunity", opportunity_id)] if opportunity_id else [])
             for entity, record_id in records:
                 base = f"/app/{entity}/{record_id}"
