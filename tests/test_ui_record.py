@@ -374,6 +374,17 @@ def test_write_access_lets_the_collaborator_edit(world):
     assert f'href="/app/customer/{customer}/edit"' in html and "读写" in html
 
 
+def test_a_record_shared_with_a_role_that_reads_none_of_its_kind_shows(world):
+    rep = world.app.test_client(user="sales_rep")
+    contract = created(rep, "contract", name="共享合同", customer=world.customer, amount="1000.00")
+    get(world.app, "marketer", f"/app/contract/{contract}", status=404)  # marketers read no contracts
+    marketer = world.app.extensions["crmkit"].directory.user("marketer")["id"]
+    assert rep.post(f"/app/contract/{contract}/collaborators", data={"user_id": marketer}).status_code == 303
+    html = get(world.app, "marketer", f"/app/contract/{contract}")
+    # Their roles give them no field of contracts: the API's GET shows only id and version too.
+    assert f"合同 #{contract}</h1>" in html and "共享合同" not in html
+
+
 def test_a_reader_who_may_not_share_is_refused(world):
     response = world.app.test_client(user="analyst").post(
         f"/app/customer/{world.customer}/collaborators", data={"user_id": "1", "access": "read"}, headers=BROWSER)
