@@ -91,6 +91,8 @@ class Related:
     label: str
     url: str
     add_url: str | None
+    #: the placeholder link's words (translated here: a template's _() costs ten times a call from Python)
+    show: str = ""
 
 
 @dataclass
@@ -272,7 +274,8 @@ def _related(rt: Runtime, entity: EntitySpec, record_id: int, access: Any) -> li
             if oea.allows("create") and via in oea.writable:
                 add_url = f"/app/{other.name}/new?" + urlencode({via: record_id})
         label = label_text(rel.label, language, "") or label_text(other.plural, language, other.name)
-        out.append(Related(rel, label, _record_url(entity, record_id, f"/related/{rel.name}"), add_url))
+        out.append(Related(rel, label, _record_url(entity, record_id, f"/related/{rel.name}"), add_url,
+                           gettext("Show %(what)s", what=label)))
     return out
 
 
