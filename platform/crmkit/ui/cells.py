@@ -196,5 +196,14 @@ class Cells:
             return Cell(text, "tel:" + text.replace(" ", ""))
         return Cell(text)
 
+    def title(self, entity: EntitySpec, ea: EntityAccess, row: Mapping[str, Any]) -> Cell:
+        """A record's title as the reader sees it (EMPTY when it has none of its
+        own, or it is hidden from them: the caller names it by its id)."""
+        if entity.title == "id" or entity.title not in ea.visible:
+            return EMPTY
+        f = entity.fields[entity.title]
+        cell = self.cell(f, row.get(f.column), ea)
+        return Cell(cell.text, masked=cell.masked)
+
     def moment(self, value: dt.datetime | None) -> str:
         return "" if value is None else display.moment(value, self.language, self.timezone)

@@ -198,8 +198,7 @@ def record_view(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor) -
         in_scope = bool(rt.records.workflows.get(entity.name)) and _may(rt, conn, entity, record_id, actor, ea,
                                                                           "transition")
         cells.load(conn, cells.refs_of(entity, ea, [row]))
-    title_field = entity.fields[entity.title]
-    title = cells.cell(title_field, row.get(title_field.column), ea).text if entity.title in ea.visible else ""
+    title = cells.title(entity, ea, row).text
     title = title or f"{label_text(entity.label, locale(), entity.name)} #{record_id}"
     view = RecordView(entity, record_id, row, title, _sections(entity, ea, row, cells), _info(entity, ea, row, cells),
                       may)
@@ -493,7 +492,7 @@ def related_list(entity_name: str, record_id: int, relation: str):
     title_field = other.fields[other.title]
     out = []
     for row in rows:
-        title = cells.cell(title_field, row.get(title_field.column), oea) if other.title in oea.visible else EMPTY
+        title = cells.title(other, oea, row)
         out.append(RelatedRow(Cell(title.text or f"#{row['id']}", f"/app/{other.name}/{row['id']}", title.masked),
                               [cells.cell(f, row.get(f.column), oea) for f in columns]))
     language = locale()

@@ -320,9 +320,7 @@ class Timeline:
             cell = self.cells.cell(f, row.get(f.column), ea)
             if not cell.empty:
                 details.append((label_text(f.label, language, name), cell))
-        title_field = other.fields[other.title]
-        title = (self.cells.cell(title_field, row.get(title_field.column), ea)
-                 if other.title in ea.visible else EMPTY)
+        title = self.cells.title(other, ea, row)
         if title.empty:
             title = Cell(label_text(other.label, language, other.name))
         title = Cell(title.text, f"/app/{other.name}/{row['id']}", title.masked)
