@@ -26,8 +26,9 @@ from werkzeug.wrappers import Response
 from ..api.http import current_actor
 from ..errors import CrmError, NotFound
 from ..metadata.spec import EntitySpec, FieldSpec, RelationSpec, label_text
-from ..permissions import Actor, EntityAccess
+from ..permissions import Access, Actor, EntityAccess
 from ..runtime import Runtime
+from ..workflows import Transition, blocker
 from . import inputs as inputs_module
 from .cells import EMPTY, Cell, Cells, html
 from .i18n import locale
@@ -219,8 +220,6 @@ def _moves(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor, ea: En
     not with the reason. A move blocked only by required fields the reader may
     fill in (their roles may make it, the record is in their transition scope)
     asks for them in a dialog instead."""
-    from ..workflows import blocker
-
     language = locale()
     access = rt.permissions.of(actor)
     moves = []
@@ -237,7 +236,8 @@ def _moves(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor, ea: En
     return moves
 
 
-def _transition(rt: Runtime, entity: EntitySpec, name: str) -> Any:
+def _transition(rt: Runtime, entity: EntitySpec, name: str) -> Transition:
+    """The entity's move of that name (404 when it has none)."""
     for workflow in rt.records.workflows.get(entity.name, ()):
         move = workflow.transition(name)
         if move is not None:
@@ -259,7 +259,9 @@ def _picker_users(rt: Runtime, conn: sa.Connection, actor: Actor) -> list[tuple[
             if r["id"] != actor.id]
 
 
-def _related(rt: Runtime, entity: EntitySpec, record_id: int, access: Any) -> list[Related]:
+def _related(rt: Runtime, entity: EntitySpec, record_id: int, access: Access) -> list[Related]:
+    """The related lists the reader may read, with an "Add" link prefilled
+    with this record where they may create the other record and set its ref."""
     out = []
     language = locale()
     for rel in entity.relations.values():

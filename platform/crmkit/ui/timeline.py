@@ -32,7 +32,7 @@ from ..metadata.spec import EntitySpec, FieldSpec, label_text
 from ..permissions import Access, Actor, audit_changes
 from ..query import Page
 from ..runtime import Runtime
-from .cells import EMPTY, Cell, Cells
+from .cells import EMPTY, Cell, Cells, target_of
 from .inputs import SIMPLE_TYPES
 
 PAGE_SIZE = 10
@@ -242,8 +242,6 @@ class Timeline:
     def _wanted_in_changes(self, changes: Any, wanted: dict[str, set[Any]]) -> None:
         if not isinstance(changes, dict):
             return
-        from .cells import target_of
-
         for name, change in changes.items():
             if name == "collaborators" and isinstance(change, list):
                 for side in change:
