@@ -112,12 +112,13 @@ class Cells:
                     found[record_id] = text or f"#{record_id}"
 
     def refs_of(self, entity: EntitySpec, ea: EntityAccess, rows: Iterable[Mapping[str, Any]],
-                wanted: dict[str, set[Any]] | None = None) -> dict[str, set[Any]]:
+                wanted: dict[str, set[Any]] | None = None, only: Iterable[str] | None = None) -> dict[str, set[Any]]:
         """The ids the readable ref (and owner, team, writer) fields of these rows
-        point at, by target (added to ``wanted``)."""
+        (of the fields named ``only``, when given) point at, by target (added to ``wanted``)."""
         wanted = {} if wanted is None else wanted
+        names = ea.readable if only is None else ea.readable & set(only)
         fields = [(f, target) for f in entity.fields.values()
-                  if f.name in ea.readable and (target := target_of(f)) is not None]
+                  if f.name in names and (target := target_of(f)) is not None]
         for row in rows:
             for f, target in fields:
                 value = row.get(f.column)

@@ -29,7 +29,7 @@ from flask_babel import gettext
 from ..errors import BadRequest
 from ..metadata.builtin_entities import history_spec
 from ..metadata.spec import EntitySpec, FieldSpec, label_text
-from ..permissions import Access, Actor, audit_changes
+from ..permissions import Access, Actor, EntityAccess, audit_changes
 from ..query import Page
 from ..runtime import Runtime
 from .cells import EMPTY, Cell, Cells, target_of
@@ -41,6 +41,8 @@ QUICK_FIELDS = 6
 HISTORY = "history"
 _AT = history_spec().fields["at"]
 _OLDEST = dt.datetime.min.replace(tzinfo=dt.UTC)
+#: Who an activity is by (its owner, else its creator).
+WHO = frozenset({"owner_id", "created_by"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +229,8 @@ class Timeline:
                 self._wanted_in_changes(changes, wanted)
             else:
                 source = next(s for s in self.sources if s.key == key)
-                self.cells.refs_of(source.entity, self.access.entity(source.entity.name), [row], wanted)
+                ea = self.access.entity(source.entity.name)
+                self.cells.refs_of(source.entity, ea, [row], wanted, WHO.union(self._shown_fields(source, ea)))
         self.cells.load(conn, wanted)
         out: list[Entry] = []
         changes_of = iter(history)
@@ -304,16 +307,22 @@ class Timeline:
         for user_id in before.keys() - after.keys():
             yield Entry("unshared", at, actor, title=Cell(names.get(user_id, f"#{user_id}")))
 
-    def _activity(self, source: ActivitySource, row: Mapping[str, Any]) -> Entry:
+    def _shown_fields(self, source: ActivitySource, ea: EntityAccess) -> list[str]:
+        """An activity's fields on the timeline: its list's columns and its text
+        fields (the reader sees), but the record it is about and its moment and title."""
         other = source.entity
-        ea = self.access.entity(other.name)
-        language = self.cells.language
         skip = {source.ref.name, other.timeline, other.title, "id", "version"}
         names = [n for n in other.list.columns if n in ea.visible and n not in skip]
         names += [f.name for f in other.fields.values()
                   if f.type == "text" and f.name in ea.visible and f.name not in skip and f.name not in names]
+        return names
+
+    def _activity(self, source: ActivitySource, row: Mapping[str, Any]) -> Entry:
+        other = source.entity
+        ea = self.access.entity(other.name)
+        language = self.cells.language
         details = []
-        for name in names:
+        for name in self._shown_fields(source, ea):
             f = other.fields[name]
             cell = self.cells.cell(f, row.get(f.column), ea)
             if not cell.empty:
