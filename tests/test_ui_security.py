@@ -35,9 +35,20 @@ def test_the_page_policy_is_strict():
 
 # ---------------------------------------------------------------- every page
 
+#: A workflow, so that the record page's move dialog is among the pages.
+LEVEL_WORKFLOW = """
+    workflow: customer_level
+    entity: customer
+    field: level
+    states: [bronze, silver, gold]
+    transitions:
+      - {name: promote, from: bronze, to: silver, require: [balance]}
+"""
+
+
 @pytest.fixture
 def app(make_app, tmp_path):
-    return make_app(make_config(tmp_path / "config", MINI_FILES))
+    return make_app(make_config(tmp_path / "config", {**MINI_FILES, "workflows/level.yaml": LEVEL_WORKFLOW}))
 
 
 @pytest.fixture
@@ -49,7 +60,7 @@ def browser(app):
     return client
 
 
-SAMPLE = {"entity_name": "customer"}
+SAMPLE = {"entity_name": "customer", "record_id": "1", "relation": "orders", "name": "promote"}
 
 
 def page_paths(app) -> list[str]:
@@ -88,6 +99,7 @@ def assert_inert(html: str, where: str) -> None:
 
 
 def test_every_page_sends_the_strict_headers_and_is_inert(app, browser):
+    assert app.test_client().post("/api/v1/customer", json={"name": "Ann"}).get_json()["data"]["id"] == 1
     paths = page_paths(app)
     assert {"/login", "/app/", "/app/search", "/app/customer", "/api/v1/docs"} <= set(paths)
     for path in paths:

@@ -325,6 +325,14 @@ class _EntityBuilder:
 
         merged = dict(system)
         merged.update(fields)
+        timeline = data.get("timeline")
+        if timeline is not None and (timeline not in merged or merged[timeline].type not in ("date", "datetime")):
+            if timeline in merged:
+                self.report(("timeline",), f"timeline field '{timeline}' is not a date or datetime field")
+            elif timeline not in declared:  # a declared field with problems of its own is reported already
+                self.report(("timeline",), f"timeline field '{timeline}' is not a field of {self.name}",
+                            did_you_mean(timeline, merged))
+            timeline = None
         return EntitySpec(
             name=self.name, label=_as_label(data.get("label"), self.name),
             plural=_as_label(data.get("plural", data.get("label")), self.name),
@@ -333,6 +341,7 @@ class _EntityBuilder:
             relations=MappingProxyType(relations),
             list=ListSpec(columns, sort, tuple(list_raw.get("search", ())), list_raw.get("page_size", 50)),
             form=tuple(form), description=data.get("description", ""), source=self.doc.file,
+            timeline=timeline,
         )
 
 

@@ -138,6 +138,9 @@ class EntitySpec:
     form: tuple[SectionSpec, ...] = ()
     description: str = ""
     source: str = ""
+    #: The date or datetime field at which the entity's records (activities)
+    #: appear on the timeline of the records they refer to; None: not activities.
+    timeline: str | None = None
 
     @property
     def user_fields(self) -> tuple[FieldSpec, ...]:

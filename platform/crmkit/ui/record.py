@@ -1,0 +1,587 @@
+"""The record page (/app/<entity>/<id>): a record's form sections as values,
+its owner and history of writers, what the reader may do with it (edit,
+delete, workflow moves, sharing), its related lists and its timeline.
+
+Reads go through the query builder (``read_one``, ``related_page``,
+``history_page``), writes through the records service (delete, transitions,
+shares, the quick-add of a follow-up). Whether a button shows is asked of
+the same places that decide the write: the reader's access and the query
+builder's scopes (is this record within the scope of the action?), and the
+records service's list of moves (the decision the API's transitions use).
+A record the reader may not read does not exist for them: 404.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import sqlalchemy as sa
+from flask import abort, current_app, flash, render_template, request
+from flask_babel import get_timezone, gettext
+from werkzeug.wrappers import Response
+
+from ..api.http import current_actor
+from ..errors import CrmError, NotFound
+from ..metadata.spec import EntitySpec, FieldSpec, RelationSpec, label_text
+from ..permissions import Access, Actor, EntityAccess
+from ..runtime import Runtime
+from ..workflows import Transition, blocker
+from . import inputs as inputs_module
+from .cells import EMPTY, Cell, Cells, html
+from .i18n import locale
+from .security import redirect_to
+from .shell import bp
+from .timeline import Timeline, quick_add
+
+RELATED_PAGE = 10
+#: Columns of a related list besides its title.
+RELATED_COLUMNS = 3
+#: Users offered by the share form's picker.
+PICKER_USERS = 200
+
+
+bp.add_app_template_filter(html, "cell")
+
+
+def _runtime() -> Runtime:
+    return current_app.extensions["crmkit"]
+
+
+def _htmx() -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _entity(name: str) -> EntitySpec:
+    """The entity (404 for a name the config lacks). Whether the reader sees
+    a record of it is the query builder's to say (their roles' scope, or a share)."""
+    entity = _runtime().spec.entities.get(name)
+    if entity is None:
+        abort(404)
+    return entity
+
+
+def _record_url(entity: EntitySpec, record_id: int, part: str = "") -> str:
+    return f"/app/{entity.name}/{record_id}{part}"
+
+
+# ------------------------------------------------------------------ the page
+
+@dataclass
+class Shown:
+    """A field on the page: its label, help and value."""
+
+    field: FieldSpec
+    label: str
+    help: str
+    cell: Cell
+
+
+@dataclass
+class Section:
+    label: str
+    fields: list[Shown]
+    columns: int = 2
+
+
+@dataclass
+class Related:
+    relation: RelationSpec
+    label: str
+    url: str
+    add_url: str | None
+    #: the placeholder link's words (translated here: a template's _() costs ten times a call from Python)
+    show: str = ""
+
+
+@dataclass
+class Move:
+    name: str
+    label: str
+    allowed: bool
+    reason: str | None
+    #: the fields the move requires that the reader may fill in (asked in a dialog)
+    asks: bool = False
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """What the reader may do with this record (each within its scope)."""
+
+    update: bool
+    delete: bool
+    share: bool
+
+
+@dataclass
+class RecordView:
+    entity: EntitySpec
+    record_id: int
+    row: Mapping[str, Any]
+    title: str
+    sections: list[Section]
+    info: list[tuple[str, Cell]]
+    may: Allowed
+    moves: list[Move] = field(default_factory=list)
+    collaborators: list[dict[str, Any]] = field(default_factory=list)
+    related: list[Related] = field(default_factory=list)
+    states: list[tuple[str, Cell]] = field(default_factory=list)
+
+
+def _may(rt: Runtime, conn: sa.Connection, entity: EntitySpec, record_id: int, actor: Actor, ea: EntityAccess,
+         action: str) -> bool:
+    """Whether the record is within the reader's scope of the action (share:
+    their roles' update scope, without shares), as the records service checks it."""
+    granted = ea.scope("update" if action == "share" else action)
+    if not granted:
+        return False
+    if granted == frozenset({"all"}):
+        return True  # every live record, and this one is live (it was just read)
+    return rt.queries.fetch(conn, entity, record_id, actor=actor, actions=(action,), columns=("id",)) is not None
+
+
+def _sections(entity: EntitySpec, ea: EntityAccess, row: Mapping[str, Any], cells: Cells) -> list[Section]:
+    language = locale()
+    placed: set[str] = set()
+    sections: list[Section] = []
+    for spec in entity.form:
+        placed.update(spec.fields)
+        shown = [_shown(entity.fields[n], row, ea, cells, language) for n in spec.fields
+                 if n in entity.fields and n in ea.visible]
+        if not shown:
+            continue
+        if spec.visible_if and all(s.cell.empty for s in shown):
+            continue  # a conditional section with nothing in it (its condition is the form's to evaluate)
+        sections.append(Section(label_text(spec.label, language, ""), shown, spec.columns))
+    rest = [_shown(f, row, ea, cells, language) for f in entity.user_fields
+            if f.name not in placed and f.name in ea.visible]
+    if rest:
+        sections.append(Section(gettext("Other fields"), rest))
+    return sections
+
+
+def _shown(f: FieldSpec, row: Mapping[str, Any], ea: EntityAccess, cells: Cells, language: str) -> Shown:
+    return Shown(f, label_text(f.label, language, f.name), label_text(f.help, language, ""),
+                 cells.cell(f, row.get(f.column), ea))
+
+
+def _info(entity: EntitySpec, ea: EntityAccess, row: Mapping[str, Any], cells: Cells) -> list[tuple[str, Cell]]:
+    """Owner, team, who created and changed the record and when."""
+    out = []
+    fields = entity.fields
+    for name, label in (("owner_id", gettext("Owner")), ("team_id", gettext("Team"))):
+        if name in fields and name in ea.visible:
+            out.append((label, cells.cell(fields[name], row.get(name), ea)))
+    for who, when, label in (("created_by", "created_at", gettext("Created")),
+                             ("updated_by", "updated_at", gettext("Last changed"))):
+        if when in ea.visible and row.get(when) is not None:
+            by = cells.cell(fields[who], row.get(who), ea) if who in ea.visible else EMPTY
+            moment = cells.text(fields[when], row[when])
+            out.append((label, Cell(gettext("%(when)s by %(who)s", when=moment, who=by.text) if not by.empty
+                                    else moment, by.href)))
+    return out
+
+
+def record_view(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor) -> RecordView:
+    access = rt.permissions.of(actor)
+    ea = access.entity(entity.name)
+    cells = Cells(rt, actor)
+    with rt.engine.connect() as conn:
+        found = rt.queries.read_one(conn, entity, record_id, actor=actor)
+        if found is None:
+            abort(404)
+        row: Mapping[str, Any] = dict(found)
+        may = Allowed(_may(rt, conn, entity, record_id, actor, ea, "update"),
+                      _may(rt, conn, entity, record_id, actor, ea, "delete"),
+                      entity.owned and _may(rt, conn, entity, record_id, actor, ea, "share"))
+        in_scope = bool(rt.records.workflows.get(entity.name)) and _may(rt, conn, entity, record_id, actor, ea,
+                                                                          "transition")
+        cells.load(conn, cells.refs_of(entity, ea, [row]))
+    title = cells.title(entity, ea, row).text
+    title = title or f"{label_text(entity.label, locale(), entity.name)} #{record_id}"
+    view = RecordView(entity, record_id, row, title, _sections(entity, ea, row, cells), _info(entity, ea, row, cells),
+                      may)
+    view.states = [(label_text(entity.fields[wf.field].label, locale(), wf.field),
+                    cells.cell(entity.fields[wf.field], row.get(wf.field), ea))
+                   for wf in rt.records.workflows.get(entity.name, ()) if wf.field in ea.visible]
+    if rt.records.workflows.get(entity.name) and ea.allows("transition"):  # no buttons for a role without moves
+        view.moves = _moves(rt, entity, record_id, actor, ea, in_scope)
+    if entity.owned:
+        view.collaborators = rt.records.sharing.collaborators(entity.name, record_id, actor)
+    view.related = _related(rt, entity, record_id, access)
+    return view
+
+
+def _moves(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor, ea: EntityAccess,
+           in_scope: bool) -> list[Move]:
+    """The moves from the record's state, as the API lists them: allowed, or
+    not with the reason. A move blocked only by required fields the reader may
+    fill in (their roles may make it, the record is in their transition scope)
+    asks for them in a dialog instead."""
+    language = locale()
+    access = rt.permissions.of(actor)
+    moves = []
+    for listed in rt.records.transitions(entity.name, record_id, actor):
+        move = _transition(rt, entity, listed["name"])
+        allowed = listed["allowed"]
+        reason = listed["reason"]
+        if not allowed and in_scope and listed["missing"] and all(n in ea.writable for n in listed["missing"]):
+            refused = blocker(move, access, dict.fromkeys(move.require, "filled"))  # the roles, once filled in
+            if refused is None or refused.reason != "roles":
+                allowed, reason = True, None
+        asks = allowed and any(n in ea.writable for n in move.require)
+        moves.append(Move(move.name, label_text(move.label, language, move.name), allowed, reason, asks))
+    return moves
+
+
+def _transition(rt: Runtime, entity: EntitySpec, name: str) -> Transition:
+    """The entity's move of that name (404 when it has none)."""
+    for workflow in rt.records.workflows.get(entity.name, ()):
+        move = workflow.transition(name)
+        if move is not None:
+            return move
+    abort(404)
+
+
+def _picker_users(rt: Runtime, conn: sa.Connection, actor: Actor) -> list[tuple[int, str]]:
+    """Active users the reader may read (the share form's picker), by name."""
+    source = rt.queries.platform["user"]
+    access = rt.permissions.of(actor)
+    if not access.allows("user", "read"):
+        return []
+    request_ = rt.queries.parse_list(source, [("active", "true"), ("fields", "id,display_name,username"),
+                                              ("sort", "display_name"),
+                                              ("limit", str(min(PICKER_USERS, rt.spec.max_page_size)))], access)
+    rows = rt.queries.page(conn, source, request_, actor=actor).mappings()
+    return [(r["id"], r.get("display_name") or r.get("username") or f"#{r['id']}") for r in rows
+            if r["id"] != actor.id]
+
+
+def _related(rt: Runtime, entity: EntitySpec, record_id: int, access: Access) -> list[Related]:
+    """The related lists the reader may read, with an "Add" link prefilled
+    with this record where they may create the other record and set its ref."""
+    out = []
+    language = locale()
+    for rel in entity.relations.values():
+        other = rt.spec.entities.get(rel.entity)
+        if other is None or not access.entity(other.name).allows("read"):
+            continue
+        oea = access.entity(other.name)
+        add_url = None
+        if rel.kind == "one_to_many":
+            via = rel.field or entity.name
+            if oea.allows("create") and via in oea.writable:
+                add_url = f"/app/{other.name}/new?" + urlencode({via: record_id})
+        label = label_text(rel.label, language, "") or label_text(other.plural, language, other.name)
+        out.append(Related(rel, label, _record_url(entity, record_id, f"/related/{rel.name}"), add_url,
+                           gettext("Show %(what)s", what=label)))
+    return out
+
+
+def _fresh_inputs(fields: list[FieldSpec]) -> list[inputs_module.Input]:
+    """The quick-add form's inputs before anything is typed (the config's defaults)."""
+    return inputs_module.inputs(fields, inputs_module.defaults(fields), {}, get_timezone())
+
+
+def _render_page(view: RecordView) -> str:
+    rt = _runtime()
+    adding = quick_add(rt, view.entity, rt.permissions.of(current_actor()))
+    return render_template("record.html", view=view, entity=view.entity, quick=adding,
+                           quick_inputs=_fresh_inputs(adding[1]) if adding else [])
+
+
+@bp.get("/<entity_name>/<int:record_id>")
+def record_page(entity_name: str, record_id: int):
+    entity = _entity(entity_name)
+    return _render_page(record_view(_runtime(), entity, record_id, current_actor()))
+
+
+# ------------------------------------------------------------------ writes
+
+def _back(entity: EntitySpec, record_id: int, anchor: str = "") -> Response:
+    return redirect_to(_record_url(entity, record_id) + anchor)
+
+
+def _failed(exc: CrmError) -> str:
+    return exc.message if isinstance(exc.message, str) else str(exc)
+
+
+@bp.post("/<entity_name>/<int:record_id>/delete")
+def delete_record(entity_name: str, record_id: int):
+    entity = _entity(entity_name)
+    rt = _runtime()
+    version = request.form.get("version", "")
+    try:
+        rt.records.delete(entity.name, record_id, current_actor(),
+                          version=int(version) if version.isdigit() else None)
+    except NotFound:
+        abort(404)
+    except CrmError as exc:
+        flash(gettext("Not deleted: %(reason)s", reason=_failed(exc)), "error")
+        return _back(entity, record_id)
+    flash(gettext("%(what)s deleted. It is in the recycle bin.", what=label_text(entity.label, locale(), entity.name)),
+          "success")
+    response = redirect_to(f"/app/{entity.name}")
+    if _htmx():
+        response.headers["HX-Redirect"] = f"/app/{entity.name}"
+    return response
+
+
+def _dialog_inputs(rt: Runtime, entity: EntitySpec, name: str, values: Mapping[str, Any],
+                   errors: Mapping[str, Any]) -> list[inputs_module.Input]:
+    move = _transition(rt, entity, name)
+    ea = rt.permissions.of(current_actor()).entity(entity.name)
+    fields = [entity.fields[n] for n in move.require if n in ea.writable]
+    return inputs_module.inputs(fields, values, errors, get_timezone(), required=move.require)
+
+
+@bp.get("/<entity_name>/<int:record_id>/transitions/<name>")
+def transition_dialog(entity_name: str, record_id: int, name: str):
+    """The small dialog of a move that requires fields: the inputs, filled with the record's values."""
+    entity = _entity(entity_name)
+    rt = _runtime()
+    actor = current_actor()
+    move = _transition(rt, entity, name)
+    with rt.engine.connect() as conn:
+        row = rt.queries.read_one(conn, entity, record_id, actor=actor)
+    if row is None:
+        abort(404)
+    values = {n: row.get(entity.fields[n].column) for n in move.require if n in entity.fields}
+    return _dialog(entity, record_id, name, _dialog_inputs(rt, entity, name, values, {}), row.get("version"))
+
+
+def _dialog(entity: EntitySpec, record_id: int, name: str, fields: list[inputs_module.Input], version: Any,
+            error: str | None = None, status: int = 200) -> tuple[str, int]:
+    rt = _runtime()
+    move = _transition(rt, entity, name)
+    context = {"entity": entity, "record_id": record_id, "move": move, "move_label": label_text(move.label, locale(),
+                                                                                                move.name),
+               "fields": fields, "version": version, "error": error}
+    template = "_record_transition.html" if _htmx() else "record_transition.html"
+    return render_template(template, **context), status
+
+
+@bp.post("/<entity_name>/<int:record_id>/transitions/<name>")
+def make_transition(entity_name: str, record_id: int, name: str):
+    entity = _entity(entity_name)
+    rt = _runtime()
+    move = _transition(rt, entity, name)
+    ea = rt.permissions.of(current_actor()).entity(entity.name)
+    asked = [entity.fields[n] for n in move.require if n in ea.writable]
+    data = inputs_module.posted_values(asked, request.form)
+    version = request.form.get("version", "")
+    try:
+        rt.records.transition(entity.name, record_id, name, data, current_actor(),
+                              version=int(version) if version.isdigit() else None)
+    except NotFound:
+        abort(404)
+    except CrmError as exc:
+        details = exc.details if isinstance(exc.details, dict) else {}
+        if asked and any(f.name in details for f in asked):  # ask again, with what was typed and why
+            echo = inputs_module.form_echo(asked, request.form)
+            fields = _dialog_inputs(rt, entity, name, echo, details)
+            if _htmx():
+                return _dialog(entity, record_id, name, fields, version, _failed(exc))
+            return _dialog(entity, record_id, name, fields, version, _failed(exc), 422)
+        flash(gettext("The move was not made: %(reason)s", reason=_failed(exc)), "error")
+        return _htmx_back(entity, record_id)
+    flash(gettext("Done: %(move)s.", move=label_text(move.label, locale(), move.name)), "success")
+    return _htmx_back(entity, record_id)
+
+
+def _htmx_back(entity: EntitySpec, record_id: int, anchor: str = "") -> Response:
+    """Back to the record page: a redirect, or for htmx a whole-page redirect."""
+    response = _back(entity, record_id, anchor)
+    if _htmx():
+        response.headers["HX-Redirect"] = _record_url(entity, record_id) + anchor
+    return response
+
+
+@bp.get("/<entity_name>/<int:record_id>/share")
+def share_form(entity_name: str, record_id: int):
+    """The share form (loaded when asked for): active users the reader may
+    read, but the owner and those it is shared with already."""
+    entity = _entity(entity_name)
+    rt = _runtime()
+    actor = current_actor()
+    ea = rt.permissions.of(actor).entity(entity.name)
+    with rt.engine.connect() as conn:
+        row = rt.queries.read_one(conn, entity, record_id, actor=actor, fields=frozenset({"owner_id"}))
+        if row is None:
+            abort(404)
+        if not entity.owned or not _may(rt, conn, entity, record_id, actor, ea, "share"):
+            abort(403)
+        users = _picker_users(rt, conn, actor)
+    shared = {c["user_id"] for c in rt.records.sharing.collaborators(entity.name, record_id, actor)}
+    shared.add(row.get("owner_id"))
+    context = {"entity": entity, "record_id": record_id, "users": [(i, n) for i, n in users if i not in shared]}
+    return render_template("_record_share.html" if _htmx() else "record_share.html", **context)
+
+
+@bp.post("/<entity_name>/<int:record_id>/collaborators")
+def share_record(entity_name: str, record_id: int):
+    entity = _entity(entity_name)
+    rt = _runtime()
+    user = request.form.get("user_id", "")
+    try:
+        rt.records.sharing.share(entity.name, record_id, int(user) if user.isdigit() else user,
+                                 request.form.get("access", "read"), current_actor())
+    except NotFound:
+        abort(404)
+    except CrmError as exc:
+        flash(gettext("Not shared: %(reason)s", reason=_failed(exc)), "error")
+        return _htmx_back(entity, record_id, "#collaborators")
+    flash(gettext("Shared."), "success")
+    return _htmx_back(entity, record_id, "#collaborators")
+
+
+@bp.post("/<entity_name>/<int:record_id>/collaborators/<int:user_id>/remove")
+def unshare_record(entity_name: str, record_id: int, user_id: int):
+    entity = _entity(entity_name)
+    rt = _runtime()
+    try:
+        rt.records.sharing.unshare(entity.name, record_id, user_id, current_actor())
+    except NotFound:
+        abort(404)
+    except CrmError as exc:
+        flash(gettext("Not unshared: %(reason)s", reason=_failed(exc)), "error")
+        return _htmx_back(entity, record_id, "#collaborators")
+    flash(gettext("No longer shared."), "success")
+    return _htmx_back(entity, record_id, "#collaborators")
+
+
+# ------------------------------------------------------------------ related lists
+
+@dataclass
+class RelatedRow:
+    title: Cell
+    cells: list[Cell]
+
+
+@bp.get("/<entity_name>/<int:record_id>/related/<relation>")
+def related_list(entity_name: str, record_id: int, relation: str):
+    """A page of a related list: the table (htmx), its next rows (htmx with a
+    cursor), or a whole page (without JavaScript)."""
+    entity = _entity(entity_name)
+    rt = _runtime()
+    rel = entity.relations.get(relation)
+    if rel is None or rel.entity not in rt.spec.entities:
+        abort(404)
+    actor = current_actor()
+    access = rt.permissions.of(actor)
+    other = rt.spec.entities[rel.entity]
+    oea = access.entity(other.name)
+    if not oea.allows("read"):
+        abort(404)
+    via = rel.field or entity.name if rel.kind == "one_to_many" else None
+    names = [n for n in other.list.columns if n in oea.visible and n not in (via, other.title)][:RELATED_COLUMNS]
+    columns = [other.fields[n] for n in names]
+    cursor = request.args.get("cursor")
+    args = [("limit", str(RELATED_PAGE))] + ([("cursor", cursor)] if cursor else [])
+    cells = Cells(rt, actor)
+    try:
+        with rt.engine.connect() as conn:
+            list_request = rt.queries.parse_list(other, args, access)
+            page = rt.queries.related_page(conn, entity, record_id, rel, list_request, actor=actor)
+            rows = page.mappings()
+            cells.load(conn, cells.refs_of(other, oea, rows))
+    except NotFound:
+        abort(404)
+    except CrmError as exc:
+        abort(400, _failed(exc))
+    title_field = other.fields[other.title]
+    out = []
+    for row in rows:
+        title = cells.title(other, oea, row)
+        out.append(RelatedRow(Cell(title.text or f"#{row['id']}", f"/app/{other.name}/{row['id']}", title.masked),
+                              [cells.cell(f, row.get(f.column), oea) for f in columns]))
+    language = locale()
+    label = label_text(rel.label, language, "") or label_text(other.plural, language, other.name)
+    here = _record_url(entity, record_id, f"/related/{rel.name}")
+    more = f"{here}?{urlencode({'cursor': page.next})}" if page.next else None
+    context = {"entity": entity, "record_id": record_id, "other": other, "label": label, "rows": out,
+               "columns": [label_text(f.label, language, f.name) for f in columns],
+               "title_label": label_text(title_field.label, language, other.title), "more": more, "here": here}
+    if _htmx():
+        return render_template("_record_related_rows.html" if cursor else "_record_related.html", **context)
+    return render_template("record_related.html", **context)
+
+
+# ------------------------------------------------------------------ the timeline
+
+def _timeline_context(entity: EntitySpec, record_id: int, cursor: str | None) -> dict[str, Any]:
+    rt = _runtime()
+    actor = current_actor()
+    cells = Cells(rt, actor)
+    timeline = Timeline(rt, entity, record_id, actor, cells)
+    try:
+        with rt.engine.connect() as conn:
+            entries, after = timeline.read(conn, cursor)
+    except NotFound:
+        abort(404)
+    except CrmError as exc:
+        abort(400, _failed(exc))
+    here = _record_url(entity, record_id, "/timeline")
+    return {"entity": entity, "record_id": record_id, "entries": entries, "here": here,
+            "more": f"{here}?{urlencode({'cursor': after})}" if after else None}
+
+
+@bp.get("/<entity_name>/<int:record_id>/timeline")
+def timeline_page(entity_name: str, record_id: int):
+    """The timeline: the section (htmx), its next entries (htmx with a cursor),
+    or a whole page with the quick-add form (without JavaScript)."""
+    entity = _entity(entity_name)
+    cursor = request.args.get("cursor")
+    context = _timeline_context(entity, record_id, cursor)
+    if _htmx():
+        return render_template("_record_timeline_entries.html" if cursor else "_record_timeline.html", **context)
+    return _timeline_full(entity, record_id, context)
+
+
+def _timeline_full(entity: EntitySpec, record_id: int, context: dict[str, Any], status: int = 200,
+                   quick_inputs: list[inputs_module.Input] | None = None, error: str | None = None):
+    rt = _runtime()
+    adding = quick_add(rt, entity, rt.permissions.of(current_actor()))
+    if adding and quick_inputs is None:
+        quick_inputs = _fresh_inputs(adding[1])
+    return render_template("record_timeline.html", quick=adding, quick_inputs=quick_inputs or [],
+                           quick_error=error, **context), status
+
+
+@bp.post("/<entity_name>/<int:record_id>/activities")
+def add_activity(entity_name: str, record_id: int):
+    """The quick-add of a follow-up: created through the records service with
+    this record as its reference; the timeline is shown again, newest first."""
+    entity = _entity(entity_name)
+    rt = _runtime()
+    actor = current_actor()
+    adding = quick_add(rt, entity, rt.permissions.of(actor))
+    if adding is None:
+        abort(404)
+    source, fields = adding
+    data = inputs_module.posted_values(fields, request.form)
+    data[source.ref.name] = record_id
+    try:
+        rt.records.create(source.entity.name, data, actor)
+    except CrmError as exc:
+        details = exc.details if isinstance(exc.details, dict) else {}
+        quick_inputs = inputs_module.inputs(fields, inputs_module.form_echo(fields, request.form), details,
+                                            get_timezone())
+        if source.ref.name in details:  # the record itself is refused: gone, or not the reader's to refer to
+            abort(404)
+        if _htmx():
+            return render_template("_record_quick_add.html", entity=entity, record_id=record_id, quick=adding,
+                                   quick_inputs=quick_inputs, quick_error=_failed(exc))
+        return _timeline_full(entity, record_id, _timeline_context(entity, record_id, None), 422, quick_inputs,
+                              _failed(exc))
+    if _htmx():
+        response = Response(render_template("_record_quick_add.html", entity=entity, record_id=record_id,
+                                            quick=adding, quick_saved=True,
+                                            quick_inputs=_fresh_inputs(fields)),
+                            mimetype="text/html")
+        response.headers["HX-Trigger"] = "crmkit:timeline-changed"
+        return response
+    flash(gettext("%(what)s added.", what=label_text(source.entity.label, locale(), source.entity.name)), "success")
+    return _back(entity, record_id, "#timeline")
