@@ -13,8 +13,9 @@ Accept-Language among the app's ``locales``, else the first of them.
 
 from __future__ import annotations
 
-from flask import Flask, current_app, request
-from flask_babel import Babel, get_locale
+from babel.support import NullTranslations
+from flask import Flask, current_app, g, request
+from flask_babel import Babel, get_locale, get_translations
 from werkzeug.wrappers import Response
 
 from ..metadata.spec import Label, label_text
@@ -63,6 +64,17 @@ def html_lang(language: str | None = None) -> str:
     return HTML_LANG.get(code, code)
 
 
+def translations() -> NullTranslations:
+    """The catalog of this response's language, looked up once per request and
+    language: Flask-Babel looks it up again for every string, which made a page
+    of a hundred strings pay more for them than for its data."""
+    language = get_locale()
+    cached = g.get("crmkit_translations")
+    if cached is None or cached[0] is not language:  # force_locale() sets another Locale
+        cached = g.crmkit_translations = (language, get_translations())
+    return cached[1]
+
+
 def remember_language(response: Response, language: str) -> None:
     response.set_cookie(LANGUAGE_COOKIE, language, max_age=LANGUAGE_COOKIE_DAYS * 86400, httponly=True,
                         samesite="Lax", secure=request.is_secure, path="/")
@@ -71,6 +83,9 @@ def remember_language(response: Response, language: str) -> None:
 def init_app(app: Flask) -> None:
     Babel(app, locale_selector=select_locale, timezone_selector=select_timezone,
           default_translation_directories=TRANSLATIONS)
+    app.jinja_env.install_gettext_callables(  # the templates' _() and ngettext(), through the cache above
+        gettext=lambda text: translations().ugettext(text),
+        ngettext=lambda one, many, n: translations().ungettext(one, many, n), newstyle=True)
     app.jinja_env.globals.update(current_locale=locale, html_lang=html_lang, language_names=LANGUAGE_NAMES,
                                  offered_languages=offered)
     app.jinja_env.filters["label"] = label
