@@ -68,11 +68,12 @@ TAGS = FieldSpec("tags", "multi_enum", {"en": "Tags"}, options=(
     (LEVEL, "gold", "en", "Gold"),
     (LEVEL, "silver", "zh", "Silver"),  # no Chinese label: the English one
     (LEVEL, "retired", "zh", "retired"),  # a value no longer among the options: as it is
-    (TAGS, ["vip", "new"], "zh", "贵宾, 新客"),
+    (TAGS, ["vip", "new"], "zh", "贵宾、新客"),
+    (TAGS, ["vip", "new"], "en", "VIP, New"),
     (FieldSpec("active", "boolean", {}), True, "zh", "是"),
     (FieldSpec("active", "boolean", {}), False, "zh", "否"),
     (FieldSpec("active", "boolean", {}), False, "en", "No"),
-    (FieldSpec("region", "region", {}), "440106", "zh", "广东省 广州市 天河区"),
+    (FieldSpec("region", "region", {}), "440106", "zh", "广东省广州市天河区"),
     (FieldSpec("region", "region", {}), "990000", "zh", "990000"),
     (FieldSpec("total", "money", {}, currency="USD"), Decimal("5"), "en", "$5.00"),
     (FieldSpec("age", "integer", {}), 12345, "en", "12,345"),

@@ -17,7 +17,8 @@ from flask import Flask, current_app, request
 from flask_babel import Babel, get_locale
 from werkzeug.wrappers import Response
 
-from ..metadata.spec import Label, label_text
+from ..metadata.spec import Label
+from . import display
 
 #: The cookie that remembers the language a user chose (until profiles keep it).
 LANGUAGE_COOKIE = "crmkit_lang"
@@ -55,7 +56,7 @@ def locale() -> str:
 
 def label(value: Label | None, fallback: str = "") -> str:
     """A config label (``{en, zh}`` or a plain string) in the current language."""
-    return label_text(value, locale(), fallback)
+    return display.label(value, locale(), fallback)
 
 
 def html_lang(language: str | None = None) -> str:
