@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from ..metadata.spec import EntitySpec, FieldSpec
+from ..metadata.spec import EntitySpec
 from ..permissions import ALWAYS_VISIBLE, Actor
 from ..query import ListRequest
 from ..ui import display

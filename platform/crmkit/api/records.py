@@ -7,8 +7,6 @@ the records service (writes), and dump JSON.
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Response, request, stream_with_context
 
 from ..errors import BadRequest, NotFound, ValidationFailed

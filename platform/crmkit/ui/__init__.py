@@ -11,7 +11,7 @@ from flask import Flask, current_app, redirect
 
 
 def init_app(app: Flask) -> None:
-    from . import display, docs, i18n, login, security, shell
+    from . import display, docs, i18n, lists, login, security, shell  # noqa: F401 - lists: routes on shell.bp
 
     app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True  # no blank lines where tags were
     i18n.init_app(app)  # the language of every page, the catalogs, the label filter
@@ -21,7 +21,7 @@ def init_app(app: Flask) -> None:
     app.context_processor(lambda: {"spec": current_app.extensions["crmkit"].spec})
     app.register_blueprint(login.bp)
     app.register_blueprint(docs.bp)
-    app.register_blueprint(shell.bp)
+    app.register_blueprint(shell.bp)  # with the lists' routes (crmkit.ui.lists)
 
     @app.get("/")
     def index():
