@@ -71,7 +71,7 @@ def headers_of(html: str) -> list[str]:
 
 def first_cells(html: str) -> list[str]:
     """The first column of each row (the links to the records)."""
-    return [html_module.unescape(t) for t in re.findall(r'<td><a href="/app/[a-z_]+/\d+">(.*?)</a>', table(html))]
+    return [html_module.unescape(t) for t in re.findall(r'<td><a id="r\d+" href="/app/[a-z_]+/\d+">(.*?)</a>', table(html))]
 
 
 def bulk_buttons(html: str) -> set[str]:
@@ -172,7 +172,9 @@ def test_columns_are_the_configured_ones_with_labels_and_formatted_values(app):
 
 def test_the_first_column_links_to_the_record(app):
     html = page(app, "/app/customer?name=alpha客户")
-    assert f'<td><a href="/app/customer/{first_id(app)}">alpha客户</a></td>' in html
+    rid = first_id(app)
+    assert f'<td><a id="r{rid}" href="/app/customer/{rid}">alpha客户</a></td>' in html
+    assert f'<input type="checkbox" name="id" value="{rid}" aria-labelledby="r{rid}">' in html
 
 
 def test_chosen_columns_in_their_order_and_owners_by_name(app):

@@ -63,15 +63,18 @@ class SavedViews:
         self.engine = engine
         self.table = metadata.tables[SAVED_VIEW_TABLE]
 
-    def of(self, actor: Actor, entity: str) -> list[SavedView]:
-        """The actor's views of an entity, oldest first (nobody else's)."""
+    def of(self, actor: Actor, entity: str, conn: sa.Connection | None = None) -> list[SavedView]:
+        """The actor's views of an entity, oldest first (nobody else's);
+        read on ``conn`` when given (a page's own connection)."""
         if actor.id is None:
             return []
         t = self.table
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(t.c.id, t.c.entity, t.c.name, t.c.query)
-                                .where(t.c.user_id == actor.id, t.c.entity == entity).order_by(t.c.id)).all()
-        return [SavedView(*row) for row in rows]
+        query = (sa.select(t.c.id, t.c.entity, t.c.name, t.c.query)
+                 .where(t.c.user_id == actor.id, t.c.entity == entity).order_by(t.c.id))
+        if conn is not None:
+            return [SavedView(*row) for row in conn.execute(query)]
+        with self.engine.connect() as own:
+            return [SavedView(*row) for row in own.execute(query)]
 
     def save(self, actor: Actor, entity: str, name: str, args: list[tuple[str, str]]) -> SavedView:
         """Keep the list's query under a name (a view of the same name is replaced)."""
