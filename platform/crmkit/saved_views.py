@@ -96,8 +96,8 @@ class SavedViews:
             if tx.execute(sa.select(sa.func.count()).select_from(t).where(mine)).scalar_one() >= MAX_VIEWS:
                 raise ValidationFailed(f"you keep {MAX_VIEWS} views of this list already; delete one first",
                                        {"name": [f"at most {MAX_VIEWS} views per list"]})
-            view_id = tx.execute(t.insert().values(user_id=actor.id, entity=entity, name=name, query=query,
-                                                   created_at=dt.datetime.now(UTC))).inserted_primary_key[0]
+            view_id: int = tx.execute(t.insert().returning(t.c.id).values(
+                user_id=actor.id, entity=entity, name=name, query=query, created_at=dt.datetime.now(UTC))).scalar_one()
         return SavedView(view_id, entity, name, query)
 
     def delete(self, actor: Actor, view_id: int) -> None:

@@ -61,8 +61,8 @@ class Sheet:
         else:
             self.fields = [f for f in entity.fields.values() if f.name in shown]
         self.masks = {name: mask for name, mask in ea.masked if name in {f.name for f in self.fields}}
-        self.targets = {f.name: rt.spec.entities[f.to] for f in self.fields
-                        if f.type == "ref" and f.to in rt.spec.entities and f.name not in self.masks}
+        self.targets = {f.name: rt.spec.entities[f.to] for f in self.fields if f.type == "ref"
+                        and f.to is not None and f.to in rt.spec.entities and f.name not in self.masks}
         self.query, self.params = rt.queries.export_statement(entity, request, actor, limit)
 
     def headers(self) -> list[str]:
