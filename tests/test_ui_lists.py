@@ -406,3 +406,21 @@ def test_an_empty_list_says_what_to_do_next(app):
     html = page(app, "/app/campaign", "marketer")
     assert "还没有市场活动" in html and 'href="/app/campaign/new"' in html
     assert 'href="/app/campaign/new"' not in page(app, "/app/campaign", "executive")
+
+
+def test_a_bad_search_in_the_htmx_fragment_shows_its_message_inline(app):
+    fragment = page(app, "/app/customer?nosuchfield=1", headers={"HX-Request": "true", "HX-Target": "list-results"})
+    assert 'role="alert"' in fragment and "nosuchfield" in fragment
+
+
+def test_bulk_actions_take_a_page_of_records_at_a_time(app):
+    client, csrf = log_in(app, "bulky", ("admin",))
+    many = [str(n) for n in range(1, 203)]
+    response = client.post("/app/customer/bulk", data={"csrf_token": csrf, "action": "delete", "id": many})
+    assert response.status_code == 303
+    assert "每次最多处理 200 条记录" in client.get("/app/customer", headers=BROWSER).get_data(as_text=True)
+
+
+def test_bulk_actions_need_the_csrf_token(app):
+    client, _ = log_in(app, "bulky", ("admin",))
+    assert client.post("/app/customer/bulk", data={"action": "delete", "id": ["1"]}).status_code == 403

@@ -28,6 +28,7 @@ from markupsafe import Markup
 from .. import query as query_module
 from ..api.http import current_actor
 from ..errors import CrmError, Forbidden
+from ..fieldtypes import MAX_ID
 from ..metadata.spec import DIRECTORY_ENTITIES, EntitySpec, FieldSpec, ViewSpec
 from ..permissions import Access, Actor, EntityAccess
 from ..query import ListRequest, Page
@@ -503,10 +504,9 @@ def entity_list(entity_name: str):
                    controls=controls_of(rt, state, ea, access, language),
                    choosable=[(f, display.field_label(f, language)) for n, f in entity.fields.items()
                               if n in ea.visible and f.type != "json"])
-    status = 400 if error is not None else 200
     if request.headers.get("HX-Request") == "true" and request.headers.get("HX-Target") == "list-results":
-        return render_template("_list_results.html", **context), status
-    return render_template("list.html", **context), status
+        return render_template("_list_results.html", **context)  # htmx swaps 200s only: the error shows inline
+    return render_template("list.html", **context), 400 if error is not None else 200
 
 
 @bp.post("/<entity_name>/bulk")
@@ -516,7 +516,11 @@ def bulk_action(entity_name: str):
     rt, entity, actor, access, ea = _readable(entity_name)
     back = request.form.get("next") or f"/app/{entity.name}"
     action = request.form.get("action", "")
-    ids = [int(i) for i in request.form.getlist("id") if i.isascii() and i.isdigit() and 0 < int(i) <= 2**31 - 1]
+    ids = list(dict.fromkeys(int(i) for i in request.form.getlist("id")
+                             if i.isascii() and i.isdigit() and 0 < int(i) <= MAX_ID))
+    if len(ids) > rt.spec.max_page_size:  # a page's worth at a time, as the list shows them
+        flash(gettext("At most %(count)d records at a time.", count=rt.spec.max_page_size), "error")
+        return redirect_to(back)
     if action not in BULK_ACTIONS:
         flash(gettext("Choose an action."), "error")
         return redirect_to(back)
@@ -543,8 +547,8 @@ def bulk_action(entity_name: str):
                 rt.records.delete(entity.name, record_id, actor)
             elif action == "assign":
                 owner = request.form.get("owner_id", "")
-                rt.records.update(entity.name, record_id, {"owner_id": int(owner) if owner.isdigit() else owner},
-                                  actor)
+                rt.records.update(entity.name, record_id,
+                                  {"owner_id": int(owner) if owner.isascii() and owner.isdigit() else owner}, actor)
             else:
                 rt.records.transition(entity.name, record_id, request.form.get("transition", ""), {}, actor)
             done += 1
