@@ -112,6 +112,8 @@ def table(results: dict) -> str:
         rows.append(("list page / JSON, same page", f"{u['html_ms']:.2f} ms", f"{u['json_ms']:.2f} ms (JSON)",
                      f"{u['ratio']:.2f} ({u['ratio_min']:.2f}-{u['ratio_max']:.2f})", f"<= {u['target']:.1f}",
                      "ok" if u["ok"] else "ABOVE"))
+        rows.append(("  the htmx fragment of its results", f"{u['fragment_ms']:.2f} ms",
+                     f"{u['json_ms']:.2f} ms (JSON)", f"{u['fragment_ratio']:.2f}", "", ""))
     s = results.get("scopes")
     if s:
         for page, title in scopes.PAGES.items():
