@@ -21,12 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import api, config_load, dataset, deep_page, fab, scopes
+from . import api, config_load, dataset, deep_page, fab, scopes, ui_list
 from .servers import wrk_available
 
 GROUPS = {"api": set(api.ENDPOINTS), "deep_page": {"deep_page"}, "scopes": {"scopes"}, "config_load": {"config_load"},
-          "fab": {"fab"}}
-NAMES = set(api.ENDPOINTS) | {"api", "deep_page", "scopes", "config_load", "fab"}
+          "fab": {"fab"}, "ui_list": {"ui_list"}}
+NAMES = set(api.ENDPOINTS) | {"api", "deep_page", "scopes", "config_load", "fab", "ui_list"}
 NOTE = ("Note: these run on noisy shared machines (here {cpus} CPUs, shared by wrk, the servers and anything "
         "else running);\nabsolute numbers move from run to run: the ratios, measured in the same run, are what count.")
 
@@ -50,7 +50,7 @@ def parse_args(argv=None) -> argparse.Namespace:
             if name not in NAMES:
                 parser.error(f"unknown benchmark '{name}'; choose from: {', '.join(sorted(NAMES))}")
             only |= GROUPS.get(name, {name})
-    args.selected = only or set(api.ENDPOINTS) | {"deep_page", "scopes", "config_load", "fab"}
+    args.selected = only or set(api.ENDPOINTS) | {"deep_page", "scopes", "config_load", "fab", "ui_list"}
     return args
 
 
@@ -107,6 +107,13 @@ def table(results: dict) -> str:
                      "ok" if d["ok"] else "ABOVE"))
         rows.append(("  same, SQL alone", f"{d['sql_deep_ms']:.2f} ms", f"{d['sql_page1_ms']:.2f} ms (page 1)",
                      f"{d['sql_ratio']:.2f}", "", ""))
+    u = results.get("ui_list")
+    if u:
+        rows.append(("list page / JSON, same page", f"{u['html_ms']:.2f} ms", f"{u['json_ms']:.2f} ms (JSON)",
+                     f"{u['ratio']:.2f} ({u['ratio_min']:.2f}-{u['ratio_max']:.2f})", f"<= {u['target']:.1f}",
+                     "ok" if u["ok"] else "ABOVE"))
+        rows.append(("  the htmx fragment of its results", f"{u['fragment_ms']:.2f} ms",
+                     f"{u['json_ms']:.2f} ms (JSON)", f"{u['fragment_ratio']:.2f}", "", ""))
     s = results.get("scopes")
     if s:
         for page, title in scopes.PAGES.items():
@@ -212,7 +219,7 @@ def main(argv=None) -> int:
             results["config_load"] = config_load.run(runs=3 if quick else 5, warm=not quick,
                                                      profile_functions=args.profile)
         db_path = dataset.RESULTS_DIR / "bench.sqlite3"
-        if endpoints or {"deep_page", "scopes", "fab"} & args.selected:
+        if endpoints or {"deep_page", "scopes", "fab", "ui_list"} & args.selected:
             print(f"\n[database] fresh SQLite database with {args.customers:,} customers")
             facts = dataset.create(db_path, args.customers)
             tokens = facts.pop("tokens")  # secrets of a throwaway database, kept out of the results
@@ -222,6 +229,11 @@ def main(argv=None) -> int:
             depth = 2000 if args.customers >= 100_000 else max(2, args.customers // 50 - 1)
             results["deep_page"] = deep_page.run(db_path, depth=depth, repetitions=100 if quick else 400,
                                                  token=tokens["admin"], work_dir=work_dir)
+        if "ui_list" in args.selected:
+            print("\n[list page] /app/customer (50 rows, 10 columns) against the JSON API for the same page, "
+                  "in-process")
+            results["ui_list"] = ui_list.run(db_path, repetitions=100 if quick else 400, token=tokens["admin"],
+                                             work_dir=work_dir)
         if "scopes" in args.selected:
             print("\n[data scopes] the list page of a rep (own) and the sales director (team_tree) against the admin's")
             results["scopes"] = scopes.run(
@@ -288,6 +300,8 @@ def _verdicts(results: dict):
         yield "deep keyset page", results["deep_page"]["ok"]
     if "scopes" in results:
         yield "data scopes", results["scopes"]["ok"]
+    if "ui_list" in results:
+        yield "list page", results["ui_list"]["ok"]
     if "config_load" in results:
         yield "config load", results["config_load"]["ok"]
     for r in results.get("fab", {}).get("endpoints", {}).values():

@@ -106,14 +106,70 @@ def test_references_by_title_where_the_caller_may_read_them(app):
 def test_export_parameters(app):
     client = app.test_client()
     is_error(client.get(f"{API}/customer/_export?lang=fr"), 400, "invalid_parameter")
-    is_error(client.get(f"{API}/customer/_export?format=xlsx"), 400, "invalid_parameter")
+    is_error(client.get(f"{API}/customer/_export?format=pdf"), 400, "invalid_parameter")
     is_error(client.get(f"{API}/customer/_export?limit=5"), 400, "invalid_parameter")
     assert rows(client.get(f"{API}/customer/_export?fields=name&lang=en"))[0] == ["ID", "Version", "Name"]
     assert len(rows(client.get(f"{API}/customer/_export?level=gold"))) == 2
 
 
+def sheet(response) -> tuple[list[list], object]:
+    """The rows of an XLSX export, read back with openpyxl (another library than the writer)."""
+    import openpyxl
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.mimetype == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    book = openpyxl.load_workbook(io.BytesIO(response.get_data()))
+    try:
+        return [[cell.value for cell in row] for row in book.active.iter_rows()], book.active
+    finally:
+        book.close()
+
+
+def test_xlsx_has_labels_typed_cells_and_a_number_format_for_money(app):
+    import datetime as dt
+    from decimal import Decimal
+
+    table, worksheet = sheet(app.test_client().get(f"{API}/customer/_export?format=xlsx&sort=id"))
+    header = table[0]
+    first = dict(zip(header, table[1]))
+    assert header[:3] == ["编号", "版本", "创建时间"] and "姓名" in header and "余额" in header
+    assert first["Level"] == "金牌" and first["Region"] == "广东省广州市天河区" and first["Active"] == "是"
+    assert first["余额"] == -1280.5 and isinstance(first["余额"], float)  # a number a spreadsheet sums
+    assert Decimal(str(first["余额"])) == Decimal("-1280.5")
+    column = header.index("余额") + 1
+    assert worksheet.cell(row=2, column=column).number_format == "#,##0.00"
+    assert first["Last seen"] == dt.datetime(2026, 1, 31, 9, 30)  # the app's timezone, a date cell
+    assert first["Tags"] == "Vip、New"
+    assert worksheet.freeze_panes == "A2"
+
+
+def test_xlsx_neutralises_formulas_and_speaks_english_when_asked(app):
+    table, _ = sheet(app.test_client().get(f"{API}/customer/_export?format=xlsx&sort=id&lang=en"))
+    records = [dict(zip(table[0], row)) for row in table[1:]]
+    assert table[0][:2] == ["ID", "Version"] and "Balance" in table[0]
+    assert records[0]["Notes"] == "'=HYPERLINK(1)" and records[0]["Level"] == "Gold"
+    assert records[1]["Name"] == "'+cmd" and records[1]["Notes"] == "'@SUM(A1)"
+
+
+def test_xlsx_exports_exactly_the_filter_and_the_chosen_fields_in_their_order(app):
+    table, _ = sheet(app.test_client().get(f"{API}/customer/_export?format=xlsx&level=gold&fields=level,name&lang=en"))
+    assert table[0] == ["ID", "Version", "Level", "Name"]
+    assert [row[3] for row in table[1:]] == ["张三"]
+
+
+def test_an_export_is_audited_with_its_query(app):
+    import sqlalchemy as sa
+
+    rt = app.extensions["crmkit"]
+    sheet(app.test_client().get(f"{API}/customer/_export?format=xlsx&level=gold"))
+    with rt.engine.connect() as conn:
+        entry = conn.execute(sa.select(rt.tables.audit).where(rt.tables.audit.c.action == "export")
+                             .order_by(rt.tables.audit.c.id.desc())).mappings().first()
+    assert entry["changes"] == {"rows": 1, "query": [["level", "gold"]]}
+
+
 def test_labels_of_the_formatting_module():
-    from crmkit.formatting import choose_locale, label_object
+    from crmkit.ui.display import choose_locale, label_object
 
     assert label_object({"en": "Won", "zh": "赢单"}, "win") == {"en": "Won", "zh": "赢单"}
     assert label_object("Won", "win") == {"en": "Won", "zh": "Won"}

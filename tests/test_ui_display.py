@@ -68,11 +68,12 @@ TAGS = FieldSpec("tags", "multi_enum", {"en": "Tags"}, options=(
     (LEVEL, "gold", "en", "Gold"),
     (LEVEL, "silver", "zh", "Silver"),  # no Chinese label: the English one
     (LEVEL, "retired", "zh", "retired"),  # a value no longer among the options: as it is
-    (TAGS, ["vip", "new"], "zh", "贵宾, 新客"),
+    (TAGS, ["vip", "new"], "zh", "贵宾、新客"),
+    (TAGS, ["vip", "new"], "en", "VIP, New"),
     (FieldSpec("active", "boolean", {}), True, "zh", "是"),
     (FieldSpec("active", "boolean", {}), False, "zh", "否"),
     (FieldSpec("active", "boolean", {}), False, "en", "No"),
-    (FieldSpec("region", "region", {}), "440106", "zh", "广东省 广州市 天河区"),
+    (FieldSpec("region", "region", {}), "440106", "zh", "广东省广州市天河区"),
     (FieldSpec("region", "region", {}), "990000", "zh", "990000"),
     (FieldSpec("total", "money", {}, currency="USD"), Decimal("5"), "en", "$5.00"),
     (FieldSpec("age", "integer", {}), 12345, "en", "12,345"),
@@ -98,3 +99,45 @@ def test_templates_format_in_the_requests_language_and_the_apps_timezone(app):
     with app.test_request_context("/app/?lang=en"):
         assert render_template_string(template, **values) == \
             "CN¥1,280.00 · 1,234.5 · Nov 30, 2026 · Nov 30, 2026, 4:20\u202fPM · Gold"
+
+
+# ---------------------------------------------------------------- one rule for screens and exports
+
+def test_the_quick_money_and_number_rules_are_babels():
+    import random
+
+    from babel.numbers import format_currency, format_decimal
+
+    rng = random.Random(8)
+    for _ in range(400):
+        value = Decimal(rng.randint(-10**12, 10**12)).scaleb(-rng.randint(0, 6))
+        for language in ("zh", "en"):
+            for currency in ("CNY", "USD", "JPY", "EUR"):
+                assert display.money(value, language, currency) == format_currency(value, currency, locale=language)
+            assert display.number(value, language) == format_decimal(value, locale=language,
+                                                                     decimal_quantization=False)
+
+
+@pytest.mark.parametrize(("field", "value", "expected"), [
+    (FieldSpec("total", "money", {}), Decimal("-1280.50"), Decimal("-1280.50")),
+    (FieldSpec("total", "money", {}), Decimal("1E+2"), Decimal("100")),
+    (FieldSpec("age", "integer", {}), 42, 42),
+    (FieldSpec("day", "date", {}), dt.date(2026, 1, 2), dt.date(2026, 1, 2)),
+    (FieldSpec("at", "datetime", {}), dt.datetime(2026, 1, 31, 1, 30, 15, 999, tzinfo=UTC),
+     dt.datetime(2026, 1, 31, 9, 30, 15)),
+    (LEVEL, "gold", "金卡"),
+    (TAGS, ["vip", "new"], "贵宾、新客"),
+    (FieldSpec("region", "region", {}), "440106", "广东省广州市天河区"),
+    (FieldSpec("extra", "json", {}), {"a": "甲"}, '{"a": "甲"}'),
+    (FieldSpec("name", "string", {}), None, None),
+])
+def test_an_export_cell_keeps_numbers_and_dates_typed_and_words_as_on_screen(app, field, value, expected):
+    with app.test_request_context():
+        cell = display.cell_value(field, value, "zh", SHANGHAI)
+    assert cell == expected and type(cell) is type(expected)
+
+
+def test_an_english_reader_gets_a_humanised_name_rather_than_chinese():
+    assert display.label({"zh": "姓名"}, "en", "Name") == "Name"
+    assert display.label({"zh": "姓名"}, "zh", "Name") == "姓名"
+    assert display.label({"zh": "姓名"}, "en") == "姓名"

@@ -66,7 +66,7 @@ def test_ctrl_k_jumps_to_the_search_box_and_enter_searches(logged_in):
     page.keyboard.type("张三")
     page.keyboard.press("Enter")
     page.wait_for_url("**/app/search?q=*")
-    expect(page.locator("main")).to_contain_text("您搜索了“张三”。")
+    expect(page.locator("main")).to_contain_text("没有找到与“张三”相关的记录。")
 
 
 def test_the_skip_link_takes_the_keyboard_to_the_content(logged_in):

@@ -15,11 +15,11 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from ..errors import BadRequest, CrmError, NotFound
 from ..fieldtypes import MAX_ID, FieldValueError, whole_number
-from ..formatting import choose_locale
 from ..metadata.spec import EntitySpec
 from ..permissions import ANONYMOUS, Actor, EntityAccess
 from ..query import Page, Source
 from ..runtime import Runtime
+from ..ui.display import choose_locale
 
 API_PREFIX = "/api/v1"
 

@@ -7,17 +7,13 @@ the records service (writes), and dump JSON.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
-from flask import Response, request
+from flask import Response, request, stream_with_context
 
 from ..errors import BadRequest, NotFound, ValidationFailed
 from ..fieldtypes import MAX_ID
-from ..formatting import Formatter
 from ..permissions import audit_changes
 from ..records import MAX_BULK
-from . import api
+from . import api, exports
 from .http import (
     current_actor,
     entity_access,
@@ -55,32 +51,27 @@ def create_record(entity_name: str):
     return record_response(entity, row, 201)
 
 
-MAX_EXPORT = 200_000
-#: Rows formatted together: their references' titles are looked up in one query per field.
-EXPORT_BATCH = 500
-#: Spreadsheet programs run cells that start with these as formulas (CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+EXPORT_FORMATS = ("csv", "xlsx")
+XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 @api.get("/<entity:entity_name>/_export")
 def export_records(entity_name: str):
-    """The records of a list request (filters, q, sort, fields) as CSV for
-    people, within the caller's export scope: headers and values as labels in
-    the request's language (``lang``, else Accept-Language, else the app's
-    first), references as their records' titles where the caller may read them,
-    hidden fields left out and masked ones masked. Written to the audit trail."""
-    import csv
-    import io
-
-    from flask import stream_with_context
-
+    """The records of a list request (filters, q, sort, fields) as CSV or XLSX
+    (``format``) for people, within the caller's export scope: headers and
+    values as labels in the request's language (``lang``, else
+    Accept-Language, else the app's first), references as their records'
+    titles where the caller may read them, hidden fields left out and masked
+    ones masked; in XLSX money, numbers, dates and moments are typed cells a
+    spreadsheet can sum and sort. Written to the audit trail."""
     rt = runtime()
     entity = entity_or_404(entity_name)
     entity_access(entity, "export")
     actor = current_actor()
-    if request.args.get("format", "csv") != "csv":
-        raise BadRequest("format must be csv", {"format": ["only csv is offered"]}, code="invalid_parameter")
-    formatter = Formatter(rt.spec, request_locale(), rt.queries.tz)
+    kind = request.args.get("format", "csv")
+    if kind not in EXPORT_FORMATS:
+        raise BadRequest("format must be csv or xlsx", {"format": ["one of csv, xlsx"]}, code="invalid_parameter")
+    language = request_locale()
     args = [(k, v) for k, v in request.args.items(multi=True) if k not in ("format", "lang")]
     unpaged = [key for key, _ in args if key in ("limit", "cursor", "count")]
     if unpaged:
@@ -88,62 +79,17 @@ def export_records(entity_name: str):
                          code="invalid_parameter")
     access = rt.permissions.of(actor)
     list_request = rt.queries.parse_list(entity, args, access)
-    ea = access.entity(entity.name)
-    fields = [f for f in entity.fields.values() if f.name in (list_request.fields or ea.visible)]
-    masks = {name: mask for name, mask in ea.masked if name in {f.name for f in fields}}
-    targets = {f.name: rt.spec.entities[f.to] for f in fields
-               if f.type == "ref" and f.to is not None and f.name not in masks and f.to in rt.spec.entities}
-    query, params = rt.queries.export_statement(entity, list_request, actor, MAX_EXPORT)
-
-    def rows_of(conn: Any, batch: Sequence[Any]) -> list[list[Any]]:
-        titles = {name: rt.queries.titles(conn, target.name,
-                                          {row[entity.fields[name].column] for row in batch} - {None}, actor)
-                  for name, target in targets.items()}
-        title_fields = {name: target.fields[target.title] for name, target in targets.items()}
-        out = []
-        for row in batch:
-            cells = []
-            for f in fields:
-                value = row[f.column]
-                if f.name in masks:
-                    value = None if value is None else masks[f.name](rt.field_types[f.type].dump(f, value))
-                elif f.name in titles and value in titles[f.name]:
-                    value = formatter.value(title_fields[f.name], titles[f.name][value])
-                else:
-                    value = formatter.value(f, value)
-                cells.append(_cell(value))
-            out.append(cells)
-        return out
-
-    def generate():
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        buffer.write("\ufeff")  # Excel reads UTF-8 (Chinese) only with the BOM
-        writer.writerow([_cell(formatter.field_label(f)) for f in fields])
-        count = 0
-        with rt.engine.connect() as conn, rt.engine.connect() as lookups:
-            result = conn.execution_options(yield_per=EXPORT_BATCH).execute(query, params).mappings()
-            for batch in result.partitions():
-                writer.writerows(rows_of(lookups, batch))
-                count += len(batch)
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-        yield buffer.getvalue()
-        rt.audit.export(actor, entity.name, count, args)
-
-    filename = f"{entity.name}.csv"
-    return Response(stream_with_context(generate()), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"',
-                             "Content-Language": formatter.locale})
+    sheet = exports.Sheet(rt, entity, actor, list_request, language, args, order=_field_order(args))
+    headers = {"Content-Disposition": f'attachment; filename="{entity.name}.{kind}"', "Content-Language": language}
+    if kind == "xlsx":
+        return Response(sheet.xlsx(), mimetype=XLSX_MIMETYPE, headers=headers)
+    return Response(stream_with_context(sheet.csv()), mimetype="text/csv", headers=headers)
 
 
-def _cell(value: Any) -> Any:
-    """A CSV cell: text that a spreadsheet would run as a formula is quoted
-    with a leading apostrophe; numbers stay numbers."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
+def _field_order(args: list[tuple[str, str]]) -> tuple[str, ...]:
+    """The fields in the order ``fields`` names them (the screen's columns)."""
+    named = [v for k, v in args if k == "fields"]
+    return tuple(n.strip() for n in ",".join(named).split(",") if n.strip())
 
 
 @api.get("/<entity:entity_name>/<rid:record_id>/collaborators")

@@ -1,60 +1,206 @@
-"""How values look to a person: money, numbers, dates and choices in the
-user's language, moments in the app's timezone (CLDR rules, through Babel).
+"""How values look to a person: labels, money, numbers, dates and choices in
+the user's language, moments in the app's timezone (CLDR rules, through Babel).
 
-The functions take the language and timezone as arguments, so the screens,
-exports and anything else that shows values to people can share them; the
-Jinja filters registered by :func:`init_app` bind them to the current request.
+The one place for every reader that is a person rather than a program: the
+screens (text, :func:`field_value`) and the CSV and XLSX exports (cells,
+:func:`cell_value`: numbers and dates stay numbers and dates, so a
+spreadsheet can sum and sort them). Each kind of value has one rule here,
+shared by both. The JSON API keeps the values themselves (codes, ids, UTC).
+
+The functions take the language and timezone as arguments; the Jinja filters
+registered by :func:`init_app` bind them to the current request.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+import json
+from collections.abc import Callable, Iterable
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_time, get_datetime_format
-from babel.numbers import format_currency, format_decimal
+from babel.numbers import format_currency, format_decimal, get_currency_precision
 from flask import Flask
 from flask_babel import force_locale, get_timezone, gettext
 
 from .. import regions
-from ..metadata.spec import FieldSpec, label_text
+from ..metadata.spec import FieldSpec, Label, humanize, label_text
 
 DEFAULT_CURRENCY = "CNY"
 #: Types whose values are shown as they are stored (text the user typed).
 VERBATIM = frozenset({"string", "text", "email", "phone", "url", "autonumber"})
+#: How the items of a list (a multi-option field) are joined, per language.
+LIST_SEPARATOR = {"zh": "、", "en": ", "}
 
+
+# ------------------------------------------------------------------ labels and languages
+
+def label(value: Label | None, language: str, fallback: str = "") -> str:
+    """A config label in the language. An English reader of a label written
+    only in Chinese gets the fallback (the humanised name) when there is one;
+    otherwise any language beats nothing."""
+    if value:
+        text = value.get(language)
+        if text:
+            return text
+    if language == "en" and fallback:
+        return fallback
+    return label_text(value, language, fallback)
+
+
+def field_label(field: FieldSpec, language: str) -> str:
+    return label(field.label, language, humanize(field.name))
+
+
+def label_object(value: Label | str | None, name: str) -> dict[str, str]:
+    """A label as the API gives it: ``{"en": ..., "zh": ...}``. A plain string
+    stands for every language; no label at all is the humanised name."""
+    if isinstance(value, str):
+        return {"en": value, "zh": value}
+    if value:
+        return dict(value)
+    return {"en": humanize(name)}
+
+
+def choose_locale(asked: str | None, accepted: Iterable[str], locales: tuple[str, ...]) -> str | None:
+    """The language to show: the one asked for by name (None if the app does
+    not offer it), else the first of the accepted languages (best first) the app
+    offers, else the app's first locale."""
+    if asked is not None:
+        return asked if asked in locales else None
+    for language in accepted:
+        base = language.lower().split("-")[0]
+        if base in locales:
+            return base
+    return locales[0] if locales else "en"
+
+
+# ------------------------------------------------------------------ one rule per kind of value
 
 def money(value: Decimal | int | float, language: str, currency: str | None = None) -> str:
-    """¥1,280.00 (zh), CN¥1,280.00 (en): the currency's own digits and symbol."""
-    return format_currency(value, currency or DEFAULT_CURRENCY, locale=language)
+    """¥1,280.00 (zh), CN¥1,280.00 (en): the currency's own digits and symbol
+    (Babel's rule; a list formats hundreds of amounts, so the rule is read
+    once per language and currency, see :func:`_money_rule`)."""
+    rule = _money_rule(language, currency or DEFAULT_CURRENCY)
+    if rule is None or isinstance(value, float):
+        return format_currency(value, currency or DEFAULT_CURRENCY, locale=language)
+    return rule(Decimal(value))
 
 
 def number(value: Decimal | int | float, language: str) -> str:
     """1,234,567.891: grouped the language's way, every significant digit kept."""
-    return format_decimal(value, locale=language, decimal_quantization=False)
+    rule = _number_rule(language)
+    if rule is None or isinstance(value, float):
+        return format_decimal(value, locale=language, decimal_quantization=False)
+    return rule(Decimal(value))
 
 
 def date(value: dt.date, language: str) -> str:
     """2026年11月30日 (zh), Nov 30, 2026 (en)."""
     if isinstance(value, dt.datetime):
         raise TypeError("a moment is shown with moment(), in the app's timezone")
+    return _date(value, language)
+
+
+@lru_cache(maxsize=4096)
+def _date(value: dt.date, language: str) -> str:
     return format_date(value, "medium", locale=language)
 
 
-def moment(value: dt.datetime, language: str, timezone: dt.tzinfo | str) -> str:
-    """2026年11月30日 16:20 (zh), Nov 30, 2026, 4:20 PM (en), in the app's
-    timezone. A moment without an offset is taken as UTC (how it is stored)."""
+@lru_cache(maxsize=2 * 24 * 60 * 4)
+def _time(hour: int, minute: int, language: str) -> str:
+    return format_time(dt.time(hour, minute), "short", locale=language)
+
+
+@lru_cache(maxsize=16)
+def _datetime_pattern(language: str) -> str:
+    return str(get_datetime_format("medium", locale=language)).replace("'", "")  # "{1} {0}": date, then time
+
+
+#: Probes a fast rule must format exactly as Babel does before it is used.
+PROBES = tuple(Decimal(text) for text in ("0", "5", "-0.5", "0.10", "12.345", "999.995", "-1234567.891",
+                                          "1234567890.125", "100", "1E+2", "-7"))
+
+
+def _pieces(text: str, digits: str) -> tuple[str, str] | None:
+    """The text before and after ``digits`` in a formatted probe."""
+    start = text.find(digits[0])
+    end = text.rfind(digits[-1])
+    if start < 0 or end < 0:
+        return None
+    return text[:start], text[end + 1:]
+
+
+def _grouped(value: Decimal, places: int | None, group: str, decimal: str) -> str:
+    text = format(value, f",.{places}f") if places is not None else format(value, ",f")
+    return text.replace(",", "\0").replace(".", decimal).replace("\0", group)
+
+
+@lru_cache(maxsize=64)
+def _money_rule(language: str, currency: str) -> Callable[[Decimal], str] | None:
+    """Babel's currency format for a language as a quick function, or None
+    when it is not one this shortcut reproduces (checked on PROBES)."""
+    try:
+        positive = format_currency(Decimal("1234567.25"), currency, locale=language)
+        negative = format_currency(Decimal("-1234567.25"), currency, locale=language)
+        places = get_currency_precision(currency)
+    except (ValueError, LookupError):
+        return None
+    plus, minus = _pieces(positive, "125"), _pieces(negative, "125")
+    if plus is None or minus is None or len(positive) - len(plus[0]) - len(plus[1]) != 12:
+        return None
+    body = positive[len(plus[0]):len(positive) - len(plus[1])]  # 1,234,567.25
+    group, decimal = body[1], body[-3]
+
+    def rule(value: Decimal) -> str:
+        rounded = value.quantize(Decimal(1).scaleb(-places)) if value.is_finite() else value
+        before, after = minus if rounded.is_signed() and rounded != 0 else plus
+        return before + _grouped(abs(rounded), places, group, decimal) + after
+
+    if all(rule(p) == format_currency(p, currency, locale=language) for p in PROBES):
+        return rule
+    return None
+
+
+@lru_cache(maxsize=16)
+def _number_rule(language: str) -> Callable[[Decimal], str] | None:
+    """Babel's decimal format (every significant digit) as a quick function,
+    or None when this shortcut does not reproduce it (checked on PROBES)."""
+    probe = format_decimal(Decimal("1234567.25"), locale=language, decimal_quantization=False)
+    negative = format_decimal(Decimal("-1234567.25"), locale=language, decimal_quantization=False)
+    if len(probe) != 12 or not negative.endswith(probe):
+        return None
+    group, decimal, minus = probe[1], probe[-3], negative[:-len(probe)]
+
+    def rule(value: Decimal) -> str:
+        if not value.is_finite():
+            return format_decimal(value, locale=language, decimal_quantization=False)
+        digits = value.normalize() if value != value.to_integral_value() else value.quantize(Decimal(1))
+        sign = minus if digits.is_signed() and digits != 0 else ""
+        return sign + _grouped(abs(digits), None, group, decimal)
+
+    if all(rule(p) == format_decimal(p, locale=language, decimal_quantization=False) for p in PROBES):
+        return rule
+    return None
+
+
+def local_moment(value: dt.datetime, timezone: dt.tzinfo | str) -> dt.datetime:
+    """A stored moment in the app's timezone (one without an offset is taken
+    as UTC, how it is stored)."""
     zone = ZoneInfo(timezone) if isinstance(timezone, str) else timezone
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
-    local = value.astimezone(zone)
-    pattern = str(get_datetime_format("medium", locale=language))  # "{1} {0}": date, then time
-    return (pattern.replace("'", "")
-            .replace("{0}", format_time(local, "short", locale=language))
-            .replace("{1}", format_date(local, "medium", locale=language)))
+    return value.astimezone(zone)
+
+
+def moment(value: dt.datetime, language: str, timezone: dt.tzinfo | str) -> str:
+    """2026年11月30日 16:20 (zh), Nov 30, 2026, 4:20 PM (en), in the app's timezone."""
+    local = local_moment(value, timezone)
+    return (_datetime_pattern(language).replace("{0}", _time(local.hour, local.minute, language))
+            .replace("{1}", _date(local.date(), language)))
 
 
 def boolean(value: bool, language: str) -> str:
@@ -62,26 +208,75 @@ def boolean(value: bool, language: str) -> str:
         return gettext("Yes") if value else gettext("No")
 
 
+@lru_cache(maxsize=4096)
 def region(code: str) -> str:
-    """广东省 广州市 天河区: the region and its ancestors by name (a code that no
-    longer exists is shown as the code)."""
-    chain = regions.path(code)
-    return " ".join(r.name for r in chain) if chain else code
+    """广东省广州市天河区: the region and its ancestors by name, as an address
+    is written (a code that no longer exists is shown as the code)."""
+    return regions.full_name(code) or code
 
 
 def choice(field: FieldSpec, value: Any, language: str) -> str:
-    """An enum option's label in the language (an unknown value as it is)."""
-    for option in field.options:
-        if option.value == value:
-            return label_text(option.label, language, str(value))
-    return str(value)
+    """An enum option's label in the language (an unknown value as it is: an
+    option removed from the config since the value was stored)."""
+    found = option_labels(field, language).get(value)
+    return found if found is not None else str(value)
+
+
+#: Option labels per field and language, read once (fields live as long as the spec).
+_OPTION_LABELS: dict[tuple[int, str], tuple[FieldSpec, dict[Any, str]]] = {}
+
+
+def option_labels(field: FieldSpec, language: str) -> dict[Any, str]:
+    """Each option's label in the language, by value."""
+    key = (id(field), language)
+    found = _OPTION_LABELS.get(key)
+    if found is None or found[0] is not field:
+        if len(_OPTION_LABELS) > 4096:
+            _OPTION_LABELS.clear()
+        found = _OPTION_LABELS[key] = (field, {o.value: label(o.label, language, humanize(str(o.value)))
+                                              for o in field.options})
+    return found[1]
+
+
+def choices(field: FieldSpec, values: Any, language: str) -> str:
+    """The options of a multi-option field, joined the language's way: 贵宾、新客 / VIP, New."""
+    separator = LIST_SEPARATOR.get(language, LIST_SEPARATOR["en"])
+    return separator.join(choice(field, v, language) for v in _items(values))
+
+
+def plain_number(value: Decimal | int) -> Decimal | int:
+    """Money and decimals as plain numbers for a spreadsheet: no currency sign,
+    no grouping, never exponent notation (1E+2 is 100)."""
+    if isinstance(value, Decimal) and value.is_finite() and value.adjusted() >= len(value.as_tuple().digits):
+        return value.quantize(Decimal(1))  # 1E+2: digits end before the units
+    return value
+
+
+def _words(field: FieldSpec, value: Any, language: str) -> str | None:
+    """The rules screens and exports share: choices, yes/no, regions, JSON."""
+    kind = field.type
+    if kind == "enum":
+        return choice(field, value, language)
+    if kind == "multi_enum":
+        return choices(field, value, language)
+    if kind == "boolean":
+        return boolean(value, language)
+    if kind == "region":
+        return region(str(value))
+    if kind == "json":
+        return json.dumps(value, ensure_ascii=False)
+    return None
 
 
 def field_value(field: FieldSpec, value: Any, language: str, timezone: dt.tzinfo | str) -> str:
-    """A stored value of a field as a person reads it ('' for none). Refs and
-    users are shown by their title, which needs a read: the screens do that."""
+    """A stored value of a field as a person reads it on a screen ('' for
+    none). Refs and users are shown by their title, which needs a read: the
+    screens do that."""
     if value is None or value == "":
         return ""
+    words = _words(field, value, language)
+    if words is not None:
+        return words
     kind = field.type
     if kind == "money":
         return money(value, language, field.currency)
@@ -91,15 +286,26 @@ def field_value(field: FieldSpec, value: Any, language: str, timezone: dt.tzinfo
         return date(value, language)
     if kind == "datetime":
         return moment(value, language, timezone)
-    if kind == "boolean":
-        return boolean(value, language)
-    if kind == "enum":
-        return choice(field, value, language)
-    if kind == "multi_enum":
-        return ", ".join(choice(field, v, language) for v in _items(value))
-    if kind == "region":
-        return region(str(value))
     return str(value)
+
+
+def cell_value(field: FieldSpec, value: Any, language: str, timezone: dt.tzinfo | str) -> Any:
+    """A stored value of a field as a spreadsheet cell (None for none): words
+    as on the screens, but numbers stay numbers (money without its sign, so a
+    spreadsheet sums it), days stay dates and moments become the app's local
+    time to the second (a spreadsheet has no timezones). A reference is the
+    referenced id here: titles are the caller's to look up."""
+    if value is None:
+        return None
+    words = _words(field, value, language)
+    if words is not None:
+        return words
+    kind = field.type
+    if kind in ("money", "decimal"):
+        return plain_number(value)
+    if kind == "datetime":
+        return local_moment(value, timezone).replace(tzinfo=None, microsecond=0)
+    return value
 
 
 def _items(value: Any) -> Iterable[Any]:
@@ -108,7 +314,8 @@ def _items(value: Any) -> Iterable[Any]:
 
 def init_app(app: Flask) -> None:
     """Filters for templates: ``{{ amount|money }}``, ``{{ n|number }}``,
-    ``{{ day|date }}``, ``{{ at|moment }}``, ``{{ value|field_value(field) }}``."""
+    ``{{ day|date }}``, ``{{ at|moment }}``, ``{{ value|field_value(field) }}``,
+    ``{{ field|field_label }}``."""
     from .i18n import locale
 
     app.jinja_env.filters.update(
@@ -117,4 +324,5 @@ def init_app(app: Flask) -> None:
         date=lambda value: date(value, locale()),
         moment=lambda value: moment(value, locale(), get_timezone()),
         field_value=lambda value, field: field_value(field, value, locale(), get_timezone()),
+        field_label=lambda field: field_label(field, locale()),
     )

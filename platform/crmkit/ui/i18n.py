@@ -18,7 +18,8 @@ from flask import Flask, current_app, g, request
 from flask_babel import Babel, get_locale, get_translations
 from werkzeug.wrappers import Response
 
-from ..metadata.spec import Label, label_text
+from ..metadata.spec import Label
+from . import display
 
 #: The cookie that remembers the language a user chose (until profiles keep it).
 LANGUAGE_COOKIE = "crmkit_lang"
@@ -56,7 +57,7 @@ def locale() -> str:
 
 def label(value: Label | None, fallback: str = "") -> str:
     """A config label (``{en, zh}`` or a plain string) in the current language."""
-    return label_text(value, locale(), fallback)
+    return display.label(value, locale(), fallback)
 
 
 def html_lang(language: str | None = None) -> str:
@@ -83,7 +84,8 @@ def remember_language(response: Response, language: str) -> None:
 def init_app(app: Flask) -> None:
     Babel(app, locale_selector=select_locale, timezone_selector=select_timezone,
           default_translation_directories=TRANSLATIONS)
-    app.jinja_env.install_gettext_callables(  # the templates' _() and ngettext(), through the cache above
+    # The templates' _() and ngettext(), through the cache above (the method comes with jinja2.ext.i18n).
+    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
         gettext=lambda text: translations().ugettext(text),
         ngettext=lambda one, many, n: translations().ungettext(one, many, n), newstyle=True)
     app.jinja_env.globals.update(current_locale=locale, html_lang=html_lang, language_names=LANGUAGE_NAMES,

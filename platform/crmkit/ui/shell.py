@@ -1,6 +1,7 @@
 """The shell of the business screens (/app/...): the layout every screen
 extends (top bar, navigation, search box, messages) and the pages that are
-only the shell so far: home, search and the entity pages' placeholders.
+only the shell so far (home). The lists and the global search are in
+crmkit.ui.lists, on this blueprint.
 
 A view gathers what the services return and renders it; it never builds SQL
 and never decides a permission itself (the access of the user does).
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, current_app, g, render_template, request
+from flask import Blueprint, current_app, g, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from ..api.http import current_actor
@@ -40,22 +41,6 @@ def shell_context() -> dict[str, Any]:
 @bp.get("/")
 def home():
     return render_template("home.html")
-
-
-@bp.get("/search")
-def search():
-    """The global search box's target; searching across entities comes with the lists."""
-    return render_template("search.html", query=request.args.get("q", "")[:200])
-
-
-@bp.get("/<entity_name>")
-def entity_list(entity_name: str):
-    """Where an entity's list will be; the navigation links here already."""
-    rt = _runtime()
-    entity = rt.spec.entities.get(entity_name)
-    if entity is None or not rt.permissions.of(current_actor()).entity(entity_name).allows("read"):
-        abort(404)
-    return render_template("entity_placeholder.html", entity=entity)
 
 
 @bp.post("/language")
