@@ -688,7 +688,8 @@ class QueryBuilder:
                 conditions.append(scope)
             return sa.select(sa.func.sum(column)).where(*conditions)
 
-        return conn.execute(self._cached(key, build), self._params(request, actor, None)).scalar_one()
+        found = conn.execute(self._cached(key, build), self._params(request, actor, None)).scalar_one()
+        return found if found is not None else 0
 
     def shared_with(self, conn: sa.Connection, actor: Actor, limit: int) -> list[tuple[str, int]]:
         """The records most recently shared with the actor, newest share first:

@@ -12,6 +12,7 @@ from flask import Flask, current_app, redirect
 
 def init_app(app: Flask) -> None:
     from . import display, docs, i18n, login, security, shell
+    from . import boards, calendars, home  # noqa: F401  (their routes join shell.bp before it is registered)
 
     app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True  # no blank lines where tags were
     i18n.init_app(app)  # the language of every page, the catalogs, the label filter
