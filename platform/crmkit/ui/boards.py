@@ -32,7 +32,7 @@ from ..metadata.spec import EntitySpec, ViewSpec
 from ..permissions import Access, Actor
 from ..query import ListRequest
 from ..workflows import Transition, Workflow, blocker
-from .cards import Card, build_cards, card_fields, runtime
+from .cards import Card, build_cards, card_fields, in_scope, runtime
 from .i18n import label
 from .security import redirect_to
 from .shell import bp
@@ -134,14 +134,7 @@ def _moves(board: Board, access: Access, card: Card, movable: set[int]) -> dict[
 
 def _movable(conn: sa.Connection, board: Board, actor: Actor, ids: list[int]) -> set[int]:
     """Those of the cards the user's transition scope covers."""
-    rt = runtime()
-    access = rt.permissions.of(actor)
-    if not ids or not access.entity(board.entity.name).allows("transition"):
-        return set()
-    request_ = rt.queries.parse_list(board.entity, [("id__in", ",".join(map(str, ids))), ("fields", "id"),
-                                                    ("limit", str(len(ids)))], access)
-    page = rt.queries.page(conn, board.entity, request_, actor=actor, action="transition")
-    return {int(row["id"]) for row in page.mappings()}
+    return in_scope(conn, board.entity, actor, ids, "transition")
 
 
 def read_column(conn: sa.Connection, board: Board, actor: Actor, state: str, cursor: str | None = None,

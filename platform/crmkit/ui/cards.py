@@ -117,3 +117,17 @@ def _ref_titles(conn: sa.Connection, entity: EntitySpec, rows: Sequence[Mapping[
         for record_id, title in rt.queries.titles(conn, to, ids, actor).items():
             found[(to, record_id)] = title
     return found
+
+
+def in_scope(conn: sa.Connection, entity: EntitySpec, actor: Actor, ids: Sequence[int], action: str) -> set[int]:
+    """Those of the records (ids the user may read) that the user's scope of
+    an action covers (transition: which cards may move; update: which may be
+    rescheduled), in one read of the query builder."""
+    rt = runtime()
+    access = rt.permissions.of(actor)
+    if not ids or not access.entity(entity.name).allows(action):
+        return set()
+    request = rt.queries.parse_list(entity, [("id__in", ",".join(map(str, ids))), ("fields", "id"),
+                                             ("limit", str(len(ids)))], access)
+    page = rt.queries.page(conn, entity, request, actor=actor, action=action)
+    return {int(row["id"]) for row in page.mappings()}

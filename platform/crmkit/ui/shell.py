@@ -1,6 +1,7 @@
 """The shell of the business screens (/app/...): the layout every screen
 extends (top bar, navigation, search box, messages) and the pages that are
-only the shell so far: home, search and the entity pages' placeholders.
+only the shell so far: search and the entity pages' placeholders (the home
+page is crmkit.ui.home's).
 
 A view gathers what the services return and renders it; it never builds SQL
 and never decides a permission itself (the access of the user does).
@@ -35,11 +36,6 @@ def shell_context() -> dict[str, Any]:
     access = rt.permissions.of(actor)
     return {"spec": rt.spec, "actor": actor, "csrf_token": g.get("crmkit_csrf", ""),
             "nav_groups": navigation(rt.spec, access), "is_admin": ADMIN_ROLE in access.roles}
-
-
-@bp.get("/")
-def home():
-    return render_template("home.html")
 
 
 @bp.get("/search")
