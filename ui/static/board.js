@@ -182,7 +182,7 @@
         },
         sort: false,
         draggable: ".card-movable",
-        filter: "a, button, summary, input, select, textarea",
+        filter: "button, summary, input, select, textarea",
         preventOnFilter: false,
         animation: 150,
         onStart: started,

@@ -73,8 +73,6 @@
       group: "calendar",
       sort: false,
       draggable: ".movable",
-      filter: "a",
-      preventOnFilter: false,
       animation: 150,
       onEnd: dropped
     });

@@ -130,7 +130,7 @@ class DueSpec:
     date or datetime field it is due by, and the filters (in the API's form)
     the open ones meet."""
 
-    field: str
+    field_name: str
     filter: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 

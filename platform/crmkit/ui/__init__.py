@@ -12,7 +12,6 @@ from flask import Flask, current_app, redirect
 
 def init_app(app: Flask) -> None:
     from . import display, docs, i18n, login, security, shell
-    from . import boards, calendars, home  # noqa: F401  (their routes join shell.bp before it is registered)
 
     app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True  # no blank lines where tags were
     i18n.init_app(app)  # the language of every page, the catalogs, the label filter
@@ -22,6 +21,7 @@ def init_app(app: Flask) -> None:
     app.context_processor(lambda: {"spec": current_app.extensions["crmkit"].spec})
     app.register_blueprint(login.bp)
     app.register_blueprint(docs.bp)
+    from . import boards, calendars, home  # noqa: F401  (their routes join the shell's blueprint)
     app.register_blueprint(shell.bp)
 
     @app.get("/")

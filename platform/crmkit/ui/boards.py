@@ -242,7 +242,7 @@ def _record(board: Board, actor: Actor, record_id: int) -> Card:
         if row is None:
             abort(404)
         ea = rt.permissions.of(actor).entity(board.entity.name)
-        card = build_cards(conn, board.entity, [row], board.fields, ea, actor)[0]
+        card = build_cards(conn, board.entity, [dict(row)], board.fields, ea, actor)[0]
         card.moves = _moves(board, rt.permissions.of(actor), card, _movable(conn, board, actor, [card.id]))
     return card
 

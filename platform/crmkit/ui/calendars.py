@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_skeleton, get_day_names
 from flask import abort, flash, make_response, render_template, request, url_for
 from flask_babel import format_date
 from flask_babel import gettext as _
-from babel.dates import get_day_names
 
 from ..api.http import current_actor
 from ..errors import BadRequest, CrmError, Forbidden
@@ -166,7 +166,7 @@ def calendar_page(entity_name: str):
     else:
         previous = (first - dt.timedelta(days=1)).replace(day=1)
         following = (first + dt.timedelta(days=32)).replace(day=1)
-        heading = format_date(first, "yMMMM")
+        heading = format_skeleton("yMMMM", first, locale=locale())
     weekdays = [get_day_names("abbreviated", locale=locale())[n] for n in range(7)]
     return render_template("calendar.html", calendar=calendar, entity=calendar.entity, grid=grid, mode=mode,
                            heading=heading, previous=previous, following=following, today=today, more=more,

@@ -84,9 +84,9 @@ def due_items(conn: sa.Connection, actor: Actor) -> list[Item]:
     tomorrow = today + dt.timedelta(days=1)
     items: list[Item] = []
     for entity in _readable(actor):
-        if entity.due is None or entity.due.field not in entity.fields:
+        if entity.due is None or entity.due.field_name not in entity.fields:
             continue
-        f = entity.fields[entity.due.field]
+        f = entity.fields[entity.due.field_name]
         if f.type == "date":
             before, start = tomorrow.isoformat(), today
         else:
