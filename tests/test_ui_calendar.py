@@ -44,8 +44,8 @@ def days(html: str) -> dict[str, list[str]]:
     """Subjects by day (ISO date) of the grid."""
     found = {}
     for day, body in re.findall(r'<ul class="calendar-items" data-date="([0-9-]+)">(.*?)</ul>', html, re.S):
-        found[day] = [title.split(" ")[0]
-                      for title in re.findall(r'<a href="/app/activity/\d+">(?:<time>[0-9:]+</time> )?([^<]*)</a>', body)]
+        links = re.findall(r'<a href="/app/activity/\d+">(?:<time>[0-9:]+</time> )?([^<]*)</a>', body)
+        found[day] = [title.split(" ")[0] for title in links]
     return found
 
 
