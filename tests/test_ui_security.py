@@ -9,6 +9,7 @@ import re
 import pytest
 
 from conftest import MINI_FILES, ROOT, make_config, token_for
+from crmkit.permissions import SYSTEM
 from crmkit.ui.login import LOGIN_PAGE_POLICY
 from crmkit.ui.security import PAGE_POLICY, redirect_to
 
@@ -35,9 +36,32 @@ def test_the_page_policy_is_strict():
 
 # ---------------------------------------------------------------- every page
 
+#: A workflow and a calendar, so that the board's and the calendar's pages are among those served.
+SCREEN_FILES = {
+    "workflows/level.yaml": """
+        workflow: customer_level
+        entity: customer
+        field: level
+        states: [bronze, silver, gold]
+        initial: bronze
+        transitions:
+          - {name: upgrade, from: bronze, to: silver, require: [email]}
+    """,
+    "views.yaml": """
+        views:
+          seen:
+            entity: customer
+            kind: calendar
+            date_field: last_seen
+    """,
+}
+
+
 @pytest.fixture
 def app(make_app, tmp_path):
-    return make_app(make_config(tmp_path / "config", MINI_FILES))
+    app = make_app(make_config(tmp_path / "config", {**MINI_FILES, **SCREEN_FILES}))
+    app.extensions["crmkit"].records.create("customer", {"name": "Ann <b>"}, SYSTEM)  # record 1
+    return app
 
 
 @pytest.fixture
@@ -49,7 +73,7 @@ def browser(app):
     return client
 
 
-SAMPLE = {"entity_name": "customer"}
+SAMPLE = {"entity_name": "customer", "state": "bronze", "record_id": "1", "name": "upgrade"}
 
 
 def page_paths(app) -> list[str]:

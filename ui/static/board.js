@@ -32,8 +32,17 @@
     window.setTimeout(function () { message.remove(); }, 10000);
   }
 
+  // The server's HTML fragments, parsed (never run: a parsed document runs no scripts).
+  function parsed(html) {
+    return new DOMParser().parseFromString(html, "text/html").body;
+  }
+
   function textOf(html) {
-    return new DOMParser().parseFromString(html, "text/html").body.textContent.trim();
+    return parsed(html).textContent.trim();
+  }
+
+  function fill(element, html) {
+    element.replaceChildren.apply(element, Array.prototype.slice.call(parsed(html).childNodes));
   }
 
   function movesOf(item) {
@@ -70,7 +79,7 @@
   }
 
   function showDialog(attempt, html) {
-    dialog.innerHTML = html;
+    fill(dialog, html);
     var form = dialog.querySelector("form");
     if (form) {
       form.addEventListener("submit", function (event) {
@@ -192,7 +201,7 @@
   }
 
   function replaceColumns(html) {
-    board.innerHTML = html;
+    fill(board, html);
     if (window.htmx) {
       window.htmx.process(board);
     }
