@@ -194,6 +194,7 @@
         filter: "button, summary, input, select, textarea",
         preventOnFilter: false,
         animation: 150,
+        forceFallback: true, // mouse and touch events, not the browser's link dragging
         onStart: started,
         onEnd: dropped
       });

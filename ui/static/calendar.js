@@ -74,6 +74,7 @@
       sort: false,
       draggable: ".movable",
       animation: 150,
+      forceFallback: true, // mouse and touch events, not the browser's link dragging
       onEnd: dropped
     });
   });
