@@ -166,7 +166,10 @@ def read_board(board: Board, actor: Actor) -> list[Column]:
 
 def _context(board: Board, columns: list[Column]) -> dict[str, Any]:
     total_field = board.entity.fields.get(board.total or "")
+    # Cards' links are built from these (url_for per card costs more than the card).
+    record_base = url_for("crmkit_app.entity_list", entity_name=board.entity.name)
     return {"board": board, "entity": board.entity, "columns": columns, "total_field": total_field,
+            "record_base": record_base, "board_base": record_base + "/board",
             "views": board_views(board.entity, runtime().permissions.of(current_actor()))}
 
 
