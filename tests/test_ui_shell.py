@@ -201,7 +201,7 @@ def test_an_entity_the_user_may_not_read_is_not_found(app):
 def test_the_home_page_says_what_will_be_there(app):
     html = page(app)
     assert "<title>首页 · 迷你CRM</title>" in html
-    assert "今天到期和已逾期的跟进" in html
+    assert "今日到期与已逾期" in html and "我最近的记录" in html and "共享给我的" in html
 
 
 def test_a_flashed_message_shows_once_on_the_next_page(app):

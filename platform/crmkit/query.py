@@ -669,6 +669,47 @@ class QueryBuilder:
         query: sa.Select[Any] = self._cached(key, build)
         return query
 
+    def total(self, conn: sa.Connection, entity: EntitySpec, request: ListRequest, name: str, *,
+              actor: Actor) -> Any:
+        """The sum of a number field over the whole list (every page) within the
+        actor's read scope: a board column's amount. None when the field is not
+        readable for the actor (a masked or hidden amount is not summed for them)."""
+        source = self.source(entity)
+        access = self.permissions.of(actor)
+        if name not in self.reader(source, access).readable:
+            return None
+        column = source.table.c[source.spec.fields[name].column]
+        key = ("total", name, self._shape(source, request, access, "read", False, None))
+
+        def build() -> sa.Select[Any]:
+            conditions = self._conditions(source, request, actor, None)
+            scope = self._scope(source, actor, "read", shares=source.shareable)
+            if scope is not None:
+                conditions.append(scope)
+            return sa.select(sa.func.sum(column)).where(*conditions)
+
+        found = conn.execute(self._cached(key, build), self._params(request, actor, None)).scalar_one()
+        return found if found is not None else 0
+
+    def shared_with(self, conn: sa.Connection, actor: Actor, limit: int) -> list[tuple[str, int]]:
+        """The records most recently shared with the actor, newest share first:
+        (entity, id) pairs of live records they may read (titles() gives their titles)."""
+        if actor.id is None:
+            return []
+        shares = self.tables.shares
+        rows = conn.execute(sa.select(shares.c.entity, shares.c.record_id).where(shares.c.user_id == actor.id)
+                            .order_by(shares.c.created_at.desc()).limit(limit * 2)).all()
+        found: list[tuple[str, int]] = []
+        by_entity: dict[str, set[int]] = {}
+        for entity_name, record_id in rows:
+            if entity_name in self.spec.entities:
+                by_entity.setdefault(entity_name, set()).add(record_id)
+        readable = {name: self.existing_ids(conn, name, ids, actor) for name, ids in by_entity.items()}
+        for entity_name, record_id in rows:
+            if record_id in readable.get(entity_name, ()) and len(found) < limit:
+                found.append((entity_name, record_id))
+        return found
+
     def export_statement(self, entity: EntitySpec, request: ListRequest, actor: Actor,
                          limit: int) -> tuple[sa.Select[Any], dict[str, Any]]:
         """The records of a list request within the actor's export scope, in the

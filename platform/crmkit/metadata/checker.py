@@ -31,6 +31,7 @@ from .spec import (
     RESERVED_RELATION_NAMES,
     SYSTEM_FIELDS,
     AppSpec,
+    DueSpec,
     EntitySpec,
     FieldSpec,
     IndexSpec,
@@ -333,6 +334,7 @@ class _EntityBuilder:
                 self.report(("timeline",), f"timeline field '{timeline}' is not a field of {self.name}",
                             did_you_mean(timeline, merged))
             timeline = None
+        due = self.due(data.get("due"), merged, declared)
         return EntitySpec(
             name=self.name, label=_as_label(data.get("label"), self.name),
             plural=_as_label(data.get("plural", data.get("label")), self.name),
@@ -341,8 +343,26 @@ class _EntityBuilder:
             relations=MappingProxyType(relations),
             list=ListSpec(columns, sort, tuple(list_raw.get("search", ())), list_raw.get("page_size", 50)),
             form=tuple(form), description=data.get("description", ""), source=self.doc.file,
-            timeline=timeline,
+            timeline=timeline, due=due,
         )
+
+    def due(self, raw: Any, fields: Mapping[str, FieldSpec], declared: set[str]) -> DueSpec | None:
+        """``due: FIELD`` or ``{field, filter}``: a date or datetime field (the
+        filter's names are checked with the other documents' references)."""
+        if raw is None:
+            return None
+        name, path = (raw, ("due",)) if isinstance(raw, str) else (raw["field"], ("due", "field"))
+        f = fields.get(name)
+        if f is None:
+            if name not in declared:
+                self.report(path, f"due names unknown field '{name}'", did_you_mean(name, fields))
+            return None
+        if f.type not in ("date", "datetime"):
+            self.report(path, f"due must name a date or datetime field, not {f.type} field '{name}'")
+            return None
+        texts = {key: _filter_text(value) for key, value in (raw.get("filter") or {}).items()
+                 } if isinstance(raw, dict) else {}
+        return DueSpec(name, MappingProxyType({k: t for k, t in texts.items() if t is not None}))
 
 
 _COMMON_KEYS = frozenset({"type", "label", "help", "required", "unique", "index", "readonly", "default"})
@@ -579,6 +599,10 @@ def _check_documents(by_kind: dict[str, list[Document]], known: _Known, types: M
                     problems.add(doc, ("transitions", i, "roles", j), f"unknown role '{role}'",
                                  did_you_mean(role, defined))
     references = _References(known, entity_ref, field_ref, defined, problems)
+    for doc in by_kind.get("entity", []):
+        due = doc.data.get("due")
+        if isinstance(due, dict) and due.get("filter") and doc.data["entity"] in entities:
+            _view_filter(doc, ("due",), entities[doc.data["entity"]], due["filter"], references, types)
     views = _build_views(by_kind.get("views", []), references, types)
     tags = _build_tags(by_kind.get("tags", []), references)
     for doc in by_kind.get("automations", []):
@@ -626,6 +650,7 @@ def _build_views(docs: list[Document], refs: _References, types: Mapping[str, An
             elif kind == "board":
                 refs.problems.add(doc, path + ("kind",),
                                   "a board needs group_by: the field whose values make its columns")
+            _check_layout_keys(doc, path, entity, raw, kind, refs)
             for j, role in enumerate(raw.get("roles", ())):
                 if role not in refs.roles:
                     refs.problems.add(doc, path + ("roles", j), f"unknown role '{role}'",
@@ -636,8 +661,34 @@ def _build_views(docs: list[Document], refs: _References, types: Mapping[str, An
                 where=raw.get("where"), sort=_view_sort(doc, path, entity, raw.get("sort"), refs, types),
                 columns=tuple(raw.get("columns", ())), group_by=raw.get("group_by"),
                 roles=tuple(raw.get("roles", ())), source=doc.file,
+                total=raw.get("total"), date_field=raw.get("date_field"),
             )
     return views
+
+
+#: The field types a board's total may sum, and those a calendar may place records by.
+TOTAL_TYPES = ("money", "integer", "decimal")
+DATE_TYPES = ("date", "datetime")
+
+
+def _check_layout_keys(doc: Document, path: tuple, entity: EntitySpec | None, raw: Mapping[str, Any], kind: str,
+                       refs: _References) -> None:
+    """A board's total (a number field) and a calendar's date_field (a date or
+    datetime field, required): each only on its kind of view."""
+    for key, wanted, types_ in (("total", "board", TOTAL_TYPES), ("date_field", "calendar", DATE_TYPES)):
+        if key not in raw:
+            if kind == wanted == "calendar":
+                refs.problems.add(doc, path + ("kind",), "a calendar needs date_field: the date or datetime field "
+                                  "that places its records")
+            continue
+        if kind != wanted:
+            refs.problems.add(doc, path + (key,), f"{key} applies to a view of kind {wanted}, not {kind}", key=True)
+            continue
+        refs.field(doc, path + (key,), entity, raw[key])
+        f = entity.fields.get(raw[key]) if entity is not None else None
+        if f is not None and f.type not in types_:
+            refs.problems.add(doc, path + (key,), f"{key} must name a {' or '.join(types_)} field, "
+                              f"not {f.type} field '{f.name}'")
 
 
 def _view_sort(doc: Document, path: tuple, entity: EntitySpec | None, text: str | None, refs: _References,

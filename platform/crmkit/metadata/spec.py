@@ -125,6 +125,16 @@ class ListSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class DueSpec:
+    """What makes a record a to-do of its owner (an entity's ``due``): the
+    date or datetime field it is due by, and the filters (in the API's form)
+    the open ones meet."""
+
+    field_name: str
+    filter: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True, slots=True)
 class EntitySpec:
     name: str
     label: Label
@@ -141,6 +151,8 @@ class EntitySpec:
     #: The date or datetime field at which the entity's records (activities)
     #: appear on the timeline of the records they refer to; None: not activities.
     timeline: str | None = None
+    #: The home page's to-dos of this entity (None: it has none).
+    due: DueSpec | None = None
 
     @property
     def user_fields(self) -> tuple[FieldSpec, ...]:
@@ -228,6 +240,10 @@ class ViewSpec:
     #: Roles that see the view; empty: every role.
     roles: tuple[str, ...] = ()
     source: str = ""
+    #: A board's money or number field summed per column.
+    total: str | None = None
+    #: A calendar's date or datetime field.
+    date_field: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

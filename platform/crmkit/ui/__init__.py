@@ -12,7 +12,7 @@ from flask import Flask, current_app, redirect
 
 def init_app(app: Flask) -> None:
     # lists, record, ...: the screens add their routes to shell's blueprint, so they are imported first.
-    from . import display, docs, i18n, lists, login, record, security, shell  # noqa: F401
+    from . import boards, calendars, display, docs, home, i18n, lists, login, record, security, shell  # noqa: F401
 
     app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True  # no blank lines where tags were
     i18n.init_app(app)  # the language of every page, the catalogs, the label filter
@@ -22,7 +22,7 @@ def init_app(app: Flask) -> None:
     app.context_processor(lambda: {"spec": current_app.extensions["crmkit"].spec})
     app.register_blueprint(login.bp)
     app.register_blueprint(docs.bp)
-    app.register_blueprint(shell.bp)  # with the lists' routes (crmkit.ui.lists)
+    app.register_blueprint(shell.bp)
 
     @app.get("/")
     def index():

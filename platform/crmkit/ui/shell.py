@@ -1,7 +1,7 @@
 """The shell of the business screens (/app/...): the layout every screen
 extends (top bar, navigation, search box, messages) and the pages that are
-only the shell so far (home). The lists and the global search are in
-crmkit.ui.lists, on this blueprint.
+the language switch. The screens are in their own modules on this blueprint
+(crmkit.ui.home, lists, record, forms, boards, calendars).
 
 A view gathers what the services return and renders it; it never builds SQL
 and never decides a permission itself (the access of the user does).
@@ -38,9 +38,6 @@ def shell_context() -> dict[str, Any]:
             "nav_groups": navigation(rt.spec, access), "is_admin": ADMIN_ROLE in access.roles}
 
 
-@bp.get("/")
-def home():
-    return render_template("home.html")
 
 
 @bp.post("/language")
