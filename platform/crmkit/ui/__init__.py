@@ -11,7 +11,7 @@ from flask import Flask, current_app, redirect
 
 
 def init_app(app: Flask) -> None:
-    from . import display, docs, i18n, login, security, shell
+    from . import display, docs, forms, i18n, login, security, shell  # noqa: F401 - forms: routes on shell.bp
 
     app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True  # no blank lines where tags were
     i18n.init_app(app)  # the language of every page, the catalogs, the label filter
