@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -115,7 +116,12 @@ class RecordForm:
     # ------------------------------------------------------------ input
 
     def take(self, form: Any, names: Iterable[str] | None = None) -> None:
-        """What the browser sent, for the editable fields it could send (or ``names``)."""
+        """What the browser sent, for the editable fields it could send (or
+        ``names``), and the text the inputs held when the form was opened
+        (``_initial``: a change is what differs from it, not from a record
+        someone saved meanwhile)."""
+        if self.row is not None:
+            self.initial.update(_initial(form.get("_initial"), self.initial))
         for name in names if names is not None else self.text:
             f = self.entity.fields[name]
             if name in form or (f.type == "region" and f"{name}__province" in form):
@@ -305,6 +311,18 @@ class RecordForm:
                     w.value, w.title = "", ""  # a record they may not read is no choice of theirs
             elif w.kind == "readonly" and self.row is not None and self.row.get(w.field.column) in names:
                 w.shown = names[self.row[w.field.column]]
+
+
+def _initial(text: str | None, known: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``_initial`` an edit form carries back: its fields' texts when it was opened."""
+    try:
+        sent = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    if not isinstance(sent, dict):
+        return {}
+    return {name: value for name, value in sent.items() if name in known and (
+        isinstance(value, str) or isinstance(value, list) and all(isinstance(v, str) for v in value))}
 
 
 def record_titles(rt: Runtime, conn: sa.Connection, to: str, ids: set[int], actor: Actor) -> dict[int, str]:
