@@ -305,7 +305,8 @@ def test_a_validation_error_keeps_the_input_and_shows_the_message_beside_the_fie
     response = post(app, "/app/customer/new", form_data(html, name="孙八", mobile="12345"))
     assert response.status_code == 422
     page = response.get_data(as_text=True)
-    assert '<small id="f-mobile-error" class="field-error">请输入电话号码，例如 13812345678 或 010-12345678。</small>' in page
+    assert ('<small id="f-mobile-error" class="field-error">请输入电话号码，例如 13812345678 或 010-12345678。'
+            '</small>') in page
     assert controls(page)["f-mobile"]["aria-invalid"] == "true"
 
 
@@ -505,7 +506,8 @@ def test_xss_payloads_in_every_field_type_render_inert_in_the_form(app):
 
 def test_the_region_picker_offers_the_cities_of_the_chosen_province(app):
     html = get(app, "/app/customer/_region/region?region__province=440000")
-    assert '<option value="440100">广州市</option>' in html and '<option value="440000" selected>广东省</option>' in html
+    assert '<option value="440100">广州市</option>' in html
+    assert '<option value="440000" selected>广东省</option>' in html
     assert 'name="region__district" disabled' in html
     html = get(app, "/app/customer/_region/region?region__province=440000&region__city=440100")
     assert '<option value="440106">天河区</option>' in html

@@ -11,11 +11,12 @@ The service checks everything again; this is only the browser's side of it.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -46,9 +47,9 @@ class Widget:
     #: a read-only field's value as people read it (masked when the role says so)
     shown: str = ""
     required: bool = False
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = dataclasses.field(default_factory=list)
     #: enum / multi_enum: (value, label) of each option
-    options: list[tuple[str, Any]] = field(default_factory=list)
+    options: list[tuple[str, Any]] = dataclasses.field(default_factory=list)
     #: ref: the title of the record the value names
     title: str = ""
     #: ref: where the picker asks for records

@@ -85,7 +85,8 @@ class RecordForm:
             if name not in workflow_fields and entity.fields[name].type != "autonumber")
         self.layout = self._layout()
         #: What each editable input holds: the record's values, or the defaults of a new record.
-        self.initial = {name: self._stored_text(entity.fields[name]) for name in self._placed() if name in self.editable}
+        self.initial = {name: self._stored_text(entity.fields[name]) for name in self._placed()
+                        if name in self.editable}
         self.text: dict[str, Any] = dict(self.initial)
         self.errors: dict[str, list[str]] = {}
 
@@ -434,7 +435,7 @@ def _editable_row(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor)
             abort(404)
         if rt.queries.fetch(conn, entity, record_id, actor=actor, actions=("update",), columns=("id",)) is None:
             abort(403)
-    return row
+    return dict(row)
 
 
 @bp.route("/<entity_name>/<int:record_id>/edit", methods=["GET", "POST"])
@@ -485,10 +486,11 @@ def _stale(rt: Runtime, form: RecordForm, version: int | None) -> Response:
                                   fields=frozenset({"updated_by", "updated_at"}))
         if now is None:
             abort(404)
-        who = now.get("updated_by")
-        names = record_titles(rt, conn, "user", {who}, actor) if who else {}
+        who: int | None = now.get("updated_by")
+        names = record_titles(rt, conn, "user", {who}, actor) if who is not None else {}
     at = now.get("updated_at")
-    conflict = {"by": names.get(who, f"#{who}" if who else gettext("someone")),
+    by = gettext("someone") if who is None else names.get(who, f"#{who}")
+    conflict = {"by": by,
                 "at": display.moment(at, locale(), rt.spec.timezone) if isinstance(at, dt.datetime) else "",
                 "version": now["version"], "yours": version}
     form.row = {**form.row, "version": version}  # the form still carries the version the user saw
