@@ -16,6 +16,11 @@
     }
     var url = select.dataset.optionsUrl;
     var answered = {};
+    // Tom Select points the label at its own input; the hidden select keeps the name for assistive technology.
+    var label = document.querySelector('label[for="' + select.id + '"]');
+    if (label) {
+      select.setAttribute("aria-label", label.textContent.replace("*", "").trim());
+    }
     new TomSelect(select, {
       valueField: "value",
       labelField: "text",
@@ -23,7 +28,7 @@
       maxOptions: 20,
       loadThrottle: 250,
       preload: "focus",
-      allowEmptyOption: true,
+      plugins: ["clear_button"],
       placeholder: select.dataset.placeholder,
       shouldLoad: function () { return true; },
       // The server decides what matches: show exactly what it answered for this text.
