@@ -11,6 +11,11 @@ back beside the fields they name, with what the user typed still in place.
 A section's ``visible_if`` is evaluated here, on the server, with the
 expression language over what the form holds, and re-rendered on change
 through htmx: there is no second copy of the rules in JavaScript.
+
+Other screens draw fields the same way: ``RecordForm(rt, entity, actor,
+row).widgets(names)`` (after ``prefill(args)`` or ``take(form)`` for what the
+inputs hold) with the ``field`` macro of ``_widgets.html``, and read what was
+sent with ``take(request.form)`` and ``data(names)``.
 """
 
 from __future__ import annotations
@@ -176,13 +181,12 @@ class RecordForm:
             return {}
         values = self.values()
         context = Context.at(self.rt.spec.timezone, user_id=self.actor.id)
-        shown: dict[int, bool] = {}
-        with self.rt.engine.connect() as conn:
+        if not any(rule is not None and rule.needs_rows for rule in rules.values()):
+            return {index: rule is None or holds(rule, values, context) for index, rule in rules.items()}
+        with self.rt.engine.connect() as conn:  # conditions that read related records, in the user's scope
             loader = SqlLoader(conn, self.rt.tables, scope=lambda e: self.rt.queries.scope(e, self.actor),
                                parameters=scope_params(self.actor))
-            for index, rule in rules.items():
-                shown[index] = True if rule is None else holds(rule, values, context, loader)
-        return shown
+            return {index: rule is None or holds(rule, values, context, loader) for index, rule in rules.items()}
 
     def triggers(self) -> frozenset[str]:
         """The fields the conditions read: changing one re-renders the conditional sections."""
@@ -247,6 +251,14 @@ class RecordForm:
             sections.append(Section(index, spec.label, spec.columns, section_widgets, bool(spec.visible_if), visible))
         self._titles(widgets)
         return sections
+
+    def widgets(self, names: Iterable[str]) -> list[Widget]:
+        """The widgets of some fields (those the user may see), titles of refs
+        read: for a screen that asks for a few fields outside a whole form
+        (a quick-add, the fields a workflow move needs)."""
+        found = [self.widget(self.entity.fields[n]) for n in names if n in self.entity.fields and n in self.ea.visible]
+        self._titles(found)
+        return found
 
     def widget(self, f: FieldSpec) -> Widget:
         errors = self.errors.get(f.name, [])
