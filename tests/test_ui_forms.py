@@ -628,3 +628,33 @@ def test_a_workflow_state_is_shown_not_edited(retail):
     html = get(retail, "/app/opportunity/new", "rose", ("sales_rep",))
     found = controls(html)
     assert "readonly" in found["f-stage"] and "name" not in found["f-stage"]
+
+
+def test_other_screens_draw_some_fields_with_the_same_widgets(app):
+    from flask import render_template_string
+
+    from crmkit.ui.forms import RecordForm
+
+    rt = app.extensions["crmkit"]
+    token_for(app, "carl", ("clerk",))
+    actor = rt.directory.actor(rt.directory.user("carl"))
+    with app.test_request_context("/app/customer/new"):
+        widgets = RecordForm(rt, rt.spec.entities["customer"], actor).widgets(["name", "balance", "email", "nothing"])
+        html = render_template_string(
+            '{% from "_widgets.html" import field %}{% for w in ws %}{{ field(w) }}{% endfor %}', ws=widgets)
+    assert [w.name for w in widgets] == ["name", "email"]
+    assert 'id="f-name" name="name"' in html and "balance" not in html
+    assert 'id="f-email" value=' in html  # masked for the clerk: read-only, never sent
+
+
+def test_the_form_page_stays_within_the_page_weight_budget(retail):
+    import gzip
+
+    from test_ui_assets import BUDGET, STATIC, assets_of, gzipped_size
+
+    html = get(retail, "/app/customer/new", "rose", ("sales_rep",))
+    assets = assets_of(html)
+    assert "forms.js" in assets and "vendor/tom-select-2.6.2/tom-select.complete.min.js" in assets
+    total = sum(gzipped_size(STATIC / asset) for asset in assets) + len(gzip.compress(html.encode()))
+    print(f"the customer form's first view: {total / 1024:.1f} KB compressed")
+    assert total <= BUDGET, f"{total / 1024:.1f} KB"
