@@ -658,3 +658,54 @@ def test_the_form_page_stays_within_the_page_weight_budget(retail):
     total = sum(gzipped_size(STATIC / asset) for asset in assets) + len(gzip.compress(html.encode()))
     print(f"the customer form's first view: {total / 1024:.1f} KB compressed")
     assert total <= BUDGET, f"{total / 1024:.1f} KB"
+
+
+# ---------------------------------------------------------------- every role of the sample, every entity
+
+@pytest.fixture(scope="module")
+def seeded(module_database_url, tmp_path_factory):
+    """The sample config with a little demo data, for one module."""
+    from crmkit.app import create_app
+    from crmkit.seed import seed
+    from crmkit.settings import Settings
+
+    from conftest import as_test_app
+
+    root = tmp_path_factory.mktemp("forms")
+    app = as_test_app(create_app(SAMPLE_CONFIG, Settings(database_url=module_database_url, instance_dir=root)))
+    seed(app.extensions["crmkit"], size=20, random_seed=5)
+    yield app
+    app.extensions["crmkit"].engine.dispose()
+
+
+def test_every_role_of_the_sample_gets_forms_without_hidden_fields(seeded):
+    rt = seeded.extensions["crmkit"]
+    firsts = {}
+    with rt.engine.connect() as conn:
+        for name in rt.spec.entities:
+            table = rt.tables.entities[name]
+            firsts[name] = conn.execute(sa.select(table).where(table.c.deleted_at.is_(None))
+                                        .order_by(table.c.id).limit(1)).mappings().first()
+    for role in rt.spec.roles:
+        user = f"matrix_{role}"
+        access = rt.permissions.access([role])
+        for name, entity in rt.spec.entities.items():
+            ea = access.entity(name)
+            hidden = [f for f in entity.fields.values() if f.name not in ea.visible]
+            expected = 404 if not ea.allows("read") else 200 if ea.allows("create") else 403
+            html = get(seeded, f"/app/{name}/new", user, (role,), status=expected)
+            row = firsts[name]
+            pages = [html]
+            if row is not None:
+                token_for(seeded, user, (role,))
+                response = seeded.test_client(user=user).get(f"/app/{name}/{row['id']}/edit", headers=BROWSER)
+                assert response.status_code in (200, 403, 404), (role, name, response.status_code)
+                if not ea.allows("read"):
+                    assert response.status_code == 404, (role, name)
+                pages.append(response.get_data(as_text=True))
+            for page in pages:
+                for f in hidden:
+                    assert f'id="f-{f.name}"' not in page and f'name="{f.name}"' not in page, (role, name, f.name)
+                    value = row.get(f.column) if row is not None else None
+                    if isinstance(value, str) and len(value) >= 6:
+                        assert value not in page, (role, name, f.name)
