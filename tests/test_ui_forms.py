@@ -665,11 +665,10 @@ def test_the_form_page_stays_within_the_page_weight_budget(retail):
 @pytest.fixture(scope="module")
 def seeded(module_database_url, tmp_path_factory):
     """The sample config with a little demo data, for one module."""
+    from conftest import as_test_app
     from crmkit.app import create_app
     from crmkit.seed import seed
     from crmkit.settings import Settings
-
-    from conftest import as_test_app
 
     root = tmp_path_factory.mktemp("forms")
     app = as_test_app(create_app(SAMPLE_CONFIG, Settings(database_url=module_database_url, instance_dir=root)))
