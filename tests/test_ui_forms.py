@@ -467,6 +467,21 @@ def test_the_picker_answers_only_readable_records_at_most_20_in_one_query(app):
     assert [d["text"] for d in every] == ["王 of admin"]
 
 
+def test_without_javascript_a_ref_is_found_by_searching_and_updating_the_form(app):
+    mine = api_create(app, "customer", {"name": "搜索我"}, "carl", ("clerk",))
+    api_create(app, "customer", {"name": "搜索别人的"})
+    html = get(app, "/app/order/new", "carl", ("clerk",))
+    assert '<noscript>' in html and 'name="customer__search"' in html
+    response = post(app, "/app/order/new", form_data(html, customer__search="搜索", _refresh="1"), "carl", ("clerk",))
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert f'<option value="{mine["id"]}">搜索我</option>' in page and "搜索别人的" not in page
+    response = post(app, "/app/order/new", form_data(page, customer=str(mine["id"]), ordered_at="2026-01-31T09:30"),
+                    "carl", ("clerk",))
+    assert response.status_code == 303
+    assert api_get(app, "order", int(response.location.rsplit("/", 1)[1]))["customer"] == mine["id"]
+
+
 def test_the_picker_of_an_entity_one_may_not_read_does_not_exist(app):
     token_for(app, "rita", ("reader",))
     assert app.test_client(user="rita").get("/app/order/_options?q=x").status_code == 404

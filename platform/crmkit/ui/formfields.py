@@ -48,8 +48,11 @@ class Widget:
     shown: str = ""
     required: bool = False
     errors: list[str] = dataclasses.field(default_factory=list)
-    #: enum / multi_enum: (value, label) of each option
+    #: enum / multi_enum: (value, label) of each option; ref: (id, title) of
+    #: the records found for ``search`` (a browser without JavaScript)
     options: list[tuple[str, Any]] = dataclasses.field(default_factory=list)
+    #: ref: what was typed into its search box (a browser without JavaScript)
+    search: str = ""
     #: ref: the title of the record the value names
     title: str = ""
     #: ref: where the picker asks for records

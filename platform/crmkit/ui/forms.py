@@ -94,6 +94,9 @@ class RecordForm:
                         if name in self.editable}
         self.text: dict[str, Any] = dict(self.initial)
         self.errors: dict[str, list[str]] = {}
+        #: What was typed into a ref field's search box (a browser without
+        #: JavaScript): its matches become the field's choices.
+        self.searches: dict[str, str] = {}
 
     # ------------------------------------------------------------ layout
 
@@ -132,6 +135,8 @@ class RecordForm:
             f = self.entity.fields[name]
             if name in form or (f.type == "region" and f"{name}__province" in form):
                 self.text[name] = from_form(form, f)
+            if f.type == "ref" and str(form.get(f"{name}__search") or "").strip():
+                self.searches[name] = str(form.get(f"{name}__search")).strip()
 
     def prefill(self, args: Mapping[str, str]) -> None:
         """``?customer=12&level=a``: the text of inputs, as a form would send it."""
@@ -306,10 +311,15 @@ class RecordForm:
             ref = w.value if w.kind == "ref" else (self.row.get(w.field.column) if self.row else None)
             if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit() and len(ref) <= 10):
                 wanted.setdefault(w.field.to, set()).add(int(ref))
-        if not wanted:
+        searched = [w for w in widgets if w.kind == "ref" and w.name in self.searches and w.field.to]
+        if not wanted and not searched:
             return
         with self.rt.engine.connect() as conn:
             found = {to: record_titles(self.rt, conn, to, ids, self.actor) for to, ids in wanted.items()}
+            for w in searched:
+                w.search = self.searches[w.name]
+                w.options = [(str(key), text) for key, text in
+                             search_records(self.rt, conn, w.field.to or "", w.search, self.actor)]
         for w in widgets:
             if w.field.type != "ref" or not w.field.to:
                 continue
@@ -557,45 +567,56 @@ def ref_options(entity_name: str):
     grammar, in the list's order, never the whole table."""
     rt = _runtime()
     actor = current_actor()
-    access = rt.permissions.of(actor)
     if entity_name in DIRECTORY_ENTITIES:
-        source = rt.queries.platform[entity_name]
-        titles: tuple[str, ...] = DIRECTORY_TITLES[entity_name]
-        if not access.allows(entity_name, "read"):
+        if not rt.permissions.of(actor).allows(entity_name, "read"):
             abort(404)
     else:
-        entity = _entity(entity_name)
-        source = rt.queries.sources[entity.name]
-        titles = (entity.title,)
+        _entity(entity_name)
+    with rt.engine.connect() as conn:
+        found = search_records(rt, conn, entity_name, request.args.get("q", ""), actor)
+    response = jsonify({"data": [{"value": str(key), "text": text} for key, text in found]})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def search_records(rt: Runtime, conn: sa.Connection, to: str, text: str, actor: Actor) -> list[tuple[int, str]]:
+    """(id, title) of at most OPTIONS_LIMIT records of ``to`` (an entity the
+    actor may read, or users or teams) whose search fields (``list.search``;
+    else the title) contain the text, in the list's order: one page of the
+    list grammar, within the actor's read scope. Titles masked for the actor
+    are masked; a title they may not see is the id."""
+    access = rt.permissions.of(actor)
+    if to in DIRECTORY_ENTITIES:
+        source = rt.queries.platform[to]
+        titles: tuple[str, ...] = DIRECTORY_TITLES[to]
+    else:
+        source = rt.queries.sources[to]
+        titles = (source.spec.title,)
     spec = source.spec
     ea = rt.queries.reader(source, access)
     shown = [n for n in titles if n in ea.visible and n in spec.fields]
-    query = request.args.get("q", "").strip()[:100].replace("\x00", "")
+    query = text.strip()[:100].replace("\x00", "")
     args = [("limit", str(OPTIONS_LIMIT)), ("fields", ",".join(shown) or "id")]
-    if entity_name == "user":
+    if to == "user":
         args.append(("active", "true"))
     if query:
-        searchable = [n for n in spec.list.search if n in ea.readable]
-        if searchable:
+        if any(n in ea.readable for n in spec.list.search):
             args.append(("q", query))
         elif shown and shown[0] in ea.readable and spec.fields[shown[0]].type in ("string", "text", "autonumber"):
             args.append((f"{shown[0]}__contains", query))
     try:
         list_request = rt.queries.parse_list(source, args, access)
     except BadRequest:
-        abort(400)
-    with rt.engine.connect() as conn:
-        page = rt.queries.page(conn, source, list_request, actor=actor)
+        return []
+    page = rt.queries.page(conn, source, list_request, actor=actor)
     masks = dict(ea.masked)
-    data = []
+    found = []
     for row in page.mappings():
-        text = ""
+        title = ""
         for name in shown:
             value = row.get(spec.fields[name].column)
             if value not in (None, ""):
-                text = masks[name](value) if name in masks else str(value)
+                title = masks[name](value) if name in masks else str(value)
                 break
-        data.append({"value": str(row["id"]), "text": text or f"#{row['id']}"})
-    response = jsonify({"data": data})
-    response.headers["Cache-Control"] = "no-store"
-    return response
+        found.append((row["id"], title or f"#{row['id']}"))
+    return found
