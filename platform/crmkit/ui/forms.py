@@ -89,9 +89,10 @@ class RecordForm:
             name for name in writable & self.ea.writable
             if name not in workflow_fields and entity.fields[name].type != "autonumber")
         self.layout = self._layout()
-        #: What each editable input holds: the record's values, or the defaults of a new record.
-        self.initial = {name: self._stored_text(entity.fields[name]) for name in self._placed()
-                        if name in self.editable}
+        #: What each editable input holds: the record's values, or the defaults
+        #: of a new record (of every field the user may fill in: another screen
+        #: may ask for one the form's sections leave out).
+        self.initial = {f.name: self._stored_text(f) for f in entity.fields.values() if f.name in self.editable}
         self.text: dict[str, Any] = dict(self.initial)
         self.errors: dict[str, list[str]] = {}
         #: What was typed into a ref field's search box (a browser without
@@ -114,8 +115,11 @@ class RecordForm:
             sections.append(SectionSpec(None, missing))
         return sections
 
-    def _placed(self) -> list[str]:
-        return [name for section in self.layout for name in section.fields if name in self.ea.visible]
+    @property
+    def carried(self) -> dict[str, Any]:
+        """The initial text of the inputs the form's sections place (what an edit form carries back)."""
+        placed = {name for section in self.layout for name in section.fields}
+        return {name: text for name, text in self.initial.items() if name in placed}
 
     def _stored_text(self, f: FieldSpec) -> Any:
         if self.row is not None:
