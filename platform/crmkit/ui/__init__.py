@@ -12,7 +12,7 @@ from flask import Flask, current_app, redirect
 
 def init_app(app: Flask) -> None:
     # lists, record, ...: the screens add their routes to shell's blueprint, so they are imported first.
-    from . import boards, calendars, display, docs, home, i18n, lists, login, record, security, shell  # noqa: F401
+    from . import boards, calendars, display, docs, forms, home, i18n, lists, login, record, security, shell  # noqa: F401
 
     app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True  # no blank lines where tags were
     i18n.init_app(app)  # the language of every page, the catalogs, the label filter
