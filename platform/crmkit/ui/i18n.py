@@ -13,6 +13,7 @@ Accept-Language among the app's ``locales``, else the first of them.
 
 from __future__ import annotations
 
+from babel import Locale
 from babel.support import NullTranslations
 from flask import Flask, current_app, g, request
 from flask_babel import Babel, get_locale, get_translations
@@ -50,9 +51,21 @@ def select_timezone() -> str:
     return current_app.extensions["crmkit"].spec.timezone
 
 
+def _current() -> Locale | None:
+    """This response's Locale, read where Flask-Babel keeps it for the request
+    (its get_locale() costs tens of µs a call, and a page asks hundreds of
+    times); force_locale() swaps it there too, so this follows it."""
+    state = g.get("_flask_babel")
+    return getattr(state, "babel_locale", None) or get_locale()
+
+
 def locale() -> str:
     """The language of the current response: ``zh`` or ``en``."""
-    return str(get_locale() or offered()[0])
+    current = _current()
+    cached = g.get("crmkit_locale")
+    if cached is None or cached[0] is not current:
+        cached = g.crmkit_locale = (current, str(current or offered()[0]))
+    return cached[1]
 
 
 def label(value: Label | None, fallback: str = "") -> str:
@@ -69,7 +82,7 @@ def translations() -> NullTranslations:
     """The catalog of this response's language, looked up once per request and
     language: Flask-Babel looks it up again for every string, which made a page
     of a hundred strings pay more for them than for its data."""
-    language = get_locale()
+    language = _current()
     cached = g.get("crmkit_translations")
     if cached is None or cached[0] is not language:  # force_locale() sets another Locale
         cached = g.crmkit_translations = (language, get_translations())
