@@ -216,7 +216,8 @@ def test_recompute_names_what_it_cannot_find(shop):
     env = {"CRMKIT_DATABASE_URL": str(rt.engine.url.render_as_string(False))}
     config = str(shop.config["shop_config"])
     result = CliRunner().invoke(cli, ["recompute", "ordr", config], env=env)
-    assert result.exit_code == 1 and "unknown entity 'ordr'" in result.output and "did you mean 'order'" in result.output
+    assert result.exit_code == 1
+    assert "unknown entity 'ordr'" in result.output and "did you mean 'order'" in result.output
     result = CliRunner().invoke(cli, ["recompute", "order.totl", config], env=env)
     assert result.exit_code == 1 and "no formula field 'totl'" in result.output
 

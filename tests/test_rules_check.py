@@ -93,7 +93,8 @@ def test_a_validation_rule_and_a_transition_guard_are_checked(tmp_path):
     move = '  - {from: draft, to: paid, when: "count(lines) > 0"}\n'
     flow = "workflow: order_flow\nentity: order\nfield: status\nstates: [draft, paid]\ntransitions:\n" + move
     problem = only(tmp_path / "flow", **{"workflows/flow.yaml": flow})
-    assert at(problem) == ("workflows/flow.yaml", 6, move.index("lines") + 1) and "order has no relation 'lines'" in problem.message
+    assert at(problem) == ("workflows/flow.yaml", 6, move.index("lines") + 1)
+    assert "order has no relation 'lines'" in problem.message
 
 
 def test_aggregates_over_an_unknown_relation_suggest_one(tmp_path):

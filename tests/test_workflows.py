@@ -14,12 +14,11 @@ from types import MappingProxyType
 import pytest
 
 from conftest import MINI_FILES, make_config
+from crmkit.expressions import check
 from crmkit.loading import load_config as load
 from crmkit.metadata.spec import TransitionSpec, WorkflowSpec
 from crmkit.permissions import Access
-from crmkit.expressions import check
 from crmkit.workflows import blocker, compile_workflow, missing_fields
-
 
 WORKFLOW_YAML = """
     workflow: membership

@@ -23,8 +23,8 @@ from sqlalchemy.exc import IntegrityError
 
 from .audit import AuditTrail
 from .database import write_transaction
-from .expressions import SqlLoader
 from .errors import Conflict, CrmError, Forbidden, NotFound, ValidationFailed
+from .expressions import SqlLoader
 from .fieldtypes import MAX_ID, FieldType
 from .metadata.spec import AppSpec, EntitySpec, FieldSpec, RelationSpec, label_text
 from .permissions import ANONYMOUS, Actor, EntityAccess, refusal, scope_params

@@ -265,8 +265,8 @@ class RecordRules:
             ids = {i for i in moved_or_read if i is not None}
         else:
             records = event.records if event.action == "create" else event.old
-            ids = {r["id"] if relation.back is None else r[relation.back.column] for r in records}
-            ids.discard(None)  # type: ignore[arg-type]
+            found = (r["id"] if relation.back is None else r[relation.back.column] for r in records)
+            ids = {i for i in found if i is not None}
         if relation.back is None and ids:  # many-to-many: the owners linked to these records
             link = self.tables.links[(relation.owner, relation.spec.name)]
             owner_column, other_column = list(link.c)[0], list(link.c)[1]

@@ -130,8 +130,8 @@ class _Compiler:
         if not fits:
             hint = "round(x) and a decimal field keep places; count() counts" if wanted == "an integer" else ""
             line, column = doc.locate_text(path, 1, 1)
-            self.problems.add_problem(Problem(doc.file, line, column, f"the formula of {f.type} field '{f.name}' must compute "
-                                 f"{wanted}, not {_a(checked.type)}", hint))
+            message = f"the formula of {f.type} field '{f.name}' must compute {wanted}, not {_a(checked.type)}"
+            self.problems.add_problem(Problem(doc.file, line, column, message, hint))
             return None
         if f.type in _SCALES:
             return stored_as(checked, _SCALES[f.type].scale(f))
