@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from conftest import OVERWRITE, is_error, make_config
+from conftest import OVERWRITE, is_error, make_config, token_for
 from crmkit.app import create_app
 from crmkit.cli import cli
 from crmkit.permissions import SYSTEM
@@ -57,6 +57,8 @@ validate:
     message: {en: The order ends before it starts, zh: 订单结束早于开始}
   - rule: "discount_rate is null or discount_rate <= 0.5"
     message: {en: At most half off, zh: 折扣不超过五折}
+  - rule: "discount_rate is null or discount_rate < 0.3 or note is not null"
+    message: {en: A big discount needs a note, zh: 大额折扣需备注}
 relations:
   lines: {kind: one_to_many, entity: line, field: order}
 """
@@ -87,7 +89,15 @@ transitions:
   - {name: lose, from: open, to: lost}
 """
 
-FILES = {"app.yaml": APP, "entities/customer.yaml": CUSTOMER, "entities/label.yaml": LABEL,
+ROLES = """
+roles:
+  clerk:
+    label: Clerk
+    entities: {"*": {read: all, create: true, update: all, delete: all}}
+    fields: {order.discount_rate: hidden}
+"""
+
+FILES = {"app.yaml": APP, "roles.yaml": ROLES, "entities/customer.yaml": CUSTOMER, "entities/label.yaml": LABEL,
          "entities/order.yaml": ORDER, "entities/line.yaml": LINE, "entities/deal.yaml": DEAL,
          "workflows/deal.yaml": DEAL_FLOW}
 
@@ -271,8 +281,9 @@ def test_validation_rules_on_create_update_and_bulk(api):
                     "message": {"en": "The order ends before it starts", "zh": "订单结束早于开始"}}
     order = post(api, "order", {**body, "ends_on": None})  # unknown is no failure: an empty end date passes
     error = is_error(patch(api, "order", order["id"], {"ends_on": "2026-01-01", "discount_rate": "0.60"}), 422)
-    assert {r["rule"] for r in error["details"]["_rules"]} == {"ends_on >= starts_on",
-                                                             "discount_rate is null or discount_rate <= 0.5"}
+    assert {r["rule"] for r in error["details"]["_rules"]} == {
+        "ends_on >= starts_on", "discount_rate is null or discount_rate <= 0.5",
+        "discount_rate is null or discount_rate < 0.3 or note is not null"}
     bulk = api.post("/api/v1/order/_bulk", json=[{"customer": customer["id"]}, {**body}])
     error = is_error(bulk, 422, "rule_failed")
     assert set(error["details"]) == {"1"} and "_rules" in error["details"]["1"]
@@ -313,3 +324,23 @@ def test_field_states_give_forms_the_same_rules(shop):
     assert stored["note"].readonly and stored["discount_reason"].required and not stored["cancel_reason"].visible
     with rt.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(rt.tables.entities["order"])).scalar() >= 0
+
+
+# ---------------------------------------------------------------- permissions
+
+def test_a_rule_reading_a_hidden_field_holds_but_names_neither_it_nor_its_text(shop, api):
+    customer = post(api, "customer", {"name": "Lu"})
+    order = post(api, "order", {"customer": customer["id"], "discount_rate": "0.40", "discount_reason": "vip",
+                                "note": "approved by Ma"})
+    token_for(shop, "clerk", ("clerk",))
+    clerk = shop.test_client(user="clerk")
+    assert "discount_rate" not in get(clerk, "order", order["id"])
+    error = is_error(patch(clerk, "order", order["id"], {"note": None}), 422, "rule_failed")
+    assert error["message"] == "A big discount needs a note"
+    assert error["details"]["_rules"] == [{"rule": None, "fields": ["note"],
+                                          "message": {"en": "A big discount needs a note", "zh": "大额折扣需备注"}}]
+    assert "discount_rate" not in str(error) and "discount_reason" in str(get(clerk, "order", order["id"]))
+    access = shop.extensions["crmkit"].permissions.of(
+        shop.extensions["crmkit"].directory.actor_for_token(token_for(shop, "clerk", ("clerk",)))).entity("order")
+    states = field_states(shop.extensions["crmkit"].records.rules, "order", {"discount_rate": Decimal("0.4")}, access)
+    assert "discount_rate" not in states and states["discount_reason"].visible

@@ -43,7 +43,7 @@ from .expressions import Context, SqlLoader, evaluate, to_sql
 from .expressions import tree as t
 from .expressions.tree import Checked
 from .hookspecs import hookimpl
-from .metadata.conditions import formula_order
+from .metadata.conditions import formula_order, own_fields
 from .metadata.spec import AppSpec, EntitySpec, FieldSpec, ValidationSpec, label_text
 from .tables import Tables
 
@@ -154,10 +154,11 @@ class RecordRules:
             return
         loader = SqlLoader(event.conn, self.tables) if rules.reads_rows else None
         context = self.context(event.actor.id)
+        visible = _visible(event)
         errors: dict[int, dict[str, Any]] = {}
         for index, row in enumerate(event.rows):
             # A new record's rollups are over no related records yet: computed all the same.
-            problems = self.apply(rules, row, row, None, context, loader, rules.formulas)
+            problems = self.apply(rules, row, row, None, context, loader, rules.formulas, visible)
             if problems:
                 errors[index] = problems
         if errors:
@@ -172,23 +173,27 @@ class RecordRules:
         loader = SqlLoader(event.conn, self.tables) if rules.reads_rows else None
         context = self.context(event.actor.id)
         problems: dict[str, Any] = {}
+        visible = _visible(event)
         if not event.actor.system:
             for f in rules.readonly_if:
                 assert f.readonly_if is not None
                 if (f.name in changes and changes[f.name] != stored[f.name]
                         and evaluate(f.readonly_if, stored, context, loader) is True):
-                    problems[f.name] = [f"is read-only while {f.readonly_if.text}"]
+                    problems[f.name] = ["is read-only " + _why("while", f.readonly_if, visible)]
         merged = {**stored, **changes}
-        problems.update(self.apply(rules, merged, changes, stored, context, loader, rules.row_formulas))
+        problems.update(self.apply(rules, merged, changes, stored, context, loader, rules.row_formulas, visible))
         if problems:
             raise _failed({0: problems}, single=True)
 
     def apply(self, rules: EntityRules, record: dict[str, Any], changes: dict[str, Any],
               stored: Mapping[str, Any] | None, context: Context, loader: SqlLoader | None,
-              formulas: Sequence[FieldSpec]) -> dict[str, Any]:
+              formulas: Sequence[FieldSpec], visible: frozenset[str] | None = None) -> dict[str, Any]:
         """Formulas, visibility, required_if and validation on ``record`` (every
         field by name); what is to be written goes into ``changes`` (the same
-        dict on create). Returns the problems by field."""
+        dict on create). Returns the problems by field, as the writer may
+        learn them (``visible``: the fields they may see; None: all): a rule
+        is enforced whatever it reads, but an error names no field hidden
+        from them, nor the text of a rule that reads one."""
         system = Context(context.timezone, context.now, None)  # a stored value does not depend on the writer
         self.compute(record, changes, stored, formulas, system, loader)
         cleared = False
@@ -204,12 +209,14 @@ class RecordRules:
             assert f.required_if is not None
             if (_empty(record.get(f.name)) and evaluate(f.required_if, record, context, loader) is True
                     and (f.visible_if is None or evaluate(f.visible_if, record, context, loader) is True)):
-                problems[f.name] = [f"is required when {f.required_if.text}"]
+                problems[f.name] = ["is required " + _why("when", f.required_if, visible)]
         failed = []
         for rule in rules.validate:
             if evaluate(rule.rule, record, context, loader) is False:
-                failed.append({"rule": rule.rule.text, "message": dict(rule.message), "fields": list(rule.fields)})
-                for name in rule.fields or ("_record",):
+                shown = [name for name in rule.fields if visible is None or name in visible]
+                text = rule.rule.text if len(shown) == len(rule.fields) else None
+                failed.append({"rule": text, "message": dict(rule.message), "fields": shown})
+                for name in shown or ("_record",):
                     problems.setdefault(name, []).append(label_text(rule.message, "en", rule.rule.text))
         if failed:
             problems["_rules"] = failed
@@ -359,6 +366,20 @@ class RecordRules:
         return done
 
 
+def _visible(event: RecordEvent) -> frozenset[str] | None:
+    """The fields of the written entity the writer may see (None: the system, all)."""
+    if event.actor.system:
+        return None
+    return frozenset(event.service.access(event.actor, event.entity).visible)
+
+
+def _why(word: str, condition: Checked, visible: frozenset[str] | None) -> str:
+    """' when <condition>', unless the condition reads a field hidden from the writer."""
+    if visible is None or all(name in visible for name in own_fields(condition)):
+        return f"{word} {condition.text}"
+    return "now"
+
+
 def _failed(errors: dict[int, dict[str, Any]], *, single: bool) -> ValidationFailed:
     """The 422 of rules a write breaks: the first rule's message (or the first
     field's), with the problems by field (``_rules``: each broken rule, its
@@ -366,7 +387,7 @@ def _failed(errors: dict[int, dict[str, Any]], *, single: bool) -> ValidationFai
     first = next(iter(errors.values()))
     rules = first.get("_rules")
     if rules:
-        message = rules[0]["message"].get("en") or rules[0]["rule"]
+        message = rules[0]["message"].get("en") or rules[0]["rule"] or "the record breaks a rule"
     else:
         name, messages = next(iter(first.items()))
         message = f"{name} {messages[0]}"
