@@ -15,7 +15,7 @@ from conftest import OVERWRITE, is_error, make_config, token_for
 from crmkit.app import create_app
 from crmkit.cli import cli
 from crmkit.permissions import SYSTEM
-from crmkit.rules import field_states
+from crmkit.rules import field_states, sections_shown
 from crmkit.settings import Settings
 
 APP = "app: shop\nlabel: Shop\ntimezone: Asia/Shanghai\n"
@@ -344,3 +344,12 @@ def test_a_rule_reading_a_hidden_field_holds_but_names_neither_it_nor_its_text(s
         shop.extensions["crmkit"].directory.actor_for_token(token_for(shop, "clerk", ("clerk",)))).entity("order")
     states = field_states(shop.extensions["crmkit"].records.rules, "order", {"discount_rate": Decimal("0.4")}, access)
     assert "discount_rate" not in states and states["discount_reason"].visible
+
+
+def test_sections_shown_follow_their_conditions(tmp_path, make_runtime):
+    from conftest import SAMPLE_CONFIG
+
+    rt = make_runtime(SAMPLE_CONFIG)
+    shown = sections_shown(rt.records.rules, "order", {"channel": "store"})
+    assert shown == [True, True, False, True]
+    assert sections_shown(rt.records.rules, "order", {"channel": "online"})[2] is True

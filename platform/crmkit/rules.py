@@ -431,6 +431,15 @@ def field_states(rules: RecordRules, entity: str, values: Mapping[str, Any], acc
     return states
 
 
+def sections_shown(rules: RecordRules, entity: str, values: Mapping[str, Any],
+                   loader: SqlLoader | None = None) -> list[bool]:
+    """For a form: whether each section of the entity's layout shows for these
+    values (its ``visible_if``; a layout, not a rule the server enforces)."""
+    context = rules.context()
+    return [section.condition is None or evaluate(section.condition, values, context, loader) is True
+            for section in rules.spec.entities[entity].form]
+
+
 # ------------------------------------------------------------------ the record hooks
 
 @hookimpl(trylast=True)
