@@ -309,6 +309,9 @@ def test_rules_hold_for_the_system_too(shop):
     assert getattr(raised.value, "code", None) == "rule_failed"
     order = rt.records.create("order", {"customer": customer["id"], "total": "99.00"}, SYSTEM)
     assert order["total"] == Decimal("0.00")  # the system may send a formula field: it is computed all the same
+    updated = rt.records.update("order", order["id"], {"total": "5.00", "discount_rate": "0.1",
+                                                      "discount_reason": "x"}, SYSTEM)
+    assert updated["total"] == Decimal("0.00") and updated["net"] == Decimal("0.00")
 
 
 # ---------------------------------------------------------------- for the screens

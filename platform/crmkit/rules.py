@@ -180,6 +180,9 @@ class RecordRules:
                 if (f.name in changes and changes[f.name] != stored[f.name]
                         and evaluate(f.readonly_if, stored, context, loader) is True):
                     problems[f.name] = ["is read-only " + _why("while", f.readonly_if, visible)]
+        for f in rules.formulas:  # a rollup stays as stored (the system may have sent one)
+            if f.name in changes and f not in rules.row_formulas:
+                del changes[f.name]
         merged = {**stored, **changes}
         problems.update(self.apply(rules, merged, changes, stored, context, loader, rules.row_formulas, visible))
         if problems:
