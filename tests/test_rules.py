@@ -356,3 +356,37 @@ def test_sections_shown_follow_their_conditions(tmp_path, make_runtime):
     shown = sections_shown(rt.records.rules, "order", {"channel": "store"})
     assert shown == [True, True, False, True]
     assert sections_shown(rt.records.rules, "order", {"channel": "online"})[2] is True
+
+
+# ---------------------------------------------------------------- the sample config
+
+def test_the_sample_configs_rules(make_app):
+    from conftest import SAMPLE_CONFIG
+
+    app = make_app(SAMPLE_CONFIG)
+    api = app.test_client()
+    customer = post(api, "customer", {"name": "张三"})
+    product = post(api, "product", {"name": "茶叶", "price": "88.00"})
+    order = post(api, "order", {"customer": customer["id"]})
+    for quantity in (2, 1):
+        post(api, "order_line", {"order": order["id"], "product": product["id"], "quantity": quantity,
+                                 "unit_price": "88.00"})
+    assert get(api, "order", order["id"])["total"] == "264.00"
+    patch(api, "order", order["id"], {"status": "paid", "paid_amount": "250.00"})
+    found = get(api, "customer", customer["id"])
+    assert (found["total_spent"], found["order_count"]) == ("250.00", 1)
+    assert found["last_order_at"] == get(api, "order", order["id"])["ordered_at"]
+
+    body = {"name": "年度合同", "customer": customer["id"], "amount": "1000.00", "start_on": "2026-06-01",
+            "end_on": "2026-05-01"}
+    error = is_error(api.post("/api/v1/contract", json=body), 422, "rule_failed")
+    assert error["details"]["_rules"][0]["message"]["zh"] == "合同到期日期早于开始日期"
+
+    deal = post(api, "opportunity", {"name": "大单", "customer": customer["id"]})
+    is_error(api.post(f"/api/v1/opportunity/{deal['id']}/transitions/lose", json={}), 409, "fields_required")
+    lost = api.post(f"/api/v1/opportunity/{deal['id']}/transitions/lose", json={"lost_reason": "price"})
+    assert lost.status_code == 200 and lost.get_json()["data"]["lost_reason"] == "price"
+    reopened = api.post(f"/api/v1/opportunity/{deal['id']}/transitions/reopen", json={})
+    assert reopened.get_json()["data"]["lost_reason"] is None  # hidden again: cleared
+    sent = patch(api, "opportunity", deal["id"], {"lost_reason": "price"})  # a hidden field's value is not kept
+    assert sent.status_code == 200 and sent.get_json()["data"]["lost_reason"] is None
