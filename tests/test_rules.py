@@ -50,6 +50,7 @@ fields:
   cancel_reason: {type: string, visible_if: "status = 'cancelled'", required_if: "status = 'cancelled'"}
   discount_reason: {type: string, required: true, visible_if: "discount_rate > 0"}
   note: {type: string, readonly_if: "status = 'paid'"}
+  customer_name: {type: string, formula: "customer.name + ' (' + customer.band + ')'"}
   starts_on: {type: date}
   ends_on: {type: date}
 validate:
@@ -194,6 +195,16 @@ def test_rollups_chain_through_formulas_and_other_entities(api):
     assert get(api, "customer", other["id"])["spent"] == "1080.00"
     assert api.delete(f"/api/v1/order/{order['id']}").status_code == 204  # its lines go with it (cascade)
     assert get(api, "customer", other["id"])["paid_orders"] == 0
+
+
+def test_a_formula_through_a_ref_follows_the_referenced_record(api):
+    customer = post(api, "customer", {"name": "Jiang"})
+    order = order_with_lines(api, customer["id"], (1, "2000.00"))
+    assert order["customer_name"] == "Jiang (small)"
+    patch(api, "customer", customer["id"], {"name": "Jiang Wei"})
+    assert get(api, "order", order["id"])["customer_name"] == "Jiang Wei (small)"
+    patch(api, "order", order["id"], {"status": "paid"})  # the customer's band changes: so does the order's formula
+    assert get(api, "order", order["id"])["customer_name"] == "Jiang Wei (big)"
 
 
 def test_many_to_many_links_count(api):

@@ -80,6 +80,18 @@ class Rollup:
     reads: frozenset[str]
 
 
+@dataclass(frozen=True)
+class Lookup:
+    """Formulas of ``owner`` that read through its ref ``via`` (``customer.level``):
+    what to compute again when a referenced record changes."""
+
+    owner: str
+    via: FieldSpec
+    fields: tuple[FieldSpec, ...]
+    #: The referenced entity's fields they read.
+    reads: frozenset[str]
+
+
 @dataclass
 class EntityRules:
     """One entity's compiled rules, sorted for applying."""
@@ -141,6 +153,23 @@ class RecordRules:
             for relation, fields, reads in by_relation.values():
                 self.rollups.setdefault(relation.entity, []).append(
                     Rollup(entity.name, relation, tuple(fields), frozenset(reads)))
+        #: referenced entity -> the formulas reading through a ref to it
+        self.lookups: dict[str, list[Lookup]] = {}
+        for entity in spec.entities.values():
+            through: dict[str, tuple[FieldSpec, list[FieldSpec], set[str]]] = {}
+            for f in self.entities[entity.name].formulas:
+                assert f.formula is not None
+                for node in t.walk(f.formula.root):
+                    if isinstance(node, t.Field) and node.frame == 0 and node.path.hops:
+                        hop = node.path.hops[0]
+                        via, fields, names = through.setdefault(hop.name, (hop, [], set()))
+                        if f not in fields:
+                            fields.append(f)
+                        names.add(node.path.fields[1].name)
+            for via, fields, names in through.values():
+                if via.to in spec.entities:
+                    self.lookups.setdefault(via.to, []).append(
+                        Lookup(entity.name, via, tuple(fields), frozenset(names)))
         self._statements: dict[tuple[str, str, tuple[str, ...]], sa.Update] = {}
 
     def context(self, user_id: int | None = None) -> Context:
@@ -254,6 +283,19 @@ class RecordRules:
                 touched.setdefault(key, (rollup, set()))[1].update(ids)
         for rollup, ids in touched.values():
             self.refresh(event.conn, rollup.owner, ids, rollup.fields)
+        if event.action != "create":  # nothing refers to a new record yet
+            for lookup in self.lookups.get(entity.name, ()):
+                ids = {r["id"] for r, c in zip(event.records or event.old, event.changes or [{}] * len(event.old))
+                       if event.action != "update" or lookup.reads & c.keys()}
+                self._refresh_referrers(event.conn, lookup, ids)
+
+    def _refresh_referrers(self, conn: sa.Connection, lookup: Lookup, ids: set[int] | list[int]) -> None:
+        if not ids:
+            return
+        table = self.tables.entities[lookup.owner]
+        owners = set(conn.execute(sa.select(table.c.id).where(table.c[lookup.via.column].in_(sorted(ids)),
+                                                              table.c.deleted_at.is_(None))).scalars())
+        self.refresh(conn, lookup.owner, owners, lookup.fields)
 
     def _own_relations(self, entity: str, changes: Mapping[str, Any]) -> list[Rollup]:
         """The rollups of ``entity`` over many-to-many relations whose links changed."""
@@ -302,6 +344,9 @@ class RecordRules:
                 owners = set(conn.execute(sa.select(list(link.c)[0]).where(list(link.c)[1].in_(ids))).scalars())
             owners.discard(None)
             self.refresh(conn, rollup.owner, owners, rollup.fields)
+        for lookup in self.lookups.get(entity, ()):
+            if lookup.reads & changed:
+                self._refresh_referrers(conn, lookup, ids)
 
     def _update(self, conn: sa.Connection, entity: str, fields: Iterable[FieldSpec], ids: list[int] | None
                 ) -> set[str]:
@@ -366,6 +411,9 @@ class RecordRules:
             for rollup in self.rollups.get(name, ()):
                 if rollup.reads & changed:
                     pending.append((rollup.owner, list(rollup.fields)))
+            for lookup in self.lookups.get(name, ()):
+                if lookup.reads & changed:
+                    pending.append((lookup.owner, list(lookup.fields)))
         return done
 
 
