@@ -159,15 +159,15 @@ class RecordRules:
             through: dict[str, tuple[FieldSpec, list[FieldSpec], set[str]]] = {}
             for f in self.entities[entity.name].formulas:
                 assert f.formula is not None
-                for node in t.walk(f.formula.root):
-                    if isinstance(node, t.Field) and node.frame == 0 and node.path.hops:
-                        hop = node.path.hops[0]
+                for part in t.walk(f.formula.root):
+                    if isinstance(part, t.Field) and part.frame == 0 and part.path.hops:
+                        hop = part.path.hops[0]
                         via, fields, names = through.setdefault(hop.name, (hop, [], set()))
                         if f not in fields:
                             fields.append(f)
-                        names.add(node.path.fields[1].name)
+                        names.add(part.path.fields[1].name)
             for via, fields, names in through.values():
-                if via.to in spec.entities:
+                if via.to is not None and via.to in spec.entities:
                     self.lookups.setdefault(via.to, []).append(
                         Lookup(entity.name, via, tuple(fields), frozenset(names)))
         self._statements: dict[tuple[str, str, tuple[str, ...]], sa.Update] = {}
