@@ -275,8 +275,10 @@ def purge(config: Path, days: int | None) -> None:
 @config_argument
 @user_errors
 def recompute(target: str, config: Path) -> None:
-    """Rebuild stored formulas, set-based: every formula of ENTITY (or its
-    FIELD alone), then the formulas elsewhere that read them.
+    """Rebuild an entity's stored formulas.
+
+    Set-based, over every record: every formula of ENTITY (or its FIELD
+    alone), then the formulas elsewhere that read them.
 
     Formulas are kept current on every write; this is for after a bulk load
     that bypassed the records service, or a formula changed in the config."""
