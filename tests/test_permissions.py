@@ -63,7 +63,7 @@ WORKFLOW_YAML = """
     transitions:
       - {name: upgrade, from: bronze, to: silver, require: [email]}
       - {name: crown, from: silver, to: gold, roles: [manager], when: "age >= 18"}
-      - {name: reset, from: "*", to: bronze, when: "weekday(now()) = 1"}
+      - {name: reset, from: "*", to: bronze, when: "weekday(now()) > 7"}
 """
 
 #  hq
@@ -554,9 +554,9 @@ def test_transitions_need_the_transition_scope_roles_and_requirements(org):
     rt.records.update("customer", record["id"], {"owner_id": users["boss"]["id"]}, SYSTEM)
     is_error(boss.post(f"{url}/transitions/crown"), 403, "forbidden")  # boss reads but has no transition action
     rt.directory.update_user(users["boss"]["id"], {"team_id": "sales"}, SYSTEM)
-    # a condition outside the supported subset refuses rather than running unchecked
-    error = is_error(admin.post(f"{url}/transitions/reset"), 409, "unsupported_condition")
-    assert "expression language" in error["message"]
+    # a condition in the expression language that does not hold (never: weekdays are 1 to 7)
+    error = is_error(admin.post(f"{url}/transitions/reset"), 409, "condition_failed")
+    assert error["message"] == "'reset' needs: weekday(now()) > 7"
     assert admin.get(url).get_json()["data"]["level"] == "silver"
     is_error(client_of(app, "chief").post(f"{API}/customer/{owned['chief']}/transitions/nope"), 404,
              "unknown_transition")

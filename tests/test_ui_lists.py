@@ -44,9 +44,11 @@ def app(module_database_url, tmp_path_factory):
         ids[name] = rt.directory.user(name)["id"]
     customers = {"alpha": "rep_a", "beta": "rep_b", "gamma": "boss"}
     for name, owner in customers.items():
-        rt.records.create("customer", {"name": f"{name}客户", "mobile": MOBILES[name], "level": "a",
-                                       "total_spent": "1280.00", "notes": SECRET_NOTE, "owner_id": ids[owner]},
-                          SYSTEM)
+        customer = rt.records.create("customer", {"name": f"{name}客户", "mobile": MOBILES[name], "level": "a",
+                                                  "notes": SECRET_NOTE, "owner_id": ids[owner]}, SYSTEM)
+        # total_spent is the sum of the paid orders (a formula, kept current by the rules)
+        rt.records.create("order", {"customer": customer["id"], "status": "paid", "channel": "store",
+                                    "paid_amount": "1280.00"}, SYSTEM)
     rt.records.create("product", {"name": "保温杯", "price": "99.00", "cost": PRODUCT_COST}, SYSTEM)
     app.extensions["test_user_ids"] = ids
     yield app

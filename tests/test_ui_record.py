@@ -181,7 +181,8 @@ def test_a_masked_fields_changes_show_masked_on_the_timeline(world):
 def test_service_sees_the_customers_money_masked(world):
     html = get(world.app, "service_rep", f"/app/customer/{world.customer}")
     section = html[html.index("累计消费"):]
-    assert re.match(r"累计消费</dt>\s*<dd class=\"type-money\"><span class=\"masked\">\*\*\*</span>", section)
+    assert re.match(r"累计消费( <small class=\"help\">[^<]*</small>)?</dt>\s*"
+                    r"<dd class=\"type-money\"><span class=\"masked\">\*\*\*</span>", section)
 
 
 # ---------------------------------------------------------------- buttons

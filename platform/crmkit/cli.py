@@ -23,6 +23,7 @@ from typing import Any
 
 import click
 
+from .database import write_transaction
 from .errors import CrmError
 from .metadata.problems import ConfigError, did_you_mean
 from .migrations import MigrationRefused
@@ -267,6 +268,40 @@ def purge(config: Path, days: int | None) -> None:
     rt.check_database()
     purged = rt.records.purge(dt.timedelta(days=days) if days is not None else None)
     click.echo("Purged: " + (", ".join(f"{n} {e}" for e, n in purged.items()) or "nothing"))
+
+
+@cli.command()
+@click.argument("target", metavar="ENTITY[.FIELD]")
+@config_argument
+@user_errors
+def recompute(target: str, config: Path) -> None:
+    """Rebuild an entity's stored formulas.
+
+    Set-based, over every record: every formula of ENTITY (or its FIELD
+    alone), then the formulas elsewhere that read them.
+
+    Formulas are kept current on every write; this is for after a bulk load
+    that bypassed the records service, or a formula changed in the config."""
+    rt = _runtime(config)
+    rt.check_database()
+    entity_name, _, field_name = target.partition(".")
+    entity = rt.spec.entities.get(entity_name)
+    if entity is None:
+        raise CommandError(f"unknown entity '{entity_name}'{_hint(entity_name, rt.spec.entities)}")
+    formulas = [f.name for f in entity.fields.values() if f.formula is not None]
+    if field_name and field_name not in formulas:
+        raise CommandError(f"{entity_name} has no formula field '{field_name}'{_hint(field_name, formulas)}")
+    if not formulas:
+        raise CommandError(f"{entity_name} has no formula fields")
+    started = time.perf_counter()
+    with write_transaction(rt.engine) as conn:
+        done = rt.records.rules.recompute(conn, entity_name, field_name or None)
+    click.echo(f"Recomputed {', '.join(done)} in {time.perf_counter() - started:.1f} s.")
+
+
+def _hint(word: str, names: Iterable[str]) -> str:
+    hint = did_you_mean(word, names)
+    return f" ({hint})" if hint else ""
 
 
 # ---------------------------------------------------------------- people: users, teams, tokens

@@ -24,10 +24,12 @@ from sqlalchemy.exc import IntegrityError
 from .audit import AuditTrail
 from .database import write_transaction
 from .errors import Conflict, CrmError, Forbidden, NotFound, ValidationFailed
+from .expressions import SqlLoader
 from .fieldtypes import MAX_ID, FieldType
 from .metadata.spec import AppSpec, EntitySpec, FieldSpec, RelationSpec, label_text
 from .permissions import ANONYMOUS, Actor, EntityAccess, refusal, scope_params
 from .query import QueryBuilder
+from .rules import RecordRules
 from .serialization import EntitySchemas
 from .sharing import Sharing
 from .sqltypes import UTC
@@ -79,6 +81,8 @@ class RecordsService:
         self._workflow_fields = {name: {wf.field: wf for wf in flows} for name, flows in self.workflows.items()}
         #: Collaborators (record shares), written through this service.
         self.sharing = Sharing(self)
+        #: Formulas, rollups, conditional fields and validation rules (applied by its record hooks).
+        self.rules = RecordRules(spec, tables)
         self._referrers = self._find_referrers()
         #: The UPDATE of a live record at a known version; the SET columns are
         #: the parameters given (built once: statement building is costly).
@@ -565,20 +569,22 @@ class RecordsService:
             if row is None:
                 raise self.not_found(entity, record_id)
             in_scope = self.queries.fetch(conn, entity, record_id, actor=actor, actions=("transition",)) is not None
-        values = {f.name: row[f.column] for f in entity.fields.values()}
-        access = self.permissions.of(actor)
-        moves = []
-        for workflow in self.workflows.get(entity.name, ()):
-            state = values[workflow.field]
-            for move in workflow.transitions:
-                if not move.allows_from(state):
-                    continue
-                blocked = blocker(move, access, values) if in_scope else None
-                reason = ("your role does not allow you to move this record" if not in_scope
-                          else blocked.message if blocked is not None else None)
-                moves.append({"name": move.name, "label": dict(move.label), "from": state, "to": move.to,
-                              "workflow": workflow.name, "allowed": reason is None, "reason": reason,
-                              "missing": missing_fields(move, values)})
+            values = {f.name: row[f.column] for f in entity.fields.values()}
+            access = self.permissions.of(actor)
+            context = self.rules.context(actor.id)
+            loader = SqlLoader(conn, self.tables)  # for a condition that reads other records
+            moves = []
+            for workflow in self.workflows.get(entity.name, ()):
+                state = values[workflow.field]
+                for move in workflow.transitions:
+                    if not move.allows_from(state):
+                        continue
+                    blocked = blocker(move, access, values, context=context, loader=loader) if in_scope else None
+                    reason = ("your role does not allow you to move this record" if not in_scope
+                              else blocked.message if blocked is not None else None)
+                    moves.append({"name": move.name, "label": dict(move.label), "from": state, "to": move.to,
+                                  "workflow": workflow.name, "allowed": reason is None, "reason": reason,
+                                  "missing": missing_fields(move, values)})
         return moves
 
     def transition(self, entity_name: str, record_id: int, name: str, data: Any, actor: Actor, *,
@@ -606,7 +612,8 @@ class RecordsService:
                 raise self._validation({0: problems}, True)
             merged = {f.name: old[f.column] for f in entity.fields.values()}
             merged.update(values)
-            blocked = blocker(move, self.permissions.of(actor), merged)
+            blocked = blocker(move, self.permissions.of(actor), merged, context=self.rules.context(actor.id),
+                              loader=SqlLoader(tx, self.tables))
             if blocked is not None:
                 raise self._refusal(blocked, move, actor, entity, record_id)
             return self.update(entity.name, record_id, {**data, workflow.field: move.to}, actor, version=version,

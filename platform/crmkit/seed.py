@@ -114,7 +114,7 @@ class Rollup:
 
 ROLLUPS = (
     Rollup("order", "total", "order_line", "order", "sum", "amount"),
-    Rollup("customer", "order_count", "order", "customer", "count"),
+    Rollup("customer", "order_count", "order", "customer", "count", when=lambda record: record.get("status") in PAID),
     Rollup("customer", "total_spent", "order", "customer", "sum", "paid_amount"),
     Rollup("customer", "last_order_at", "order", "customer", "max", "ordered_at"),
     Rollup("receivable_plan", "paid_amount", "payment", "receivable_plan", "sum", "amount"),
@@ -673,6 +673,15 @@ class _Seeder:
                 record["quantity"] = rng.choice((1, 1, 1, 2, 2, 3))
                 if "amount" in fields:
                     record["amount"] = record["quantity"] * record["unit_price"]
+        if {"start_on", "end_on"} <= set(fields):
+            for record in records:  # a contract ends after it starts
+                start, end = record.get("start_on"), record.get("end_on")
+                if start is not None and end is not None and end < start:
+                    record["start_on"], record["end_on"] = end, start
+        if {"discount", "approval_status"} <= set(fields):
+            for record in records:  # a big discount is asked for approval
+                if (record.get("discount") or 0) > 30 and record.get("approval_status", "draft") == "draft":
+                    record["approval_status"] = "pending"
         if "stage" in fields and "lost_reason" in fields:
             for record in records:  # only a lost opportunity has a lost reason, and every lost one has one
                 if record.get("stage") != "lost":

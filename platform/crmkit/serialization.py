@@ -113,7 +113,8 @@ class EntitySchemas:
                 errors[key] = [f"unknown field{_hint(key, candidates)}"]
                 continue
             if key not in self.writable and not (system and not f.system and f.type != "autonumber"):
-                errors[key] = ["is read-only"]
+                errors[key] = ["is computed by its formula: it cannot be set" if f.formula is not None
+                               else "is read-only"]
                 continue
             if allowed is not None and key not in allowed:
                 errors[key] = ["is read-only for your role"]

@@ -65,6 +65,8 @@ def _spec_field_schema(self, field, **kwargs) -> dict:
         schema["description"] = label_text(f.help, "en", "")
     if f.readonly or field.dump_only:
         schema["readOnly"] = True
+    if f.formula is not None:
+        schema["x-formula"] = f.formula.text
     if field.allow_none:
         _nullable(schema)
     return schema

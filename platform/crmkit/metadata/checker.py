@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from jsonschema.exceptions import ValidationError, best_match
 
 from .builtin_entities import DIRECTORY_FIELDS
+from .conditions import compile_rules
 from .loader import Document
 from .problems import MAX_MESSAGE, Problem, ProblemList, did_you_mean, shown
 from .schemas import fast_check, load_schema, validator
@@ -365,7 +366,8 @@ class _EntityBuilder:
         return DueSpec(name, MappingProxyType({k: t for k, t in texts.items() if t is not None}))
 
 
-_COMMON_KEYS = frozenset({"type", "label", "help", "required", "unique", "index", "readonly", "default"})
+_COMMON_KEYS = frozenset({"type", "label", "help", "required", "unique", "index", "readonly", "default",
+                          "formula", "required_if", "visible_if", "readonly_if"})
 
 
 def _system_fields(owned: bool) -> dict[str, FieldSpec]:
@@ -518,7 +520,7 @@ def build_spec(documents: Iterable[Document], types: Mapping[str, Any], problems
         return None
     automations = {name: _freeze(raw) for doc in by_kind.get("automations", [])
                    for name, raw in doc.data["automations"].items()}
-    return AppSpec(
+    spec = AppSpec(
         name=app["app"], label=_as_label(app.get("label"), app["app"]),
         entities=MappingProxyType(known.entities), locales=tuple(app.get("locales", ("zh", "en"))),
         timezone=timezone, plugins=tuple(app.get("plugins", ())),
@@ -530,6 +532,7 @@ def build_spec(documents: Iterable[Document], types: Mapping[str, Any], problems
         public=tuple(app.get("public", ())), menu=menu,
         views=MappingProxyType(views), tags=MappingProxyType(tags), automations=MappingProxyType(automations),
     )
+    return compile_rules(spec, entity_docs, by_kind.get("workflow", []), problems)
 
 
 def _menu(doc: Document, entities: Mapping[str, EntitySpec], problems: ProblemList) -> tuple[MenuGroup, ...]:

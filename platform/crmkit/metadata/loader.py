@@ -339,6 +339,33 @@ class Document:
             position = (mark.line + 1, mark.column + 1)
         return position
 
+    def locate_text(self, path: tuple, line: int, column: int) -> tuple[int, int]:
+        """(line, column), 1-based, of a place in the text at ``path`` (an
+        expression), given as the line and column within that text: where an
+        expression's error points in the file. Exact for a text on one line,
+        plain or quoted, and for a literal block (``|``); a folded text points
+        into its first line."""
+        node, parent_key = self._root(), None
+        if node is None:
+            return (1, 1)
+        for step in path:
+            if isinstance(node, MappingNode) and isinstance(step, str) and step in self._pairs(node):
+                parent_key, node = self._pairs(node)[step]
+            elif isinstance(node, SequenceNode) and isinstance(step, int) and 0 <= step < len(node.value):
+                node = node.value[step]
+            else:
+                return self.locate(path)
+        start = node.start_mark
+        if not isinstance(node, ScalarNode):
+            return (start.line + 1, start.column + 1)
+        if node.style == "|":  # a literal block: its lines are the text's, indented under the key
+            indent = (parent_key.start_mark.column if parent_key is not None else start.column) + 2
+            return (start.line + 1 + line, indent + column)
+        quoted = 1 if node.style in ("'", '"') else 0
+        if line == 1 and start.line == node.end_mark.line:
+            return (start.line + 1, start.column + 1 + quoted + column - 1)
+        return (start.line + 1, start.column + 1 + quoted)
+
     def _root(self) -> Node | None:
         if self.root is None and self.source:
             try:  # JSON is YAML 1.2: libyaml finds its positions

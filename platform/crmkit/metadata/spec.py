@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the expression tree refers to these specs: no import at run time
+    from ..expressions.tree import Checked
 
 Label = Mapping[str, str]
 
@@ -78,6 +81,13 @@ class FieldSpec:
     mobile_only: bool = False
     level: str = "district"
     system: bool = False
+    #: Rules in the expression language, compiled at check time (crmkit.rules
+    #: applies them): a stored, read-only value computed from the record (and
+    #: its relations), and conditions on the record's values.
+    formula: Checked | None = None
+    required_if: Checked | None = None
+    visible_if: Checked | None = None
+    readonly_if: Checked | None = None
     #: The column name: refs store the id as ``<name>_id``. (Derived, kept as
     #: attributes: they are read for every value of every write and read.)
     column: str = field(init=False, repr=False, compare=False)
@@ -114,6 +124,20 @@ class SectionSpec:
     fields: tuple[str, ...]
     visible_if: str | None = None
     columns: int = 2
+    #: ``visible_if`` compiled at check time.
+    condition: Checked | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationSpec:
+    """A validation rule of an entity (``validate:``): every write of a record
+    must leave ``rule`` true (or unknown, as a CHECK constraint: a rule about
+    an empty field does not fail; ``required`` says a field needs a value)."""
+
+    rule: Checked
+    message: Label
+    #: The record's own fields the rule reads: the ones an error names.
+    fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +177,8 @@ class EntitySpec:
     timeline: str | None = None
     #: The home page's to-dos of this entity (None: it has none).
     due: DueSpec | None = None
+    #: Validation rules, in the order written.
+    validate: tuple[ValidationSpec, ...] = ()
 
     @property
     def user_fields(self) -> tuple[FieldSpec, ...]:
@@ -194,10 +220,10 @@ class TransitionSpec:
     to: str
     require: tuple[str, ...] = ()
     roles: tuple[str, ...] = ()
-    #: The condition as written. crmkit.workflows compiles it into the move's
-    #: ``condition`` (a workflows.Condition); the expression language will
-    #: compile it here, at check time, so that a bad condition is a config problem.
+    #: The condition as written, and compiled at check time (a bad condition
+    #: is a config problem).
     when: str | None = None
+    condition: Checked | None = None
 
     @property
     def from_any_state(self) -> bool:
