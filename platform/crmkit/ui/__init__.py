@@ -11,7 +11,7 @@ from flask import Flask, current_app, redirect
 
 
 def init_app(app: Flask) -> None:
-    from . import display, docs, i18n, login, security, shell
+    from . import admin, display, docs, i18n, login, security, shell
 
     app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True  # no blank lines where tags were
     i18n.init_app(app)  # the language of every page, the catalogs, the label filter
@@ -22,6 +22,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(login.bp)
     app.register_blueprint(docs.bp)
     app.register_blueprint(shell.bp)
+    admin.init_app(app)  # the admin console at /admin/ (Flask-Admin; admin role only)
 
     @app.get("/")
     def index():
