@@ -308,7 +308,10 @@ class RecordView(ServiceModelView):
                     return redirect(self.get_url(".details_view", id=record["id"]), 303)
             values: Any = request.form
         else:
-            values = {f.name: form_value(f, record[f.column]) for f, _w in self.input_fields(False)}
+            masks = dict(entity_reader(self.entity).masked)
+            values = {f.name: masks[f.name](runtime().field_types[f.type].dump(f, record[f.column]))
+                      if f.name in masks and record[f.column] is not None else form_value(f, record[f.column])
+                      for f, _w in self.input_fields(False)}
         return self._form(record, errors, values)
 
     @expose("/delete/", methods=("POST",))
