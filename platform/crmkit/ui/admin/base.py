@@ -9,8 +9,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import current_app, flash, g, request
 import wtforms
+from flask import current_app, flash, g, request
 from flask_admin import AdminIndexView, BaseView, expose
 from flask_admin.model import BaseModelView
 from flask_babel import gettext as _
@@ -113,7 +113,8 @@ def list_args(extra: Iterable[tuple[str, str]] = (), skip: Iterable[str] = ()) -
     return args + list(extra)
 
 
-def read_page(source: Source, args: list[tuple[str, str]], *, run: Any = None) -> tuple[Page | None, ListRequest | None]:
+def read_page(source: Source, args: list[tuple[str, str]], *,
+              run: Any = None) -> tuple[Page | None, ListRequest | None]:
     """A page of a list through the query builder, within the admin's scope;
     a mistake in the parameters is flashed and gives no page."""
     rt = runtime()

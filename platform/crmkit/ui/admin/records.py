@@ -7,21 +7,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlencode
 
 from flask import flash, redirect, request
 from flask_admin import expose
-from flask_babel import get_timezone
+from flask_babel import get_timezone, lazy_gettext
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext
 
 from ...errors import CrmError
 from ...fieldtypes import MAX_ID, FieldValueError, whole_number
 from ...metadata.spec import EntitySpec, FieldSpec
-from ...permissions import EntityAccess, audit_changes, mask_for
+from ...permissions import EntityAccess, audit_changes
 from ...query import Page, Source
 from ..display import field_value
 from ..i18n import locale
@@ -58,7 +57,7 @@ def entity_reader(entity: EntitySpec) -> EntityAccess:
     return access().entity(entity.name)
 
 
-def present(entity: EntitySpec, fields: list[FieldSpec], rows: list[Mapping[str, Any]]) -> list[dict[str, Cell]]:
+def present(entity: EntitySpec, fields: list[FieldSpec], rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Cell]]:
     """Rows as cells in the user's language: values formatted as on every
     screen, masked fields masked, refs by the title of the record (if the
     admin may read it) linking to it."""
@@ -68,7 +67,7 @@ def present(entity: EntitySpec, fields: list[FieldSpec], rows: list[Mapping[str,
     titles: dict[str, dict[int, Any]] = {}
     with rt.engine.connect() as conn:
         for f in fields:
-            if f.type == "ref" and f.to in rt.spec.entities and f.name not in masks:
+            if f.type == "ref" and f.to is not None and f.to in rt.spec.entities and f.name not in masks:
                 ids = {row[f.column] for row in rows if row.get(f.column)}
                 titles[f.name] = rt.queries.titles(conn, f.to, ids, actor()) if ids else {}
     language, zone = locale(), get_timezone()
