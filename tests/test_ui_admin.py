@@ -149,6 +149,25 @@ def test_every_page_has_the_csp_the_top_bar_and_no_inline_script_or_style(app):
             assert f'name="csrf_token" value="{csrf}"' in form, (path, form[:200])
 
 
+def test_the_shell_links_admins_to_the_console_and_nobody_else(app):
+    client, _csrf = log_in(app)
+    assert 'href="/admin/"' in get(client, "/app/")
+    clerk, _csrf = log_in(app, "clara", ("clerk",))
+    assert 'href="/admin/"' not in get(clerk, "/app/")
+
+
+def test_flask_admins_mass_delete_is_not_a_way_around_the_pages(app):
+    rt = app.extensions["crmkit"]
+    client, csrf = log_in(app)
+    user = rt.directory.create_user({"username": "victim"}, SYSTEM)
+    record = rt.records.create("product", {"name": "Kept"}, SYSTEM)
+    client.post("/admin/users/action/", data={"csrf_token": csrf, "action": "delete", "rowid": str(user["id"])})
+    client.post("/admin/data/product/action/", data={"csrf_token": csrf, "action": "delete",
+                                                      "rowid": str(record["id"])})
+    assert rt.directory.user("victim")["active"] is True
+    assert "Kept" in get(client, "/admin/data/product/")
+
+
 def test_a_post_without_the_csrf_token_is_refused(app):
     client, _csrf = log_in(app)
     response = client.post("/admin/teams/new/", data={"name": "north", "label": "North"})

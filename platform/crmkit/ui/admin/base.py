@@ -172,6 +172,10 @@ class ServiceModelView(ConsoleMixin, BaseModelView):
 
     column_list: Any = ("id",)
     can_view_details = True
+    # Flask-Admin's mass delete and exports would bypass the pages' checks and
+    # messages: deleting is one record at a time here, exports are the API's.
+    action_disallowed_list = ["delete"]
+    can_export = False
 
     def __init__(self, name: Any, endpoint: str, url: str) -> None:
         super().__init__(dict, name=name, endpoint=endpoint, url=url)
