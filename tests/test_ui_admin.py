@@ -408,3 +408,13 @@ def test_the_audit_trail_filters_by_user_entity_action_and_date(app):
     assert "Widget" in get(client, "/admin/audit/?actor=system&entity=product")
     assert "Widget" not in get(client, "/admin/audit/?entity=product&from=2000-01-01&to=2000-01-02")
     assert "Widget" in get(client, "/admin/audit/?entity=product&from=2000-01-01")
+
+
+def test_a_reference_shows_the_title_of_the_record_it_names(app):
+    rt = app.extensions["crmkit"]
+    client, _csrf = log_in(app)
+    customer = rt.records.create("customer", {"name": "Acme"}, SYSTEM)
+    order = rt.records.create("order", {"customer": customer["id"], "ordered_at": "2026-01-01T00:00:00Z"}, SYSTEM)
+    listed = get(client, "/admin/data/order/")
+    assert f'<a href="/admin/data/customer/details/?id={customer["id"]}">Acme (#{customer["id"]})</a>' in listed
+    assert f"当前：Acme (#{customer['id']})" in get(client, f"/admin/data/order/edit/?id={order['id']}")

@@ -110,10 +110,12 @@ class UsersView(ServiceModelView):
     def index_view(self) -> Any:
         page, list_request = read_page(self.source(), list_args())
         rows = page_rows(self.source(), page)
-        team_labels = {t["id"]: t["label"] for t in teams()}
+        all_teams = teams()
+        team_labels = {t["id"]: t["label"] for t in all_teams}
         superiors = user_names({r["superior_id"] for r in rows if r.get("superior_id")})
         return self.render(self.list_template, rows=rows, team_labels=team_labels, superiors=superiors,
-                           teams=teams(), next_url=next_url(page), first_url=first_url(), args=request.args)
+                           teams=all_teams, next_url=next_url(page), first_url=first_url(), args=request.args,
+                           role_labels=runtime().permissions.roles)
 
     def _form_data(self, old: Any = None) -> dict[str, Any]:
         """What the form sends, as the directory takes it; on edit only what changed

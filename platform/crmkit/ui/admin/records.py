@@ -263,8 +263,11 @@ class RecordView(ServiceModelView):
         return data, errors
 
     def _form(self, record: Any, errors: dict[str, list[str]], values: Any) -> Any:
+        fields = self.input_fields(record is None)
+        refs = [f for f, _writable in fields if f.type == "ref"]
+        current = present(self.entity, refs, [record])[0] if record is not None and refs else {}
         return self.render(self.edit_template, entity=self.entity, record=record, errors=errors, values=values,
-                           fields=self.input_fields(record is None))
+                           fields=fields, current=current)
 
     @expose("/new/", methods=("GET", "POST"))
     def create_view(self) -> Any:
