@@ -418,3 +418,17 @@ def test_a_reference_shows_the_title_of_the_record_it_names(app):
     listed = get(client, "/admin/data/order/")
     assert f'<a href="/admin/data/customer/details/?id={customer["id"]}">Acme (#{customer["id"]})</a>' in listed
     assert f"当前：Acme (#{customer['id']})" in get(client, f"/admin/data/order/edit/?id={order['id']}")
+
+
+def test_markup_in_a_record_renders_inert_on_every_console_page(app):
+    rt = app.extensions["crmkit"]
+    client, _csrf = log_in(app)
+    product = rt.records.create("product", {"name": XSS, "sku": "x1"}, SYSTEM)
+    binned = rt.records.create("product", {"name": XSS, "sku": "x2"}, SYSTEM)
+    rt.records.delete("product", binned["id"], SYSTEM)
+    for path in ["/admin/data/product/", f"/admin/data/product/details/?id={product['id']}",
+                 f"/admin/data/product/edit/?id={product['id']}", "/admin/audit/?entity=product",
+                 "/admin/recycle_bin/?entity=product"]:
+        html = get(client, path)
+        assert "<script>alert(1)" not in html and "<img src=x" not in html, path
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html or "\\u003cscript" in html or "&#34;" in html, path
