@@ -156,14 +156,19 @@ def test_the_shell_links_admins_to_the_console_and_nobody_else(app):
     assert 'href="/admin/"' not in get(clerk, "/app/")
 
 
-def test_flask_admins_mass_delete_is_not_a_way_around_the_pages(app):
+def test_flask_admins_own_routes_are_not_a_way_around_the_pages(app):
     rt = app.extensions["crmkit"]
     client, csrf = log_in(app)
     user = rt.directory.create_user({"username": "victim"}, SYSTEM)
     record = rt.records.create("product", {"name": "Kept"}, SYSTEM)
-    client.post("/admin/users/action/", data={"csrf_token": csrf, "action": "delete", "rowid": str(user["id"])})
-    client.post("/admin/data/product/action/", data={"csrf_token": csrf, "action": "delete",
-                                                      "rowid": str(record["id"])})
+    for path, target in (("/admin/users/action/", user), ("/admin/data/product/action/", record),
+                         ("/admin/users/delete/", user)):
+        response = client.post(path, data={"csrf_token": csrf, "action": "delete", "rowid": str(target["id"]),
+                                           "id": str(target["id"])})
+        assert response.status_code in (404, 405), path
+    for path in ("/admin/users/export/csv/", "/admin/users/ajax/lookup/?name=x&query=a",
+                 "/admin/static/admin/js/helpers.js"):
+        assert client.get(path, headers=BROWSER).status_code == 404, path
     assert rt.directory.user("victim")["active"] is True
     assert "Kept" in get(client, "/admin/data/product/")
 

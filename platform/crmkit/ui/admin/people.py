@@ -82,7 +82,7 @@ class UsersView(ServiceModelView):
     details_template = "admin/users/details.html"
 
     def __init__(self) -> None:
-        super().__init__(lazy_gettext("Users"), "console_users", "/admin/users")
+        super().__init__(lazy_gettext("Users"), "crmkit_admin_users", "/admin/users")
 
     def source(self) -> Source:
         return runtime().queries.platform["user"]
@@ -245,7 +245,7 @@ class TeamsView(ServiceModelView):
     create_template = edit_template = "admin/teams/form.html"
 
     def __init__(self) -> None:
-        super().__init__(lazy_gettext("Teams"), "console_teams", "/admin/teams")
+        super().__init__(lazy_gettext("Teams"), "crmkit_admin_teams", "/admin/teams")
 
     def source(self) -> Source:
         return runtime().queries.platform["team"]
@@ -343,7 +343,7 @@ class TokensView(ConsoleView):
     to see what has access and revoke what should not."""
 
     def __init__(self) -> None:
-        super().__init__(name=lazy_gettext("API tokens"), endpoint="console_tokens", url="/admin/tokens")
+        super().__init__(name=lazy_gettext("API tokens"), endpoint="crmkit_admin_tokens", url="/admin/tokens")
 
     @expose("/")
     def index_view(self) -> Any:

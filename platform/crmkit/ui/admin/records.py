@@ -152,7 +152,7 @@ class RecordView(ServiceModelView):
     def __init__(self, entity: EntitySpec) -> None:
         self.entity = entity
         self.column_list = ("id", *(entity.list.columns or [f.name for f in entity.user_fields][:DEFAULT_COLUMNS]))
-        super().__init__(entity.name, f"data_{entity.name}", f"/admin/data/{entity.name}")
+        super().__init__(entity.name, f"crmkit_admin_data_{entity.name}", f"/admin/data/{entity.name}")
 
     def source(self) -> Source:
         return runtime().queries.sources[self.entity.name]
@@ -337,7 +337,8 @@ class RecycleBinView(ConsoleView):
     restore one, or purge it for good."""
 
     def __init__(self) -> None:
-        super().__init__(name=lazy_gettext("Recycle bin"), endpoint="console_recycle_bin", url="/admin/recycle_bin")
+        super().__init__(name=lazy_gettext("Recycle bin"), endpoint="crmkit_admin_recycle_bin",
+                         url="/admin/recycle_bin")
 
     def entities(self) -> list[EntitySpec]:
         return [e for e in runtime().spec.entities.values() if entity_reader(e).allows("delete")]
@@ -411,7 +412,7 @@ class AuditView(ConsoleView):
     date; the values in it as the admin may see them (as the API shows them)."""
 
     def __init__(self) -> None:
-        super().__init__(name=lazy_gettext("Audit trail"), endpoint="console_audit", url="/admin/audit")
+        super().__init__(name=lazy_gettext("Audit trail"), endpoint="crmkit_admin_audit", url="/admin/audit")
 
     @expose("/")
     def index_view(self) -> Any:
