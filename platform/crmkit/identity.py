@@ -328,6 +328,20 @@ class Directory:
                 raise NotFound(f"no active token {token_id}")
             self.audit.people(tx, "token_revoked", user_id, actor, {"token_id": token_id})
 
+    def token_list(self, actor: Actor, *, user_id: int | None = None, limit: int = 500) -> list[dict[str, Any]]:
+        """The tokens of the users whose tokens the actor manages (update on
+        them), newest first, with each one's user name (the admin console)."""
+        t, users = self.tables.tokens, self.tables.users
+        managed = self.scoped(actor, "user", "update").with_only_columns(self.scopes.table("user").c.id)
+        query = (sa.select(t.c.id, t.c.user_id, users.c.username, t.c.name, t.c.hint, t.c.created_at,
+                           t.c.expires_at, t.c.last_used_at, t.c.revoked_at)
+                 .join(users, users.c.id == t.c.user_id).where(t.c.user_id.in_(managed))
+                 .order_by(t.c.id.desc()).limit(limit))
+        if user_id is not None:
+            query = query.where(t.c.user_id == user_id)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query, scope_params(actor)).mappings()]
+
     # ------------------------------------------------------------ users and teams
 
     def _user(self, conn: sa.Connection, user_id: int) -> sa.RowMapping:

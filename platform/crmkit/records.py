@@ -621,6 +621,22 @@ class RecordsService:
 
     # ---------------------------------------------------------------- recycle bin
 
+    def purge_record(self, entity_name: str, record_id: int, actor: Actor) -> None:
+        """Delete one record of the recycle bin for good (the admin console's
+        purge): needs the delete action covering it, like restoring it."""
+        entity = self.entity(entity_name)
+        with write_transaction(self.engine) as tx:
+            self.fetch_for(tx, entity, record_id, actor, ("delete",), deleted=True)
+            table = self.tables.entities[entity.name]
+            try:
+                tx.execute(table.delete().where(table.c.id == record_id, table.c.deleted_at.is_not(None)))
+            except IntegrityError:
+                raise Conflict("other records still refer to it; purge or change them first",
+                               code="referenced") from None
+            shares = self.tables.shares
+            tx.execute(shares.delete().where(shares.c.entity == entity.name, shares.c.record_id == record_id))
+            self.audit.records(tx, entity.name, "purge", actor, [record_id], [None])
+
     def purge(self, older_than: dt.timedelta | None = None) -> dict[str, int]:
         """Delete for good what has been in the recycle bin longer than the retention."""
         cutoff = self._now() - (older_than if older_than is not None else dt.timedelta(days=self.spec.recycle_bin_days))

@@ -11,8 +11,9 @@ from flask import Flask, current_app, redirect
 
 
 def init_app(app: Flask) -> None:
-    # lists, record, ...: the screens add their routes to shell's blueprint, so they are imported first.
-    from . import boards, calendars, display, docs, forms, home, i18n, lists, login, record, security, shell  # noqa: F401
+    from . import admin, display, docs, i18n, login, security, shell
+    # The screens add their routes to the shell's blueprint: imported before it is registered.
+    from . import boards, calendars, forms, home, lists, record  # noqa: F401  # isort: skip
 
     app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True  # no blank lines where tags were
     i18n.init_app(app)  # the language of every page, the catalogs, the label filter
@@ -23,6 +24,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(login.bp)
     app.register_blueprint(docs.bp)
     app.register_blueprint(shell.bp)
+    admin.init_app(app)  # the admin console at /admin/ (Flask-Admin; admin role only)
 
     @app.get("/")
     def index():
