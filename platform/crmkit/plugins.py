@@ -24,7 +24,9 @@ import pluggy
 from . import hookspecs
 
 ENTRY_POINT_GROUP = "crmkit.plugins"
-INTERNAL_PLUGINS = ("crmkit.fieldtypes", "crmkit.autonumber", "crmkit.audit")
+#: pluggy calls the last registered first: tags are evaluated after the audit
+#: trail has recorded the write that changed them.
+INTERNAL_PLUGINS = ("crmkit.fieldtypes", "crmkit.autonumber", "crmkit.tagging", "crmkit.audit")
 #: The attribute in which a plugin declares the hookspec version it was built for.
 HOOKSPEC_ATTRIBUTE = "crmkit_hookspec"
 #: What a plugin that declares no version was built for.

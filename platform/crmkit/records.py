@@ -32,6 +32,7 @@ from .serialization import EntitySchemas
 from .sharing import Sharing
 from .sqltypes import UTC
 from .tables import Tables
+from .tagging import Tagging
 from .workflows import Blocked, Transition, Workflow, blocker, compile_workflows, missing_fields
 
 MAX_BULK = 1000
@@ -79,6 +80,8 @@ class RecordsService:
         self._workflow_fields = {name: {wf.field: wf for wf in flows} for name, flows in self.workflows.items()}
         #: Collaborators (record shares), written through this service.
         self.sharing = Sharing(self)
+        #: Tags on records, manual and by rule (crmkit.tagging), written through this service.
+        self.tagging = Tagging(self)
         self._referrers = self._find_referrers()
         #: The UPDATE of a live record at a known version; the SET columns are
         #: the parameters given (built once: statement building is costly).

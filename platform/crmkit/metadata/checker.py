@@ -489,7 +489,7 @@ def build_spec(documents: Iterable[Document], types: Mapping[str, Any], problems
         return None
     automations = {name: _freeze(raw) for doc in by_kind.get("automations", [])
                    for name, raw in doc.data["automations"].items()}
-    return AppSpec(
+    spec = AppSpec(
         name=app["app"], label=_as_label(app.get("label"), app["app"]),
         entities=MappingProxyType(known.entities), locales=tuple(app.get("locales", ("zh", "en"))),
         timezone=timezone, plugins=tuple(app.get("plugins", ())),
@@ -501,6 +501,10 @@ def build_spec(documents: Iterable[Document], types: Mapping[str, Any], problems
         public=tuple(app.get("public", ())), menu=menu,
         views=MappingProxyType(views), tags=MappingProxyType(tags), automations=MappingProxyType(automations),
     )
+    from ..tagging import check_rules  # tag rules and segments are checked against the whole spec
+
+    check_rules(spec, by_kind.get("tags", []) + by_kind.get("views", []), problems)
+    return None if problems else spec
 
 
 def _menu(doc: Document, entities: Mapping[str, EntitySpec], problems: ProblemList) -> tuple[MenuGroup, ...]:
@@ -720,7 +724,8 @@ def _build_tags(docs: list[Document], refs: _References) -> dict[str, TagSpec]:
             refs.entity(doc, ("tags", name, "entity"), raw["entity"])
             tags[name] = TagSpec(name=name, entity=raw["entity"], label=_as_label(raw.get("label"), name),
                                  color=raw.get("color"), rule=raw.get("rule"), use=raw.get("use", ""),
-                                 source=doc.file)
+                                 source=doc.file,
+                                 group=_as_label(raw["group"], "") if "group" in raw else None)
     return tags
 
 
