@@ -96,7 +96,7 @@ def _check_one(spec: AppSpec, doc: Document, path: tuple, text: str, entity: str
         check(text, spec, entity)
     except ExpressionError as exc:
         line, column = doc.locate(path)
-        lines = _text_of(doc).splitlines()
+        lines = _text_of(doc, spec.config_dir).splitlines()
         quoted = 0 < line <= len(lines) and lines[line - 1][column - 1:column] in ("'", '"')
         if exc.line == 1:
             column += exc.column - 1 + quoted
@@ -105,12 +105,12 @@ def _check_one(spec: AppSpec, doc: Document, path: tuple, text: str, entity: str
         problems.add_problem(Problem(doc.file, line, column, exc.message, exc.hint))
 
 
-def _text_of(doc: Document) -> str:
+def _text_of(doc: Document, config_dir: str) -> str:
     """The text of a document's file (to tell whether a value is quoted)."""
     if doc.source:
         return doc.source
     try:
-        return Path(doc.file).read_text(encoding="utf-8")
+        return (Path(config_dir) / doc.file).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return ""
 
