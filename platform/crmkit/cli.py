@@ -279,8 +279,9 @@ def tags() -> None:
 @config_argument
 @user_errors
 def tags_refresh(names: tuple[str, ...], config: Path) -> None:
-    """Evaluate rule tags over every record (all of them, or the TAGs named),
-    set-based, in one transaction; prints what was added and removed.
+    """Evaluate the rule tags (or the TAGs named) over every record.
+
+    Set-based, in one transaction; prints what was added and removed.
 
     Writes keep tags current; rules that depend on time (``last_order_at <
     now() - 90d``) change by themselves, so run this from cron, e.g. hourly:
