@@ -12,12 +12,12 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
+from conftest import is_error, make_config
 from crmkit.cli import cli
-from crmkit.metadata.problems import ConfigError
 from crmkit.loading import load_config
+from crmkit.metadata.problems import ConfigError
 from crmkit.permissions import SYSTEM
 from crmkit.tagging import TAG_TABLE
-from conftest import is_error, make_config
 
 FILES = {
     "app.yaml": """

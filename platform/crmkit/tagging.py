@@ -33,7 +33,7 @@ import sqlalchemy as sa
 
 from .database import write_transaction
 from .errors import BadRequest, CrmError, NotFound
-from .expressions import Checked, Context, ExpressionError, check, to_sql
+from .expressions import Context, ExpressionError, check, to_sql
 from .hookspecs import hookimpl
 from .metadata.loader import Document
 from .metadata.problems import Problem, ProblemList, did_you_mean
@@ -218,10 +218,11 @@ class Tagging:
                         _Watch(tag, "relation", fields | {back.name, "deleted_at"}, back.column))
                 else:
                     watches.setdefault(rel.entity, []).append(_Watch(tag, "all", fields | {"deleted_at"}))
-            for entity, fields in read.items():
+            for entity, names in read.items():
                 refs = [f for f in owner.fields.values() if f.type == "ref" and f.to == entity]
-                how = [_Watch(tag, "ref", frozenset(fields | {"deleted_at"}), f.column) for f in refs]
-                watches.setdefault(entity, []).extend(how or [_Watch(tag, "all", frozenset(fields | {"deleted_at"}))])
+                watched = frozenset(names | {"deleted_at"})
+                how = [_Watch(tag, "ref", watched, f.column) for f in refs]
+                watches.setdefault(entity, []).extend(how or [_Watch(tag, "all", watched)])
         return watches
 
     # -------------------------------------------------------------- rules, set-based
