@@ -25,7 +25,8 @@ PASSWORD = "correct horse battery"
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 #: A sample value for every variable part of a route; a new route with a new one fails the walk below.
 SAMPLE_ARGUMENTS = {"entity_name": "customer", "record_id": "1", "relation": "favourites", "other_id": "1",
-                    "user_id": "1", "token_id": "1", "team_id": "1", "name": "upgrade"}
+                    "user_id": "1", "token_id": "1", "team_id": "1", "name": "upgrade",
+                    "tag": "vip"}
 
 @pytest.fixture
 def app(make_app, tmp_path):
