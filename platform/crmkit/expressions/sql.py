@@ -148,6 +148,19 @@ class Rows:
 _ALIASES: weakref.WeakKeyDictionary[sa.Table, list[sa.FromClause]] = weakref.WeakKeyDictionary()
 
 
+def _cost(node: t.Node) -> int:
+    """How much a condition costs per row, roughly: a comparison of a field of
+    the record with a value (an index can answer it) costs least, anything
+    reading other records most. The order of ``and`` and ``or`` operands does
+    not change their result, only how soon a database can stop evaluating."""
+    nodes = t.walk(node)
+    if any(isinstance(n, t.Aggregate) or (isinstance(n, t.Field) and n.path.hops) for n in nodes):
+        return 2
+    plain = isinstance(node, (t.Compare, t.IsNull, t.InList)) and all(
+        isinstance(n, t.Field) or t.is_constant(n) for n in t.children(node))
+    return 0 if plain else 1
+
+
 def _int(value: int) -> Sql:
     """A whole number written into the SQL (factors and offsets the compiler computes)."""
     return sa.literal_column(str(int(value)), sa.BigInteger())
@@ -195,8 +208,8 @@ class _Compiler:
             return self.match(node)
         if isinstance(node, t.Not):
             return sa.not_(self.sql(node.operand))
-        if isinstance(node, t.Logic):
-            operands = [self.sql(o) for o in node.operands]
+        if isinstance(node, t.Logic):  # cheap tests first: SQLite evaluates them in order, and stops early
+            operands = [self.sql(o) for o in sorted(node.operands, key=_cost)]
             return sa.and_(*operands) if node.op == "and" else sa.or_(*operands)
         if isinstance(node, t.Call):
             return self.call(node)
