@@ -413,3 +413,27 @@ def test_sample_config_tags_check_and_refresh(make_runtime):
     assert all(tag.use for tag in rt.spec.tags.values())
     counts = rt.records.tagging.refresh()
     assert set(counts) == {name for name, tag in rt.spec.tags.items() if tag.rule}
+
+
+def test_openapi_describes_tags_for_each_caller(shop):
+    with_users(shop)
+    full = shop.test_client().get("/api/v1/openapi.json").get_json()
+    customer_schema = next(s for name, s in full["components"]["schemas"].items()
+                           if name.startswith("Customer") and "tags" in s.get("properties", {}))
+    assert customer_schema["properties"]["tags"]["items"]["enum"] == ["loyal", "trusted", "sleeping", "vegetarian"]
+    route = full["paths"]["/api/v1/customer/{id}/tags/{tag}"]
+    assert set(route) == {"post", "delete"}
+    assert route["post"]["parameters"][1]["schema"]["enum"] == ["vegetarian"]
+    parameters = full["components"]["parameters"]
+    assert parameters["customer.tag__nin"]["schema"]["items"]["enum"] == ["loyal", "trusted", "sleeping", "vegetarian"]
+    assert parameters["customer.view"]["schema"]["enum"] == ["good_credit", "mine_a", "busy"]  # not for_managers
+    mgr = shop.test_client(user="mgr").get("/api/v1/openapi.json").get_json()
+    assert mgr["components"]["parameters"]["customer.view"]["schema"]["enum"] == [
+        "good_credit", "mine_a", "busy", "for_managers"]
+    rep = shop.test_client(user="rep").get("/api/v1/openapi.json").get_json()
+    rep_schema = next(s for name, s in rep["components"]["schemas"].items()
+                      if name.startswith("Customer") and "tags" in s.get("properties", {}))
+    assert rep_schema["properties"]["tags"]["items"]["enum"] == ["loyal", "sleeping", "vegetarian"]
+    assert rep["components"]["parameters"]["customer.tag"]["schema"]["items"]["enum"] == [
+        "loyal", "sleeping", "vegetarian"]
+    assert rep["components"]["parameters"]["customer.view"]["schema"]["enum"] == ["mine_a", "busy"]

@@ -28,7 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .errors import BadRequest, NotFound
-from .expressions import Checked, Context, ExpressionError, check, to_sql
+from .expressions import Checked, Context, to_sql
 from .fieldtypes import MAX_ID, FieldType, FieldValueError, whole_number
 from .metadata import builtin_entities
 from .metadata.builtin_entities import DIRECTORY_FIELDS
@@ -304,22 +304,19 @@ class QueryBuilder:
         as if they had written them. Returns the arguments with the view's
         filters first, and the sort (the caller's own, else the view's)."""
         view = self.spec.views.get(names[0])
-        shown = {name for name, v in self.spec.views.items() if v.entity == entity.name
-                 and (not v.roles or access.system or set(v.roles) & set(access.roles))}
-        if len(names) > 1 or view is None or names[0] not in shown or self.source(source).rows != LIVE:
+        usable = self.tag_catalog.views(access, entity.name)
+        if len(names) > 1 or view is None or view.entity != entity.name or self.source(source).rows != LIVE:
             raise BadRequest(f"unknown view '{names[0][:40]}'",
-                             {"view": [f"unknown view '{names[0][:40]}'{_hint(names[0], shown)}"]},
+                             {"view": [f"unknown view '{names[0][:40]}'{_hint(names[0], usable)}"]},
+                             code="invalid_parameter")
+        if view.name not in usable:  # for other roles, or its where reads what the caller may not see
+            raise BadRequest(f"view '{view.name}' cannot be shown to you",
+                             {"view": ["the view is not for your role, or reads what your role may not see"]},
                              code="invalid_parameter")
         sort_text = next((value for key, value in args if key == "sort"), None)
         if sort_text is None and view.sort:
             sort_text = ",".join(view.sort)
-        if view.where is not None:
-            try:
-                request.where = check(view.where, self.spec, entity.name, access=access)
-            except ExpressionError:  # it reads what the caller may not see: which, is not theirs to learn
-                raise BadRequest(f"view '{view.name}' cannot be shown to you",
-                                 {"view": ["its condition reads what your role may not see"]},
-                                 code="invalid_parameter") from None
+        request.where = usable[view.name]
         rest = [(key, value) for key, value in args if key != "sort"]
         return list(view.filter.items()) + rest, sort_text
 

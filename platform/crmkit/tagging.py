@@ -130,6 +130,7 @@ class TagCatalog:
         self.rules = {tag.name: check(tag.rule, spec, tag.entity) for tag in spec.tags.values()
                       if tag.rule is not None}
         self._visible: dict[tuple[tuple[str, ...], bool, str], dict[str, TagSpec]] = {}
+        self._views: dict[tuple[tuple[str, ...], bool, str], dict[str, Checked | None]] = {}
 
     def visible(self, access: Access, entity: str) -> dict[str, TagSpec]:
         """The tags of an entity's records this access sees, by name."""
@@ -139,6 +140,24 @@ class TagCatalog:
             found = self._visible[key] = {
                 tag.name: tag for tag in self.by_entity.get(entity, ())
                 if access.allows(entity, "read") and (tag.rule is None or self._rule_readable(tag, access))}
+        return found
+
+    def views(self, access: Access, entity: str) -> dict[str, Checked | None]:
+        """The saved views of an entity this access may apply (``?view=``): those
+        for their roles whose ``where`` (checked for them, the value) reads only
+        what they see."""
+        key = (access.roles, access.system, "view:" + entity)
+        found = self._views.get(key)
+        if found is None:
+            found = self._views[key] = {}
+            for name, view in self.spec.views.items():
+                if view.entity != entity or not access.allows(entity, "read") or (
+                        view.roles and not access.system and not set(view.roles) & set(access.roles)):
+                    continue
+                try:
+                    found[name] = None if view.where is None else check(view.where, self.spec, entity, access=access)
+                except ExpressionError:
+                    continue
         return found
 
     def _rule_readable(self, tag: TagSpec, access: Access) -> bool:

@@ -801,8 +801,8 @@ def _keep_parameter(rt: Runtime, parameter: dict, access: Access) -> bool:
     entity = rt.spec.entities[entity_name]
     ea = access.entity(entity_name)
     if parameter.get(TAGS) == "views":
-        shown = [name for name in parameter["schema"]["enum"] if not rt.spec.views[name].roles or access.system
-                 or set(rt.spec.views[name].roles) & set(access.roles)]
+        usable = rt.queries.tag_catalog.views(access, entity_name)
+        shown = [name for name in parameter["schema"]["enum"] if name in usable]
         parameter["schema"]["enum"] = shown
         return bool(shown)
     if parameter.get(TAGS):
