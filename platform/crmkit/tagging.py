@@ -33,7 +33,7 @@ import sqlalchemy as sa
 
 from .database import write_transaction
 from .errors import BadRequest, CrmError, NotFound
-from .expressions import Context, ExpressionError, check, to_sql
+from .expressions import Checked, Context, ExpressionError, check, to_sql
 from .hookspecs import hookimpl
 from .metadata.loader import Document
 from .metadata.problems import Problem, ProblemList, did_you_mean
