@@ -242,6 +242,16 @@ def test_deleted_record_loses_rule_tags_and_gets_them_back_on_restore(shop):
     assert tagged(shop, tag="trusted") == {c["id"]}
 
 
+def test_purged_record_takes_its_tags_along(shop):
+    rt = rt_of(shop)
+    c = customer(shop)
+    shop.test_client().post(f"/api/v1/customer/{c['id']}/tags/vegetarian")
+    rt.records.delete("customer", c["id"], SYSTEM)
+    assert tagged(shop, tag="vegetarian") == {c["id"]}  # in the recycle bin: kept for a restore
+    rt.records.purge(dt.timedelta(0))
+    assert tagged(shop, tag="vegetarian") == set()
+
+
 def test_refresh_is_one_insert_and_one_delete_per_rule(shop):
     rt = rt_of(shop)
     old = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

@@ -632,6 +632,7 @@ class RecordsService:
                 shares = self.tables.shares
                 tx.execute(shares.delete().where(shares.c.entity == entity.name, shares.c.record_id.in_(ids)))
                 self.audit.purged(tx, entity.name, ids)
+                self.tagging.purged(tx, entity.name, ids)
                 purged[entity.name] = len(ids)
         return purged
 

@@ -318,6 +318,13 @@ class Tagging:
             context = context or Context.at(self.spec.timezone, user_id=event.actor.id)
             self.apply(event.conn, watch.tag, context, event.actor, only)
 
+    def purged(self, conn: sa.Connection, entity: str, ids: Sequence[int]) -> None:
+        """Records deleted for good take their tags with them."""
+        tags = self.table
+        for start in range(0, len(ids), 900):
+            chunk = list(ids[start:start + 900])
+            conn.execute(tags.delete().where(tags.c.entity == entity, tags.c.record_id.in_(chunk)))
+
     # -------------------------------------------------------------- by hand
 
     def _manual(self, entity: EntitySpec, name: str, actor: Actor) -> TagSpec:
