@@ -412,17 +412,27 @@ def test_check_reports_rule_mistakes_in_the_file(tmp_path: Path):
                for name, line, _column, message in problems)
 
 
-def test_sample_config_tags_check_and_refresh(make_runtime):
+def test_sample_config_seeded_through_the_records_service_has_current_tags(make_runtime):
     from conftest import SAMPLE_CONFIG
+    from crmkit.seed import seed
 
     rt = make_runtime(SAMPLE_CONFIG)
     rt.migrate()
-    names = set(rt.spec.tags)
     assert {"sleeping", "high_value", "weekend_active", "birthday_this_month", "overdue_receivable",
-            "high_return_risk"} <= names
+            "high_return_risk"} <= set(rt.spec.tags)
     assert all(tag.use for tag in rt.spec.tags.values())
+    seed(rt, size=40, random_seed=3)
+    assert tagged_any(rt)
+    # every write kept the rule tags current: evaluating them all again changes nothing
     counts = rt.records.tagging.refresh()
     assert set(counts) == {name for name, tag in rt.spec.tags.items() if tag.rule}
+    assert set(counts.values()) == {(0, 0)}
+
+
+def tagged_any(rt) -> int:
+    table = rt.tables.metadata.tables[TAG_TABLE]
+    with rt.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
 
 
 def test_openapi_describes_tags_for_each_caller(shop):
