@@ -67,6 +67,13 @@ def crmkit_tables(metadata: sa.MetaData, spec: AppSpec) -> None:
     )
 
 
+def _insert(conn: sa.Connection, table: sa.Table) -> Any:
+    """The dialect's INSERT (which knows ON CONFLICT)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+
+
 def tag_table(tables: Tables) -> sa.Table:
     return tables.metadata.tables[TAG_TABLE]
 
@@ -280,7 +287,9 @@ class Tagging:
                            sa.literal(actor.id, sa.Integer()))
                  .where(entity.c.deleted_at.is_(None), holds, *narrowed,
                         ~sa.exists().where(mine, tags.c.record_id == entity.c.id)))
-        insert = tags.insert().from_select(["entity", "record_id", "tag", "source", "added_at", "added_by"], fresh)
+        # A concurrent write may have just tagged the same record (PostgreSQL): that is no conflict.
+        insert = (_insert(conn, tags).from_select(["entity", "record_id", "tag", "source", "added_at", "added_by"],
+                                                  fresh).on_conflict_do_nothing())
         added = list(conn.execute(insert.returning(tags.c.record_id)).scalars())
         still = sa.select(entity.c.id).where(entity.c.id == tags.c.record_id, entity.c.deleted_at.is_(None), holds)
         stale = tags.delete().where(mine, *([] if only is None else [tags.c.record_id.in_(only)]), ~sa.exists(still))
@@ -351,14 +360,16 @@ class Tagging:
         with write_transaction(self.service.engine) as tx:
             self.service.fetch_for(tx, entity, record_id, actor, ("update",))
             where = (tags.c.entity == entity.name, tags.c.tag == tag.name, tags.c.record_id == record_id)
-            present = tx.execute(sa.select(tags.c.record_id).where(*where)).first() is not None
-            if on and not present:
-                tx.execute(tags.insert().values(entity=entity.name, tag=tag.name, record_id=record_id, source=BY_USER,
-                                                added_at=dt.datetime.now(UTC), added_by=actor.id))
-                self.service.audit.tags(tx, entity.name, tag.name, actor, [record_id], [], BY_USER)
-            elif not on and present:
-                tx.execute(tags.delete().where(*where))
-                self.service.audit.tags(tx, entity.name, tag.name, actor, [], [record_id], BY_USER)
+            if on:  # a concurrent request may have just put it on: no conflict, and one history entry
+                row = {"entity": entity.name, "tag": tag.name, "record_id": record_id, "source": BY_USER,
+                       "added_at": dt.datetime.now(UTC), "added_by": actor.id}
+                statement = _insert(tx, tags).values(row).on_conflict_do_nothing().returning(tags.c.record_id)
+                changed = list(tx.execute(statement).scalars())
+            else:
+                changed = list(tx.execute(tags.delete().where(*where).returning(tags.c.record_id)).scalars())
+            if changed:
+                added, removed = (changed, []) if on else ([], changed)
+                self.service.audit.tags(tx, entity.name, tag.name, actor, added, removed, BY_USER)
             return self.names(tx, entity, [record_id], self.service.permissions.of(actor))[record_id]
 
     # -------------------------------------------------------------- reading
