@@ -457,3 +457,31 @@ def test_openapi_describes_tags_for_each_caller(shop):
     assert rep["components"]["parameters"]["customer.tag"]["schema"]["items"]["enum"] == [
         "loyal", "sleeping", "vegetarian"]
     assert rep["components"]["parameters"]["customer.view"]["schema"]["enum"] == ["mine_a", "busy"]
+
+
+@pytest.mark.parametrize("text", [
+    "count(orders where status = 'paid' and total >= 100) >= 2",
+    "count(orders) > 0",
+    "count(orders) >= 0",
+    "not (count(orders where status = 'paid') >= 1) and level = 'b'",
+    "count(orders where total > 100) > 1 or credit_score > 700",
+])
+def test_grouped_counts_select_what_per_record_counts_do(shop, text):
+    from crmkit.expressions import Context, check, to_sql
+
+    rt = rt_of(shop)
+    for n, totals in enumerate(([], ["50.00"], ["150.00", "150.00"], ["150.00", "150.00", "10.00"])):
+        c = rt.records.create("customer", {"name": f"c{n}", "credit_score": 650 + 30 * n}, SYSTEM)
+        for total in totals:
+            order(shop, c["id"], total=total)
+    gone = order(shop, c["id"], total="500.00")
+    rt.records.delete("order", gone["id"], SYSTEM)  # the recycle bin does not count
+    rule = check(text, rt.spec, "customer")
+    table = rt.tables.entities["customer"]
+    context = Context.at(rt.spec.timezone)
+    with rt.engine.connect() as conn:
+        def ids(grouped):
+            clause = to_sql(rule, rt.tables, dialect=conn.dialect.name, context=context, grouped=grouped)
+            return set(conn.execute(sa.select(table.c.id).where(clause)).scalars())
+
+        assert ids(True) == ids(False)
