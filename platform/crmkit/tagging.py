@@ -294,8 +294,12 @@ class Tagging:
         insert = (_insert(conn, tags).from_select(["entity", "record_id", "tag", "source", "added_at", "added_by"],
                                                   fresh).on_conflict_do_nothing())
         added = list(conn.execute(insert.returning(tags.c.record_id)).scalars())
-        still = sa.select(entity.c.id).where(entity.c.id == tags.c.record_id, entity.c.deleted_at.is_(None), holds)
-        stale = tags.delete().where(mine, *([] if only is None else [tags.c.record_id.in_(only)]), ~sa.exists(still))
+        if grouped:  # the holding ids, computed once (inside EXISTS, the grouping would run per tagged record)
+            outside = tags.c.record_id.not_in(sa.select(entity.c.id).where(entity.c.deleted_at.is_(None), holds))
+        else:
+            outside = ~sa.exists(sa.select(entity.c.id).where(entity.c.id == tags.c.record_id,
+                                                             entity.c.deleted_at.is_(None), holds))
+        stale = tags.delete().where(mine, *([] if only is None else [tags.c.record_id.in_(only)]), outside)
         removed = list(conn.execute(stale.returning(tags.c.record_id)).scalars())
         self.service.audit.tags(conn, tag.entity, tag.name, actor, added, removed, BY_RULE)
         return added, removed
