@@ -485,3 +485,19 @@ def test_grouped_counts_select_what_per_record_counts_do(shop, text):
             return set(conn.execute(sa.select(table.c.id).where(clause)).scalars())
 
         assert ids(True) == ids(False)
+
+
+def test_refresh_takes_off_what_no_longer_holds(shop):
+    rt = rt_of(shop)
+    c = customer(shop)
+    order(shop, c["id"])
+    order(shop, c["id"])
+    assert tagged(shop) == {c["id"]}
+    orders = rt.tables.entities["order"]
+    with rt.engine.begin() as conn:  # changed behind the records service's back
+        conn.execute(orders.update().values(status="refunded"))
+    assert rt.records.tagging.refresh(["loyal"]) == {"loyal": (0, 1)}
+    assert tagged(shop) == set()
+    with rt.engine.begin() as conn:
+        conn.execute(orders.update().values(status="paid"))
+    assert rt.records.tagging.refresh(["loyal"]) == {"loyal": (1, 0)}
