@@ -294,6 +294,7 @@ class Tagging:
         insert = (_insert(conn, tags).from_select(["entity", "record_id", "tag", "source", "added_at", "added_by"],
                                                   fresh).on_conflict_do_nothing())
         added = list(conn.execute(insert.returning(tags.c.record_id)).scalars())
+        outside: sa.ColumnElement[bool]
         if grouped:  # the holding ids, computed once (inside EXISTS, the grouping would run per tagged record)
             outside = tags.c.record_id.not_in(sa.select(entity.c.id).where(entity.c.deleted_at.is_(None), holds))
         else:
