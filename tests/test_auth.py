@@ -26,7 +26,7 @@ BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;
 #: A sample value for every variable part of a route; a new route with a new one fails the walk below.
 SAMPLE_ARGUMENTS = {"entity_name": "customer", "record_id": "1", "relation": "favourites", "other_id": "1",
                     "user_id": "1", "token_id": "1", "team_id": "1", "name": "upgrade",
-                    "state": "bronze", "field_name": "region"}
+                    "state": "bronze", "field_name": "region", "tag": "vip"}
 SAMPLE_ARGUMENTS.update(view_id="1")  # a saved view of a list (crmkit.ui.lists)
 
 @pytest.fixture

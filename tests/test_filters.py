@@ -216,7 +216,8 @@ def test_filter_in_the_count(client):
     ("name.level=gold", "invalid_filter", "'name' is not a reference field of customer"),
     ("referrer.nme=alice", "invalid_filter", "unknown filter field 'nme'"),
     ("age__gt__lt=3", "invalid_filter", "unknown filter operator '?gt__lt'"),
-    ("tag=vip", "invalid_parameter", "filtering by tag needs the tags module"),
+    ("tag=vip", "invalid_filter", "unknown tag 'vip'"),
+    ("view=vip", "invalid_parameter", "unknown view 'vip'"),
 ])
 def test_bad_filters_get_400(client, query, code, message):
     error = is_error(client.get(f"{API}/customer?{query}"), 400, code)

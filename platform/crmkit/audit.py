@@ -95,6 +95,15 @@ class AuditTrail:
         self._insert(conn, [self._entry(entity, record_id, action, actor.id, actor.name, change, at)
                             for record_id, change in zip(ids, changes)])
 
+    def tags(self, conn: sa.Connection, entity: str, tag: str, actor: Actor, added: Sequence[int],
+             removed: Sequence[int], by: str) -> None:
+        """A tag put on (``tag_added``) or taken off (``tag_removed``) records,
+        ``by`` its rule or a user; ``actor`` is who wrote what made it change."""
+        at = _now()
+        self._insert(conn, [self._entry(entity, record_id, action, actor.id, actor.name, {"tag": tag, "by": by}, at)
+                            for action, ids in (("tag_added", added), ("tag_removed", removed))
+                            for record_id in ids])
+
     def purged(self, conn: sa.Connection, entity: str, ids: Iterable[int]) -> None:
         """Records deleted for good from the recycle bin (by the system)."""
         at = _now()

@@ -304,6 +304,35 @@ def _hint(word: str, names: Iterable[str]) -> str:
     return f" ({hint})" if hint else ""
 
 
+@cli.group()
+def tags() -> None:
+    """Tags: evaluate rule tags (tags.yaml) again."""
+
+
+@tags.command("refresh")
+@click.argument("names", nargs=-1, metavar="[TAG]...")
+@config_argument
+@user_errors
+def tags_refresh(names: tuple[str, ...], config: Path) -> None:
+    """Evaluate the rule tags (or the TAGs named) over every record.
+
+    Set-based, in one transaction; prints what was added and removed.
+
+    Writes keep tags current; rules that depend on time (``last_order_at <
+    now() - 90d``) change by themselves, so run this from cron, e.g. hourly:
+    ``0 * * * * CRMKIT_DATABASE_URL=... crmkit tags refresh /srv/crm/config``."""
+    env = os.environ.get("CRMKIT_CONFIG")
+    if env and names == () and not config.is_dir() and config != Path(env):
+        names, config = (str(config),), Path(env)  # `crmkit tags refresh TAG` with CRMKIT_CONFIG set
+    rt = _runtime(config)
+    rt.check_database()
+    started = time.perf_counter()
+    counts = rt.records.tagging.refresh(names or None)
+    for name, (added, removed) in counts.items():
+        click.echo(f"{name}: +{added} -{removed}")
+    click.echo(f"{len(counts)} rule tag(s) refreshed in {time.perf_counter() - started:.1f} s.")
+
+
 # ---------------------------------------------------------------- people: users, teams, tokens
 
 def _directory(config: Path):

@@ -28,6 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .errors import BadRequest, NotFound
+from .expressions import Checked, Context, to_sql
 from .fieldtypes import MAX_ID, FieldType, FieldValueError, whole_number
 from .metadata import builtin_entities
 from .metadata.builtin_entities import DIRECTORY_FIELDS
@@ -54,9 +55,12 @@ from .permissions import (
 from .serialization import compile_row_dumper
 from .sqltypes import UTCDateTime, UTCDateTimeText
 from .tables import Tables
+from .tagging import TagCatalog, tag_condition
 
 OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "contains", "startswith", "isnull", "within")
-LIST_PARAMETERS = frozenset({"limit", "cursor", "sort", "fields", "count", "q", "tag"})
+LIST_PARAMETERS = frozenset({"limit", "cursor", "sort", "fields", "count", "q", "tag", "view"})
+#: The tag parameters of a list: with the tag (each one given), with any of, with none of.
+TAG_PARAMETERS = {"tag": "in", "tag__in": "in", "tag__nin": "nin"}
 MAX_IN_VALUES = 500
 #: Columns that are never NULL, so keyset comparisons need no NULL handling.
 NOT_NULL = frozenset({"id", "version", "created_at", "updated_at"})
@@ -108,6 +112,10 @@ class ListRequest:
     count: bool = False
     search: str | None = None
     search_fields: tuple[str, ...] = ()
+    #: Tag filters: ("in", names): with one of them; ("nin", names): with none.
+    tags: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    #: A segment (a view's ``where``), checked against the caller's access.
+    where: Checked | None = None
 
 
 @dataclass(frozen=True)
@@ -175,6 +183,8 @@ class QueryBuilder:
         self.platform = {name: Source(name, s, table, name, ALL, frozenset(s.fields), NOT_NULL | {"at"})
                          for name, (s, table) in platform.items()}
         history = builtin_entities.history_spec()
+        #: The config's tags and who sees which (crmkit.tagging).
+        self.tag_catalog = TagCatalog(spec)
         self.history = Source(builtin_entities.HISTORY, history, tables.audit, None, ALL, frozenset(history.fields),
                               NOT_NULL | {"at"})
 
@@ -244,6 +254,10 @@ class QueryBuilder:
         request = ListRequest(limit=entity.list.page_size)
         sort_text = None
         cursor_text = None
+        args = list(args)
+        view_names = [value for key, value in args if key == "view"]
+        if view_names:
+            args, sort_text = self._view(source, entity, view_names, args, access, request)
         for key, value in args:
             if "\x00" in value:  # no database can compare with it
                 raise BadRequest(f"{key} must not contain NUL characters", {key: ["contains a NUL character"]},
@@ -260,9 +274,12 @@ class QueryBuilder:
                 request.count = _bool_param("count", value)
             elif key == "q":
                 request.search = value.strip() or None
-            elif key == "tag":
-                raise BadRequest("filtering by tag needs the tags module", {"tag": ["tags are not enabled"]},
-                                 code="invalid_parameter")
+            elif key in TAG_PARAMETERS and self._tagged(source):
+                names = [value] if key == "tag" else value.split(",")
+                request.tags.append((TAG_PARAMETERS[key],
+                                     tuple(self.tag_catalog.named(access, entity, names, key))))
+            elif key == "view":
+                continue
             else:
                 request.filters.append(self.parse_filter(entity, key, value, access, ea))
         request.sort = self._sort(entity, sort_text, ea)
@@ -274,6 +291,34 @@ class QueryBuilder:
                 raise BadRequest(f"{entity.name} has no search fields (list.search in its config)",
                                  {"q": ["search is not configured for this entity"]}, code="invalid_parameter")
         return request
+
+    def _tagged(self, source: EntitySpec | Source) -> bool:
+        """Whether a list's rows are an entity's live records (which have tags)."""
+        found = self.source(source)
+        return found.rows == LIVE and found.guard == found.spec.name and found.spec.name in self.spec.entities
+
+    def _view(self, source: EntitySpec | Source, entity: EntitySpec, names: list[str], args: list[tuple[str, str]],
+              access: Access, request: ListRequest) -> tuple[list[tuple[str, str]], str | None]:
+        """A saved view's filters, sort and ``where`` (a segment) applied for
+        the caller: the filters and the condition checked against their access,
+        as if they had written them. Returns the arguments with the view's
+        filters first, and the sort (the caller's own, else the view's)."""
+        view = self.spec.views.get(names[0])
+        usable = self.tag_catalog.views(access, entity.name)
+        if len(names) > 1 or view is None or view.entity != entity.name or self.source(source).rows != LIVE:
+            raise BadRequest(f"unknown view '{names[0][:40]}'",
+                             {"view": [f"unknown view '{names[0][:40]}'{_hint(names[0], usable)}"]},
+                             code="invalid_parameter")
+        if view.name not in usable:  # for other roles, or its where reads what the caller may not see
+            raise BadRequest(f"view '{view.name}' cannot be shown to you",
+                             {"view": ["the view is not for your role, or reads what your role may not see"]},
+                             code="invalid_parameter")
+        sort_text = next((value for key, value in args if key == "sort"), None)
+        if sort_text is None and view.sort:
+            sort_text = ",".join(view.sort)
+        request.where = usable[view.name]
+        rest = [(key, value) for key, value in args if key != "sort"]
+        return list(view.filter.items()) + rest, sort_text
 
     def _limit(self, text: str) -> int:
         maximum = self.spec.max_page_size
@@ -443,7 +488,9 @@ class QueryBuilder:
     def live(self, entity: EntitySpec) -> sa.ColumnElement[bool]:
         return self.table(entity).c.deleted_at.is_(None)
 
-    def _cached(self, key: Hashable, build: Callable[[], Any]) -> Any:
+    def _cached(self, key: Hashable, build: Callable[[], Any], fresh: bool = False) -> Any:
+        if fresh:  # a segment binds now() and today() into its statement: built for each request
+            return build()
         found = self._statements.get(key)
         if found is None:
             if len(self._statements) >= MAX_STATEMENTS:
@@ -486,8 +533,9 @@ class QueryBuilder:
                          None if f.via is None else (f.via.name, access.entity(f.via.to or "").scope("read")))
                         for f in request.filters)
         kinds = access.entity(source.guard).scope(action) if source.guard is not None else None
+        tags = tuple((op, len(names)) for op, names in request.tags)
         return (source.key, filters, request.search_fields if request.search else (), kinds, action, shared,
-                None if within is None else within.key)
+                None if within is None else within.key, tags)
 
     def _conditions(self, source: Source, request: ListRequest, actor: Actor,
                     within: Within | None) -> list[sa.ColumnElement[bool]]:
@@ -502,6 +550,12 @@ class QueryBuilder:
             text = sa.bindparam("_q", type_=sa.String())
             conditions.append(sa.or_(*(table.c[source.spec.fields[n].column].icontains(text, escape=ESCAPE)
                                        for n in request.search_fields)))
+        for n, (op, _names) in enumerate(request.tags):
+            conditions.append(tag_condition(self.tables, table, source.spec.name, op, f"_t{n}"))
+        if request.where is not None:  # a segment: within the caller's scope of every record it reads
+            context = Context.at(self.spec.timezone, user_id=actor.id)
+            conditions.append(to_sql(request.where, self.tables, dialect=self.dialect, context=context,
+                                     scope=lambda entity: self.scope(entity, actor), table=table))
         return conditions
 
     def _params(self, request: ListRequest, actor: Actor, within: Within | None) -> dict[str, Any]:
@@ -511,6 +565,7 @@ class QueryBuilder:
                 params[f"_f{n}"] = self._value(flt)
         if request.search:
             params["_q"] = _like(request.search)
+        params.update((f"_t{n}", list(names)) for n, (_op, names) in enumerate(request.tags))
         if request.cursor is not None:
             params.update((f"_k{n}", value) for n, value in enumerate(request.cursor))
         if within is not None:
@@ -632,7 +687,7 @@ class QueryBuilder:
 
         params = self._params(request, actor, within)
         params["_limit"] = request.limit + 1
-        return self._cached(key, build), params, columns
+        return self._cached(key, build, request.where is not None), params, columns
 
     def page(self, conn: sa.Connection, source: EntitySpec | Source, request: ListRequest, *, actor: Actor,
              action: str = "read", within: Within | None = None) -> Page:
@@ -666,7 +721,7 @@ class QueryBuilder:
                 conditions.append(scope)
             return sa.select(sa.func.count()).select_from(source.table).where(*conditions)
 
-        query: sa.Select[Any] = self._cached(key, build)
+        query: sa.Select[Any] = self._cached(key, build, request.where is not None)
         return query
 
     def total(self, conn: sa.Connection, entity: EntitySpec, request: ListRequest, name: str, *,
@@ -733,7 +788,7 @@ class QueryBuilder:
 
         params = self._params(request, actor, None)
         params["_limit"] = limit
-        return self._cached(key, build), params
+        return self._cached(key, build, request.where is not None), params
 
     def _order(self, table: sa.FromClause, sort: Sequence[tuple[FieldSpec, bool]],
                not_null: frozenset[str] = NOT_NULL) -> list[sa.ColumnElement[Any]]:

@@ -34,6 +34,7 @@ from .serialization import EntitySchemas
 from .sharing import Sharing
 from .sqltypes import UTC
 from .tables import Tables
+from .tagging import Tagging
 from .workflows import Blocked, Transition, Workflow, blocker, compile_workflows, missing_fields
 
 MAX_BULK = 1000
@@ -83,6 +84,9 @@ class RecordsService:
         self.sharing = Sharing(self)
         #: Formulas, rollups, conditional fields and validation rules (applied by its record hooks).
         self.rules = RecordRules(spec, tables)
+        #: Tags on records, manual and by rule (crmkit.tagging), written through this service.
+        self.tagging = Tagging(self)
+        self.rules.listeners.append(self.tagging.computed)  # a rollup that changes may change a rule tag
         self._referrers = self._find_referrers()
         #: The UPDATE of a live record at a known version; the SET columns are
         #: the parameters given (built once: statement building is costly).
@@ -651,6 +655,7 @@ class RecordsService:
                 shares = self.tables.shares
                 tx.execute(shares.delete().where(shares.c.entity == entity.name, shares.c.record_id.in_(ids)))
                 self.audit.purged(tx, entity.name, ids)
+                self.tagging.purged(tx, entity.name, ids)
                 purged[entity.name] = len(ids)
         return purged
 

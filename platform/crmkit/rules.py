@@ -31,7 +31,7 @@ recompute``).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -136,6 +136,9 @@ class RecordRules:
         self.spec = spec
         self.tables = tables
         self.timezone = ZoneInfo(spec.timezone)
+        #: Told of the formulas a rollup changed (connection, entity, ids, field
+        #: names): what reads them, such as rule tags, is evaluated again.
+        self.listeners: list[Callable[[sa.Connection, str, list[int], set[str]], None]] = []
         self.entities = {name: EntityRules.of(entity) for name, entity in spec.entities.items()}
         #: child entity -> the rollups over it
         self.rollups: dict[str, list[Rollup]] = {}
@@ -332,6 +335,8 @@ class RecordRules:
         if not ids:
             return
         changed = self._update(conn, entity, fields, ids)
+        for listener in self.listeners:
+            listener(conn, entity, ids, changed)
         for rollup in self.rollups.get(entity, ()):
             if not rollup.reads & changed:
                 continue

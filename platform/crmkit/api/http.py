@@ -195,6 +195,10 @@ def _version_number(version: int, where: str) -> int:
 
 def record_response(entity: EntitySpec, row, status: int = 200, fields: frozenset | None = None) -> Response:
     body = {"data": presenter(entity, fields)(row)}
+    if fields is None:  # the tags the caller sees (crmkit.tagging)
+        from .tags import with_tags
+
+        body["data"] = with_tags(entity, [row["id"]])(body["data"])
     headers = {"ETag": f'"{row["version"]}"'}
     if status == 201:
         headers["Location"] = f"{API_PREFIX}/{entity.name}/{row['id']}"

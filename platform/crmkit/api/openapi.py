@@ -46,6 +46,8 @@ _CACHE_KEY = "_openapi_document"
 ACCESS, NEEDS = "x-crmkit-access", "x-crmkit-needs"
 #: The entity and field a query parameter is about (left out where the caller may not filter on it).
 ENTITY, FIELD = "x-crmkit-entity", "x-crmkit-field"
+#: A parameter or property whose values are tag names (narrowed to the tags the caller sees).
+TAGS = "x-crmkit-tags"
 TEXT = {"type": "string", "pattern": NO_NUL}
 ISO_MOMENT = {"type": "string", "format": "date-time"}
 CURSOR = {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}
@@ -361,6 +363,11 @@ class _Document:
             if update is not None:
                 update["readOnly"] = True
                 update["description"] = f"Changes through the {workflow.name} transitions."
+        tags = [tag.name for tag in self.rt.queries.tag_catalog.by_entity.get(entity.name, ())]
+        if tags:  # every record carries its tags (crmkit.tagging)
+            self.schemas[read].setdefault("properties", {})["tags"] = {
+                **_array({"enum": tags}), "readOnly": True, TAGS: True,
+                "description": "The record's tags (tags.yaml) that you see; left out when `fields` is given."}
         self.schemas[read + "Update"]["required"] = ["version"]
         self.schemas[read + "Update"]["description"] = (
             "The fields to change and `version`; with If-Match the body's version may be left out (the document "
@@ -422,6 +429,27 @@ class _Document:
                 parameters.append(_query(name, schema, **extra, **{FIELD: f.name}))
         return parameters
 
+    def _tag_parameters(self, entity: EntitySpec) -> list[dict]:
+        """``tag``, ``tag__in``, ``tag__nin`` and ``view`` of an entity with tags or views."""
+        parameters = []
+        tags = [tag.name for tag in self.rt.queries.tag_catalog.by_entity.get(entity.name, ())]
+        if tags:
+            names = _array({"enum": tags}, minItems=1, maxItems=MAX_IN_VALUES)
+            parameters += [
+                _query("tag", names, "Records with this tag (repeat the parameter: with each of them).",
+                       style="form", explode=True, **{TAGS: True}),
+                _query("tag__in", names, "Records with any of these tags.", style="form", explode=False,
+                       **{TAGS: True}),
+                _query("tag__nin", names, "Records with none of these tags.", style="form", explode=False,
+                       **{TAGS: True}),
+            ]
+        views = [name for name, view in self.spec.views.items() if view.entity == entity.name]
+        if views:
+            parameters.append(_query("view", {"enum": views}, "A saved view (views.yaml): its filters, its sort "
+                                     "(unless sort is given) and its `where` condition, checked against your access "
+                                     "and run within your data scope.", **{TAGS: "views"}))
+        return parameters
+
     def _list_parameters(self, entity: EntitySpec, *, export: bool = False) -> list[dict]:
         sortable = [f.name for f in entity.fields.values() if self.types[f.type].sortable]
         parameters = []
@@ -441,6 +469,7 @@ class _Document:
         ]
         if entity.list.search:
             parameters.append(_query("q", TEXT, "Search in: " + ", ".join(entity.list.search)))
+        parameters += self._tag_parameters(entity)
         parameters += self._filters(entity)
         refs = []
         for parameter in parameters:  # defined once per entity, referred to by its lists, exports, relations
@@ -528,6 +557,18 @@ class _Document:
             self._op(f"{item}/collaborators/{{user_id}}", "delete", name, f"Stop sharing a {label}",
                      {"204": {"description": "No longer shared"}, **_errors(403, 404)}, access=[[name, "update"]],
                      parameters=[record_id, _path_id("user_id", "user")])
+        manual = [tag.name for tag in self.rt.queries.tag_catalog.by_entity.get(name, ()) if tag.rule is None]
+        if manual:
+            tagged = _data({"type": "object", "required": ["tags"], "properties": {
+                "tags": _array({"type": "string"}, description="The record's tags that you see, after the change.")}})
+            tag_parameter = {"name": "tag", "in": "path", "required": True, "schema": {"enum": manual},
+                             "description": "A manual tag (one without a rule: a rule tag is the platform's to set)."}
+            self._op(f"{item}/tags/{{tag}}", "post", name, f"Put a tag on a {label}",
+                     {**_ok(tagged), **_errors(403, 404, 409)}, access=[[name, "update"]],
+                     parameters=[record_id, tag_parameter])
+            self._op(f"{item}/tags/{{tag}}", "delete", name, f"Take a tag off a {label}",
+                     {**_ok(tagged), **_errors(403, 404, 409)}, access=[[name, "update"]],
+                     parameters=[record_id, tag_parameter])
         for rel in entity.relations.values():
             other = self.spec.entities[rel.entity]
             other_many = copy.deepcopy(many)
@@ -728,6 +769,9 @@ def _view(rt: Runtime, full: dict, access: Access) -> dict:
                             and field_name not in ea.writable:
                         prop["readOnly"] = True
             else:
+                if TAGS in properties.get("tags", {}):
+                    visible_tags = list(rt.queries.tag_catalog.visible(access, name))
+                    properties["tags"]["items"]["enum"] = visible_tags
                 for field_name in masked & set(properties):
                     properties[field_name] = {"type": ["string", "null"], "readOnly": True,
                                               "description": "Masked for you (e.g. 138****5678)."}
@@ -760,6 +804,16 @@ def _keep_parameter(rt: Runtime, parameter: dict, access: Access) -> bool:
         return True
     entity = rt.spec.entities[entity_name]
     ea = access.entity(entity_name)
+    if parameter.get(TAGS) == "views":
+        usable = rt.queries.tag_catalog.views(access, entity_name)
+        shown = [name for name in parameter["schema"]["enum"] if name in usable]
+        parameter["schema"]["enum"] = shown
+        return bool(shown)
+    if parameter.get(TAGS):
+        visible = [name for name in parameter["schema"]["items"]["enum"]
+                   if name in rt.queries.tag_catalog.visible(access, entity_name)]
+        parameter["schema"]["items"]["enum"] = visible
+        return bool(visible)
     field = parameter.get(FIELD)
     if field is not None:
         return field in ea.readable

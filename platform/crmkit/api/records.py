@@ -29,6 +29,7 @@ from .http import (
     request_locale,
     runtime,
 )
+from .tags import with_tags
 
 
 @api.get("/<entity:entity_name>")
@@ -40,7 +41,9 @@ def list_records(entity_name: str):
     list_request = rt.queries.parse_list(entity, request.args.items(multi=True), rt.permissions.of(actor))
     with rt.engine.connect() as conn:
         page = rt.queries.page(conn, entity, list_request, actor=actor)
-    return page_response(entity, page, list_request.fields)
+    tagged = None if list_request.fields is not None else with_tags(entity, [row[page.columns.index("id")]
+                                                                              for row in page.rows])
+    return page_response(entity, page, list_request.fields, tagged)
 
 
 @api.post("/<entity:entity_name>")
@@ -209,9 +212,13 @@ def record_history(entity_name: str, record_id: str):
     with rt.engine.connect() as conn:
         page = rt.queries.history_page(conn, entity, rid, list_request, actor=actor)
 
+    tags = rt.queries.tag_catalog.visible(access, entity.name)
+
     def visible(entry: dict) -> dict:
         if "changes" in entry:
             entry["changes"] = audit_changes(access, entity, entry["changes"], record_read=True)
+            if entry.get("action", "").startswith("tag_") and (entry["changes"] or {}).get("tag") not in tags:
+                entry["changes"] = None  # a tag whose rule reads what the caller may not see
         return entry
 
     return page_response(rt.queries.history, page, list_request.fields, visible)

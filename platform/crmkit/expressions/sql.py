@@ -62,7 +62,7 @@ _DIVISION_DIGITS = 40
 
 
 def to_sql(checked: t.Checked, tables: Tables, *, dialect: str, context: Context,
-           scope: ScopeFn | None = None, table: sa.FromClause | None = None) -> Sql:
+           scope: ScopeFn | None = None, table: sa.FromClause | None = None, grouped: bool = False) -> Sql:
     """The expression over ``table`` (default: the entity's table), typed so
     that selecting it gives the evaluator's Python values (Decimal, date,
     aware datetime, bool...).
@@ -71,10 +71,15 @@ def to_sql(checked: t.Checked, tables: Tables, *, dialect: str, context: Context
     the user (its values are bound into the statement: build it per
     execution; SQLAlchemy caches the compiled form). ``scope``: for an
     expression checked for a user, their read scope, applied to every related
-    and referenced record it reads; required when it reads any."""
+    and referenced record it reads; required when it reads any. ``grouped``:
+    for a condition over every record at once (a tag refresh), ``count(rel
+    where ...) >= N`` (N >= 1) becomes ``id IN (SELECT ref ... GROUP BY ref
+    HAVING count(*) >= N)``, one pass over the related table instead of one
+    probe per record; never for a few records (it groups them all)."""
     if checked.for_user and checked.needs_rows and scope is None:
         raise ValueError("an expression checked for a user reads other records: to_sql() needs their scope")
     compiler = _Compiler(Rows(tables, scope), dialect, context)
+    compiler.grouped = grouped
     root = table if table is not None else tables.entities[checked.entity]
     return compiler.compile(checked.root, root)
 
@@ -148,6 +153,19 @@ class Rows:
 _ALIASES: weakref.WeakKeyDictionary[sa.Table, list[sa.FromClause]] = weakref.WeakKeyDictionary()
 
 
+def _cost(node: t.Node) -> int:
+    """How much a condition costs per row, roughly: a comparison of a field of
+    the record with a value (an index can answer it) costs least, anything
+    reading other records most. The order of ``and`` and ``or`` operands does
+    not change their result, only how soon a database can stop evaluating."""
+    nodes = t.walk(node)
+    if any(isinstance(n, t.Aggregate) or (isinstance(n, t.Field) and n.path.hops) for n in nodes):
+        return 2
+    plain = isinstance(node, (t.Compare, t.IsNull, t.InList)) and all(
+        isinstance(n, t.Field) or t.is_constant(n) for n in t.children(node))
+    return 0 if plain else 1
+
+
 def _int(value: int) -> Sql:
     """A whole number written into the SQL (factors and offsets the compiler computes)."""
     return sa.literal_column(str(int(value)), sa.BigInteger())
@@ -167,6 +185,7 @@ class _Compiler:
         self.sqlite = dialect == "sqlite"
         self.context = context
         self.frames: list[sa.FromClause] = []
+        self.grouped = False
 
     def compile(self, node: t.Node, root: sa.FromClause) -> Sql:
         self.frames = [root]
@@ -195,8 +214,8 @@ class _Compiler:
             return self.match(node)
         if isinstance(node, t.Not):
             return sa.not_(self.sql(node.operand))
-        if isinstance(node, t.Logic):
-            operands = [self.sql(o) for o in node.operands]
+        if isinstance(node, t.Logic):  # cheap tests first: SQLite evaluates them in order, and stops early
+            operands = [self.sql(o) for o in sorted(node.operands, key=_cost)]
             return sa.and_(*operands) if node.op == "and" else sa.or_(*operands)
         if isinstance(node, t.Call):
             return self.call(node)
@@ -304,6 +323,9 @@ class _Compiler:
 
     def compare(self, node: t.Compare) -> Sql:
         left, right, op = node.left, node.right, node.op
+        grouped = self.grouped_count(node) if self.grouped else None
+        if grouped is not None:
+            return grouped
         day = self.day_range(left, op, right)
         if day is not None:
             return day
@@ -315,6 +337,34 @@ class _Compiler:
             if not self.sqlite and op not in ("=", "!=") and left.type.textual:
                 a = sa.collate(a, "C")  # code point order, as Python and SQLite compare text
         return _COMPARE[op](a, b)
+
+    def grouped_count(self, node: t.Compare) -> Sql | None:
+        """``count(rel where c) >= N`` (or ``> N - 1``), N >= 1, as the ids that
+        have N related records: the same true or false (a count is never null,
+        an id never is), from one GROUP BY. None when the form does not apply."""
+        count, op = node.left, node.op
+        if not (isinstance(count, t.Aggregate) and count.func == "count" and count.relation.back is not None
+                and op in (">=", ">") and t.is_constant(node.right) and len(self.frames) == 1):
+            return None
+        if count.where is not None and any(isinstance(n, t.Field) and n.frame == 0 for n in t.walk(count.where)):
+            return None  # the condition reads the record itself: per record
+        bound = constant(node.right, self.context)
+        if bound is None or bound != int(bound):
+            return None
+        least = int(bound) + (1 if op == ">" else 0)
+        if least < 1:
+            return None  # records without related ones hold too
+        child, source, conditions = self.rows.relation(count.relation, self.frames[0].c.id)
+        back = child.c[count.relation.back.column]
+        conditions = [back.is_not(None), *conditions[1:]]  # without the correlation to the record
+        self.frames.append(child)
+        try:
+            if count.where is not None:
+                conditions.append(self.sql(count.where))
+        finally:
+            self.frames.pop()
+        having = sa.select(back).select_from(source).where(*conditions).group_by(back)
+        return self.frames[0].c.id.in_(having.having(sa.func.count() >= _int(least)))
 
     def day_range(self, left: t.Node, op: str, right: t.Node) -> Sql | None:
         """``date(moment) op fixed day`` as a range of moments (uses an index on the column)."""

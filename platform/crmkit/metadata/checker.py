@@ -532,6 +532,9 @@ def build_spec(documents: Iterable[Document], types: Mapping[str, Any], problems
         public=tuple(app.get("public", ())), menu=menu,
         views=MappingProxyType(views), tags=MappingProxyType(tags), automations=MappingProxyType(automations),
     )
+    from ..tagging import check_rules  # tag rules and segments are checked against the whole spec
+
+    check_rules(spec, by_kind.get("tags", []) + by_kind.get("views", []), problems)
     return compile_rules(spec, entity_docs, by_kind.get("workflow", []), problems)
 
 
@@ -783,7 +786,8 @@ def _build_tags(docs: list[Document], refs: _References) -> dict[str, TagSpec]:
             refs.entity(doc, ("tags", name, "entity"), raw["entity"])
             tags[name] = TagSpec(name=name, entity=raw["entity"], label=_as_label(raw.get("label"), name),
                                  color=raw.get("color"), rule=raw.get("rule"), use=raw.get("use", ""),
-                                 source=doc.file)
+                                 source=doc.file,
+                                 group=_as_label(raw["group"], "") if "group" in raw else None)
     return tags
 
 

@@ -22,7 +22,7 @@ SYSTEM_FIELDS = ("id", "version", "created_at", "updated_at", "created_by", "upd
 #: Columns of owned entities.
 OWNER_FIELDS = ("owner_id", "team_id")
 #: Names the list API uses as query parameters.
-QUERY_PARAMETERS = ("limit", "cursor", "sort", "fields", "count", "q", "tag")
+QUERY_PARAMETERS = ("limit", "cursor", "sort", "fields", "count", "q", "tag", "view")
 RESERVED_FIELD_NAMES = frozenset(SYSTEM_FIELDS + OWNER_FIELDS + ("owner", "team") + QUERY_PARAMETERS)
 #: Relation names that would clash with a record's fixed URLs.
 RESERVED_RELATION_NAMES = frozenset({"history", "transitions", "collaborators"})
@@ -285,6 +285,8 @@ class TagSpec:
     #: The business use of the tag.
     use: str = ""
     source: str = ""
+    #: The group the tag is shown under (None: ungrouped).
+    group: Label | None = None
 
 
 @dataclass(frozen=True, slots=True)
