@@ -8,9 +8,19 @@ under the user's field rules: hidden fields are not in the page at all,
 masked and read-only ones are shown and not editable. What the user sends
 goes through the records service (the one door for writes); its errors come
 back beside the fields they name, with what the user typed still in place.
-A section's ``visible_if`` is evaluated here, on the server, with the
-expression language over what the form holds, and re-rendered on change
-through htmx: there is no second copy of the rules in JavaScript.
+The entity's rules (crmkit.rules) shape the form: a field whose
+``visible_if`` is false is not drawn (nor sent), one whose ``required_if``
+holds is required, one whose ``readonly_if`` held on the stored record is
+read-only, a formula is read-only (on a new record: computed when saved), a
+section shows while its ``visible_if`` holds. These are the compiled
+conditions the records service enforces (``field_states``,
+``sections_shown``), evaluated on the server over what the form holds as
+the user: a condition reading anything they may not read (unmasked) is not
+judged here (as if it were not there: nothing in the page depends on what
+they cannot see; the server still enforces it). The conditional sections
+and fields are re-rendered on change through htmx: there is no second copy
+of the rules in JavaScript. A broken ``validate`` rule is said beside the
+fields it reads and at the top, in the user's language.
 
 Other screens draw fields the same way: ``RecordForm(rt, entity, actor,
 row).widgets(names)`` (after ``prefill(args)`` or ``take(form)`` for what the
@@ -284,7 +294,8 @@ class RecordForm:
         the top of the form and beside each field it reads, in the user's
         language (the rule carries its message in each)."""
         details = exc.details if isinstance(exc.details, dict) else {}
-        rules = details.get("_rules") if isinstance(details.get("_rules"), list) else []
+        found = details.get("_rules")
+        rules: list[Any] = found if isinstance(found, list) else []
         said: set[str] = set()
         for rule in rules:
             if not isinstance(rule, dict):
