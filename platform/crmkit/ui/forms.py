@@ -490,7 +490,7 @@ def _render(form: RecordForm, status: int = 200, conflict: dict[str, Any] | None
         action = f"/app/{entity.name}/{form.row['id']}/edit"
         cancel = f"/app/{entity.name}/{form.row['id']}"
     sections = form.sections(shown)
-    placed = {w.name for s in sections for w in s.widgets}
+    placed = {w.name for s in sections for w in s.widgets if w.kind != "absent"}
     labels = {name: f.label for name, f in entity.fields.items()}
     unplaced = {name: problems for name, problems in form.errors.items() if name not in placed}
     html = render_template("form.html", entity=entity, form=form, sections=sections, action=action, cancel=cancel,
