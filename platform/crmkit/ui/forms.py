@@ -148,11 +148,11 @@ class RecordForm:
         someone saved meanwhile)."""
         if self.row is not None:
             self.initial.update(_initial(form.get("_initial"), self.initial))
+        self._judged = None
         for name in names if names is not None else self.text:
             f = self.entity.fields[name]
             if name in form or (f.type == "region" and f"{name}__province" in form):
                 self.text[name] = from_form(form, f)
-            self._judged = None
             if f.type == "ref" and str(form.get(f"{name}__search") or "").strip():
                 self.searches[name] = str(form.get(f"{name}__search")).strip()
 
