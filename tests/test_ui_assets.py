@@ -78,3 +78,15 @@ def test_the_wheel_carries_the_compiled_catalogs():
     data = pyproject["tool"]["setuptools"]["package-data"]["crmkit.ui"]
     assert "translations/*/LC_MESSAGES/*.mo" in data and "babel" in " ".join(pyproject["build-system"]["requires"])
     assert "BuildWithCatalogs" in (ROOT / "setup.py").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("sheet", sorted(p.name for p in (ROOT / "ui" / "static").glob("*.css")))
+def test_our_stylesheets_close_every_block(sheet):
+    """Blocks of crmkit.css come from several branches (a union merge): a brace
+    lost at a seam would swallow every rule after it into a media query."""
+    depth = 0
+    for number, line in enumerate((ROOT / "ui" / "static" / sheet).read_text(encoding="utf-8").splitlines(), 1):
+        depth += line.count("{") - line.count("}")
+        assert depth >= 0, f"{sheet}:{number}: a brace closes nothing"
+        assert depth <= 2, f"{sheet}:{number}: blocks nested three deep (a brace missing above?)"
+    assert depth == 0, f"{sheet}: {depth} block(s) left open"
