@@ -278,8 +278,8 @@ def test_a_move_that_needs_fields_asks_for_them_then_moves(world):
         f"/app/opportunity/board/{world.ids['MO-LOSE']}/move/lose?view=opportunity_board", headers=HTMX)
     assert dialog.status_code == 200 and dialog.headers["X-Crmkit-Dialog"] == "1"
     html = dialog.get_data(as_text=True)
-    assert '<label for="move-lost_reason">输单原因</label>' in html
-    assert '<option value="price">价格因素</option>' in html
+    assert '<label for="move-lost_reason">输单原因<span class="required-mark" aria-hidden="true">*</span></label>' in html
+    assert 'name="lost_reason" required' in html and '<option value="price">价格因素</option>' in html
     asked = move(world, "mo", "MO-LOSE", "lose")
     assert asked.status_code == 422 and asked.headers["X-Crmkit-Dialog"] == "1"
     assert 'aria-invalid="true"' in asked.get_data(as_text=True)
@@ -296,8 +296,11 @@ def test_required_amounts_are_taken_from_the_dialog(world):
     new_deal(world, "MO-PROPOSE")
     assert move(world, "mo", "MO-PROPOSE", "analyse_needs").status_code == 200
     assert move(world, "mo", "MO-PROPOSE", "propose").status_code == 422
-    assert move(world, "mo", "MO-PROPOSE", "propose", amount="2,000").status_code == 422
-    assert move(world, "mo", "MO-PROPOSE", "propose", amount="2000.50").status_code == 200
+    bad = move(world, "mo", "MO-PROPOSE", "propose", amount="两千")
+    assert bad.status_code == 422 and 'id="move-amount-error"' in bad.get_data(as_text=True)
+    assert world.record("opportunity", "MO-PROPOSE")["stage"] == "needs_analysis"
+    # Read as the record forms read it (one rule): grouping commas are dropped.
+    assert move(world, "mo", "MO-PROPOSE", "propose", amount="2,000.50").status_code == 200
     assert world.record("opportunity", "MO-PROPOSE")["amount"] == Decimal("2000.50")
 
 

@@ -23,9 +23,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from flask import abort, current_app, jsonify, make_response, render_template, request
@@ -46,6 +48,8 @@ from .shell import bp
 
 #: At most this many records answer a ref picker's search.
 OPTIONS_LIMIT = 20
+#: The start of the ids of a form's inputs (Widget.prefix), as a region picker is asked with it.
+_PREFIX = re.compile(r"[a-z]{1,12}")
 #: The fields that name a user or a team, for a picker's answers: shown, searched.
 DIRECTORY_TITLES = {"user": ("display_name", "username"), "team": ("label", "name")}
 
@@ -261,11 +265,16 @@ class RecordForm:
         self._titles(widgets)
         return sections
 
-    def widgets(self, names: Iterable[str]) -> list[Widget]:
+    def widgets(self, names: Iterable[str], prefix: str = "f") -> list[Widget]:
         """The widgets of some fields (those the user may see), titles of refs
         read: for a screen that asks for a few fields outside a whole form
-        (a quick-add, the fields a workflow move needs)."""
+        (a quick-add, the fields a workflow move needs). ``prefix`` starts
+        their ids, so two such forms can share a page."""
         found = [self.widget(self.entity.fields[n]) for n in names if n in self.entity.fields and n in self.ea.visible]
+        for w in found:
+            w.prefix = prefix
+            if w.kind == "region" and prefix != "f":
+                w.options_url += "?" + urlencode({"prefix": prefix})
         self._titles(found)
         return found
 
@@ -558,8 +567,12 @@ def region_picker(entity_name: str, field_name: str):
             entity.name).visible:
         abort(404)
     code = region_from_form(request.args, f.name, f.level)
+    prefix = request.args.get("prefix", "f")
+    if not _PREFIX.fullmatch(prefix):
+        abort(404)
     w = Widget(f, "region", value=code, required=f.required, region=region_choice(code, f.level),
-               options_url=f"/app/{entity.name}/_region/{f.name}")
+               options_url=f"/app/{entity.name}/_region/{f.name}" + (f"?{urlencode({'prefix': prefix})}"
+                                                                    if prefix != "f" else ""), prefix=prefix)
     return render_template("_region_picker.html", w=w)
 
 
