@@ -278,7 +278,8 @@ def test_a_move_that_needs_fields_asks_for_them_then_moves(world):
         f"/app/opportunity/board/{world.ids['MO-LOSE']}/move/lose?view=opportunity_board", headers=HTMX)
     assert dialog.status_code == 200 and dialog.headers["X-Crmkit-Dialog"] == "1"
     html = dialog.get_data(as_text=True)
-    assert '<label for="move-lost_reason">输单原因<span class="required-mark" aria-hidden="true">*</span></label>' in html
+    assert ('<label for="move-lost_reason">输单原因<span class="required-mark" aria-hidden="true">*</span></label>'
+            in html)
     assert 'name="lost_reason" required' in html and '<option value="price">价格因素</option>' in html
     asked = move(world, "mo", "MO-LOSE", "lose")
     assert asked.status_code == 422 and asked.headers["X-Crmkit-Dialog"] == "1"
