@@ -44,6 +44,7 @@ from ..runtime import Runtime
 from . import display
 from .formfields import WIDGETS, Widget, from_form, message, region_choice, region_from_form, to_text, to_value
 from .i18n import locale
+from .security import done
 from .shell import bp
 
 #: At most this many records answer a ref picker's search.
@@ -422,17 +423,6 @@ def _title(form: RecordForm) -> str:
     return f"#{form.row['id']}"
 
 
-def _done(url: str) -> Response:
-    """After a save: to the record's page (a whole page load for htmx, a 303 otherwise)."""
-    if _is_htmx():
-        response = make_response("", 204)
-        response.headers["HX-Redirect"] = url
-        return response
-    response = make_response("", 303)
-    response.headers["Location"] = url
-    return response
-
-
 @bp.route("/<entity_name>/new", methods=["GET", "POST"])
 def new_record(entity_name: str):
     """A new record's form; ``?field=text`` fills inputs in (the record page's "add related")."""
@@ -458,7 +448,7 @@ def new_record(entity_name: str):
         return _render(form, 422)
     except Forbidden:
         abort(403)
-    return _done(f"/app/{entity.name}/{row['id']}")
+    return done(f"/app/{entity.name}/{row['id']}")
 
 
 def _editable_row(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor) -> Mapping[str, Any]:
@@ -503,7 +493,7 @@ def edit_record(entity_name: str, record_id: int):
         abort(403)
     except NotFound:
         abort(404)
-    return _done(f"/app/{entity.name}/{record_id}")
+    return done(f"/app/{entity.name}/{record_id}")
 
 
 def _version(text: str | None) -> int | None:

@@ -33,7 +33,7 @@ from .cells import EMPTY, Cell, Cells, html
 from .formfields import Widget
 from .forms import RecordForm
 from .i18n import locale
-from .security import redirect_to
+from .security import done, redirect_to
 from .shell import bp
 from .timeline import ActivitySource, Timeline, quick_add
 
@@ -344,10 +344,7 @@ def delete_record(entity_name: str, record_id: int):
         return _back(entity, record_id)
     flash(gettext("%(what)s deleted. It is in the recycle bin.", what=label_text(entity.label, locale(), entity.name)),
           "success")
-    response = redirect_to(f"/app/{entity.name}")
-    if _htmx():
-        response.headers["HX-Redirect"] = f"/app/{entity.name}"
-    return response
+    return done(f"/app/{entity.name}")
 
 
 def _move_form(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor) -> RecordForm:
@@ -419,10 +416,7 @@ def make_transition(entity_name: str, record_id: int, name: str):
 
 def _htmx_back(entity: EntitySpec, record_id: int, anchor: str = "") -> Response:
     """Back to the record page: a redirect, or for htmx a whole-page redirect."""
-    response = _back(entity, record_id, anchor)
-    if _htmx():
-        response.headers["HX-Redirect"] = _record_url(entity, record_id) + anchor
-    return response
+    return done(_record_url(entity, record_id) + anchor)
 
 
 @bp.get("/<entity_name>/<int:record_id>/share")

@@ -30,6 +30,17 @@ def redirect_to(target: str | None, fallback: str = "/app/") -> Response:
     return redirect(fallback if safe == "/" and target != "/" else safe, code=303)
 
 
+def done(target: str) -> Response:
+    """After a POST, to a path on this site: a 303, or for htmx a 204 whose
+    ``HX-Redirect`` loads the whole page (a 303 would be followed by the
+    request itself, and its page swapped into the fragment's target)."""
+    if request.headers.get("HX-Request") != "true":
+        return redirect_to(target)
+    response = Response("", 204)
+    response.headers["HX-Redirect"] = redirect_to(target).headers["Location"]
+    return response
+
+
 def _page_headers(response: Response) -> Response:
     if response.mimetype == "text/html":
         response.headers.setdefault("Content-Security-Policy", PAGE_POLICY)
