@@ -32,6 +32,7 @@ from ..workflows import Transition, Workflow, blocker
 from .cards import Card, build_cards, card_fields, in_scope, runtime
 from .forms import RecordForm
 from .i18n import label
+from .navigation import view_offered
 from .security import redirect_to
 from .shell import bp
 
@@ -60,7 +61,7 @@ def board_views(entity: EntitySpec, access: Access) -> list[ViewSpec]:
     fields = {wf.field for wf in rt.records.workflows.get(entity.name, ())}
     return [v for v in rt.spec.views.values()
             if v.entity == entity.name and v.kind == "board" and v.group_by in fields
-            and (not v.roles or set(v.roles) & set(access.roles))]
+            and view_offered(v, access)]
 
 
 def find_board(entity_name: str, access: Access, view_name: str | None) -> Board:

@@ -28,6 +28,7 @@ from ..metadata.spec import EntitySpec, FieldSpec, ViewSpec
 from ..permissions import Access, Actor
 from .cards import Card, build_cards, card_fields, in_scope, runtime, stored
 from .i18n import locale
+from .navigation import view_offered
 from .security import redirect_to
 from .shell import bp
 
@@ -53,7 +54,7 @@ class Day:
 def calendar_views(entity: EntitySpec, access: Access) -> list[ViewSpec]:
     return [v for v in runtime().spec.views.values()
             if v.entity == entity.name and v.kind == "calendar" and v.date_field in entity.fields
-            and (not v.roles or set(v.roles) & set(access.roles))]
+            and view_offered(v, access)]
 
 
 def find_calendar(entity_name: str, access: Access, view_name: str | None) -> Calendar:

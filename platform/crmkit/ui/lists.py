@@ -36,6 +36,7 @@ from ..saved_views import SavedView, SavedViews
 from . import display
 from .cards import stored
 from .i18n import locale
+from .navigation import view_offered
 from .security import redirect_to
 from .shell import _runtime, bp
 
@@ -116,7 +117,7 @@ def default_columns(entity: EntitySpec, ea: EntityAccess) -> tuple[str, ...]:
 def list_views(rt: Runtime, entity: EntitySpec, access: Access) -> list[ViewSpec]:
     """The views of views.yaml that list this entity, for the user's roles."""
     return [v for v in rt.spec.views.values()
-            if v.entity == entity.name and v.kind == "list" and (not v.roles or set(v.roles) & set(access.roles))]
+            if v.entity == entity.name and v.kind == "list" and view_offered(v, access)]
 
 
 def read_state(rt: Runtime, entity: EntitySpec, ea: EntityAccess, access: Access,
