@@ -33,7 +33,7 @@ from .cards import Card, build_cards, card_fields, in_scope, runtime
 from .forms import RecordForm
 from .i18n import label
 from .navigation import view_offered
-from .security import redirect_to
+from .security import is_htmx, redirect_to
 from .shell import bp
 
 #: Cards per column and page.
@@ -172,9 +172,6 @@ def _context(board: Board, columns: list[Column]) -> dict[str, Any]:
             "views": board_views(board.entity, runtime().permissions.of(current_actor()))}
 
 
-def _is_htmx() -> bool:
-    return request.headers.get("HX-Request") == "true"
-
 
 # ------------------------------------------------------------------ pages
 
@@ -198,7 +195,7 @@ def board_column(entity_name: str, state: str):
             column = read_column(conn, board, actor, state, request.args.get("cursor"), with_total=False)
     except BadRequest:
         abort(404)
-    template = "_board_cards.html" if _is_htmx() else "board_column.html"
+    template = "_board_cards.html" if is_htmx() else "board_column.html"
     return render_template(template, **_context(board, [column]), column=column)
 
 
@@ -241,7 +238,7 @@ def _dialog(board: Board, form: RecordForm, move: Transition, status: int) -> Re
     unplaced = {name: problems for name, problems in form.errors.items() if name not in shown}
     context = {**_context(board, []), "card": card, "move": move, "widgets": widgets, "unplaced": unplaced,
                "labels": labels}
-    template = "_move_dialog.html" if _is_htmx() else "board_move.html"
+    template = "_move_dialog.html" if is_htmx() else "board_move.html"
     response = make_response(render_template(template, **context), status)
     response.headers["X-Crmkit-Dialog"] = "1"
     return response
@@ -301,12 +298,12 @@ def move_card(entity_name: str, record_id: int):
         if isinstance(exc, Forbidden) and exc.denial:  # refused actions are audited, as the API's are
             rt.audit.denial(exc.denial)
         reason = refusal_text(exc, move)
-        if _is_htmx():
+        if is_htmx():
             response = make_response(render_template("_board_refusal.html", reason=reason), exc.status)
             return response
         flash(reason, "error")
         return redirect_to(back)
-    if _is_htmx():
+    if is_htmx():
         return render_template("_board_columns.html", **_context(board, read_board(board, actor)))
     flash(_("Moved to “%(state)s”", state=_state_label(board, move.to)), "success")
     return redirect_to(back)

@@ -29,7 +29,7 @@ from ..permissions import Access, Actor
 from .cards import Card, build_cards, card_fields, in_scope, runtime, stored
 from .i18n import locale
 from .navigation import view_offered
-from .security import redirect_to
+from .security import is_htmx, redirect_to
 from .shell import bp
 
 MODES = ("month", "week")
@@ -200,7 +200,7 @@ def reschedule(entity_name: str, record_id: int):
     rt = runtime()
     actor = current_actor()
     calendar = find_calendar(entity_name, rt.permissions.of(actor), request.form.get("view"))
-    htmx = request.headers.get("HX-Request") == "true"
+    htmx = is_htmx()
     back = url_for("crmkit_app.calendar_page", entity_name=entity_name, view=calendar.view.name,
                    date=request.form.get("date") or None, mode=request.form.get("mode") or None)
     try:

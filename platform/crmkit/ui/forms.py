@@ -391,9 +391,6 @@ def _entity(entity_name: str) -> EntitySpec:
     return entity
 
 
-def _is_htmx() -> bool:
-    return request.headers.get("HX-Request") == "true"
-
 
 def _render(form: RecordForm, status: int = 200, conflict: dict[str, Any] | None = None) -> Response:
     shown = form.visibility()

@@ -37,7 +37,7 @@ from . import display
 from .cards import stored
 from .i18n import locale
 from .navigation import view_offered
-from .security import redirect_to
+from .security import is_htmx, redirect_to
 from .shell import _runtime, bp
 
 #: Query arguments of the screen that are not list parameters.
@@ -498,7 +498,7 @@ def entity_list(entity_name: str):
                    controls=controls_of(rt, state, ea, access, language),
                    choosable=[(f, display.field_label(f, language)) for n, f in entity.fields.items()
                               if n in ea.visible and f.type != "json"])
-    if request.headers.get("HX-Request") == "true" and request.headers.get("HX-Target") == "list-results":
+    if is_htmx() and request.headers.get("HX-Target") == "list-results":
         return render_template("_list_results.html", **context)  # htmx swaps 200s only: the error shows inline
     return render_template("list.html", **context), 400 if error is not None else 200
 

@@ -33,7 +33,7 @@ from .cells import EMPTY, Cell, Cells, html
 from .formfields import Widget
 from .forms import RecordForm
 from .i18n import locale
-from .security import done, redirect_to
+from .security import done, is_htmx, redirect_to
 from .shell import bp
 from .timeline import ActivitySource, Timeline, quick_add
 
@@ -50,9 +50,6 @@ bp.add_app_template_filter(html, "cell")
 def _runtime() -> Runtime:
     return current_app.extensions["crmkit"]
 
-
-def _htmx() -> bool:
-    return request.headers.get("HX-Request") == "true"
 
 
 def _entity(name: str) -> EntitySpec:
@@ -380,7 +377,7 @@ def _dialog(form: RecordForm, move: Transition, version: Any, error: str | None 
     context = {"entity": entity, "record_id": form.row["id"] if form.row else None, "move": move,
                "move_label": label_text(move.label, locale(), move.name), "fields": fields, "version": version,
                "error": error}
-    template = "_record_transition.html" if _htmx() else "record_transition.html"
+    template = "_record_transition.html" if is_htmx() else "record_transition.html"
     return render_template(template, **context), status
 
 
@@ -397,7 +394,7 @@ def make_transition(entity_name: str, record_id: int, name: str):
     version = request.form.get("version", "")
     if form.errors:  # text no value comes from: asked again, before the service is
         return _dialog(form, move, version, gettext("Please correct the fields marked below."),
-                       200 if _htmx() else 422)
+                       200 if is_htmx() else 422)
     try:
         rt.records.transition(entity.name, record_id, name, data, actor,
                               version=int(version) if version.isdigit() else None)
@@ -407,7 +404,7 @@ def make_transition(entity_name: str, record_id: int, name: str):
         details = exc.details if isinstance(exc.details, dict) else {}
         if any(n in details for n in asked):  # ask again, with what was typed and why
             form.refused(exc)
-            return _dialog(form, move, version, _failed(exc), 200 if _htmx() else 422)
+            return _dialog(form, move, version, _failed(exc), 200 if is_htmx() else 422)
         flash(gettext("The move was not made: %(reason)s", reason=_failed(exc)), "error")
         return _htmx_back(entity, record_id)
     flash(gettext("Done: %(move)s.", move=label_text(move.label, locale(), move.name)), "success")
@@ -437,7 +434,7 @@ def share_form(entity_name: str, record_id: int):
     shared = {c["user_id"] for c in rt.records.sharing.collaborators(entity.name, record_id, actor)}
     shared.add(row.get("owner_id"))
     context = {"entity": entity, "record_id": record_id, "users": [(i, n) for i, n in users if i not in shared]}
-    return render_template("_record_share.html" if _htmx() else "record_share.html", **context)
+    return render_template("_record_share.html" if is_htmx() else "record_share.html", **context)
 
 
 @bp.post("/<entity_name>/<int:record_id>/collaborators")
@@ -524,7 +521,7 @@ def related_list(entity_name: str, record_id: int, relation: str):
     context = {"entity": entity, "record_id": record_id, "other": other, "label": label, "rows": out,
                "columns": [label_text(f.label, language, f.name) for f in columns],
                "title_label": label_text(title_field.label, language, other.title), "more": more, "here": here}
-    if _htmx():
+    if is_htmx():
         return render_template("_record_related_rows.html" if cursor else "_record_related.html", **context)
     return render_template("record_related.html", **context)
 
@@ -555,7 +552,7 @@ def timeline_page(entity_name: str, record_id: int):
     entity = _entity(entity_name)
     cursor = request.args.get("cursor")
     context = _timeline_context(entity, record_id, cursor)
-    if _htmx():
+    if is_htmx():
         return render_template("_record_timeline_entries.html" if cursor else "_record_timeline.html", **context)
     return _timeline_full(entity, record_id, context)
 
@@ -598,12 +595,12 @@ def add_activity(entity_name: str, record_id: int):
             error = _failed(exc)
     if error is not None:  # the form again, with what was typed and why
         quick_inputs = _quick_widgets(form, fields)
-        if _htmx():
+        if is_htmx():
             return render_template("_record_quick_add.html", entity=entity, record_id=record_id, quick=adding,
                                    quick_inputs=quick_inputs, quick_error=error)
         return _timeline_full(entity, record_id, _timeline_context(entity, record_id, None), 422, quick_inputs,
                               error)
-    if _htmx():
+    if is_htmx():
         response = Response(render_template("_record_quick_add.html", entity=entity, record_id=record_id,
                                             quick=adding, quick_saved=True,
                                             quick_inputs=_fresh_inputs(rt, adding)),
