@@ -387,3 +387,64 @@ def test_hidden_fields_never_show_masked_ones_show_masked_and_masked_amounts_are
     assert "138****5678" in watcher and "board-total" not in watcher
     # The watcher's transition scope covers the deal, but the move is the closer's alone: no handle, no button.
     assert "card-movable" not in watcher and 'value="finish"' not in watcher
+
+
+# ---------------------------------------------------------------- a move that asks for a ref
+
+REF_MOVE_FILES = {
+    **MINI_FILES,
+    "entities/deal.yaml": """
+        entity: deal
+        title: name
+        owned: true
+        fields:
+          name: {type: string, required: true}
+          buyer: {type: ref, to: customer}
+          secret: {type: string}
+          state: {type: enum, options: [open, done], default: open}
+    """,
+    "workflows/deal.yaml": """
+        workflow: deal_state
+        entity: deal
+        field: state
+        states: [open, done]
+        initial: open
+        transitions:
+          - {name: finish, from: open, to: done, require: [buyer, secret]}
+    """,
+    "roles.yaml": """
+        roles:
+          closer:
+            entities: {deal: {read: all, transition: all, update: all}, customer: {read: all}}
+            fields: {deal.secret: hidden}
+    """,
+}
+
+
+def test_a_move_asks_for_a_ref_with_the_forms_picker(make_app, tmp_path):
+    app = make_app(make_config(tmp_path / "config", REF_MOVE_FILES))
+    rt = app.extensions["crmkit"]
+
+    def stored(key: int) -> dict:
+        with rt.engine.connect() as conn:
+            return dict(rt.queries.fetch(conn, rt.spec.entities["deal"], key, actor=SYSTEM))
+
+    buyer = rt.records.create("customer", {"name": "买家甲"}, SYSTEM)["id"]
+    deal = rt.records.create("deal", {"name": "D1", "secret": "TOP-SECRET-42"}, SYSTEM)["id"]
+    token_for(app, "cal", ("closer",))
+    client = app.test_client(user="cal")
+    board = client.get("/app/deal/board", headers=BROWSER).get_data(as_text=True)
+    assert "forms.js" in board and "tom-select" in board  # the dialog's picker works on the board
+    dialog = client.get(f"/app/deal/board/{deal}/move/finish", headers=HTMX).get_data(as_text=True)
+    assert 'class="ref-picker" data-options-url="/app/customer/_options"' in dialog
+    assert '<label for="move-buyer">' in dialog and 'id="move-buyer" name="buyer"' in dialog
+    assert "secret" not in dialog and "TOP-SECRET-42" not in dialog  # a hidden field is not asked for
+    bad = client.post(f"/app/deal/board/{deal}/move", data={"transition": "finish", "buyer": "999999"},
+                      headers=HTMX)
+    assert bad.status_code == 422 and 'id="move-buyer-error"' in bad.get_data(as_text=True)
+    assert stored(deal)["state"] == "open"
+    done = client.post(f"/app/deal/board/{deal}/move", data={"transition": "finish", "buyer": str(buyer)},
+                       headers=HTMX)
+    assert done.status_code == 200
+    column = rt.spec.entities["deal"].fields["buyer"].column
+    assert (stored(deal)["state"], stored(deal)[column]) == ("done", buyer)

@@ -30,7 +30,7 @@ from ..permissions import Access, Actor
 from ..query import ListRequest
 from ..workflows import Transition, Workflow, blocker
 from .cards import Card, build_cards, card_fields, in_scope, runtime
-from .forms import RecordForm
+from .forms import RecordForm, asks_refs
 from .i18n import label
 from .navigation import view_offered
 from .security import is_htmx, redirect_to
@@ -169,7 +169,8 @@ def _context(board: Board, columns: list[Column]) -> dict[str, Any]:
     record_base = url_for("crmkit_app.entity_list", entity_name=board.entity.name)
     return {"board": board, "entity": board.entity, "columns": columns, "total_field": total_field,
             "record_base": record_base, "board_base": record_base + "/board",
-            "views": board_views(board.entity, runtime().permissions.of(current_actor()))}
+            "views": board_views(board.entity, runtime().permissions.of(current_actor())),
+            "pickers": asks_refs(runtime(), board.entity)}
 
 
 

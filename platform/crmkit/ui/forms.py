@@ -350,6 +350,13 @@ class RecordForm:
                 w.shown = names[self.row[w.field.column]]
 
 
+def asks_refs(rt: Runtime, entity: EntitySpec) -> bool:
+    """Whether a move of the entity's workflows asks for a ref field (its
+    dialog's picker needs the page to load forms.js and Tom Select)."""
+    return any(entity.fields[name].type == "ref" for wf in rt.records.workflows.get(entity.name, ())
+               for move in wf.transitions for name in move.require if name in entity.fields)
+
+
 def _initial(text: str | None, known: Mapping[str, Any]) -> dict[str, Any]:
     """The ``_initial`` an edit form carries back: its fields' texts when it was opened."""
     try:

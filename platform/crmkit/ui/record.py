@@ -31,7 +31,7 @@ from ..runtime import Runtime
 from ..workflows import Transition, blocker
 from .cells import EMPTY, Cell, Cells, html
 from .formfields import Widget
-from .forms import RecordForm
+from .forms import RecordForm, asks_refs
 from .i18n import locale
 from .security import done, is_htmx, redirect_to
 from .shell import bp
@@ -307,7 +307,7 @@ def _render_page(view: RecordView) -> str:
     rt = _runtime()
     adding = quick_add(rt, view.entity, rt.permissions.of(current_actor()))
     return render_template("record.html", view=view, entity=view.entity, quick=adding,
-                           quick_inputs=_fresh_inputs(rt, adding))
+                           quick_inputs=_fresh_inputs(rt, adding), pickers=asks_refs(rt, view.entity))
 
 
 @bp.get("/<entity_name>/<int:record_id>")
@@ -376,7 +376,7 @@ def _dialog(form: RecordForm, move: Transition, version: Any, error: str | None 
         w.required = True
     context = {"entity": entity, "record_id": form.row["id"] if form.row else None, "move": move,
                "move_label": label_text(move.label, locale(), move.name), "fields": fields, "version": version,
-               "error": error}
+               "error": error, "pickers": any(w.kind == "ref" for w in fields)}
     template = "_record_transition.html" if is_htmx() else "record_transition.html"
     return render_template(template, **context), status
 
