@@ -62,6 +62,8 @@ class Widget:
     #: a condition of the form reads this field: where a change posts the form
     #: to re-render the conditional parts ('' when none reads it)
     trigger_url: str = ""
+    #: the start of its inputs' ids (``f``; another form in the same page, e.g. ``move``, has its own)
+    prefix: str = "f"
 
     @property
     def name(self) -> str:
@@ -69,7 +71,7 @@ class Widget:
 
     @property
     def id(self) -> str:
-        return "f-" + self.field.name
+        return f"{self.prefix}-{self.field.name}"
 
     @property
     def described_by(self) -> str:

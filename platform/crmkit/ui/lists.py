@@ -13,7 +13,6 @@ the same fragment, and every page works without JavaScript.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
@@ -35,8 +34,10 @@ from ..query import ListRequest, Page
 from ..runtime import Runtime
 from ..saved_views import SavedView, SavedViews
 from . import display
+from .cards import stored
 from .i18n import locale
-from .security import redirect_to
+from .navigation import view_offered
+from .security import is_htmx, redirect_to
 from .shell import _runtime, bp
 
 #: Query arguments of the screen that are not list parameters.
@@ -116,7 +117,7 @@ def default_columns(entity: EntitySpec, ea: EntityAccess) -> tuple[str, ...]:
 def list_views(rt: Runtime, entity: EntitySpec, access: Access) -> list[ViewSpec]:
     """The views of views.yaml that list this entity, for the user's roles."""
     return [v for v in rt.spec.views.values()
-            if v.entity == entity.name and v.kind == "list" and (not v.roles or set(v.roles) & set(access.roles))]
+            if v.entity == entity.name and v.kind == "list" and view_offered(v, access)]
 
 
 def read_state(rt: Runtime, entity: EntitySpec, ea: EntityAccess, access: Access,
@@ -191,13 +192,6 @@ class Row:
         return Markup("".join(parts))
 
 
-def _stored(f: FieldSpec, value: Any) -> Any:
-    """A value as the list read it: timestamps on SQLite come as their API text."""
-    if f.type == "datetime" and isinstance(value, str):
-        return dt.datetime.fromisoformat(value)
-    return value
-
-
 def _names_of(rt: Runtime, conn: sa.Connection, kind: str, ids: set[int], actor: Actor, access: Access,
               language: str) -> dict[int, str]:
     """Users' and teams' names, through the query builder (within the actor's read scope of them)."""
@@ -257,7 +251,7 @@ def cell_formatter(rt: Runtime, f: FieldSpec, ea: EntityAccess, names: dict[str,
     if f.type in ("money", "integer", "decimal"):
         return lambda value: (NUMBER, display.field_value(f, value, language, tz), ())
     if f.type == "datetime":
-        return lambda value: (PLAIN, display.moment(_stored(f, value), language, tz), ())
+        return lambda value: (PLAIN, display.moment(stored(f, value), language, tz), ())
     return lambda value: (PLAIN, display.field_value(f, value, language, tz), ())
 
 
@@ -504,7 +498,7 @@ def entity_list(entity_name: str):
                    controls=controls_of(rt, state, ea, access, language),
                    choosable=[(f, display.field_label(f, language)) for n, f in entity.fields.items()
                               if n in ea.visible and f.type != "json"])
-    if request.headers.get("HX-Request") == "true" and request.headers.get("HX-Target") == "list-results":
+    if is_htmx() and request.headers.get("HX-Target") == "list-results":
         return render_template("_list_results.html", **context)  # htmx swaps 200s only: the error shows inline
     return render_template("list.html", **context), 400 if error is not None else 200
 
@@ -651,7 +645,7 @@ def search():
                     if title is not None and row.get(title.column) not in (None, ""):
                         value = row[title.column]
                         heading = masks[title.name](value) if title.name in masks else \
-                            display.field_value(title, _stored(title, value), language, tz)
+                            display.field_value(title, stored(title, value), language, tz)
                     others = [display.field_value(entity.fields[n], row.get(entity.fields[n].column), language, tz)
                               for n in fields if n != entity.title]
                     hits.append(Hit(f"/app/{entity.name}/{row['id']}", heading, " · ".join(o for o in others if o)))

@@ -33,11 +33,13 @@ from ..permissions import Access, Actor, EntityAccess, audit_changes
 from ..query import Page
 from ..runtime import Runtime
 from .cells import EMPTY, Cell, Cells, target_of
-from .inputs import SIMPLE_TYPES
 
 PAGE_SIZE = 10
 #: The most fields the quick-add form of an activity asks for.
 QUICK_FIELDS = 6
+#: Field types the quick-add asks for (not refs: the record itself is the one given; not json).
+QUICK_TYPES = frozenset({"string", "text", "integer", "decimal", "money", "boolean", "date", "datetime", "email",
+                         "phone", "url", "enum", "multi_enum", "region"})
 HISTORY = "history"
 _AT = history_spec().fields["at"]
 _OLDEST = dt.datetime.min.replace(tzinfo=dt.UTC)
@@ -85,7 +87,7 @@ def quick_add(rt: Runtime, entity: EntitySpec, access: Access) -> tuple[Activity
         order = [name for section in other.form for name in section.fields]
         order += [f.name for f in other.user_fields if f.required and f.name not in order]
         fields = [other.fields[n] for n in order if n in other.fields and n in ea.writable]
-        fields = [f for f in fields if not f.system and not f.readonly and f.type in SIMPLE_TYPES]
+        fields = [f for f in fields if not f.system and not f.readonly and f.type in QUICK_TYPES]
         chosen = {f.name for f in fields if f.required}
         for f in fields:
             if len(chosen) >= QUICK_FIELDS:
