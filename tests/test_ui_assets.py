@@ -78,3 +78,15 @@ def test_the_wheel_carries_the_compiled_catalogs():
     data = pyproject["tool"]["setuptools"]["package-data"]["crmkit.ui"]
     assert "translations/*/LC_MESSAGES/*.mo" in data and "babel" in " ".join(pyproject["build-system"]["requires"])
     assert "BuildWithCatalogs" in (ROOT / "setup.py").read_text(encoding="utf-8")
+
+
+def test_our_stylesheets_close_every_block():
+    """crmkit.css merges by union, which once dropped the lone ``}`` closing
+    two @media blocks: every rule after them applied only on small screens."""
+    for path in sorted(STATIC.glob("*.css")):
+        depth = 0
+        for number, line in enumerate(re.sub(r"/\*.*?\*/", "", path.read_text(encoding="utf-8"), flags=re.S)
+                                      .splitlines(), 1):
+            depth += line.count("{") - line.count("}")
+            assert depth >= 0, f"{path.name}:{number}: a }} too many"
+        assert depth == 0, f"{path.name}: {depth} block(s) left open"
