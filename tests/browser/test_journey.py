@@ -17,10 +17,11 @@ import pytest
 from playwright.sync_api import expect
 
 from conftest import token_for
+from crmkit import seed
 from crmkit.errors import NotFound
 from crmkit.permissions import SYSTEM
 
-from .conftest import PASSWORD, assert_accessible, log_in
+from .conftest import PASSWORD, PHONE, assert_accessible, log_in
 from .test_board import card, column, drag
 
 REP, TEAMMATE, MANAGER = "jill", "ken", "mona"
@@ -156,3 +157,48 @@ def test_a_rep_works_a_customer_from_login_to_logout_and_her_manager_sees_the_te
         expect(page.locator(f'section.board-column:has(ol[data-state="{state}"]) .board-total')).to_have_text(
             re.compile(rf"{re.escape(total)}$"))
     assert_accessible(page)
+
+
+def test_the_readme_screenshots(page, live_server, screenshot):
+    """The main pages as the demo's sales manager (王经理) sees them, in both
+    languages, at 1280 px and (home, list) at 390 px: docs/screenshots with
+    CRMKIT_SCREENSHOTS=1 (`make screenshots`), checked with axe-core too."""
+    log_in(page, "manager", seed.DEMO_PASSWORD)
+    expect(page.locator("#main")).to_be_visible()
+    assert_accessible(page)
+    screenshot(page, "home")
+
+    page.goto("/app/customer")
+    expect(page.locator(".list-table tbody tr").first).to_be_visible()
+    assert_accessible(page)
+    screenshot(page, "list")
+
+    page.locator(".list-table tbody tr a").first.click()
+    page.wait_for_url(re.compile(r".*/app/customer/\d+$"))
+    page.locator("#quick-add").get_by_label("跟进内容").fill("到店回访，客户对新品很感兴趣，约好周五再联系")
+    page.locator("#quick-add").get_by_role("button", name="添加").click()
+    expect(page.locator(".timeline-entries")).to_contain_text("到店回访")
+    assert_accessible(page)
+    screenshot(page, "record")
+
+    page.goto("/app/customer/new")
+    page.get_by_label("客户名称").fill("张晓梅")
+    assert_accessible(page)
+    screenshot(page, "form")
+
+    page.goto("/app/opportunity/board")
+    expect(page.locator("li.card").first).to_be_visible()
+    assert_accessible(page)
+    screenshot(page, "board")
+
+    page.goto("/app/activity/calendar")
+    expect(page.locator(".calendar-grid")).to_be_visible()
+    assert_accessible(page)
+    screenshot(page, "calendar")
+
+    page.set_viewport_size(PHONE)
+    page.goto("/app/")
+    screenshot(page, "home-phone")
+    page.goto("/app/customer")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"] + 1
+    screenshot(page, "list-phone")
