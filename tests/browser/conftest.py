@@ -169,6 +169,7 @@ def screenshot(live_server, tmp_path) -> Callable:
             page.context.add_cookies([{"name": "crmkit_lang", "value": language, "url": live_server.url}])
             page.reload()
             page.wait_for_load_state("networkidle")
+            page.evaluate("window.scrollTo(0, 0)")  # a reload keeps the scroll position
             path = folder / f"{name}-{language}.png"
             path.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(path), full_page=full_page)

@@ -175,6 +175,7 @@ def test_the_readme_screenshots(page, live_server, screenshot):
 
     page.locator(".list-table tbody tr a").first.click()
     page.wait_for_url(re.compile(r".*/app/customer/\d+$"))
+    page.locator("#quick-add").get_by_label("主题").fill("到店回访")
     page.locator("#quick-add").get_by_label("跟进内容").fill("到店回访，客户对新品很感兴趣，约好周五再联系")
     page.locator("#quick-add").get_by_role("button", name="添加").click()
     expect(page.locator(".timeline-entries")).to_contain_text("到店回访")
