@@ -67,7 +67,7 @@ def live_server(tmp_path_factory) -> Iterator[LiveServer]:
         for username, roles in USERS.items():
             token_for(app, username, tuple(roles), password=PASSWORD)
         seed.seed(app.extensions["crmkit"], size=DEMO_SIZE)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", 0, _buffered(app), threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
     thread.start()
     try:
@@ -76,6 +76,23 @@ def live_server(tmp_path_factory) -> Iterator[LiveServer]:
         server.shutdown()
         thread.join(timeout=10)
         app.extensions["crmkit"].engine.dispose()
+
+
+def _buffered(app: Flask):
+    """The app with each response read whole (and closed) before it is sent:
+    werkzeug's server never closes a response whose client went away while it
+    was written (a browser drops its favicon request), and the open static
+    file would fail a later test with a ResourceWarning."""
+
+    def serve(environ, start_response):
+        answer = app(environ, start_response)
+        try:
+            return [b"".join(answer)]
+        finally:
+            if hasattr(answer, "close"):
+                answer.close()
+
+    return serve
 
 
 @pytest.fixture(scope="session")
