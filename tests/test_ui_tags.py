@@ -276,7 +276,7 @@ def test_the_record_page_shows_chips_and_marks_rule_tags(world):
     html = section(get(world.app, "mgr", f"/app/customer/{world.trusted}"))
     assert f'<span class="chip tag tag-blue" title="Good credit; may pay on account.">{TRUSTED} ' in html
     assert "tag-by-rule" in html and "/tags/trusted/remove" not in html  # a rule tag: no remove button
-    assert 'action="/app/customer/%d/tags"' % world.trusted in html
+    assert f'action="/app/customer/{world.trusted}/tags"' in html
     assert '<option value="vegetarian">素食</option>' in html
     assert '<option value="trusted">' not in html and '<option value="loyal">' not in html  # rule tags
     assert "<optgroup label=\"偏好\">" in html

@@ -504,9 +504,13 @@ def entity_list(entity_name: str):
                 row.tags = chips.get(row.id, "")
         bulk = bulk_of(rt, entity, ea, access, actor, conn, language) if rows else Bulk(())
         mine = saved_views().of(actor, entity.name, conn)
+
+    def tag_words(key: str, value: str) -> str:
+        return chip_text(rt, access, entity, key, value, language)
+
     context = {
         "entity": entity, "state": state, "rows": rows, "page": page, "error": error, "bulk": bulk,
-        "columns": columns_of(rt, state, list_request, ea, language), "chips": chips_of(state, language, lambda key, value: chip_text(rt, access, entity, key, value, language)),
+        "columns": columns_of(rt, state, list_request, ea, language), "chips": chips_of(state, language, tag_words),
         "may_create": ea.allows("create"), "may_export": ea.allows("export"),
         "searchable": any(n in ea.readable for n in entity.list.search),
         "query": dict(state.args).get("q", ""),
