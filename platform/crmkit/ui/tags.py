@@ -213,14 +213,6 @@ def _change(entity_name: str, record_id: int, name: str, on: bool):
     return redirect_to(f"/app/{entity.name}/{record_id}#record-tags")
 
 
-@bp.get("/<entity_name>/<int:record_id>/tags")
-def record_tags_section(entity_name: str, record_id: int):
-    entity = _runtime().spec.entities.get(entity_name)
-    if entity is None:
-        abort(404)
-    return _section(entity, record_id)
-
-
 @bp.post("/<entity_name>/<int:record_id>/tags")
 def add_record_tag(entity_name: str, record_id: int):
     """Put the manual tag named in the form on the record."""
