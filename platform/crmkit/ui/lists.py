@@ -39,6 +39,7 @@ from .i18n import locale
 from .navigation import view_offered
 from .security import is_htmx, redirect_to
 from .shell import _runtime, bp
+from .tags import TAG_ARGS, chip_text, page_tags, tag_filter
 
 #: Query arguments of the screen that are not list parameters.
 SCREEN_ARGS = frozenset({"view", "lang"})
@@ -116,8 +117,9 @@ def default_columns(entity: EntitySpec, ea: EntityAccess) -> tuple[str, ...]:
 
 def list_views(rt: Runtime, entity: EntitySpec, access: Access) -> list[ViewSpec]:
     """The views of views.yaml that list this entity, for the user's roles."""
+    usable = rt.queries.tag_catalog.views(access, entity.name)  # a where reading a hidden field is not theirs
     return [v for v in rt.spec.views.values()
-            if v.entity == entity.name and v.kind == "list" and view_offered(v, access)]
+            if v.entity == entity.name and v.kind == "list" and view_offered(v, access) and v.name in usable]
 
 
 def read_state(rt: Runtime, entity: EntitySpec, ea: EntityAccess, access: Access,
@@ -172,6 +174,8 @@ class Row:
     #: The first column's text (a link to the record).
     title: str
     cells: list[Cell]
+    #: the record's tags as chips (HTML, crmkit.ui.tags)
+    tags: str = ""
 
     def html(self, path: str, pick: bool) -> Markup:
         """The row's cells as HTML: a box to choose it (``pick``, for the bulk
@@ -182,7 +186,8 @@ class Row:
         autoescape costs more than the rest of the page."""
         rid = self.id
         parts = [f'<td class="pick"><input type="checkbox" name="id" value="{rid}" aria-labelledby="r{rid}"></td>'
-                 if pick else "", f'<td><a id="r{rid}" href="{escape(path)}/{rid}">{escape(self.title)}</a></td>']
+                 if pick else "", f'<td><a id="r{rid}" href="{escape(path)}/{rid}">{escape(self.title)}</a>'
+                 + (f' <span class="row-tags">{self.tags}</span>' if self.tags else "") + "</td>"]
         for css, text, chips in self.cells:
             if chips:
                 text_html = "".join(f'<span class="chip">{escape(chip)}</span>' for chip in chips)
@@ -382,7 +387,7 @@ def owner_links(state: ListState, ea: EntityAccess, actor: Actor) -> list[Tab]:
     return links
 
 
-def chips_of(state: ListState, language: str) -> list[Chip]:
+def chips_of(state: ListState, language: str, tag_text: Callable[[str, str], str] | None = None) -> list[Chip]:
     """The filters in force, each with a link that removes it."""
     out = []
     fields = state.entity.fields
@@ -397,7 +402,9 @@ def chips_of(state: ListState, language: str) -> list[Chip]:
             value = display.choice(f, value, language)
         elif f is not None and f.type == "boolean" and value in ("true", "false"):
             value = display.boolean(value == "true", language)
-        if op == "isnull":
+        if key in TAG_ARGS and tag_text is not None:
+            text = tag_text(key, value)
+        elif op == "isnull":
             emptiness = gettext("is empty") if value == "true" else gettext("is not empty")
             text = f"{label} {emptiness}"
         else:
@@ -485,17 +492,25 @@ def entity_list(entity_name: str):
         if page.rows:
             names = titles(rt, conn, fields, page.mappings(), actor, access, language)
             rows = rows_of(rt, page, fields, ea, names, language)
+            chips = page_tags(rt, conn, entity, [row.id for row in rows], access, language)
+            for row in rows:
+                row.tags = chips.get(row.id, "")
         bulk = bulk_of(rt, entity, ea, access, actor, conn, language) if rows else Bulk(())
         mine = saved_views().of(actor, entity.name, conn)
+
+    def tag_words(key: str, value: str) -> str:
+        return chip_text(rt, access, entity, key, value, language)
+
     context = {
         "entity": entity, "state": state, "rows": rows, "page": page, "error": error, "bulk": bulk,
-        "columns": columns_of(rt, state, list_request, ea, language), "chips": chips_of(state, language),
+        "columns": columns_of(rt, state, list_request, ea, language), "chips": chips_of(state, language, tag_words),
         "may_create": ea.allows("create"), "may_export": ea.allows("export"),
         "searchable": any(n in ea.readable for n in entity.list.search),
         "query": dict(state.args).get("q", ""),
     }
     context.update(tabs=tabs_of(rt, state, access, mine, language), owner_links=owner_links(state, ea, actor),
                    controls=controls_of(rt, state, ea, access, language),
+                   tag_filter=tag_filter(rt, access, entity, state.args, language),
                    choosable=[(f, display.field_label(f, language)) for n, f in entity.fields.items()
                               if n in ea.visible and f.type != "json"])
     if is_htmx() and request.headers.get("HX-Target") == "list-results":

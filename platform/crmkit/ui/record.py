@@ -35,6 +35,7 @@ from .forms import RecordForm, asks_refs
 from .i18n import locale
 from .security import done, is_htmx, redirect_to
 from .shell import bp
+from .tags import RecordTags, record_tags
 from .timeline import ActivitySource, Timeline, quick_add
 
 RELATED_PAGE = 10
@@ -126,6 +127,8 @@ class RecordView:
     collaborators: list[dict[str, Any]] = field(default_factory=list)
     related: list[Related] = field(default_factory=list)
     states: list[tuple[str, Cell]] = field(default_factory=list)
+    #: the record's tags and those the reader may put on (None: no tags for this reader)
+    tags: RecordTags | None = None
 
 
 def _may(rt: Runtime, conn: sa.Connection, entity: EntitySpec, record_id: int, actor: Actor, ea: EntityAccess,
@@ -197,10 +200,12 @@ def record_view(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor) -
         in_scope = bool(rt.records.workflows.get(entity.name)) and _may(rt, conn, entity, record_id, actor, ea,
                                                                           "transition")
         cells.load(conn, cells.refs_of(entity, ea, [row]))
+        tags = record_tags(rt, conn, entity, record_id, access, may.update)
     title = cells.title(entity, ea, row).text
     title = title or f"{label_text(entity.label, locale(), entity.name)} #{record_id}"
     view = RecordView(entity, record_id, row, title, _sections(entity, ea, row, cells), _info(entity, ea, row, cells),
                       may)
+    view.tags = tags
     view.states = [(label_text(entity.fields[wf.field].label, locale(), wf.field),
                     cells.cell(entity.fields[wf.field], row.get(wf.field), ea))
                    for wf in rt.records.workflows.get(entity.name, ()) if wf.field in ea.visible]

@@ -33,6 +33,7 @@ from ..permissions import Access, Actor, EntityAccess, audit_changes
 from ..query import Page
 from ..runtime import Runtime
 from .cells import EMPTY, Cell, Cells, target_of
+from .tags import tag_heads
 
 PAGE_SIZE = 10
 #: The most fields the quick-add form of an activity asks for.
@@ -109,7 +110,7 @@ class Change:
 @dataclass
 class Entry:
     """One line of the timeline. ``kind``: activity, created, changed, moved,
-    shared, unshared, deleted, restored."""
+    shared, unshared, deleted, restored, tagged."""
 
     kind: str
     at: dt.datetime
@@ -271,6 +272,14 @@ class Timeline:
         if action in ("create", "delete", "restore"):
             yield Entry({"create": "created", "delete": "deleted", "restore": "restored"}[action], at, actor)
             return
+        if action in ("tag_added", "tag_removed"):  # crmkit.tagging: only a tag the reader sees
+            if isinstance(changes, dict):
+                head = tag_heads(self.rt.queries.tag_catalog.visible(self.access, self.entity.name),
+                                 self.cells.language, str(changes.get("tag")), str(changes.get("by")),
+                                 action == "tag_added", actor.text)
+                if head is not None:
+                    yield Entry("tagged", at, actor, what=head)
+            return
         if action != "update" or not isinstance(changes, dict):
             return
         ea = self.access.entity(self.entity.name)
@@ -355,6 +364,8 @@ def _head(entry: Entry) -> str:
     if entry.kind == "shared":
         access = gettext("read and write") if entry.what == "write" else gettext("read only")
         return gettext("%(who)s shared it with %(name)s (%(access)s)", who=who, name=entry.title.text, access=access)
+    if entry.kind == "tagged":
+        return entry.what
     if entry.kind == "unshared":
         return gettext("%(who)s stopped sharing it with %(name)s", who=who, name=entry.title.text)
     return ""
