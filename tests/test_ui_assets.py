@@ -10,7 +10,8 @@ import tomllib
 
 import pytest
 
-from conftest import ROOT, token_for
+from conftest import ROOT, SAMPLE_CONFIG, token_for
+from crmkit.permissions import SYSTEM
 
 STATIC = ROOT / "ui" / "static"
 VENDOR = STATIC / "vendor"
@@ -66,6 +67,59 @@ def test_a_first_page_view_stays_within_the_budget(app, path):
     assert total <= BUDGET, f"{path}: {total / 1024:.1f} KB compressed ({', '.join(assets)})"
 
 
+@pytest.fixture
+def sample(make_app):
+    """The sample retail CRM with a customer and an opportunity; an admin's test client."""
+    app = make_app(SAMPLE_CONFIG)
+    token_for(app)
+    records = app.extensions["crmkit"].records
+    customer = records.create("customer", {"name": "预算客户", "mobile": "13800138000"}, SYSTEM)["id"]
+    opportunity = records.create("opportunity", {"name": "预算商机", "customer": customer, "amount": "1200"},
+                                 SYSTEM)["id"]
+    return app.test_client(user="admin"), {"id": customer, "opportunity": opportunity}
+
+
+#: The main pages of the screens (issue 8), as a person opens them first.
+MAIN_PAGES = ["/app/customer", "/app/customer/{id}", "/app/customer/new", "/app/customer/{id}/edit",
+              "/app/opportunity/board", "/app/activity/calendar", "/app/search?q=预算"]
+
+
+@pytest.mark.parametrize("path", MAIN_PAGES)
+def test_the_first_view_of_each_main_page_stays_within_the_budget(sample, path):
+    client, ids = sample
+    response = client.get(path.format(**ids))
+    assert response.status_code == 200, path
+    html = response.get_data(as_text=True)
+    assets = assets_of(html)
+    assert "crmkit.css" in assets and any("htmx" in asset for asset in assets), path
+    total = sum(gzipped_size(STATIC / asset) for asset in assets) + len(gzip.compress(html.encode(), compresslevel=6))
+    assert total <= BUDGET, f"{path}: {total / 1024:.1f} KB compressed ({', '.join(assets)})"
+
+
+#: What htmx asks for after the first view: (path, extra headers), each answered with a fragment.
+FRAGMENTS = [
+    ("/app/customer?q=预算", {"HX-Target": "list-results"}),  # search as you type, sort, next page
+    ("/app/customer?sort=-name", {"HX-Target": "list-results"}),
+    ("/app/customer/{id}/timeline", {}),
+    ("/app/customer/_region/region?region__province=440000", {}),
+    ("/app/opportunity/board/column/qualification", {}),  # a column's "more"
+    ("/app/opportunity/board/{opportunity}/move/lose", {}),  # a move's dialog
+]
+
+
+@pytest.mark.parametrize("path, headers", FRAGMENTS, ids=[path for path, _ in FRAGMENTS])
+def test_later_htmx_requests_get_html_fragments_only(sample, path, headers):
+    client, ids = sample
+    response = client.get(path.format(**ids), headers={"HX-Request": "true", **headers})
+    assert response.status_code == 200, path
+    assert response.mimetype == "text/html"
+    html = response.get_data(as_text=True)
+    assert html.strip(), path
+    for whole_page in ("<html", "<head", "<body", "<script", 'rel="stylesheet"', 'class="topbar"'):
+        assert whole_page not in html, f"{path}: a fragment has {whole_page}"
+    assert len(gzip.compress(html.encode(), compresslevel=6)) < 20 * 1024, path
+
+
 def test_even_a_page_that_loaded_every_library_would_stay_within_the_budget():
     every = [p for p in STATIC.rglob("*") if p.suffix in (".js", ".css")]
     assert sum(gzipped_size(p) for p in every) <= BUDGET
@@ -78,3 +132,16 @@ def test_the_wheel_carries_the_compiled_catalogs():
     data = pyproject["tool"]["setuptools"]["package-data"]["crmkit.ui"]
     assert "translations/*/LC_MESSAGES/*.mo" in data and "babel" in " ".join(pyproject["build-system"]["requires"])
     assert "BuildWithCatalogs" in (ROOT / "setup.py").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("sheet", sorted(p.name for p in STATIC.glob("*.css")))
+def test_our_stylesheets_close_every_block(sheet):
+    """crmkit.css merges by union, which once dropped the lone ``}`` closing
+    two @media blocks: every rule after them applied only on small screens."""
+    depth = 0
+    text = re.sub(r"/\*.*?\*/", "", (STATIC / sheet).read_text(encoding="utf-8"), flags=re.S)
+    for number, line in enumerate(text.splitlines(), 1):
+        depth += line.count("{") - line.count("}")
+        assert depth >= 0, f"{sheet}:{number}: a brace closes nothing"
+        assert depth <= 2, f"{sheet}:{number}: blocks nested three deep (a brace missing above?)"
+    assert depth == 0, f"{sheet}: {depth} block(s) left open"

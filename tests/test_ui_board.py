@@ -278,8 +278,9 @@ def test_a_move_that_needs_fields_asks_for_them_then_moves(world):
         f"/app/opportunity/board/{world.ids['MO-LOSE']}/move/lose?view=opportunity_board", headers=HTMX)
     assert dialog.status_code == 200 and dialog.headers["X-Crmkit-Dialog"] == "1"
     html = dialog.get_data(as_text=True)
-    assert '<label for="move-lost_reason">输单原因</label>' in html
-    assert '<option value="price">价格因素</option>' in html
+    assert ('<label for="move-lost_reason">输单原因<span class="required-mark" aria-hidden="true">*</span></label>'
+            in html)
+    assert 'name="lost_reason" required' in html and '<option value="price">价格因素</option>' in html
     asked = move(world, "mo", "MO-LOSE", "lose")
     assert asked.status_code == 422 and asked.headers["X-Crmkit-Dialog"] == "1"
     assert 'aria-invalid="true"' in asked.get_data(as_text=True)
@@ -296,8 +297,11 @@ def test_required_amounts_are_taken_from_the_dialog(world):
     new_deal(world, "MO-PROPOSE")
     assert move(world, "mo", "MO-PROPOSE", "analyse_needs").status_code == 200
     assert move(world, "mo", "MO-PROPOSE", "propose").status_code == 422
-    assert move(world, "mo", "MO-PROPOSE", "propose", amount="2,000").status_code == 422
-    assert move(world, "mo", "MO-PROPOSE", "propose", amount="2000.50").status_code == 200
+    bad = move(world, "mo", "MO-PROPOSE", "propose", amount="两千")
+    assert bad.status_code == 422 and 'id="move-amount-error"' in bad.get_data(as_text=True)
+    assert world.record("opportunity", "MO-PROPOSE")["stage"] == "needs_analysis"
+    # Read as the record forms read it (one rule): grouping commas are dropped.
+    assert move(world, "mo", "MO-PROPOSE", "propose", amount="2,000.50").status_code == 200
     assert world.record("opportunity", "MO-PROPOSE")["amount"] == Decimal("2000.50")
 
 
@@ -383,3 +387,64 @@ def test_hidden_fields_never_show_masked_ones_show_masked_and_masked_amounts_are
     assert "138****5678" in watcher and "board-total" not in watcher
     # The watcher's transition scope covers the deal, but the move is the closer's alone: no handle, no button.
     assert "card-movable" not in watcher and 'value="finish"' not in watcher
+
+
+# ---------------------------------------------------------------- a move that asks for a ref
+
+REF_MOVE_FILES = {
+    **MINI_FILES,
+    "entities/deal.yaml": """
+        entity: deal
+        title: name
+        owned: true
+        fields:
+          name: {type: string, required: true}
+          buyer: {type: ref, to: customer}
+          secret: {type: string}
+          state: {type: enum, options: [open, done], default: open}
+    """,
+    "workflows/deal.yaml": """
+        workflow: deal_state
+        entity: deal
+        field: state
+        states: [open, done]
+        initial: open
+        transitions:
+          - {name: finish, from: open, to: done, require: [buyer, secret]}
+    """,
+    "roles.yaml": """
+        roles:
+          closer:
+            entities: {deal: {read: all, transition: all, update: all}, customer: {read: all}}
+            fields: {deal.secret: hidden}
+    """,
+}
+
+
+def test_a_move_asks_for_a_ref_with_the_forms_picker(make_app, tmp_path):
+    app = make_app(make_config(tmp_path / "config", REF_MOVE_FILES))
+    rt = app.extensions["crmkit"]
+
+    def stored(key: int) -> dict:
+        with rt.engine.connect() as conn:
+            return dict(rt.queries.fetch(conn, rt.spec.entities["deal"], key, actor=SYSTEM))
+
+    buyer = rt.records.create("customer", {"name": "买家甲"}, SYSTEM)["id"]
+    deal = rt.records.create("deal", {"name": "D1", "secret": "TOP-SECRET-42"}, SYSTEM)["id"]
+    token_for(app, "cal", ("closer",))
+    client = app.test_client(user="cal")
+    board = client.get("/app/deal/board", headers=BROWSER).get_data(as_text=True)
+    assert "forms.js" in board and "tom-select" in board  # the dialog's picker works on the board
+    dialog = client.get(f"/app/deal/board/{deal}/move/finish", headers=HTMX).get_data(as_text=True)
+    assert 'class="ref-picker" data-options-url="/app/customer/_options"' in dialog
+    assert '<label for="move-buyer">' in dialog and 'id="move-buyer" name="buyer"' in dialog
+    assert "secret" not in dialog and "TOP-SECRET-42" not in dialog  # a hidden field is not asked for
+    bad = client.post(f"/app/deal/board/{deal}/move", data={"transition": "finish", "buyer": "999999"},
+                      headers=HTMX)
+    assert bad.status_code == 422 and 'id="move-buyer-error"' in bad.get_data(as_text=True)
+    assert stored(deal)["state"] == "open"
+    done = client.post(f"/app/deal/board/{deal}/move", data={"transition": "finish", "buyer": str(buyer)},
+                       headers=HTMX)
+    assert done.status_code == 200
+    column = rt.spec.entities["deal"].fields["buyer"].column
+    assert (stored(deal)["state"], stored(deal)[column]) == ("done", buyer)

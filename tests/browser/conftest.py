@@ -21,7 +21,7 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from conftest import QUICK_HASHER, REQUIRE_SERVICES, ROOT, SAMPLE_CONFIG, token_for
-from crmkit import identity
+from crmkit import identity, seed
 from crmkit.app import create_app
 from crmkit.settings import Settings
 
@@ -36,6 +36,8 @@ LANGUAGES = ("zh", "en")
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
+#: How much demo data the live server has (``crmkit seed --size``): 60 customers, 6 opportunities...
+DEMO_SIZE = 60
 #: Who can log in: user name -> roles.
 USERS = {"ann": ["admin"], "sam": ["service_rep"]}
 
@@ -54,7 +56,9 @@ class LiveServer:
 
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory) -> Iterator[LiveServer]:
-    """The sample retail CRM (no demo data) served at http://127.0.0.1:PORT by werkzeug in a thread."""
+    """The sample retail CRM served at http://127.0.0.1:PORT by werkzeug in a
+    thread, with a little demo data (``crmkit seed``: the demo organisation and
+    a few dozen records, so that pages and screenshots are not empty)."""
     root = tmp_path_factory.mktemp("browser")
     settings = Settings(database_url=f"sqlite:///{root / 'crm.sqlite3'}", instance_dir=root / "instance")
     app = create_app(SAMPLE_CONFIG, settings)
@@ -62,7 +66,8 @@ def live_server(tmp_path_factory) -> Iterator[LiveServer]:
         patch.setattr(identity, "_hasher", QUICK_HASHER)
         for username, roles in USERS.items():
             token_for(app, username, tuple(roles), password=PASSWORD)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+        seed.seed(app.extensions["crmkit"], size=DEMO_SIZE)
+    server = make_server("127.0.0.1", 0, _buffered(app), threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
     thread.start()
     try:
@@ -71,6 +76,23 @@ def live_server(tmp_path_factory) -> Iterator[LiveServer]:
         server.shutdown()
         thread.join(timeout=10)
         app.extensions["crmkit"].engine.dispose()
+
+
+def _buffered(app: Flask):
+    """The app with each response read whole (and closed) before it is sent:
+    werkzeug's server never closes a response whose client went away while it
+    was written (a browser drops its favicon request), and the open static
+    file would fail a later test with a ResourceWarning."""
+
+    def serve(environ, start_response):
+        answer = app(environ, start_response)
+        try:
+            return [b"".join(answer)]
+        finally:
+            if hasattr(answer, "close"):
+                answer.close()
+
+    return serve
 
 
 @pytest.fixture(scope="session")
@@ -153,19 +175,27 @@ def assert_accessible(page) -> None:
 def screenshot(live_server, tmp_path) -> Callable:
     """``screenshot(page, name)``: the page as it is, once per language, as
     ``<name>-<lang>.png`` (the language is switched through its cookie and
-    the page reloaded). Written to docs/screenshots when CRMKIT_SCREENSHOTS=1."""
+    the page reloaded; then the language is put back as it was). Written to
+    docs/screenshots when CRMKIT_SCREENSHOTS=1."""
     folder = SCREENSHOTS if os.environ.get("CRMKIT_SCREENSHOTS") == "1" else tmp_path
 
     def take(page, name: str, *, full_page: bool = False) -> list[Path]:
         made = []
+        before = [c for c in page.context.cookies() if c["name"] == "crmkit_lang"]
         for language in LANGUAGES:
             page.context.add_cookies([{"name": "crmkit_lang", "value": language, "url": live_server.url}])
             page.reload()
             page.wait_for_load_state("networkidle")
+            page.evaluate("window.scrollTo(0, 0)")  # a reload keeps the scroll position
             path = folder / f"{name}-{language}.png"
             path.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(path), full_page=full_page)
             made.append(path)
+        # The page goes on in the language it was in (the test after the picture expects it).
+        page.context.clear_cookies(name="crmkit_lang")
+        if before:
+            page.context.add_cookies(before)
+        page.reload()
         return made
 
     return take

@@ -31,7 +31,7 @@ def test_a_wrong_password_is_said_in_both_languages(page):
     assert_accessible(page)
 
 
-def test_logging_in_through_the_form_lands_on_the_home_page(logged_in, screenshot):
+def test_logging_in_through_the_form_lands_on_the_home_page(logged_in):
     page = logged_in()
     expect(page.get_by_role("heading", level=1)).to_have_text("欢迎，ann")
     navigation = page.get_by_role("navigation", name="主导航")
@@ -39,7 +39,6 @@ def test_logging_in_through_the_form_lands_on_the_home_page(logged_in, screensho
     assert navigation.get_by_role("link").all_inner_texts()[:4] == ["首页", "线索", "客户", "联系人"]
     assert len(navigation.get_by_role("link").all_inner_texts()) == 1 + 17
     assert_accessible(page)
-    screenshot(page, "home")
 
 
 def test_a_user_sees_only_the_entities_their_roles_may_read(logged_in):
@@ -121,14 +120,13 @@ def test_logging_out_ends_the_session(logged_in):
     page.wait_for_url("**/login?next=/app/")
 
 
-def test_the_shell_is_usable_on_a_phone(logged_in, screenshot):
+def test_the_shell_is_usable_on_a_phone(logged_in):
     page = logged_in()
     page.set_viewport_size(PHONE)
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     assert page.locator("#global-search").is_visible()
     assert page.get_by_role("link", name="客户", exact=True).is_visible()
     assert_accessible(page)
-    screenshot(page, "home-phone")
 
 
 def test_an_unknown_page_is_a_page_of_the_shell(logged_in):

@@ -80,6 +80,10 @@
 
   function showDialog(attempt, html) {
     fill(dialog, html);
+    if (window.htmx) {
+      window.htmx.process(dialog);  // a region picker asks the server for its select boxes
+    }
+    dialog.dispatchEvent(new CustomEvent("crmkit:fields", {bubbles: true}));  // ref pickers (forms.js)
     var form = dialog.querySelector("form");
     if (form) {
       form.addEventListener("submit", function (event) {

@@ -65,6 +65,8 @@
 
   document.addEventListener("DOMContentLoaded", function () { pickers(document); });
   document.addEventListener("htmx:load", function (event) { pickers(event.detail.elt); });
+  // Fields put in the page by a script of another screen (the board's move dialog).
+  document.addEventListener("crmkit:fields", function (event) { pickers(event.target); });
 
   // A form answered 422 (errors beside the fields) or 409 (saved by someone
   // else meanwhile): the answer is the form again, swapped in like a success,

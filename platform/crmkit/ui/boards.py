@@ -15,11 +15,8 @@ move that needs fields asks for them first.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import abort, flash, make_response, render_template, request, url_for
@@ -33,8 +30,10 @@ from ..permissions import Access, Actor
 from ..query import ListRequest
 from ..workflows import Transition, Workflow, blocker
 from .cards import Card, build_cards, card_fields, in_scope, runtime
+from .forms import RecordForm, asks_refs
 from .i18n import label
-from .security import redirect_to
+from .navigation import view_offered
+from .security import is_htmx, redirect_to
 from .shell import bp
 
 #: Cards per column and page.
@@ -62,7 +61,7 @@ def board_views(entity: EntitySpec, access: Access) -> list[ViewSpec]:
     fields = {wf.field for wf in rt.records.workflows.get(entity.name, ())}
     return [v for v in rt.spec.views.values()
             if v.entity == entity.name and v.kind == "board" and v.group_by in fields
-            and (not v.roles or set(v.roles) & set(access.roles))]
+            and view_offered(v, access)]
 
 
 def find_board(entity_name: str, access: Access, view_name: str | None) -> Board:
@@ -170,11 +169,9 @@ def _context(board: Board, columns: list[Column]) -> dict[str, Any]:
     record_base = url_for("crmkit_app.entity_list", entity_name=board.entity.name)
     return {"board": board, "entity": board.entity, "columns": columns, "total_field": total_field,
             "record_base": record_base, "board_base": record_base + "/board",
-            "views": board_views(board.entity, runtime().permissions.of(current_actor()))}
+            "views": board_views(board.entity, runtime().permissions.of(current_actor())),
+            "pickers": asks_refs(runtime(), board.entity)}
 
-
-def _is_htmx() -> bool:
-    return request.headers.get("HX-Request") == "true"
 
 
 # ------------------------------------------------------------------ pages
@@ -199,7 +196,7 @@ def board_column(entity_name: str, state: str):
             column = read_column(conn, board, actor, state, request.args.get("cursor"), with_total=False)
     except BadRequest:
         abort(404)
-    template = "_board_cards.html" if _is_htmx() else "board_column.html"
+    template = "_board_cards.html" if is_htmx() else "board_column.html"
     return render_template(template, **_context(board, [column]), column=column)
 
 
@@ -210,54 +207,39 @@ def _move(board: Board, name: str) -> Transition:
     return move
 
 
-def _form_values(board: Board, move: Transition, form: Any) -> dict[str, Any]:
-    """The required fields the dialog sent, as the service takes them."""
-    values: dict[str, Any] = {}
-    zone = runtime().spec.timezone
-    for name in move.require:
-        if name not in form:
-            continue
-        text = form.get(name, "").strip()
-        f = board.entity.fields[name]
-        if text == "":
-            values[name] = None
-        elif f.type == "integer":
-            values[name] = int(text) if text.lstrip("-").isdigit() else text
-        elif f.type in ("money", "decimal"):
-            try:
-                values[name] = str(Decimal(text))
-            except InvalidOperation:
-                values[name] = text
-        elif f.type == "datetime" and len(text) == 16:  # a datetime-local input: in the app's timezone
-            try:
-                values[name] = dt.datetime.fromisoformat(text).replace(tzinfo=ZoneInfo(zone)).isoformat()
-            except ValueError:
-                values[name] = text
-        else:
-            values[name] = text
-    return values
-
-
-def _record(board: Board, actor: Actor, record_id: int) -> Card:
+def _record(board: Board, actor: Actor, record_id: int) -> RecordForm:
+    """The record's form, as the user may read it (404: they may not)."""
     rt = runtime()
     with rt.engine.connect() as conn:
-        row = rt.queries.read_one(conn, board.entity, record_id, actor=actor)
-        if row is None:
-            abort(404)
-        ea = rt.permissions.of(actor).entity(board.entity.name)
-        card = build_cards(conn, board.entity, [dict(row)], board.fields, ea, actor)[0]
-        card.moves = _moves(board, rt.permissions.of(actor), card, _movable(conn, board, actor, [card.id]))
+        found = rt.queries.read_one(conn, board.entity, record_id, actor=actor)
+    if found is None:
+        abort(404)
+    return RecordForm(rt, board.entity, actor, dict(found))
+
+
+def _card(board: Board, form: RecordForm) -> Card:
+    rt = runtime()
+    assert form.row is not None
+    with rt.engine.connect() as conn:
+        card = build_cards(conn, board.entity, [form.row], board.fields, form.ea, form.actor)[0]
+        card.moves = _moves(board, rt.permissions.of(form.actor), card,
+                            _movable(conn, board, form.actor, [card.id]))
     return card
 
 
-def _dialog(board: Board, card: Card, move: Transition, values: dict[str, Any], errors: dict[str, Any],
-            status: int) -> Response:
-    """The small form a move's required fields are asked for in."""
-    fields = [board.entity.fields[n] for n in move.require]
-    values = {f.name: _input_text(f.type, values.get(f.name)) for f in fields}
-    context = {**_context(board, []), "card": card, "move": move, "fields": fields, "values": values,
-               "errors": errors}
-    template = "_move_dialog.html" if _is_htmx() else "board_move.html"
+def _dialog(board: Board, form: RecordForm, move: Transition, status: int) -> Response:
+    """The small form a move's required fields are asked for in (the forms'
+    widgets: what the record holds, or what was typed, and the errors beside it)."""
+    card = _card(board, form)
+    widgets = form.widgets(move.require, prefix="move")
+    for w in widgets:
+        w.required = w.kind != "readonly"
+    shown = {w.name for w in widgets}
+    labels = {name: f.label for name, f in board.entity.fields.items()}
+    unplaced = {name: problems for name, problems in form.errors.items() if name not in shown}
+    context = {**_context(board, []), "card": card, "move": move, "widgets": widgets, "unplaced": unplaced,
+               "labels": labels}
+    template = "_move_dialog.html" if is_htmx() else "board_move.html"
     response = make_response(render_template(template, **context), status)
     response.headers["X-Crmkit-Dialog"] = "1"
     return response
@@ -268,21 +250,7 @@ def move_dialog(entity_name: str, record_id: int, name: str):
     actor = current_actor()
     board = find_board(entity_name, runtime().permissions.of(actor), request.args.get("view"))
     move = _move(board, name)
-    card = _record(board, actor, record_id)
-    return _dialog(board, card, move, {n: card.values.get(n) for n in move.require}, {}, 200)
-
-
-def _input_text(kind: str, value: Any) -> str:
-    """A value as an input shows it (a moment as local time in the app's timezone)."""
-    if value is None:
-        return ""
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        return value.astimezone(ZoneInfo(runtime().spec.timezone)).strftime("%Y-%m-%dT%H:%M")
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return str(value)
+    return _dialog(board, _record(board, actor, record_id), move, 200)
 
 
 def refusal_text(exc: CrmError, move: Transition) -> str:
@@ -312,28 +280,31 @@ def move_card(entity_name: str, record_id: int):
     move = _move(board, request.form.get("transition", ""))
     version_text = request.form.get("version", "")
     version = int(version_text) if version_text.isdigit() else None
-    values = _form_values(board, move, request.form)
+    form = _record(board, actor, record_id)
+    asked = [n for n in move.require if n in form.editable]
+    form.take(request.form, asked)
+    values = form.data(asked)
+    if form.errors:  # text no value comes from: asked again, before the service is
+        return _dialog(board, form, move, 422)
     back = url_for("crmkit_app.board_page", entity_name=entity_name, view=board.view_name or None)
     try:
         rt.records.transition(entity_name, record_id, move.name, values, actor, version=version)
     except CrmError as exc:
         if exc.code in ("fields_required", "validation_failed", "reference_not_found") or (
-                exc.status == 422 and values):
-            card = _record(board, actor, record_id)
-            details = exc.details if isinstance(exc.details, dict) else {}
-            shown = {n: request.form.get(n, card.values.get(n)) for n in move.require}
-            return _dialog(board, card, move, shown, details, 422)
+                exc.status == 422 and any(n in request.form for n in move.require)):
+            form.refused(exc)
+            return _dialog(board, form, move, 422)
         if exc.status == 404:
             abort(404)
         if isinstance(exc, Forbidden) and exc.denial:  # refused actions are audited, as the API's are
             rt.audit.denial(exc.denial)
         reason = refusal_text(exc, move)
-        if _is_htmx():
+        if is_htmx():
             response = make_response(render_template("_board_refusal.html", reason=reason), exc.status)
             return response
         flash(reason, "error")
         return redirect_to(back)
-    if _is_htmx():
+    if is_htmx():
         return render_template("_board_columns.html", **_context(board, read_board(board, actor)))
     flash(_("Moved to “%(state)s”", state=_state_label(board, move.to)), "success")
     return redirect_to(back)

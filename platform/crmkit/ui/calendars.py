@@ -28,7 +28,8 @@ from ..metadata.spec import EntitySpec, FieldSpec, ViewSpec
 from ..permissions import Access, Actor
 from .cards import Card, build_cards, card_fields, in_scope, runtime, stored
 from .i18n import locale
-from .security import redirect_to
+from .navigation import view_offered
+from .security import is_htmx, redirect_to
 from .shell import bp
 
 MODES = ("month", "week")
@@ -53,7 +54,7 @@ class Day:
 def calendar_views(entity: EntitySpec, access: Access) -> list[ViewSpec]:
     return [v for v in runtime().spec.views.values()
             if v.entity == entity.name and v.kind == "calendar" and v.date_field in entity.fields
-            and (not v.roles or set(v.roles) & set(access.roles))]
+            and view_offered(v, access)]
 
 
 def find_calendar(entity_name: str, access: Access, view_name: str | None) -> Calendar:
@@ -199,7 +200,7 @@ def reschedule(entity_name: str, record_id: int):
     rt = runtime()
     actor = current_actor()
     calendar = find_calendar(entity_name, rt.permissions.of(actor), request.form.get("view"))
-    htmx = request.headers.get("HX-Request") == "true"
+    htmx = is_htmx()
     back = url_for("crmkit_app.calendar_page", entity_name=entity_name, view=calendar.view.name,
                    date=request.form.get("date") or None, mode=request.form.get("mode") or None)
     try:

@@ -65,6 +65,8 @@ class Widget:
     #: whether it shows or is required follows the input (a field rule): drawn
     #: in a slot of its own id that a change re-renders (kind ``absent``: hidden now)
     slot: bool = False
+    #: the start of its inputs' ids (``f``; another form in the same page, e.g. ``move``, has its own)
+    prefix: str = "f"
 
     @property
     def name(self) -> str:
@@ -72,7 +74,7 @@ class Widget:
 
     @property
     def id(self) -> str:
-        return "f-" + self.field.name
+        return f"{self.prefix}-{self.field.name}"
 
     @property
     def described_by(self) -> str:

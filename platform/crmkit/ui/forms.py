@@ -34,9 +34,11 @@ import contextlib
 import dataclasses
 import datetime as dt
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from flask import abort, current_app, jsonify, make_response, render_template, request
@@ -54,10 +56,13 @@ from ..runtime import Runtime
 from . import display
 from .formfields import WIDGETS, Widget, from_form, message, region_choice, region_from_form, to_text, to_value
 from .i18n import locale
+from .security import done
 from .shell import bp
 
 #: At most this many records answer a ref picker's search.
 OPTIONS_LIMIT = 20
+#: The start of the ids of a form's inputs (Widget.prefix), as a region picker is asked with it.
+_PREFIX = re.compile(r"[a-z]{1,12}")
 #: The fields that name a user or a team, for a picker's answers: shown, searched.
 DIRECTORY_TITLES = {"user": ("display_name", "username"), "team": ("label", "name")}
 
@@ -348,11 +353,16 @@ class RecordForm:
         self._titles(widgets)
         return sections
 
-    def widgets(self, names: Iterable[str]) -> list[Widget]:
+    def widgets(self, names: Iterable[str], prefix: str = "f") -> list[Widget]:
         """The widgets of some fields (those the user may see), titles of refs
         read: for a screen that asks for a few fields outside a whole form
-        (a quick-add, the fields a workflow move needs)."""
+        (a quick-add, the fields a workflow move needs). ``prefix`` starts
+        their ids, so two such forms can share a page."""
         found = [self.widget(self.entity.fields[n]) for n in names if n in self.entity.fields and n in self.ea.visible]
+        for w in found:
+            w.prefix = prefix
+            if w.kind == "region" and prefix != "f":
+                w.options_url += "?" + urlencode({"prefix": prefix})
         self._titles(found)
         return found
 
@@ -435,6 +445,13 @@ class RecordForm:
                 w.shown = names[self.row[w.field.column]]
 
 
+def asks_refs(rt: Runtime, entity: EntitySpec) -> bool:
+    """Whether a move of the entity's workflows asks for a ref field (its
+    dialog's picker needs the page to load forms.js and Tom Select)."""
+    return any(entity.fields[name].type == "ref" for wf in rt.records.workflows.get(entity.name, ())
+               for move in wf.transitions for name in move.require if name in entity.fields)
+
+
 def _initial(text: str | None, known: Mapping[str, Any]) -> dict[str, Any]:
     """The ``_initial`` an edit form carries back: its fields' texts when it was opened."""
     try:
@@ -476,9 +493,6 @@ def _entity(entity_name: str) -> EntitySpec:
     return entity
 
 
-def _is_htmx() -> bool:
-    return request.headers.get("HX-Request") == "true"
-
 
 def _render(form: RecordForm, status: int = 200, conflict: dict[str, Any] | None = None) -> Response:
     shown = form.visibility()
@@ -508,17 +522,6 @@ def _title(form: RecordForm) -> str:
     return f"#{form.row['id']}"
 
 
-def _done(url: str) -> Response:
-    """After a save: to the record's page (a whole page load for htmx, a 303 otherwise)."""
-    if _is_htmx():
-        response = make_response("", 204)
-        response.headers["HX-Redirect"] = url
-        return response
-    response = make_response("", 303)
-    response.headers["Location"] = url
-    return response
-
-
 @bp.route("/<entity_name>/new", methods=["GET", "POST"])
 def new_record(entity_name: str):
     """A new record's form; ``?field=text`` fills inputs in (the record page's "add related")."""
@@ -544,7 +547,7 @@ def new_record(entity_name: str):
         return _render(form, 422)
     except Forbidden:
         abort(403)
-    return _done(f"/app/{entity.name}/{row['id']}")
+    return done(f"/app/{entity.name}/{row['id']}")
 
 
 def _editable_row(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor) -> Mapping[str, Any]:
@@ -589,7 +592,7 @@ def edit_record(entity_name: str, record_id: int):
         abort(403)
     except NotFound:
         abort(404)
-    return _done(f"/app/{entity.name}/{record_id}")
+    return done(f"/app/{entity.name}/{record_id}")
 
 
 def _version(text: str | None) -> int | None:
@@ -658,8 +661,12 @@ def region_picker(entity_name: str, field_name: str):
             entity.name).visible:
         abort(404)
     code = region_from_form(request.args, f.name, f.level)
+    prefix = request.args.get("prefix", "f")
+    if not _PREFIX.fullmatch(prefix):
+        abort(404)
     w = Widget(f, "region", value=code, required=f.required, region=region_choice(code, f.level),
-               options_url=f"/app/{entity.name}/_region/{f.name}")
+               options_url=f"/app/{entity.name}/_region/{f.name}" + (f"?{urlencode({'prefix': prefix})}"
+                                                                    if prefix != "f" else ""), prefix=prefix)
     return render_template("_region_picker.html", w=w)
 
 

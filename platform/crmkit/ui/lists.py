@@ -13,7 +13,6 @@ the same fragment, and every page works without JavaScript.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
@@ -35,9 +34,12 @@ from ..query import ListRequest, Page
 from ..runtime import Runtime
 from ..saved_views import SavedView, SavedViews
 from . import display
+from .cards import stored
 from .i18n import locale
-from .security import redirect_to
+from .navigation import view_offered
+from .security import is_htmx, redirect_to
 from .shell import _runtime, bp
+from .tags import TAG_ARGS, chip_text, page_tags, tag_filter
 
 #: Query arguments of the screen that are not list parameters.
 SCREEN_ARGS = frozenset({"view", "lang"})
@@ -115,8 +117,9 @@ def default_columns(entity: EntitySpec, ea: EntityAccess) -> tuple[str, ...]:
 
 def list_views(rt: Runtime, entity: EntitySpec, access: Access) -> list[ViewSpec]:
     """The views of views.yaml that list this entity, for the user's roles."""
+    usable = rt.queries.tag_catalog.views(access, entity.name)  # a where reading a hidden field is not theirs
     return [v for v in rt.spec.views.values()
-            if v.entity == entity.name and v.kind == "list" and (not v.roles or set(v.roles) & set(access.roles))]
+            if v.entity == entity.name and v.kind == "list" and view_offered(v, access) and v.name in usable]
 
 
 def read_state(rt: Runtime, entity: EntitySpec, ea: EntityAccess, access: Access,
@@ -171,6 +174,8 @@ class Row:
     #: The first column's text (a link to the record).
     title: str
     cells: list[Cell]
+    #: the record's tags as chips (HTML, crmkit.ui.tags)
+    tags: str = ""
 
     def html(self, path: str, pick: bool) -> Markup:
         """The row's cells as HTML: a box to choose it (``pick``, for the bulk
@@ -181,7 +186,8 @@ class Row:
         autoescape costs more than the rest of the page."""
         rid = self.id
         parts = [f'<td class="pick"><input type="checkbox" name="id" value="{rid}" aria-labelledby="r{rid}"></td>'
-                 if pick else "", f'<td><a id="r{rid}" href="{escape(path)}/{rid}">{escape(self.title)}</a></td>']
+                 if pick else "", f'<td><a id="r{rid}" href="{escape(path)}/{rid}">{escape(self.title)}</a>'
+                 + (f' <span class="row-tags">{self.tags}</span>' if self.tags else "") + "</td>"]
         for css, text, chips in self.cells:
             if chips:
                 text_html = "".join(f'<span class="chip">{escape(chip)}</span>' for chip in chips)
@@ -189,13 +195,6 @@ class Row:
                 text_html = escape(text)
             parts.append(f"<td{css}>{text_html}</td>")
         return Markup("".join(parts))
-
-
-def _stored(f: FieldSpec, value: Any) -> Any:
-    """A value as the list read it: timestamps on SQLite come as their API text."""
-    if f.type == "datetime" and isinstance(value, str):
-        return dt.datetime.fromisoformat(value)
-    return value
 
 
 def _names_of(rt: Runtime, conn: sa.Connection, kind: str, ids: set[int], actor: Actor, access: Access,
@@ -257,7 +256,7 @@ def cell_formatter(rt: Runtime, f: FieldSpec, ea: EntityAccess, names: dict[str,
     if f.type in ("money", "integer", "decimal"):
         return lambda value: (NUMBER, display.field_value(f, value, language, tz), ())
     if f.type == "datetime":
-        return lambda value: (PLAIN, display.moment(_stored(f, value), language, tz), ())
+        return lambda value: (PLAIN, display.moment(stored(f, value), language, tz), ())
     return lambda value: (PLAIN, display.field_value(f, value, language, tz), ())
 
 
@@ -388,7 +387,7 @@ def owner_links(state: ListState, ea: EntityAccess, actor: Actor) -> list[Tab]:
     return links
 
 
-def chips_of(state: ListState, language: str) -> list[Chip]:
+def chips_of(state: ListState, language: str, tag_text: Callable[[str, str], str] | None = None) -> list[Chip]:
     """The filters in force, each with a link that removes it."""
     out = []
     fields = state.entity.fields
@@ -403,7 +402,9 @@ def chips_of(state: ListState, language: str) -> list[Chip]:
             value = display.choice(f, value, language)
         elif f is not None and f.type == "boolean" and value in ("true", "false"):
             value = display.boolean(value == "true", language)
-        if op == "isnull":
+        if key in TAG_ARGS and tag_text is not None:
+            text = tag_text(key, value)
+        elif op == "isnull":
             emptiness = gettext("is empty") if value == "true" else gettext("is not empty")
             text = f"{label} {emptiness}"
         else:
@@ -491,20 +492,28 @@ def entity_list(entity_name: str):
         if page.rows:
             names = titles(rt, conn, fields, page.mappings(), actor, access, language)
             rows = rows_of(rt, page, fields, ea, names, language)
+            chips = page_tags(rt, conn, entity, [row.id for row in rows], access, language)
+            for row in rows:
+                row.tags = chips.get(row.id, "")
         bulk = bulk_of(rt, entity, ea, access, actor, conn, language) if rows else Bulk(())
         mine = saved_views().of(actor, entity.name, conn)
+
+    def tag_words(key: str, value: str) -> str:
+        return chip_text(rt, access, entity, key, value, language)
+
     context = {
         "entity": entity, "state": state, "rows": rows, "page": page, "error": error, "bulk": bulk,
-        "columns": columns_of(rt, state, list_request, ea, language), "chips": chips_of(state, language),
+        "columns": columns_of(rt, state, list_request, ea, language), "chips": chips_of(state, language, tag_words),
         "may_create": ea.allows("create"), "may_export": ea.allows("export"),
         "searchable": any(n in ea.readable for n in entity.list.search),
         "query": dict(state.args).get("q", ""),
     }
     context.update(tabs=tabs_of(rt, state, access, mine, language), owner_links=owner_links(state, ea, actor),
                    controls=controls_of(rt, state, ea, access, language),
+                   tag_filter=tag_filter(rt, access, entity, state.args, language),
                    choosable=[(f, display.field_label(f, language)) for n, f in entity.fields.items()
                               if n in ea.visible and f.type != "json"])
-    if request.headers.get("HX-Request") == "true" and request.headers.get("HX-Target") == "list-results":
+    if is_htmx() and request.headers.get("HX-Target") == "list-results":
         return render_template("_list_results.html", **context)  # htmx swaps 200s only: the error shows inline
     return render_template("list.html", **context), 400 if error is not None else 200
 
@@ -651,7 +660,7 @@ def search():
                     if title is not None and row.get(title.column) not in (None, ""):
                         value = row[title.column]
                         heading = masks[title.name](value) if title.name in masks else \
-                            display.field_value(title, _stored(title, value), language, tz)
+                            display.field_value(title, stored(title, value), language, tz)
                     others = [display.field_value(entity.fields[n], row.get(entity.fields[n].column), language, tz)
                               for n in fields if n != entity.title]
                     hits.append(Hit(f"/app/{entity.name}/{row['id']}", heading, " · ".join(o for o in others if o)))

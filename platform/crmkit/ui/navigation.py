@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..metadata.spec import AppSpec, Label
+from ..metadata.spec import AppSpec, Label, ViewSpec
 from ..permissions import Access
 
 
@@ -16,6 +16,11 @@ class NavGroup:
     entities: tuple[str, ...]
     #: The group of what the menu leaves out (headed "More" when there is a menu).
     rest: bool = False
+
+
+def view_offered(view: ViewSpec, access: Access) -> bool:
+    """Whether a view of views.yaml is offered to these roles (to every role when it names none)."""
+    return not view.roles or bool(set(view.roles) & set(access.roles))
 
 
 def navigation(spec: AppSpec, access: Access) -> list[NavGroup]:

@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from flask import abort, current_app, flash, render_template, request
-from flask_babel import get_timezone, gettext
+from flask_babel import gettext
 from werkzeug.wrappers import Response
 
 from ..api.http import current_actor
@@ -29,12 +29,14 @@ from ..metadata.spec import EntitySpec, FieldSpec, RelationSpec, label_text
 from ..permissions import Access, Actor, EntityAccess
 from ..runtime import Runtime
 from ..workflows import Transition, blocker
-from . import inputs as inputs_module
 from .cells import EMPTY, Cell, Cells, html
+from .formfields import Widget
+from .forms import RecordForm, asks_refs
 from .i18n import locale
-from .security import redirect_to
+from .security import done, is_htmx, redirect_to
 from .shell import bp
-from .timeline import Timeline, quick_add
+from .tags import RecordTags, record_tags
+from .timeline import ActivitySource, Timeline, quick_add
 
 RELATED_PAGE = 10
 #: Columns of a related list besides its title.
@@ -49,9 +51,6 @@ bp.add_app_template_filter(html, "cell")
 def _runtime() -> Runtime:
     return current_app.extensions["crmkit"]
 
-
-def _htmx() -> bool:
-    return request.headers.get("HX-Request") == "true"
 
 
 def _entity(name: str) -> EntitySpec:
@@ -128,6 +127,8 @@ class RecordView:
     collaborators: list[dict[str, Any]] = field(default_factory=list)
     related: list[Related] = field(default_factory=list)
     states: list[tuple[str, Cell]] = field(default_factory=list)
+    #: the record's tags and those the reader may put on (None: no tags for this reader)
+    tags: RecordTags | None = None
 
 
 def _may(rt: Runtime, conn: sa.Connection, entity: EntitySpec, record_id: int, actor: Actor, ea: EntityAccess,
@@ -199,10 +200,12 @@ def record_view(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor) -
         in_scope = bool(rt.records.workflows.get(entity.name)) and _may(rt, conn, entity, record_id, actor, ea,
                                                                           "transition")
         cells.load(conn, cells.refs_of(entity, ea, [row]))
+        tags = record_tags(rt, conn, entity, record_id, access, may.update)
     title = cells.title(entity, ea, row).text
     title = title or f"{label_text(entity.label, locale(), entity.name)} #{record_id}"
     view = RecordView(entity, record_id, row, title, _sections(entity, ea, row, cells), _info(entity, ea, row, cells),
                       may)
+    view.tags = tags
     view.states = [(label_text(entity.fields[wf.field].label, locale(), wf.field),
                     cells.cell(entity.fields[wf.field], row.get(wf.field), ea))
                    for wf in rt.records.workflows.get(entity.name, ()) if wf.field in ea.visible]
@@ -280,16 +283,36 @@ def _related(rt: Runtime, entity: EntitySpec, record_id: int, access: Access) ->
     return out
 
 
-def _fresh_inputs(fields: list[FieldSpec]) -> list[inputs_module.Input]:
+def _quick_form(rt: Runtime, source: ActivitySource, actor: Actor) -> RecordForm:
+    """The quick-add's form of a new follow-up: the config's defaults, but
+    ``now`` and ``today`` (the moment of saving: left empty, the default applies)."""
+    form = RecordForm(rt, source.entity, actor)
+    for name in form.text:
+        if source.entity.fields[name].default in ("now", "today"):
+            form.text[name] = form.initial[name] = ""
+    return form
+
+
+def _quick_widgets(form: RecordForm, fields: list[FieldSpec]) -> list[Widget]:
+    """The quick-add's inputs (ids ``quick-…``); a field its default fills in may be left empty."""
+    widgets = form.widgets([f.name for f in fields], prefix="quick")
+    for w in widgets:
+        w.required = w.field.required and w.field.default is None
+    return widgets
+
+
+def _fresh_inputs(rt: Runtime, adding: tuple[ActivitySource, list[FieldSpec]] | None) -> list[Widget]:
     """The quick-add form's inputs before anything is typed (the config's defaults)."""
-    return inputs_module.inputs(fields, inputs_module.defaults(fields), {}, get_timezone())
+    if adding is None:
+        return []
+    return _quick_widgets(_quick_form(rt, adding[0], current_actor()), adding[1])
 
 
 def _render_page(view: RecordView) -> str:
     rt = _runtime()
     adding = quick_add(rt, view.entity, rt.permissions.of(current_actor()))
     return render_template("record.html", view=view, entity=view.entity, quick=adding,
-                           quick_inputs=_fresh_inputs(adding[1]) if adding else [])
+                           quick_inputs=_fresh_inputs(rt, adding), pickers=asks_refs(rt, view.entity))
 
 
 @bp.get("/<entity_name>/<int:record_id>")
@@ -323,18 +346,21 @@ def delete_record(entity_name: str, record_id: int):
         return _back(entity, record_id)
     flash(gettext("%(what)s deleted. It is in the recycle bin.", what=label_text(entity.label, locale(), entity.name)),
           "success")
-    response = redirect_to(f"/app/{entity.name}")
-    if _htmx():
-        response.headers["HX-Redirect"] = f"/app/{entity.name}"
-    return response
+    return done(f"/app/{entity.name}")
 
 
-def _dialog_inputs(rt: Runtime, entity: EntitySpec, name: str, values: Mapping[str, Any],
-                   errors: Mapping[str, Any]) -> list[inputs_module.Input]:
-    move = _transition(rt, entity, name)
-    ea = rt.permissions.of(current_actor()).entity(entity.name)
-    fields = [entity.fields[n] for n in move.require if n in ea.writable]
-    return inputs_module.inputs(fields, values, errors, get_timezone(), required=move.require)
+def _move_form(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor) -> RecordForm:
+    """The record's form, for the fields a move asks (404: the reader may not read it)."""
+    with rt.engine.connect() as conn:
+        row = rt.queries.read_one(conn, entity, record_id, actor=actor)
+    if row is None:
+        abort(404)
+    return RecordForm(rt, entity, actor, dict(row))
+
+
+def _asked(form: RecordForm, move: Transition) -> list[str]:
+    """The fields a move requires that the reader may fill in (the dialog's inputs)."""
+    return [n for n in move.require if n in form.editable]
 
 
 @bp.get("/<entity_name>/<int:record_id>/transitions/<name>")
@@ -342,24 +368,21 @@ def transition_dialog(entity_name: str, record_id: int, name: str):
     """The small dialog of a move that requires fields: the inputs, filled with the record's values."""
     entity = _entity(entity_name)
     rt = _runtime()
-    actor = current_actor()
     move = _transition(rt, entity, name)
-    with rt.engine.connect() as conn:
-        row = rt.queries.read_one(conn, entity, record_id, actor=actor)
-    if row is None:
-        abort(404)
-    values = {n: row.get(entity.fields[n].column) for n in move.require if n in entity.fields}
-    return _dialog(entity, record_id, name, _dialog_inputs(rt, entity, name, values, {}), row.get("version"))
+    form = _move_form(rt, entity, record_id, current_actor())
+    return _dialog(form, move, form.row["version"] if form.row else None)
 
 
-def _dialog(entity: EntitySpec, record_id: int, name: str, fields: list[inputs_module.Input], version: Any,
-            error: str | None = None, status: int = 200) -> tuple[str, int]:
-    rt = _runtime()
-    move = _transition(rt, entity, name)
-    context = {"entity": entity, "record_id": record_id, "move": move, "move_label": label_text(move.label, locale(),
-                                                                                                move.name),
-               "fields": fields, "version": version, "error": error}
-    template = "_record_transition.html" if _htmx() else "record_transition.html"
+def _dialog(form: RecordForm, move: Transition, version: Any, error: str | None = None,
+            status: int = 200) -> tuple[str, int]:
+    entity = form.entity
+    fields = form.widgets(_asked(form, move), prefix="move")
+    for w in fields:
+        w.required = True
+    context = {"entity": entity, "record_id": form.row["id"] if form.row else None, "move": move,
+               "move_label": label_text(move.label, locale(), move.name), "fields": fields, "version": version,
+               "error": error, "pickers": any(w.kind == "ref" for w in fields)}
+    template = "_record_transition.html" if is_htmx() else "record_transition.html"
     return render_template(template, **context), status
 
 
@@ -368,23 +391,25 @@ def make_transition(entity_name: str, record_id: int, name: str):
     entity = _entity(entity_name)
     rt = _runtime()
     move = _transition(rt, entity, name)
-    ea = rt.permissions.of(current_actor()).entity(entity.name)
-    asked = [entity.fields[n] for n in move.require if n in ea.writable]
-    data = inputs_module.posted_values(asked, request.form)
+    actor = current_actor()
+    form = _move_form(rt, entity, record_id, actor)
+    asked = _asked(form, move)
+    form.take(request.form, asked)
+    data = form.data(asked)
     version = request.form.get("version", "")
+    if form.errors:  # text no value comes from: asked again, before the service is
+        return _dialog(form, move, version, gettext("Please correct the fields marked below."),
+                       200 if is_htmx() else 422)
     try:
-        rt.records.transition(entity.name, record_id, name, data, current_actor(),
+        rt.records.transition(entity.name, record_id, name, data, actor,
                               version=int(version) if version.isdigit() else None)
     except NotFound:
         abort(404)
     except CrmError as exc:
         details = exc.details if isinstance(exc.details, dict) else {}
-        if asked and any(f.name in details for f in asked):  # ask again, with what was typed and why
-            echo = inputs_module.form_echo(asked, request.form)
-            fields = _dialog_inputs(rt, entity, name, echo, details)
-            if _htmx():
-                return _dialog(entity, record_id, name, fields, version, _failed(exc))
-            return _dialog(entity, record_id, name, fields, version, _failed(exc), 422)
+        if any(n in details for n in asked):  # ask again, with what was typed and why
+            form.refused(exc)
+            return _dialog(form, move, version, _failed(exc), 200 if is_htmx() else 422)
         flash(gettext("The move was not made: %(reason)s", reason=_failed(exc)), "error")
         return _htmx_back(entity, record_id)
     flash(gettext("Done: %(move)s.", move=label_text(move.label, locale(), move.name)), "success")
@@ -393,10 +418,7 @@ def make_transition(entity_name: str, record_id: int, name: str):
 
 def _htmx_back(entity: EntitySpec, record_id: int, anchor: str = "") -> Response:
     """Back to the record page: a redirect, or for htmx a whole-page redirect."""
-    response = _back(entity, record_id, anchor)
-    if _htmx():
-        response.headers["HX-Redirect"] = _record_url(entity, record_id) + anchor
-    return response
+    return done(_record_url(entity, record_id) + anchor)
 
 
 @bp.get("/<entity_name>/<int:record_id>/share")
@@ -417,7 +439,7 @@ def share_form(entity_name: str, record_id: int):
     shared = {c["user_id"] for c in rt.records.sharing.collaborators(entity.name, record_id, actor)}
     shared.add(row.get("owner_id"))
     context = {"entity": entity, "record_id": record_id, "users": [(i, n) for i, n in users if i not in shared]}
-    return render_template("_record_share.html" if _htmx() else "record_share.html", **context)
+    return render_template("_record_share.html" if is_htmx() else "record_share.html", **context)
 
 
 @bp.post("/<entity_name>/<int:record_id>/collaborators")
@@ -504,7 +526,7 @@ def related_list(entity_name: str, record_id: int, relation: str):
     context = {"entity": entity, "record_id": record_id, "other": other, "label": label, "rows": out,
                "columns": [label_text(f.label, language, f.name) for f in columns],
                "title_label": label_text(title_field.label, language, other.title), "more": more, "here": here}
-    if _htmx():
+    if is_htmx():
         return render_template("_record_related_rows.html" if cursor else "_record_related.html", **context)
     return render_template("record_related.html", **context)
 
@@ -535,18 +557,18 @@ def timeline_page(entity_name: str, record_id: int):
     entity = _entity(entity_name)
     cursor = request.args.get("cursor")
     context = _timeline_context(entity, record_id, cursor)
-    if _htmx():
+    if is_htmx():
         return render_template("_record_timeline_entries.html" if cursor else "_record_timeline.html", **context)
     return _timeline_full(entity, record_id, context)
 
 
 def _timeline_full(entity: EntitySpec, record_id: int, context: dict[str, Any], status: int = 200,
-                   quick_inputs: list[inputs_module.Input] | None = None, error: str | None = None):
+                   quick_inputs: list[Widget] | None = None, error: str | None = None):
     rt = _runtime()
     adding = quick_add(rt, entity, rt.permissions.of(current_actor()))
-    if adding and quick_inputs is None:
-        quick_inputs = _fresh_inputs(adding[1])
-    return render_template("record_timeline.html", quick=adding, quick_inputs=quick_inputs or [],
+    if quick_inputs is None:
+        quick_inputs = _fresh_inputs(rt, adding)
+    return render_template("record_timeline.html", quick=adding, quick_inputs=quick_inputs if adding else [],
                            quick_error=error, **context), status
 
 
@@ -561,25 +583,32 @@ def add_activity(entity_name: str, record_id: int):
     if adding is None:
         abort(404)
     source, fields = adding
-    data = inputs_module.posted_values(fields, request.form)
+    form = _quick_form(rt, source, actor)
+    names = [f.name for f in fields]
+    form.take(request.form, names)
+    data = form.data(names)
     data[source.ref.name] = record_id
-    try:
-        rt.records.create(source.entity.name, data, actor)
-    except CrmError as exc:
-        details = exc.details if isinstance(exc.details, dict) else {}
-        quick_inputs = inputs_module.inputs(fields, inputs_module.form_echo(fields, request.form), details,
-                                            get_timezone())
-        if source.ref.name in details:  # the record itself is refused: gone, or not the reader's to refer to
-            abort(404)
-        if _htmx():
+    error = gettext("Please correct the fields marked below.") if form.errors else None
+    if not form.errors:
+        try:
+            rt.records.create(source.entity.name, data, actor)
+        except CrmError as exc:
+            details = exc.details if isinstance(exc.details, dict) else {}
+            if source.ref.name in details:  # the record itself is refused: gone, or not the reader's to refer to
+                abort(404)
+            form.refused(exc)
+            error = _failed(exc)
+    if error is not None:  # the form again, with what was typed and why
+        quick_inputs = _quick_widgets(form, fields)
+        if is_htmx():
             return render_template("_record_quick_add.html", entity=entity, record_id=record_id, quick=adding,
-                                   quick_inputs=quick_inputs, quick_error=_failed(exc))
+                                   quick_inputs=quick_inputs, quick_error=error)
         return _timeline_full(entity, record_id, _timeline_context(entity, record_id, None), 422, quick_inputs,
-                              _failed(exc))
-    if _htmx():
+                              error)
+    if is_htmx():
         response = Response(render_template("_record_quick_add.html", entity=entity, record_id=record_id,
                                             quick=adding, quick_saved=True,
-                                            quick_inputs=_fresh_inputs(fields)),
+                                            quick_inputs=_fresh_inputs(rt, adding)),
                             mimetype="text/html")
         response.headers["HX-Trigger"] = "crmkit:timeline-changed"
         return response

@@ -30,12 +30,28 @@ def redirect_to(target: str | None, fallback: str = "/app/") -> Response:
     return redirect(fallback if safe == "/" and target != "/" else safe, code=303)
 
 
+def is_htmx() -> bool:
+    """Whether htmx sent this request (it swaps a fragment of the answer)."""
+    return request.headers.get("HX-Request") == "true"
+
+
+def done(target: str) -> Response:
+    """After a POST, to a path on this site: a 303, or for htmx a 204 whose
+    ``HX-Redirect`` loads the whole page (a 303 would be followed by the
+    request itself, and its page swapped into the fragment's target)."""
+    if not is_htmx():
+        return redirect_to(target)
+    response = Response("", 204)
+    response.headers["HX-Redirect"] = redirect_to(target).headers["Location"]
+    return response
+
+
 def _page_headers(response: Response) -> Response:
     if response.mimetype == "text/html":
         response.headers.setdefault("Content-Security-Policy", PAGE_POLICY)
         response.headers.setdefault("Cache-Control", "no-store")  # pages carry people's data: not kept after logout
         response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    elif response.status_code == 401 and request.headers.get("HX-Request") == "true":
+    elif response.status_code == 401 and is_htmx():
         # An htmx request whose session ended: send the whole page to the login form.
         here = urlsplit(request.headers.get("HX-Current-URL", ""))
         back = safe_next(here.path + ("?" + here.query if here.query else ""))

@@ -33,11 +33,14 @@ from ..permissions import Access, Actor, EntityAccess, audit_changes
 from ..query import Page
 from ..runtime import Runtime
 from .cells import EMPTY, Cell, Cells, target_of
-from .inputs import SIMPLE_TYPES
+from .tags import tag_heads
 
 PAGE_SIZE = 10
 #: The most fields the quick-add form of an activity asks for.
 QUICK_FIELDS = 6
+#: Field types the quick-add asks for (not refs: the record itself is the one given; not json).
+QUICK_TYPES = frozenset({"string", "text", "integer", "decimal", "money", "boolean", "date", "datetime", "email",
+                         "phone", "url", "enum", "multi_enum", "region"})
 HISTORY = "history"
 _AT = history_spec().fields["at"]
 _OLDEST = dt.datetime.min.replace(tzinfo=dt.UTC)
@@ -85,7 +88,7 @@ def quick_add(rt: Runtime, entity: EntitySpec, access: Access) -> tuple[Activity
         order = [name for section in other.form for name in section.fields]
         order += [f.name for f in other.user_fields if f.required and f.name not in order]
         fields = [other.fields[n] for n in order if n in other.fields and n in ea.writable]
-        fields = [f for f in fields if not f.system and not f.readonly and f.type in SIMPLE_TYPES]
+        fields = [f for f in fields if not f.system and not f.readonly and f.type in QUICK_TYPES]
         chosen = {f.name for f in fields if f.required}
         for f in fields:
             if len(chosen) >= QUICK_FIELDS:
@@ -107,7 +110,7 @@ class Change:
 @dataclass
 class Entry:
     """One line of the timeline. ``kind``: activity, created, changed, moved,
-    shared, unshared, deleted, restored."""
+    shared, unshared, deleted, restored, tagged."""
 
     kind: str
     at: dt.datetime
@@ -269,6 +272,14 @@ class Timeline:
         if action in ("create", "delete", "restore"):
             yield Entry({"create": "created", "delete": "deleted", "restore": "restored"}[action], at, actor)
             return
+        if action in ("tag_added", "tag_removed"):  # crmkit.tagging: only a tag the reader sees
+            if isinstance(changes, dict):
+                head = tag_heads(self.rt.queries.tag_catalog.visible(self.access, self.entity.name),
+                                 self.cells.language, str(changes.get("tag")), str(changes.get("by")),
+                                 action == "tag_added", actor.text)
+                if head is not None:
+                    yield Entry("tagged", at, actor, what=head)
+            return
         if action != "update" or not isinstance(changes, dict):
             return
         ea = self.access.entity(self.entity.name)
@@ -353,6 +364,8 @@ def _head(entry: Entry) -> str:
     if entry.kind == "shared":
         access = gettext("read and write") if entry.what == "write" else gettext("read only")
         return gettext("%(who)s shared it with %(name)s (%(access)s)", who=who, name=entry.title.text, access=access)
+    if entry.kind == "tagged":
+        return entry.what
     if entry.kind == "unshared":
         return gettext("%(who)s stopped sharing it with %(name)s", who=who, name=entry.title.text)
     return ""
