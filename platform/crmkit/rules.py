@@ -463,36 +463,49 @@ class FieldState:
 
 
 def field_states(rules: RecordRules, entity: str, values: Mapping[str, Any], access: EntityAccess | None = None,
-                 *, stored: bool = False, loader: SqlLoader | None = None) -> dict[str, FieldState]:
+                 *, stored: bool = False, loader: SqlLoader | None = None,
+                 judged: Callable[[Checked], bool] | None = None, user_id: int | None = None
+                 ) -> dict[str, FieldState]:
     """For a form: each field of ``entity`` the access may see, whether it shows,
     must be filled and may be changed, for these values (field name -> value;
     ``stored``: they are the record as stored, so ``readonly_if`` applies).
     The same compiled conditions the records service enforces; ``loader`` for
     conditions that read other records. Formulas are read-only; fields the
-    role may not write are read-only, fields it may not see are left out."""
+    role may not write are read-only, fields it may not see are left out.
+    ``judged``: whether a condition may be evaluated here (a screen leaves
+    out those reading what its user may not read: such a field shows, is not
+    required and not read-only by its condition; the server still enforces it)."""
     entity_spec = rules.spec.entities[entity]
-    context = rules.context()
+    context = rules.context(user_id)
+
+    def holds(condition: Checked | None, unknown: bool) -> bool:
+        if condition is None or (judged is not None and not judged(condition)):
+            return unknown
+        return evaluate(condition, values, context, loader) is True
+
     states = {}
     for f in entity_spec.user_fields:
         if access is not None and f.name not in access.visible:
             continue
-        visible = f.visible_if is None or evaluate(f.visible_if, values, context, loader) is True
-        required = visible and (f.required or (f.required_if is not None
-                                               and evaluate(f.required_if, values, context, loader) is True))
+        visible = holds(f.visible_if, True)
+        required = visible and (f.required or holds(f.required_if, False))
         readonly = (f.readonly or f.formula is not None or f.type == "autonumber"
                     or (access is not None and f.name not in access.writable)
-                    or (stored and f.readonly_if is not None
-                        and evaluate(f.readonly_if, values, context, loader) is True))
+                    or (stored and holds(f.readonly_if, False)))
         states[f.name] = FieldState(visible, required, readonly)
     return states
 
 
 def sections_shown(rules: RecordRules, entity: str, values: Mapping[str, Any],
-                   loader: SqlLoader | None = None) -> list[bool]:
+                   loader: SqlLoader | None = None, *, judged: Callable[[Checked], bool] | None = None,
+                   user_id: int | None = None) -> list[bool]:
     """For a form: whether each section of the entity's layout shows for these
-    values (its ``visible_if``; a layout, not a rule the server enforces)."""
-    context = rules.context()
-    return [section.condition is None or evaluate(section.condition, values, context, loader) is True
+    values (its ``visible_if``; a layout, not a rule the server enforces;
+    ``judged`` as for :func:`field_states`: a section whose condition may not
+    be judged shows)."""
+    context = rules.context(user_id)
+    return [section.condition is None or (judged is not None and not judged(section.condition))
+            or evaluate(section.condition, values, context, loader) is True
             for section in rules.spec.entities[entity].form]
 
 

@@ -99,7 +99,7 @@ def test_a_rep_drags_an_opportunity_forward_and_a_refused_move_snaps_back(page, 
     dialog = page.locator("#move-dialog")
     expect(dialog).to_be_visible()
     dialog.get_by_label("输单原因").select_option("price")
-    dialog.get_by_role("button", name="推进").click()
+    dialog.get_by_role("button", name="移动").click()
     lost = column(page, "lost").locator("li.card", has=page.get_by_role("link", name=names["lose"]))
     expect(lost).to_have_attribute("data-version", "2")
     assert stage("lose") == "lost"

@@ -2,8 +2,9 @@
    the server as the user types, and a form's answer with errors (422) or a
    conflict (409) swapped in like a success. Loaded only by the pages with a
    form; the form works without it (a select box with the current record,
-   the page reloading on save). The rules of a form (which sections show)
-   are the server's: this file knows none of them. */
+   the page reloading on save). The rules of a form (which sections and
+   fields show, are required, read-only) are the server's: this file knows
+   none of them. */
 (function () {
   "use strict";
 

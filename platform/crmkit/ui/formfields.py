@@ -62,6 +62,9 @@ class Widget:
     #: a condition of the form reads this field: where a change posts the form
     #: to re-render the conditional parts ('' when none reads it)
     trigger_url: str = ""
+    #: whether it shows or is required follows the input (a field rule): drawn
+    #: in a slot of its own id that a change re-renders (kind ``absent``: hidden now)
+    slot: bool = False
     #: the start of its inputs' ids (``f``; another form in the same page, e.g. ``move``, has its own)
     prefix: str = "f"
 
@@ -210,7 +213,7 @@ def to_value(f: FieldSpec, text: Any) -> Any:
 #: them) -> the same in the user's language. Anything else is shown as it is.
 _MESSAGES: tuple[tuple[re.Pattern[str], Callable[[dict[str, str]], str]], ...] = tuple(
     (re.compile(pattern), words) for pattern, words in (
-        (r"is required", lambda g: gettext("This field is required.")),
+        (r"is required( when .*| now)?", lambda g: gettext("This field is required.")),
         (r"must be a whole number|must be an integer", lambda g: gettext("Enter a whole number.")),
         (r"must be a number.*|must be written like .*", lambda g: gettext("Enter a number like 12.50.")),
         (r"has more than (?P<places>\d+) digits after the decimal point",

@@ -8,9 +8,19 @@ under the user's field rules: hidden fields are not in the page at all,
 masked and read-only ones are shown and not editable. What the user sends
 goes through the records service (the one door for writes); its errors come
 back beside the fields they name, with what the user typed still in place.
-A section's ``visible_if`` is evaluated here, on the server, with the
-expression language over what the form holds, and re-rendered on change
-through htmx: there is no second copy of the rules in JavaScript.
+The entity's rules (crmkit.rules) shape the form: a field whose
+``visible_if`` is false is not drawn (nor sent), one whose ``required_if``
+holds is required, one whose ``readonly_if`` held on the stored record is
+read-only, a formula is read-only (on a new record: computed when saved), a
+section shows while its ``visible_if`` holds. These are the compiled
+conditions the records service enforces (``field_states``,
+``sections_shown``), evaluated on the server over what the form holds as
+the user: a condition reading anything they may not read (unmasked) is not
+judged here (as if it were not there: nothing in the page depends on what
+they cannot see; the server still enforces it). The conditional sections
+and fields are re-rendered on change through htmx: there is no second copy
+of the rules in JavaScript. A broken ``validate`` rule is said beside the
+fields it reads and at the top, in the user's language.
 
 Other screens draw fields the same way: ``RecordForm(rt, entity, actor,
 row).widgets(names)`` (after ``prefill(args)`` or ``take(form)`` for what the
@@ -20,6 +30,7 @@ sent with ``take(request.form)`` and ``data(names)``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -36,10 +47,11 @@ from werkzeug.wrappers import Response
 
 from ..api.http import current_actor
 from ..errors import BadRequest, Conflict, CrmError, Forbidden, NotFound, ValidationFailed
-from ..expressions import Checked, Context, ExpressionError, SqlLoader, check, holds
+from ..expressions import Checked, SqlLoader
 from ..fieldtypes import FieldValueError
-from ..metadata.spec import DIRECTORY_ENTITIES, EntitySpec, FieldSpec, Label, SectionSpec
+from ..metadata.spec import DIRECTORY_ENTITIES, EntitySpec, FieldSpec, Label, SectionSpec, label_text
 from ..permissions import Actor, EntityAccess, scope_params
+from ..rules import FieldState, field_states, sections_shown
 from ..runtime import Runtime
 from . import display
 from .formfields import WIDGETS, Widget, from_form, message, region_choice, region_from_form, to_text, to_value
@@ -103,6 +115,7 @@ class RecordForm:
         #: What was typed into a ref field's search box (a browser without
         #: JavaScript): its matches become the field's choices.
         self.searches: dict[str, str] = {}
+        self._judged: tuple[dict[int, bool], dict[str, FieldState]] | None = None
 
     # ------------------------------------------------------------ layout
 
@@ -140,6 +153,7 @@ class RecordForm:
         someone saved meanwhile)."""
         if self.row is not None:
             self.initial.update(_initial(form.get("_initial"), self.initial))
+        self._judged = None
         for name in names if names is not None else self.text:
             f = self.entity.fields[name]
             if name in form or (f.type == "region" and f"{name}__province" in form):
@@ -153,6 +167,7 @@ class RecordForm:
             f = self.entity.fields[name]
             if name in args:
                 self.text[name] = args.getlist(name) if f.type == "multi_enum" else args[name]  # type: ignore[attr-defined]
+                self._judged = None
 
     def values(self) -> dict[str, Any]:
         """The record as the form holds it, by field name, typed as stored (for
@@ -174,47 +189,89 @@ class RecordForm:
 
     # ------------------------------------------------------------ conditions
 
-    def _condition(self, text: str) -> Checked | None:
-        """A section's condition, checked against what this user may see (None:
-        it reads what they may not: the section shows, its fields still under
-        their field rules)."""
-        cache: dict[tuple[str, str, tuple[str, ...]], Checked | None] = current_app.extensions.setdefault(
-            "crmkit_form_conditions", {})
-        key = (self.entity.name, text, self.rt.permissions.of(self.actor).roles)
-        if key not in cache:
-            try:
-                cache[key] = check(text, self.rt.spec, self.entity.name, access=self.rt.permissions.of(self.actor))
-            except ExpressionError:
-                cache[key] = None
-        return cache[key]
+    def judged(self, condition: Checked) -> bool:
+        """Whether the form may evaluate a compiled rule for this user: it reads
+        only fields (and relations) they may read unmasked. One that reads
+        more is not judged here (its field or section shows, required and
+        changeable as without it), so the page says nothing of what they
+        cannot see; the records service still enforces it."""
+        access = self.rt.permissions.of(self.actor)
+        for entity, name in condition.reads:
+            spec = self.rt.spec.entities.get(entity)
+            if not access.allows(entity, "read") or (
+                    spec is not None and name in spec.fields and name not in access.entity(entity).readable):
+                return False
+        for entity, relation in condition.relations:
+            spec = self.rt.spec.entities.get(entity)
+            target = spec.relations.get(relation) if spec is not None else None
+            if target is None or not access.allows(target.entity, "read"):
+                return False
+        return True
+
+    def _conditions(self) -> list[Checked]:
+        """The compiled conditions of the form's sections and fields (those it judges)."""
+        found = [s.condition for s in self.layout if s.condition is not None]
+        for f in self.entity.user_fields:
+            found.extend(c for c in (f.visible_if, f.required_if, f.readonly_if) if c is not None)
+        return [c for c in found if self.judged(c)]
+
+    def judge(self) -> tuple[dict[int, bool], dict[str, FieldState]]:
+        """Which conditional sections show and each field's state (shown,
+        required, read-only), for what the form holds now: the compiled rules
+        the records service enforces (crmkit.rules), evaluated as this user
+        (related records in their read scope, ``me`` is them); ``readonly_if``
+        on the record as stored. Cached until the input changes (``take``)."""
+        if self._judged is not None:
+            return self._judged
+        rules = self.rt.records.rules
+        values = self.values()
+        with contextlib.ExitStack() as stack:
+            loader = None
+            if any(c.needs_rows for c in self._conditions()):
+                conn = stack.enter_context(self.rt.engine.connect())
+                loader = SqlLoader(conn, self.rt.tables, scope=lambda e: self.rt.queries.scope(e, self.actor),
+                                   parameters=scope_params(self.actor))
+            kw: dict[str, Any] = {"loader": loader, "judged": self.judged, "user_id": self.actor.id}
+            shown = sections_shown(rules, self.entity.name, values, **kw) if self.entity.form else []
+            states = field_states(rules, self.entity.name, values, self.ea, **kw)
+            if self.row is not None and any(f.readonly_if is not None for f in self.entity.user_fields):
+                stored = {f.name: self.row.get(f.column) for f in self.entity.fields.values()
+                          if f.name in self.ea.readable}
+                before = field_states(rules, self.entity.name, stored, self.ea, stored=True, **kw)
+                states = {name: dataclasses.replace(state, readonly=state.readonly or before[name].readonly)
+                          for name, state in states.items()}
+        sections = {i: shown[i] for i, s in enumerate(self.layout) if s.condition is not None and i < len(shown)}
+        self._judged = (sections, states)
+        return self._judged
 
     def visibility(self) -> dict[int, bool]:
         """Whether each conditional section shows, for what the form holds now."""
-        rules = {i: self._condition(s.visible_if) for i, s in enumerate(self.layout) if s.visible_if}
-        if not rules:
-            return {}
-        values = self.values()
-        context = Context.at(self.rt.spec.timezone, user_id=self.actor.id)
-        if not any(rule is not None and rule.needs_rows for rule in rules.values()):
-            return {index: rule is None or holds(rule, values, context) for index, rule in rules.items()}
-        with self.rt.engine.connect() as conn:  # conditions that read related records, in the user's scope
-            loader = SqlLoader(conn, self.rt.tables, scope=lambda e: self.rt.queries.scope(e, self.actor),
-                               parameters=scope_params(self.actor))
-            return {index: rule is None or holds(rule, values, context, loader) for index, rule in rules.items()}
+        return self.judge()[0]
 
     def triggers(self) -> frozenset[str]:
-        """The fields the conditions read: changing one re-renders the conditional sections."""
+        """The fields the form's conditions read: changing one re-renders the
+        conditional sections and fields (``readonly_if`` is on the record as
+        stored: no input changes it)."""
         names: set[str] = set()
-        for section in self.layout:
-            rule = self._condition(section.visible_if) if section.visible_if else None
-            if rule is not None:
-                names.update(field for entity, field in rule.reads if entity == self.entity.name)
+        for rule in self._conditions():
+            if any(rule is f.readonly_if for f in self.entity.user_fields):
+                continue
+            names.update(field for entity, field in rule.reads if entity == self.entity.name)
         return frozenset(names)
+
+    def conditional(self, f: FieldSpec) -> bool:
+        """Whether a field's showing or being required follows the input (its slot is re-rendered)."""
+        return any(c is not None and self.judged(c) for c in (f.visible_if, f.required_if))
+
+    def _usable(self, name: str) -> bool:
+        """Whether the user fills this field in now (editable, shown and not read-only by the rules)."""
+        state = self.judge()[1].get(name)
+        return name in self.editable and (state is None or (state.visible and not state.readonly))
 
     def active(self, shown: Mapping[int, bool]) -> list[str]:
         """The editable fields of the sections that show (the others' inputs are not in the page)."""
         return [name for i, s in enumerate(self.layout) if shown.get(i, True)
-                for name in s.fields if name in self.editable and name in self.text]
+                for name in s.fields if self._usable(name) and name in self.text]
 
     # ------------------------------------------------------------ the write
 
@@ -237,11 +294,32 @@ class RecordForm:
         return data
 
     def refused(self, exc: CrmError) -> None:
-        """The records service's errors beside their fields (in the user's language)."""
+        """The records service's errors beside their fields (in the user's
+        language). A broken ``validate`` rule (``details._rules``) is said at
+        the top of the form and beside each field it reads, in the user's
+        language (the rule carries its message in each)."""
         details = exc.details if isinstance(exc.details, dict) else {}
+        found = details.get("_rules")
+        rules: list[Any] = found if isinstance(found, list) else []
+        said: set[str] = set()
+        for rule in rules:
+            if not isinstance(rule, dict):
+                continue
+            words = rule.get("message") if isinstance(rule.get("message"), dict) else {}
+            english = label_text(words, "en", str(rule.get("rule") or exc.message))
+            text = label_text(words, locale(), english)
+            said.add(english)
+            self.errors.setdefault("_form", []).append(text)
+            for name in rule.get("fields") or ():
+                if isinstance(name, str):
+                    self.errors.setdefault(name, []).append(text)
         for name, problems in details.items():
+            if name == "_rules" or (name == "_record" and rules):
+                continue
             texts = problems if isinstance(problems, list) else [str(problems)]
-            self.errors.setdefault(name, []).extend(message(str(t)) for t in texts)
+            self.errors.setdefault(name, []).extend(message(str(t)) for t in texts if str(t) not in said)
+            if not self.errors[name]:
+                del self.errors[name]
         if not details:
             self.errors.setdefault("_form", []).append(exc.message)
 
@@ -249,15 +327,24 @@ class RecordForm:
 
     def sections(self, shown: Mapping[int, bool]) -> list[Section]:
         triggers = self.triggers()
+        states = self.judge()[1]
         parts_url = f"/app/{self.entity.name}/_form" + (f"?record={self.row['id']}" if self.row else "")
         sections = []
         widgets: list[Widget] = []
         for index, spec in enumerate(self.layout):
             visible = shown.get(index, True)
-            section_widgets = [self.widget(self.entity.fields[name]) for name in spec.fields
-                               if name in self.ea.visible] if visible else []
+            section_widgets = []
+            for name in spec.fields if visible else ():
+                f = self.entity.fields[name]
+                state = states.get(name)
+                if name not in self.ea.visible:
+                    continue
+                if state is not None and not state.visible:  # hidden by its condition: an empty slot
+                    section_widgets.append(Widget(f, "absent", errors=self.errors.get(name, []), slot=True))
+                    continue
+                section_widgets.append(self.widget(f, state))
             for w in section_widgets:
-                if w.name in triggers and w.kind != "readonly":
+                if w.name in triggers and w.kind not in ("readonly", "absent"):
                     w.trigger_url = parts_url
             widgets.extend(section_widgets)
             if visible and not section_widgets:
@@ -279,12 +366,18 @@ class RecordForm:
         self._titles(found)
         return found
 
-    def widget(self, f: FieldSpec) -> Widget:
+    def widget(self, f: FieldSpec, state: FieldState | None = None) -> Widget:
+        """A field's widget, under the entity's rules for what the form holds
+        (``state``; by default judged now): required when its ``required_if``
+        holds, read-only when its ``readonly_if`` held on the stored record."""
         errors = self.errors.get(f.name, [])
-        if f.name not in self.editable:
-            return Widget(f, "readonly", shown=self._shown(f), errors=errors)
+        state = state or self.judge()[1].get(f.name)
+        slot = self.conditional(f)
+        if f.name not in self.editable or (state is not None and state.readonly):
+            return Widget(f, "readonly", shown=self._shown(f), errors=errors, slot=slot)
         kind = WIDGETS.get(f.type, "text")
-        w = Widget(f, kind, value=self.text.get(f.name, ""), required=f.required, errors=errors)
+        w = Widget(f, kind, value=self.text.get(f.name, ""), required=state.required if state else f.required,
+                   errors=errors, slot=slot)
         if f.type in ("enum", "multi_enum"):
             w.options = [(str(o.value), o.label) for o in f.options]
         elif f.type == "ref":
@@ -299,6 +392,8 @@ class RecordForm:
         if self.row is None:
             if f.type == "autonumber":
                 return gettext("Assigned when saved")
+            if f.formula is not None:
+                return gettext("Computed when saved")
             value = self.rt.field_types[f.type].default_value(f, self.tz)
             for wf in self.rt.records.workflows.get(self.entity.name, ()):
                 if wf.field == f.name:
@@ -409,7 +504,7 @@ def _render(form: RecordForm, status: int = 200, conflict: dict[str, Any] | None
         action = f"/app/{entity.name}/{form.row['id']}/edit"
         cancel = f"/app/{entity.name}/{form.row['id']}"
     sections = form.sections(shown)
-    placed = {w.name for s in sections for w in s.widgets}
+    placed = {w.name for s in sections for w in s.widgets if w.kind != "absent"}
     labels = {name: f.label for name, f in entity.fields.items()}
     unplaced = {name: problems for name, problems in form.errors.items() if name not in placed}
     html = render_template("form.html", entity=entity, form=form, sections=sections, action=action, cancel=cancel,
@@ -530,8 +625,8 @@ def _stale(rt: Runtime, form: RecordForm, version: int | None) -> Response:
 
 @bp.post("/<entity_name>/_form")
 def form_parts(entity_name: str):
-    """The conditional sections of a form for what it holds now (htmx swaps
-    them in place, out of band: the field being changed keeps its focus)."""
+    """The conditional sections and fields of a form for what it holds now
+    (htmx swaps them in place, out of band: the field being changed keeps its focus)."""
     rt = _runtime()
     entity = _entity(entity_name)
     actor = current_actor()
@@ -546,8 +641,13 @@ def form_parts(entity_name: str):
         row = None
     form = RecordForm(rt, entity, actor, row)
     form.take(request.form)
-    sections = [s for s in form.sections(form.visibility()) if s.conditional]
-    return render_template("_form_parts.html", sections=sections)
+    sections = form.sections(form.visibility())
+    # The fields whose conditions follow the input, outside the sections drawn
+    # whole; never the input being changed (it keeps its focus).
+    changed = request.headers.get("HX-Trigger-Name", "")
+    fields = [w for s in sections if not s.conditional for w in s.widgets
+              if w.slot and w.name != changed and not changed.startswith(w.name + "__")]
+    return render_template("_form_parts.html", sections=[s for s in sections if s.conditional], fields=fields)
 
 
 @bp.get("/<entity_name>/_region/<field_name>")
