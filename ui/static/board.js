@@ -14,23 +14,8 @@
   }
   var current = null; // the move being made: {item, from, index, move}
 
-  function csrfToken() {
-    var meta = document.querySelector('meta[name="csrf-token"]');
-    return meta ? meta.content : "";
-  }
-
-  function say(text, kind) {
-    var area = document.getElementById("messages");
-    if (!area || !text) {
-      return;
-    }
-    var message = document.createElement("p");
-    message.className = "message message-" + (kind || "error");
-    message.setAttribute("role", "alert");
-    message.textContent = text;
-    area.appendChild(message);
-    window.setTimeout(function () { message.remove(); }, 10000);
-  }
+  var csrfToken = window.crmkit.csrfToken; // crmkit.js: the session's token, and the message area
+  var say = window.crmkit.say;
 
   // The server's HTML fragments, parsed (never run: a parsed document runs no scripts).
   function parsed(html) {

@@ -10,23 +10,8 @@
     return;
   }
 
-  function csrfToken() {
-    var meta = document.querySelector('meta[name="csrf-token"]');
-    return meta ? meta.content : "";
-  }
-
-  function say(text, kind) {
-    var area = document.getElementById("messages");
-    if (!area || !text) {
-      return;
-    }
-    var message = document.createElement("p");
-    message.className = "message message-" + (kind || "error");
-    message.setAttribute("role", kind === "success" ? "status" : "alert");
-    message.textContent = text;
-    area.appendChild(message);
-    window.setTimeout(function () { message.remove(); }, 8000);
-  }
+  var csrfToken = window.crmkit.csrfToken; // crmkit.js: the session's token, and the message area
+  var say = window.crmkit.say;
 
   function textOf(html) {
     return new DOMParser().parseFromString(html, "text/html").body.textContent.trim();

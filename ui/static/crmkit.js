@@ -31,17 +31,22 @@
 
   // A failed htmx request says so in the page's message area, in the user's
   // language (the words come from the server), with the API error's own message.
-  function say(text) {
+  // kind: "error" (the default, an alert) or "success" (a status).
+  function say(text, kind) {
     var area = document.getElementById("messages");
-    if (!area) {
+    if (!area || !text) {
       return;
     }
     var message = document.createElement("p");
-    message.className = "message message-error";
+    message.className = "message message-" + (kind || "error");
+    message.setAttribute("role", kind === "success" ? "status" : "alert");
     message.textContent = text;
     area.appendChild(message);
-    window.setTimeout(function () { message.remove(); }, 8000);
+    window.setTimeout(function () { message.remove(); }, 10000);
   }
+
+  // For the screens' own scripts (board.js, calendar.js), loaded after this one.
+  window.crmkit = {csrfToken: csrfToken, say: say};
 
   document.addEventListener("htmx:responseError", function (event) {
     var area = document.getElementById("messages");
