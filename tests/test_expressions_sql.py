@@ -275,6 +275,17 @@ def test_values_agree_to_the_cent(shop):
     assert by_sql == by_python == {1: at("2026-03-11 10:00"), 2: at("2026-03-09 00:30"), 3: None}
 
 
+
+def test_integer_by_integer_division_is_rounded_not_left_fractional(shop):
+    # SQLAlchemy renders `/` between two integer columns as true division on SQLite;
+    # the rounding of an exact quotient must still cut it (found by the agreement test:
+    # `count(items) = (0 / n)` held in Python and not in SQLite).
+    by_sql, by_python = shop.values("receivable_plan", "0 / remind_days_before")
+    assert by_sql == by_python == {1: 0, 2: 0, 3: 0, 4: None}
+    by_sql, by_python = shop.values("receivable_plan", "(remind_days_before + 2) / remind_days_before")
+    assert by_sql == by_python == {1: Decimal("1.6667"), 2: Decimal("1.6667"), 3: Decimal("1.6667"), 4: None}
+    assert shop.select("receivable_plan", "0 / remind_days_before = 0") == ({1, 2, 3}, {1, 2, 3})
+
 # ---------------------------------------------------------------- the SQL
 
 def test_an_aggregate_is_one_correlated_subquery_on_the_foreign_key(shop):

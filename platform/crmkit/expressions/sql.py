@@ -316,7 +316,11 @@ class _Compiler:
             return sa.func.round(wide / divisor, _int(places))
         # Integers: a has a_scale places, b b_scale; the quotient is wanted with `places`.
         dividend = a * _int(10 ** (places - a_scale + b_scale))
-        size = (sa.func.abs(dividend) * _int(2) + sa.func.abs(divisor)) / (sa.func.abs(divisor) * _int(2))
+        # Integer division: SQLAlchemy 2 renders `/` between two Integer operands as true
+        # division on SQLite (`b + 0.0`), leaving a fraction where the rounding wants the
+        # quotient cut; `//` between operands typed Integer is SQLite's integer `/`.
+        double = sa.type_coerce(sa.func.abs(dividend) * _int(2) + sa.func.abs(divisor), sa.Integer())
+        size = double // sa.type_coerce(sa.func.abs(divisor) * _int(2), sa.Integer())
         return sa.case(((dividend < _int(0)) == (divisor < _int(0)), size), else_=-size)
 
     # -------------------------------------------------------------- conditions
