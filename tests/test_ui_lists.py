@@ -355,7 +355,9 @@ def test_the_export_links_carry_exactly_the_lists_filter_and_columns(app):
     html = page(app, "/app/customer?view=key_customers&q=客户&sort=name", "analyst")
     link = html_module.unescape(re.search(r'<a href="(/api/v1/customer/_export[^"]+format=xlsx[^"]*)"', html).group(1))
     query = parse_qs(urlsplit(link).query)
-    assert query["level"] == ["a"] and query["q"] == ["客户"] and query["sort"] == ["name"]
+    # The view's filter rides as the view (the query builder applies it, once), with the list's own arguments.
+    assert query["view"] == ["key_customers"] and query["q"] == ["客户"] and query["sort"] == ["name"]
+    assert "level" not in query
     response = app.test_client(user="analyst").get(link)
     assert response.status_code == 200
     book = openpyxl.load_workbook(io.BytesIO(response.get_data()))

@@ -103,3 +103,44 @@ def test_a_chip_never_shows_a_title_the_user_may_not_read(world):
     html = get(world, f"/app/opportunity?customer={ids['beta']}&lang=en", "rep_a")
     assert chips(html) == [f"Customer = #{ids['beta']}"]
     assert "beta客户" not in html
+
+
+# ---------------------------------------------------------------- 4. a view's filters: one path
+
+def test_the_urls_filter_replaces_the_views_own(world):
+    """hot_leads is ``score__gte: 80``; the URL's ``score__gte=50`` replaces it
+    (applied once, by the query builder, not ANDed with a second copy)."""
+    rt = world.extensions["crmkit"]
+    for name, score in (("warm-lead", 60), ("hot-lead", 90), ("cold-lead", 10)):
+        rt.records.create("lead", {"name": name, "score": score}, SYSTEM)
+    html = get(world, "/app/lead?view=hot_leads")
+    assert "hot-lead" in html and "warm-lead" not in html
+    html = get(world, "/app/lead?view=hot_leads&score__gte=50")
+    assert "hot-lead" in html and "warm-lead" in html and "cold-lead" not in html
+    export = world.test_client(user="boss").get("/api/v1/lead/_export?view=hot_leads&score__gte=50&lang=en")
+    text = export.get_data(as_text=True)
+    assert "warm-lead" in text and "cold-lead" not in text
+
+
+def test_the_list_asks_the_query_builder_for_the_view_once(world):
+    from crmkit.ui.lists import read_state
+
+    rt = world.extensions["crmkit"]
+    access = rt.permissions.of(SYSTEM)
+    entity = rt.spec.entities["lead"]
+    with world.test_request_context("/app/lead"):
+        state = read_state(rt, entity, access.entity("lead"), access, [("view", "hot_leads")])
+        request = rt.queries.parse_list(entity, state.query, access)
+    assert sorted(str(f) for f in request.filters) == sorted(set(str(f) for f in request.filters))
+    assert len(request.filters) == 2  # status and score: each once
+
+
+# ---------------------------------------------------------------- 5. a view that is not the user's
+
+def test_a_bookmarked_view_of_other_roles_is_refused_not_the_whole_list(world):
+    html = get(world, "/app/customer?view=hot_leads", "rep_a", status=403)  # a view of leads
+    assert "hot_leads" in html and "not one you may use" in html
+    assert 'id="r' not in html  # no rows: not the whole list
+    html = get(world, "/app/customer?view=no_such_view", "rep_a", status=403)
+    assert "no_such_view" in html and 'id="r' not in html
+    assert "alpha客户" in get(world, "/app/customer", "rep_a")

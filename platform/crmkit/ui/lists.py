@@ -84,8 +84,11 @@ class ListState:
     args: list[tuple[str, str]]
     view: ViewSpec | None
     columns: tuple[str, ...]
-    #: What parse_list gets: the view's defaults, then the URL's arguments, and the columns as ``fields``.
+    #: What parse_list gets: the URL's arguments, the view (which it applies), and the columns as ``fields``.
     query: list[tuple[str, str]]
+    #: A view the URL names that is not one of the user's (unknown, for other
+    #: roles, or reading what they may not see): the list is refused, not shown whole.
+    refused_view: str | None = None
 
     @property
     def path(self) -> str:
@@ -141,12 +144,6 @@ def read_state(rt: Runtime, entity: EntitySpec, ea: EntityAccess, access: Access
         else:
             args.append((key, value))
     view = next((v for v in list_views(rt, entity, access) if v.name == view_name), None)
-    keys = {k for k, _ in args}
-    defaults: list[tuple[str, str]] = []
-    if view is not None:
-        defaults += [(k, v) for k, v in view.filter.items() if k not in keys]
-        if view.sort and "sort" not in keys:
-            defaults.append(("sort", ",".join(view.sort)))
     wanted = named or (view.columns if view is not None else ()) or default_columns(entity, ea)
     columns = tuple(n for n in dict.fromkeys(wanted) if n in ea.visible and n in entity.fields)
     columns = columns or default_columns(entity, ea)
@@ -155,11 +152,12 @@ def read_state(rt: Runtime, entity: EntitySpec, ea: EntityAccess, access: Access
         shown.insert(0, ("view", view.name))
     if named:
         shown.append(("fields", ",".join(columns)))
-    query = defaults + args
-    if view is not None and "view" in query_module.LIST_PARAMETERS:  # segments: the view's own condition
-        query.append(("view", view.name))
+    # The view's filters, sort and condition are the query builder's to apply
+    # (``view=``, one path with the API's); the URL's own arguments override them.
+    query = args + ([("view", view.name)] if view is not None else [])
     query.append(("fields", ",".join(columns)))
-    return ListState(entity, shown, view, columns, query)
+    refused = view_name if view_name is not None and view is None else None
+    return ListState(entity, shown, view, columns, query, refused)
 
 
 # ------------------------------------------------------------------ cells
@@ -563,12 +561,16 @@ def entity_list(entity_name: str):
     page = Page((), (), None, None)
     list_request = ListRequest()
     rows: list[Row] = []
+    status = 200
     with rt.engine.connect() as conn:
         try:
+            if state.refused_view is not None:  # a bookmark of a view that is not the user's
+                raise CrmError(gettext("the view “%(name)s” is not one you may use (it is for other roles, or it "
+                                       "no longer exists)", name=state.refused_view[:40]), status=403)
             list_request = rt.queries.parse_list(entity, state.query, access)
             page = rt.queries.page(conn, entity, list_request, actor=actor)
         except CrmError as exc:  # a hand-edited URL: say what is wrong, keep the screen
-            error = exc
+            error, status = exc, (403 if exc.status == 403 else 400)
             list_request = rt.queries.parse_list(entity, [("fields", ",".join(state.columns))], access)
         fields = [entity.fields[n] for n in state.columns]
         if page.rows:
@@ -598,7 +600,7 @@ def entity_list(entity_name: str):
                               if n in ea.visible and f.type != "json"])
     if is_htmx() and request.headers.get("HX-Target") == "list-results":
         return render_template("_list_results.html", **context)  # htmx swaps 200s only: the error shows inline
-    return render_template("list.html", **context), 400 if error is not None else 200
+    return render_template("list.html", **context), status
 
 
 @bp.post("/<entity_name>/bulk")
