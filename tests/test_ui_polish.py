@@ -144,3 +144,141 @@ def test_a_bookmarked_view_of_other_roles_is_refused_not_the_whole_list(world):
     html = get(world, "/app/customer?view=no_such_view", "rep_a", status=403)
     assert "no_such_view" in html and 'id="r' not in html
     assert "alpha客户" in get(world, "/app/customer", "rep_a")
+
+
+# ---------------------------------------------------------------- 3. and 9. cards and related lists
+
+VISITS = {
+    "app.yaml": """
+        app: visits
+        label: {en: Visits, zh: 上门}
+    """,
+    "entities/client.yaml": """
+        entity: client
+        label: {en: Client, zh: 客户}
+        title: name
+        owned: true
+        fields:
+          name: {type: string, required: true}
+        relations:
+          visits: {kind: one_to_many, entity: visit, field: client}
+    """,
+    "entities/visit.yaml": """
+        entity: visit
+        label: {en: Visit, zh: 上门}
+        title: subject
+        owned: true
+        fields:
+          subject: {type: string, required: true}
+          client: {type: ref, to: client}
+          engineer: {type: ref, to: user}
+          crew: {type: ref, to: team}
+          stage:
+            type: enum
+            default: planned
+            options: [planned, done]
+        list: {columns: [subject, engineer, crew, owner_id, team_id]}
+    """,
+    "workflows/visit.yaml": """
+        workflow: visit_stage
+        entity: visit
+        field: stage
+        states: [planned, done]
+        initial: planned
+        transitions:
+          - {name: finish, from: planned, to: done}
+    """,
+    "views.yaml": """
+        views:
+          visit_board:
+            entity: visit
+            label: {en: Visit board, zh: 上门看板}
+            kind: board
+            group_by: stage
+            columns: [engineer, crew, owner_id, team_id]
+    """,
+    "tags.yaml": """
+        tags:
+          urgent: {entity: visit, label: {en: Urgent, zh: 加急}, color: red, use: Visit today}
+          far_away: {entity: visit, label: {en: Far away, zh: 路远}, color: blue, use: Plan the trip}
+    """,
+}
+
+
+@pytest.fixture(scope="module")
+def visits(tmp_path_factory):
+    """Visits with an engineer (a user), a crew (a team), an owner and a team, some tagged."""
+    root = tmp_path_factory.mktemp("visits")
+    config = make_config(root / "config", VISITS)
+    app = as_test_app(create_app(config, Settings(database_url=f"sqlite:///{root / 'crm.sqlite3'}",
+                                                  instance_dir=root / "instance")))
+    rt = app.extensions["crmkit"]
+    crew = rt.directory.create_team({"name": "crew", "label": "维修一组"}, SYSTEM)["id"]
+    token_for(app, "ann", ("admin",), team_id=crew, display_name="安妮")
+    token_for(app, "eng", ("admin",), team_id=crew, display_name="工程师老王")
+    ann, eng = (rt.directory.user(name)["id"] for name in ("ann", "eng"))
+    client = rt.records.create("client", {"name": "王府井店", "owner_id": ann}, SYSTEM)["id"]
+    ids = {}
+    for n in range(12):
+        ids[n] = rt.records.create("visit", {"subject": f"visit-{n}", "client": client, "engineer": eng,
+                                             "crew": crew, "owner_id": ann}, SYSTEM)["id"]
+    for n in range(6, 12):
+        rt.records.transition("visit", ids[n], "finish", {}, SYSTEM)
+    rt.records.tagging.add("visit", ids[0], "urgent", SYSTEM)
+    rt.records.tagging.add("visit", ids[9], "urgent", SYSTEM)
+    rt.records.tagging.add("visit", ids[0], "far_away", SYSTEM)
+    rt.records.tagging.add("visit", ids[5], "urgent", SYSTEM)
+    app.extensions["test_ids"] = {"client": client, "crew": crew, "ann": ann, "eng": eng}
+    yield app
+    rt.engine.dispose()
+
+
+def card_html(html: str, subject: str) -> str:
+    start = html.index(f">{subject}</a>")
+    return html[html.rindex("<li", 0, start):html.index("</li>", start)]
+
+
+def test_board_cards_name_users_and_teams(visits):
+    html = get(visits, "/app/visit/board?lang=en", "ann")
+    card = card_html(html, "visit-3")
+    assert "工程师老王" in card and "维修一组" in card and "安妮" in card
+    assert "#" not in re.sub(r"<[^>]+>", "", card)
+
+
+def test_board_cards_show_their_tags(visits):
+    html = get(visits, "/app/visit/board?lang=en", "ann")
+    first, sixth, plain = card_html(html, "visit-0"), card_html(html, "visit-5"), card_html(html, "visit-3")
+    assert "Urgent" in first and "Far away" in first and "Urgent" in sixth
+    assert "Urgent" in card_html(html, "visit-9")  # in the other column
+    assert "Urgent" not in plain and "Far away" not in plain
+
+
+def test_a_board_reads_names_and_tags_once_not_per_card_or_column(visits):
+    """The queries of a board do not grow with its cards: names and tags are
+    read once for the board."""
+    from sqlalchemy import event
+
+    rt = visits.extensions["crmkit"]
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(rt.engine, "before_cursor_execute", count)
+    try:
+        get(visits, "/app/visit/board?lang=en", "ann")
+    finally:
+        event.remove(rt.engine, "before_cursor_execute", count)
+    names = [s for s in statements if s.startswith(("SELECT crmkit_user.id, crmkit_user.username, crmkit_user.display_name \n",
+                                                     "SELECT crmkit_team.id"))]
+    tags = [s for s in statements if "FROM crmkit_record_tags" in s]
+    assert len(names) == 2, names  # the users' names, the teams' names: once each, for both columns' cards
+    assert len(tags) == 1, tags
+
+
+def test_related_lists_name_users_and_teams(visits):
+    ids = visits.extensions["test_ids"]
+    html = get(visits, f"/app/client/{ids['client']}/related/visits?lang=en", "ann")
+    assert "工程师老王" in html and "维修一组" in html and "安妮" in html
+    rows = html[html.index("<table"):html.index("</table>")]
+    assert "工程师老王" in rows and "维修一组" in rows and not re.search(r">#\d+<", rows)
