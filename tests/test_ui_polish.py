@@ -32,7 +32,7 @@ def world(module_database_url, tmp_path_factory):
     sales = rt.directory.create_team({"name": "sales", "label": "销售部", "parent_id": hq}, SYSTEM)["id"]
     ids: dict[str, int] = {"hq": hq, "sales": sales}
     for name, role, team in (("rep_a", "sales_rep", sales), ("rep_b", "sales_rep", sales),
-                             ("manager", "sales_manager", sales), ("boss", "admin", hq)):
+                             ("manager", "sales_manager", sales), ("boss", "admin", hq), ("ana", "analyst", hq)):
         token_for(app, name, (role,), team_id=team, display_name=f"{name} 的名字")
         ids[name] = rt.directory.user(name)["id"]
     for name, owner in (("alpha", "rep_a"), ("beta", "rep_b")):
@@ -138,7 +138,7 @@ def test_the_list_asks_the_query_builder_for_the_view_once(world):
 # ---------------------------------------------------------------- 5. a view that is not the user's
 
 def test_a_bookmarked_view_of_other_roles_is_refused_not_the_whole_list(world):
-    html = get(world, "/app/customer?view=hot_leads", "rep_a", status=403)  # a view of leads
+    html = get(world, "/app/customer?view=hot_leads&lang=en", "rep_a", status=403)  # a view of leads
     assert "hot_leads" in html and "not one you may use" in html
     assert 'id="r' not in html  # no rows: not the whole list
     html = get(world, "/app/customer?view=no_such_view", "rep_a", status=403)
@@ -282,3 +282,21 @@ def test_related_lists_name_users_and_teams(visits):
     assert "工程师老王" in html and "维修一组" in html and "安妮" in html
     rows = html[html.index("<table"):html.index("</table>")]
     assert "工程师老王" in rows and "维修一组" in rows and not re.search(r">#\d+<", rows)
+
+
+# ---------------------------------------------------------------- 6. the forbidden page
+
+def test_the_forbidden_page_says_what_was_refused_in_the_shell(world):
+    html = get(world, "/app/product/new", "rep_a", status=403)
+    assert "<h1>没有权限</h1>" in html and "你的角色不允许你新建产品。" in html
+    assert '<header class="topbar">' in html and '<nav class="sidebar"' in html  # in the shell
+    assert '<a href="/app/">' in html  # a way home
+    html = get(world, "/app/product/new?lang=en", "rep_a", status=403)
+    assert "<h1>Not allowed</h1>" in html and "Your role does not allow you to create a Product." in html
+    assert "Something went wrong" not in html
+
+
+def test_the_forbidden_page_for_a_change_names_it(world):
+    ids = world.extensions["test_ids"]
+    html = get(world, f"/app/customer/{ids['alpha']}/edit?lang=en", "ana", status=403)
+    assert "Your role does not allow you to change this Customer." in html

@@ -39,7 +39,7 @@ from .forms import DIRECTORY_TITLES
 from .i18n import locale
 from .navigation import view_offered
 from .security import is_htmx, redirect_to
-from .shell import _runtime, bp
+from .shell import _runtime, bp, refuse
 from .tags import TAG_ARGS, chip_text, page_tags, tag_filter
 
 #: Query arguments of the screen that are not list parameters.
@@ -629,7 +629,7 @@ def bulk_action(entity_name: str):
         return redirect_to(back)
     if action.startswith("export_"):
         if not ea.allows("export"):
-            abort(403)
+            refuse(gettext("export %(entity)s", entity=display.label(entity.plural, locale(), entity.name)))
         fields = request.form.get("fields", "")
         args = [("id__in", ",".join(map(str, ids)))] + ([("fields", fields)] if fields else [])
         return redirect_to(_url(f"/api/v1/{entity.name}/_export",

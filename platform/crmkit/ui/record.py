@@ -34,7 +34,7 @@ from .formfields import Widget
 from .forms import RecordForm, asks_refs
 from .i18n import locale
 from .security import done, is_htmx, redirect_to
-from .shell import bp
+from .shell import bp, refuse
 from .tags import RecordTags, record_tags
 from .timeline import ActivitySource, Timeline, quick_add
 
@@ -434,7 +434,7 @@ def share_form(entity_name: str, record_id: int):
         if row is None:
             abort(404)
         if not entity.owned or not _may(rt, conn, entity, record_id, actor, ea, "share"):
-            abort(403)
+            refuse(gettext("share this %(entity)s", entity=label_text(entity.label, locale(), entity.name)))
         users = _picker_users(rt, conn, actor)
     shared = {c["user_id"] for c in rt.records.sharing.collaborators(entity.name, record_id, actor)}
     shared.add(row.get("owner_id"))
