@@ -6,9 +6,12 @@ search URL reserved, the calendar's form without JavaScript."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 
 import html as html_module
 import re
+from zoneinfo import ZoneInfo
 
 
 import pytest
@@ -300,3 +303,17 @@ def test_the_forbidden_page_for_a_change_names_it(world):
     ids = world.extensions["test_ids"]
     html = get(world, f"/app/customer/{ids['alpha']}/edit?lang=en", "ana", status=403)
     assert "Your role does not allow you to change this Customer." in html
+
+
+# ---------------------------------------------------------------- 7. the quick-add's moment
+
+def test_the_quick_add_prefills_now_in_the_apps_timezone(world):
+    ids = world.extensions["test_ids"]
+    before = dt.datetime.now(ZoneInfo("Asia/Shanghai")).replace(second=0, microsecond=0)
+    html = get(world, f"/app/customer/{ids['alpha']}/timeline", "rep_a")
+    after = dt.datetime.now(ZoneInfo("Asia/Shanghai"))
+    found = re.search(r'<input[^>]*name="occurred_at"[^>]*>', html)
+    assert found, "the quick-add asks for the moment"
+    value = re.search(r'value="([^"]*)"', found.group(0)).group(1)
+    shown = dt.datetime.fromisoformat(value).replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+    assert before <= shown <= after

@@ -13,6 +13,8 @@ A record the reader may not read does not exist for them: 404.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -284,12 +286,18 @@ def _related(rt: Runtime, entity: EntitySpec, record_id: int, access: Access) ->
 
 
 def _quick_form(rt: Runtime, source: ActivitySource, actor: Actor) -> RecordForm:
-    """The quick-add's form of a new follow-up: the config's defaults, but
-    ``now`` and ``today`` (the moment of saving: left empty, the default applies)."""
+    """The quick-add's form of a new follow-up: the config's defaults, ``now``
+    and ``today`` filled in as the moment the form is shown, in the app's
+    timezone (to the minute: what a person types), so the user sees the
+    date that will be saved and may change it."""
     form = RecordForm(rt, source.entity, actor)
+    here = dt.datetime.now(form.tz)
     for name in form.text:
-        if source.entity.fields[name].default in ("now", "today"):
-            form.text[name] = form.initial[name] = ""
+        default = source.entity.fields[name].default
+        if default == "now":
+            form.text[name] = form.initial[name] = here.strftime("%Y-%m-%dT%H:%M")
+        elif default == "today":
+            form.text[name] = form.initial[name] = here.date().isoformat()
     return form
 
 
