@@ -285,19 +285,20 @@ def _related(rt: Runtime, entity: EntitySpec, record_id: int, access: Access) ->
     return out
 
 
-def _quick_form(rt: Runtime, source: ActivitySource, actor: Actor) -> RecordForm:
-    """The quick-add's form of a new follow-up: the config's defaults, ``now``
-    and ``today`` filled in as the moment the form is shown, in the app's
-    timezone (to the minute: what a person types), so the user sees the
-    date that will be saved and may change it."""
+def _quick_form(rt: Runtime, source: ActivitySource, actor: Actor, shown: bool = False) -> RecordForm:
+    """The quick-add's form of a new follow-up: the config's defaults. A
+    ``now`` or ``today`` default is the moment of saving when nothing is sent
+    for it; the form ``shown`` to the user has it filled in as the moment it
+    is shown, in the app's timezone (to the minute, as a person types it),
+    so they see the date that will be saved and may change it."""
     form = RecordForm(rt, source.entity, actor)
     here = dt.datetime.now(form.tz)
     for name in form.text:
         default = source.entity.fields[name].default
-        if default == "now":
-            form.text[name] = form.initial[name] = here.strftime("%Y-%m-%dT%H:%M")
-        elif default == "today":
-            form.text[name] = form.initial[name] = here.date().isoformat()
+        if default in ("now", "today"):
+            text = "" if not shown else here.strftime("%Y-%m-%dT%H:%M") if default == "now" else \
+                here.date().isoformat()
+            form.text[name] = form.initial[name] = text
     return form
 
 
@@ -313,7 +314,7 @@ def _fresh_inputs(rt: Runtime, adding: tuple[ActivitySource, list[FieldSpec]] | 
     """The quick-add form's inputs before anything is typed (the config's defaults)."""
     if adding is None:
         return []
-    return _quick_widgets(_quick_form(rt, adding[0], current_actor()), adding[1])
+    return _quick_widgets(_quick_form(rt, adding[0], current_actor(), shown=True), adding[1])
 
 
 def _render_page(view: RecordView) -> str:
