@@ -317,3 +317,23 @@ def test_the_quick_add_prefills_now_in_the_apps_timezone(world):
     value = re.search(r'value="([^"]*)"', found.group(0)).group(1)
     shown = dt.datetime.fromisoformat(value).replace(tzinfo=ZoneInfo("Asia/Shanghai"))
     assert before <= shown <= after
+
+
+# ---------------------------------------------------------------- 10. the screens' own URLs are reserved
+
+def test_every_page_beside_an_entitys_is_a_reserved_entity_name(world):
+    """/app/search, /app/language, /api/v1/openapi.json…: a fixed first part of
+    a URL where an entity's name goes would make an entity of that name
+    unreachable, so the checker refuses it as an entity name."""
+    from crmkit.metadata.spec import RESERVED_ENTITY_NAMES
+
+    fixed = set()
+    for rule in world.url_map.iter_rules():
+        for prefix in ("/app/", "/api/v1/"):
+            if rule.rule.startswith(prefix):
+                first = rule.rule[len(prefix):].split("/")[0].split(".")[0]
+                if first and "<" not in first:
+                    fixed.add(first)
+    assert "search" in fixed
+    assert fixed <= RESERVED_ENTITY_NAMES, fixed - RESERVED_ENTITY_NAMES
+
