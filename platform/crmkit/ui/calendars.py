@@ -4,7 +4,8 @@ the app's timezone, the user's own records first in each day.
 
 The records of the shown range are one read of the query builder (a
 date-range filter on the field, the view's filters, the user's scope).
-Dragging a record to another day (calendar.js) reschedules it: an update of
+Dragging a record to another day (calendar.js), or typing the day in the
+record's small form (no script needed), reschedules it: an update of
 the field through the records service, with the version the page showed, so
 a change someone made meanwhile is refused, not overwritten. A moment keeps
 its time of day.
