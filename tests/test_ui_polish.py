@@ -7,12 +7,9 @@ search URL reserved, the calendar's form without JavaScript."""
 from __future__ import annotations
 
 import datetime as dt
-
-
 import html as html_module
 import re
 from zoneinfo import ZoneInfo
-
 
 import pytest
 
@@ -272,8 +269,8 @@ def test_a_board_reads_names_and_tags_once_not_per_card_or_column(visits):
         get(visits, "/app/visit/board?lang=en", "ann")
     finally:
         event.remove(rt.engine, "before_cursor_execute", count)
-    names = [s for s in statements if s.startswith(("SELECT crmkit_user.id, crmkit_user.username, crmkit_user.display_name \n",
-                                                     "SELECT crmkit_team.id"))]
+    lookups = ("SELECT crmkit_user.id, crmkit_user.username, crmkit_user.display_name \n", "SELECT crmkit_team.id")
+    names = [s for s in statements if s.startswith(lookups)]
     tags = [s for s in statements if "FROM crmkit_record_tags" in s]
     assert len(names) == 2, names  # the users' names, the teams' names: once each, for both columns' cards
     assert len(tags) == 1, tags

@@ -588,7 +588,8 @@ def entity_list(entity_name: str):
 
     context = {
         "entity": entity, "state": state, "rows": rows, "page": page, "error": error, "bulk": bulk,
-        "columns": columns_of(rt, state, list_request, ea, language), "chips": chips_of(state, language, tag_words, known),
+        "columns": columns_of(rt, state, list_request, ea, language),
+        "chips": chips_of(state, language, tag_words, known),
         "may_create": ea.allows("create"), "may_export": ea.allows("export"),
         "searchable": any(n in ea.readable for n in entity.list.search),
         "query": dict(state.args).get("q", ""),

@@ -14,7 +14,6 @@ A record the reader may not read does not exist for them: 404.
 from __future__ import annotations
 
 import datetime as dt
-
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any

@@ -65,7 +65,7 @@ def error_page(exc: HTTPException):
     403 says what was refused (what the screen told :func:`refuse`, else the page)."""
     refused = ""
     if exc.code == 403:
-        refused = exc.description if exc.description != Forbidden.description else ""
+        refused = (exc.description or "") if exc.description != Forbidden.description else ""
     return render_template("error.html", error=exc, refused=refused, path=request.path), exc.code or 500
 
 
