@@ -177,6 +177,7 @@ VISITS = {
             type: enum
             default: planned
             options: [planned, done]
+          planned_on: {type: date}
         list: {columns: [subject, engineer, crew, owner_id, team_id]}
     """,
     "workflows/visit.yaml": """
@@ -196,6 +197,18 @@ VISITS = {
             kind: board
             group_by: stage
             columns: [engineer, crew, owner_id, team_id]
+          my_visit_board:
+            entity: visit
+            label: {en: My visits, zh: 我的上门}
+            kind: board
+            group_by: stage
+            where: "owner_id == me()"
+          my_visit_calendar:
+            entity: visit
+            label: {en: My visit calendar, zh: 我的上门日历}
+            kind: calendar
+            date_field: planned_on
+            where: "owner_id == me()"
     """,
     "tags.yaml": """
         tags:
@@ -221,7 +234,10 @@ def visits(tmp_path_factory):
     ids = {}
     for n in range(12):
         ids[n] = rt.records.create("visit", {"subject": f"visit-{n}", "client": client, "engineer": eng,
-                                             "crew": crew, "owner_id": ann}, SYSTEM)["id"]
+                                             "crew": crew, "owner_id": ann, "planned_on": "2026-12-03"},
+                                   SYSTEM)["id"]
+    rt.records.create("visit", {"subject": "engs-own-visit", "client": client, "owner_id": eng,
+                                "planned_on": "2026-12-03"}, SYSTEM)
     for n in range(6, 12):
         rt.records.transition("visit", ids[n], "finish", {}, SYSTEM)
     rt.records.tagging.add("visit", ids[0], "urgent", SYSTEM)
@@ -334,3 +350,15 @@ def test_every_page_beside_an_entitys_is_a_reserved_entity_name(world):
     assert "search" in fixed
     assert fixed <= RESERVED_ENTITY_NAMES, fixed - RESERVED_ENTITY_NAMES
 
+
+
+def test_a_board_and_a_calendar_apply_their_views_where(visits):
+    """A view's ``where`` is a segment wherever the view is shown (through the
+    query builder's ``view=``), not on lists only."""
+    board = get(visits, "/app/visit/board?view=my_visit_board&lang=en", "ann")
+    assert "visit-3" in board and "engs-own-visit" not in board
+    assert "engs-own-visit" in get(visits, "/app/visit/board?view=visit_board&lang=en", "ann")
+    calendar = get(visits, "/app/visit/calendar?view=my_visit_calendar&date=2026-12-03&lang=en", "ann")
+    assert "visit-3" in calendar and "engs-own-visit" not in calendar
+    calendar = get(visits, "/app/visit/calendar?view=my_visit_calendar&date=2026-12-03&lang=en", "eng")
+    assert "engs-own-visit" in calendar and "visit-3" not in calendar

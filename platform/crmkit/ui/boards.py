@@ -59,12 +59,14 @@ class Board:
 
 
 def board_views(entity: EntitySpec, access: Access) -> list[ViewSpec]:
-    """The board views of an entity its user's roles see, grouped by a workflow's field."""
+    """The board views of an entity its user's roles see, grouped by a
+    workflow's field (and whose ``where`` reads only what they see)."""
     rt = runtime()
     fields = {wf.field for wf in rt.records.workflows.get(entity.name, ())}
+    usable = rt.queries.tag_catalog.views(access, entity.name)
     return [v for v in rt.spec.views.values()
             if v.entity == entity.name and v.kind == "board" and v.group_by in fields
-            and view_offered(v, access)]
+            and view_offered(v, access) and v.name in usable]
 
 
 def find_board(entity_name: str, access: Access, view_name: str | None) -> Board:
@@ -86,14 +88,13 @@ def find_board(entity_name: str, access: Access, view_name: str | None) -> Board
 
 
 def _request(board: Board, actor: Actor, state: str, cursor: str | None) -> ListRequest:
-    """A column's list: the view's filters and sort, the state, a page of cards."""
+    """A column's list: the state, a page of cards, and the view (its filters,
+    sort and ``where``, applied by the query builder as for a list; its
+    filters on the workflow's field yield to the column's state)."""
     rt = runtime()
-    args: list[tuple[str, str]] = list(board.view.filter.items()) if board.view is not None else []
-    args = [(key, value) for key, value in args if key.partition("__")[0] != board.workflow.field]
-    args.append((board.workflow.field, state))
-    args.append(("limit", str(COLUMN_SIZE)))
-    if board.view is not None and board.view.sort:
-        args.append(("sort", ",".join(board.view.sort)))
+    args = [(board.workflow.field, state), ("limit", str(COLUMN_SIZE))]
+    if board.view is not None:
+        args.append(("view", board.view.name))
     if cursor:
         args.append(("cursor", cursor))
     try:
