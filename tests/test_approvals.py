@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import APP_YAML, is_error, make_config, token_for
-from crmkit.metadata.problems import ConfigError
 from crmkit.loading import load_config
+from crmkit.metadata.problems import ConfigError
 
 DEAL_YAML = """
     entity: deal

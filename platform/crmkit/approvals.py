@@ -41,7 +41,7 @@ from .database import write_transaction
 from .errors import BadRequest, Conflict, Forbidden, NotFound, ValidationFailed
 from .expressions import SqlLoader, holds
 from .hookspecs import hookimpl
-from .metadata.spec import AppSpec, ApprovalStepSpec, EntitySpec, label_text
+from .metadata.spec import ApprovalStepSpec, AppSpec, EntitySpec, label_text
 from .permissions import Actor
 from .sqltypes import UTC, UTCDateTime, json_type
 

@@ -1,8 +1,9 @@
 """The generated REST API under /api/v1/ (contract in DESIGN.md).
 
 The blueprint and its error handling; the routes live in ``records`` (entity
-records), ``approvals`` (approvals of workflow moves), ``people`` (me, users, teams, tokens, the audit trail) and ``meta``
-(OpenAPI, docs, regions); ``http`` holds what they share.
+records), ``approvals`` (approvals of workflow moves), ``people`` (me, users,
+teams, tokens, the audit trail) and ``meta`` (OpenAPI, docs, regions);
+``http`` holds what they share.
 """
 
 from __future__ import annotations
