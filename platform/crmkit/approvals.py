@@ -396,10 +396,6 @@ class Approvals:
             tx.execute(s.update().where(s.c.approval_id == row["id"], s.c.position == row["step"])
                        .values(status=step_status))
         tx.execute(s.update().where(s.c.approval_id == row["id"], s.c.status == "waiting").values(status="cancelled"))
-        if status != "approved":
-            actor = Actor(None, "system", system=True)
-            self._audit(tx, row["entity"], row["record_id"], actor, f"ended_{status}", row["id"], row["transition"],
-                        comment=reason)
 
     def cancel(self, approval_id: int, actor: Actor, comment: Any = None) -> dict[str, Any]:
         """The requester withdraws a pending approval (撤回): the record stays where it is."""
