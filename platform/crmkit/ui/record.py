@@ -105,6 +105,8 @@ class Move:
     reason: str | None
     #: the fields the move requires that the reader may fill in (asked in a dialog)
     asks: bool = False
+    #: made once approved (crmkit.approvals): asking for it sends it for approval
+    approval: bool = False
 
 
 @dataclass(frozen=True)
@@ -242,7 +244,8 @@ def _moves(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor, ea: En
             if refused is None or refused.reason != "roles":
                 allowed, reason = True, None
         asks = allowed and any(n in ea.writable for n in move.require)
-        moves.append(Move(move.name, label_text(move.label, language, move.name), allowed, reason, asks))
+        moves.append(Move(move.name, label_text(move.label, language, move.name), allowed, reason, asks,
+                          move.spec.approval is not None))
     return moves
 
 
