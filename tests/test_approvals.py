@@ -48,6 +48,7 @@ WORKFLOW_YAML = """
       - {name: escalate, from: draft, to: approved, approval: {steps: [{superior: 2}]}}
       - {name: review, from: draft, to: approved, approval: {steps: [{role: reviewer}]}}
       - {name: fast, from: draft, to: approved, approval: {steps: [{role: finance, when: "amount > 1000000"}]}}
+      - {name: peer, from: draft, to: approved, approval: {steps: [{role: manager}]}}
       - {name: archive, from: draft, to: archived}
       - {name: reopen, from: [approved, archived], to: draft}
 """
@@ -232,6 +233,13 @@ def test_the_nth_superior_decides_and_a_missing_one_refuses_the_request(app):
     assert stage(app, alone) == "draft"
 
 
+def test_nobody_approves_their_own_request(app):
+    deal = new_deal(app, amount="10.00")
+    approval = requested(app, deal, "peer", "boss")  # managers approve; the boss asks
+    assert [p["username"] for p in approval["steps"][0]["approvers"]] == ["bigboss"]
+    is_error(decide(app, approval, "boss"), 403, "not_an_approver")
+
+
 def test_approvers_are_only_those_who_can_read_the_record(app):
     deal = new_deal(app, amount="10.00")  # reviewers read their own deals only
     error = is_error(ask(app, deal, "review"), 409, "no_approver")
@@ -390,3 +398,54 @@ def test_two_requests_at_once_make_one_approval(app):
         thread.join()
     assert sorted(statuses) == [202, 409]
     assert len(queue(app, "boss")) == 1
+
+
+# ---------------------------------------------------------------- the sample config
+
+def test_the_sample_configs_contract_approval_by_amount(make_app):
+    from conftest import SAMPLE_CONFIG
+    from crmkit.permissions import SYSTEM
+
+    app = make_app(SAMPLE_CONFIG)
+    directory = app.extensions["crmkit"].directory
+    sales = directory.create_team({"name": "sales"}, SYSTEM)["id"]
+    token_for(app, "ceo", ("executive",))
+    token_for(app, "manager", ("sales_manager",), team_id=sales, superior_id="ceo")
+    token_for(app, "seller", ("sales_rep",), team_id=sales, superior_id="manager")
+    token_for(app, "cashier", ("finance",))
+    seller = client(app, "seller")
+    customer = seller.post("/api/v1/customer", json={"name": "张三"}).get_json()["data"]["id"]
+
+    def contract(amount: str, discount: str = "0") -> dict:
+        response = seller.post("/api/v1/contract", json={"name": "年度合同", "customer": customer, "amount": amount,
+                                                         "discount": discount})
+        assert response.status_code == 201, response.get_json()  # a big discount is a draft like any other
+        return response.get_json()["data"]
+
+    def submitted(record: dict) -> dict:
+        response = seller.post(f"/api/v1/contract/{record['id']}/transitions/approve", json={})
+        assert response.status_code == 202, response.get_json()
+        return response.get_json()["data"]
+
+    def status(record: dict) -> str:
+        return client(app, "admin").get(f"/api/v1/contract/{record['id']}").get_json()["data"]["approval_status"]
+
+    small = submitted(contract("8000.00"))
+    assert [s["status"] for s in small["steps"]] == ["active", "skipped", "skipped"]
+    approved_by(app, small, "manager")
+    assert status(small) == "approved"
+
+    big = contract("80000.00")
+    approval = submitted(big)
+    assert [s["status"] for s in approval["steps"]] == ["active", "waiting", "skipped"]
+    approved_by(app, approval, "manager")
+    is_error(client(app, "seller").patch(f"/api/v1/contract/{big['id']}", json={"amount": "1.00"},
+                                         headers={"If-Match": "*"}), 409, "approval_pending")
+    approved_by(app, approval, "cashier")
+    assert status(big) == "approved"
+
+    discounted = submitted(contract("9000.00", "35"))
+    assert [s["status"] for s in discounted["steps"]] == ["active", "skipped", "waiting"]
+    approved_by(app, discounted, "manager")
+    rejected = decide(app, discounted, "ceo", "reject", "折扣过高")
+    assert rejected.status_code == 200 and status(discounted) == "draft"

@@ -271,8 +271,9 @@ class Approvals:
 
     def _approvers(self, tx: sa.Connection, entity: EntitySpec, record_id: int, step: ApprovalStepSpec,
                    requester: Actor) -> list[int]:
-        """The users who decide a step: active, able to read the record; a
-        step nobody can decide refuses the request (409 ``no_approver``)."""
+        """The users who decide a step: active, able to read the record, not
+        the requester (nobody approves their own request); a step nobody can
+        decide refuses the request (409 ``no_approver``)."""
         users = self.tables.users
         columns = (users.c.id, users.c.username, users.c.roles, users.c.team_id, users.c.active)
         name = label_text(step.label, "en", "a step")
@@ -292,10 +293,10 @@ class Approvals:
             rows = tx.execute(sa.select(*columns).where(users.c.active.is_(True)).order_by(users.c.id)).mappings()
             found = [row for row in rows if step.role in (row["roles"] or ())]
         permissions = self.service.permissions
-        chosen = [row["id"] for row in found if row["active"] and self.service.queries.fetch(
-            tx, entity, record_id, columns=("id",),
-            actor=Actor(row["id"], row["username"], team_id=row["team_id"],
-                        access=permissions.access(row["roles"] or ()))) is not None]
+        chosen = [row["id"] for row in found if row["active"] and row["id"] != requester.id
+                  and self.service.queries.fetch(tx, entity, record_id, columns=("id",), actor=Actor(
+                      row["id"], row["username"], team_id=row["team_id"],
+                      access=permissions.access(row["roles"] or ()))) is not None]
         if not chosen:
             who = f"role {step.role}" if step.role else f"the requester's superior {step.superior} levels up"
             raise Conflict(f"nobody can decide the approval step '{name}': no active user ({who}) can read "
