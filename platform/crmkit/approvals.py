@@ -260,8 +260,8 @@ class Approvals:
         tx.execute(self.steps.insert(), steps)
         tx.execute(self.approvers.insert(), approvers)
         skipped = [position for position, (_, users) in enumerate(plan) if users is None]
-        self._audit(tx, entity.name, record_id, actor, "requested", approval_id, move.name,
-                    skipped=skipped or None, values=data or None)
+        # Not the values sent: the trail's field rules apply to fields, not to what an entry nests.
+        self._audit(tx, entity.name, record_id, actor, "requested", approval_id, move.name, skipped=skipped or None)
         return ApprovalPending(self._read(tx, approval_id, actor))
 
     def _already_pending(self, approval_id: int | None, name: str) -> Conflict:
