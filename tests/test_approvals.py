@@ -286,6 +286,17 @@ def test_the_record_is_locked_against_the_moves_fields_while_pending(app):
                      headers={"If-Match": "*"}).status_code == 200
 
 
+def test_deleting_the_record_withdraws_its_pending_approval(app):
+    deal = new_deal(app, amount="10.00")
+    approval = requested(app, deal)
+    assert client(app, "admin").delete(f"/api/v1/deal/{deal['id']}", headers={"If-Match": "*"}).status_code == 204
+    assert queue(app, "boss") == []
+    assert client(app, "admin").post(f"/api/v1/recycle_bin/deal/{deal['id']}/restore").status_code == 200
+    found = client(app, "boss").get(f"/api/v1/approvals/{approval['id']}").get_json()["data"]
+    assert (found["status"], found["reason"]) == ("cancelled", "the record was deleted")
+    assert requested(app, deal)["id"] != approval["id"]  # the restored record can be asked for again
+
+
 def test_only_the_designated_approvers_may_decide(app):
     deal = new_deal(app, amount="10.00")
     approval = requested(app, deal)

@@ -137,6 +137,14 @@ def record_before_update(event: RecordEvent) -> None:
         approvals.refuse_locked(event.conn, event.entity, old["id"], changing)
 
 
+@hookimpl
+def record_after_delete(event: RecordEvent) -> None:
+    """A record sent to the recycle bin takes its pending approvals with it (withdrawn)."""
+    approvals: Approvals = event.service.approvals
+    if event.action == "delete" and event.entity.name in approvals.lockable:
+        approvals.withdraw_all(event.conn, event.entity.name, [r["id"] for r in event.records])
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(UTC)
 
@@ -416,6 +424,19 @@ class Approvals:
             tx.execute(s.update().where(s.c.approval_id == approval_id, s.c.status.in_(("waiting", "active")))
                        .values(status="cancelled"))
             return self._read(tx, approval_id, actor)
+
+    def withdraw_all(self, tx: sa.Connection, entity: str, record_ids: list[int]) -> None:
+        """Withdraw the pending approvals of these records (deleted: nothing left to decide)."""
+        t, s = self.table, self.steps
+        ids = list(tx.execute(sa.select(t.c.id).where(t.c.entity == entity, t.c.record_id.in_(record_ids),
+                                                       t.c.status == "pending")).scalars())
+        if not ids:
+            return
+        tx.execute(t.update().where(t.c.id.in_(ids)).values(status="cancelled", decided_at=_now(),
+                                                           reason="the record was deleted", pending_key=None,
+                                                           step=None))
+        tx.execute(s.update().where(s.c.approval_id.in_(ids), s.c.status.in_(("waiting", "active")))
+                   .values(status="cancelled"))
 
     def _audit(self, tx: sa.Connection, entity: str, record_id: int, actor: Actor, event: str, approval_id: int,
                transition: str, **details: Any) -> None:
