@@ -138,3 +138,15 @@ def test_someone_else_cannot_decide_through_the_screens(app):
     assert "Not done: you are not an approver" in text_of(page(fin, f"/app/deal/{deal}"))
     assert fin.post(f"/app/approvals/{approval}/shout", data={"csrf_token": csrf}).status_code == 404
     assert app.test_client().get(f"/api/v1/deal/{deal}").get_json()["data"]["stage"] == "draft"
+
+
+def test_a_bulk_move_sends_each_record_for_approval(app):
+    deals = [new_deal(app, amount="100.00") for _ in range(2)]
+    rep, csrf = log_in(app, "rep")
+    response = rep.post("/app/deal/bulk", data={"csrf_token": csrf, "action": "transition", "transition": "approve",
+                                                "id": [str(d) for d in deals], "next": "/app/deal"},
+                        headers=BROWSER)
+    assert response.status_code == 303
+    assert "2 sent for approval." in text_of(page(rep, "/app/deal?lang=en"))
+    assert len(app.test_client(user="boss").get("/api/v1/approvals?mine=pending").get_json()["data"]) == 2
+    assert {app.test_client().get(f"/api/v1/deal/{d}").get_json()["data"]["stage"] for d in deals} == {"draft"}
