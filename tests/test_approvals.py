@@ -70,6 +70,7 @@ ROLES_YAML = """
           user: {read: all}
         fields: {deal.secret: hidden}
       board:
+        label: {en: Board, zh: 董事会}
         entities:
           deal: {read: all}
       reviewer:
@@ -147,6 +148,15 @@ def test_approval_steps_are_typed_in_the_spec(tmp_path):
                                                                                     {"en": "Manager", "zh": "直属上级"})
     assert (finance.role, finance.mode, finance.condition.text) == ("finance", "any", "amount > 50000")
     assert (board.role, board.mode) == ("board", "all")
+    assert board.label is None  # named after its role when the approval is asked for
+
+
+def test_a_step_is_named_by_its_label_its_role_or_its_depth(app):
+    approval = requested(app, new_deal(app, amount="10.00", discount="40"))
+    assert [s["label"] for s in approval["steps"]] == [{"en": "Manager", "zh": "直属上级"}, {"en": "Finance"},
+                                                        {"en": "Board", "zh": "董事会"}]
+    approval = requested(app, new_deal(app, amount="10.00"), "escalate")
+    assert approval["steps"][0]["label"] == {"en": "Superior 2", "zh": "第2级上级"}
 
 
 @pytest.mark.parametrize(("step", "message"), [

@@ -261,7 +261,7 @@ class Approvals:
         steps, approvers = [], []
         for position, (step, users) in enumerate(plan):
             status = "skipped" if users is None else "active" if position == first else "waiting"
-            steps.append({"approval_id": approval_id, "position": position, "label": dict(step.label),
+            steps.append({"approval_id": approval_id, "position": position, "label": self.step_label(step),
                           "role": step.role, "superior": step.superior, "mode": step.mode, "status": status})
             approvers += [{"approval_id": approval_id, "position": position, "user_id": user}
                           for user in users or ()]
@@ -271,6 +271,15 @@ class Approvals:
         # Not the values sent: the trail's field rules apply to fields, not to what an entry nests.
         self._audit(tx, entity.name, record_id, actor, "requested", approval_id, move.name, skipped=skipped or None)
         return ApprovalPending(self._read(tx, approval_id, actor))
+
+    def step_label(self, step: ApprovalStepSpec) -> dict[str, str]:
+        """A step's name for people: its own, else its role's label, else "Superior N"."""
+        if step.label:
+            return dict(step.label)
+        if step.role is not None:
+            role = self.spec.roles.get(step.role)
+            return dict(role.label) if role is not None and role.label else {"en": step.role}
+        return {"en": f"Superior {step.superior}", "zh": f"第{step.superior}级上级"}
 
     def _already_pending(self, approval_id: int | None, name: str) -> Conflict:
         which = f" (approval {approval_id})" if approval_id is not None else ""
@@ -284,7 +293,7 @@ class Approvals:
         decide refuses the request (409 ``no_approver``)."""
         users = self.tables.users
         columns = (users.c.id, users.c.username, users.c.roles, users.c.team_id, users.c.active)
-        name = label_text(step.label, "en", "a step")
+        name = label_text(self.step_label(step), "en", "a step")
         if step.superior is not None:
             current = requester.id
             found = None

@@ -888,11 +888,9 @@ def _approval_spec(raw: Mapping[str, Any] | None) -> ApprovalSpec | None:
     mode = raw.get("mode", "any")
     steps = []
     for step in raw["steps"]:
-        superior = step.get("superior")
-        role = step.get("role")
-        fallback = role.replace("_", " ").capitalize() if role else f"Superior {superior}"
-        steps.append(ApprovalStepSpec(_as_label(step.get("label"), fallback), role, superior,
-                                      step.get("mode", mode), step.get("when")))
+        label = _as_label(step["label"], "") if "label" in step else None
+        steps.append(ApprovalStepSpec(label, step.get("role"), step.get("superior"), step.get("mode", mode),
+                                      step.get("when")))
     return ApprovalSpec(tuple(steps), mode)
 
 

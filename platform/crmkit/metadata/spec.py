@@ -220,7 +220,8 @@ class ApprovalStepSpec:
     requester's ``superior``-th superior, approve (``mode``: any one or all
     of them); skipped when the ``when`` condition is false."""
 
-    label: Label
+    #: None: named after its role, or "Superior N" (crmkit.approvals).
+    label: Label | None = None
     role: str | None = None
     superior: int | None = None
     #: any | all (the approval's mode when the step names none).
