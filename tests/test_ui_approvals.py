@@ -73,6 +73,8 @@ def test_a_move_asked_on_the_record_page_waits_in_the_approvers_queue(app):
     shown = text_of(page(rep, f"/app/deal/{deal}"))
     assert "Sent for approval: Approve." in shown and "Awaiting approval" in shown
     assert "Withdraw the request" in shown and "Reject" not in shown  # the requester does not decide
+    assert "'approve' is awaiting approval" in shown  # the moves wait too: the state is locked
+    assert f'action="/app/deal/{deal}/transitions/archive"' not in page(rep, f"/app/deal/{deal}")
     assert 'href="/app/approvals"' not in page(rep, "/app/")  # nothing waits for the rep
 
     boss, boss_csrf = log_in(app, "boss")

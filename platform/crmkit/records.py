@@ -592,7 +592,7 @@ class RecordsService:
                     reason = ("your role does not allow you to move this record" if not in_scope
                               else blocked.message if blocked is not None else None)
                     waiting = pending.get(workflow.name)
-                    if waiting is not None and reason is None:
+                    if waiting is not None:  # the state is locked until it is decided
                         reason = f"'{waiting['transition']}' is awaiting approval"
                     moves.append({"name": move.name, "label": dict(move.label), "from": state, "to": move.to,
                                   "workflow": workflow.name, "allowed": reason is None, "reason": reason,

@@ -239,7 +239,8 @@ def _moves(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor, ea: En
         move = _transition(rt, entity, listed["name"])
         allowed = listed["allowed"]
         reason = listed["reason"]
-        if not allowed and in_scope and listed["missing"] and all(n in ea.writable for n in listed["missing"]):
+        if not allowed and in_scope and listed["missing"] and all(n in ea.writable for n in listed["missing"]) \
+                and listed["pending_approval"] is None:
             refused = blocker(move, access, dict.fromkeys(move.require, "filled"))  # the roles, once filled in
             if refused is None or refused.reason != "roles":
                 allowed, reason = True, None
