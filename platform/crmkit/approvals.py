@@ -172,6 +172,11 @@ class Approvals:
         self.table = metadata.tables[APPROVAL_TABLE]
         self.steps = metadata.tables[STEP_TABLE]
         self.approvers = metadata.tables[APPROVER_TABLE]
+        t = self.table
+        #: The pending approvals of one record (built once: every write of a locked field asks it).
+        self._pending_of_record = sa.select(t.c.id, t.c.workflow, t.c.transition).where(
+            t.c.entity == sa.bindparam("_entity", type_=sa.String()),
+            t.c.record_id == sa.bindparam("_record_id", type_=sa.Integer()), t.c.status == "pending")
         #: entity -> the fields some approval of its moves locks while pending.
         self.lockable: dict[str, frozenset[str]] = {}
         for entity, flows in service.workflows.items():
@@ -206,9 +211,7 @@ class Approvals:
         return frozenset(name for name in names if name in fields and fields[name].formula is None)
 
     def refuse_locked(self, conn: sa.Connection, entity: EntitySpec, record_id: int, changing: set[str]) -> None:
-        t = self.table
-        rows = conn.execute(sa.select(t.c.id, t.c.workflow, t.c.transition).where(
-            t.c.entity == entity.name, t.c.record_id == record_id, t.c.status == "pending")).all()
+        rows = conn.execute(self._pending_of_record, {"_entity": entity.name, "_record_id": record_id}).all()
         for approval_id, workflow_name, name in rows:
             found = self.move_of(entity.name, workflow_name, name)
             if found is None:
