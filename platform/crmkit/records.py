@@ -21,6 +21,7 @@ import pluggy
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from .approvals import ApprovalPending, Approvals
 from .audit import AuditTrail
 from .database import write_transaction
 from .errors import Conflict, CrmError, Forbidden, NotFound, ValidationFailed
@@ -87,6 +88,8 @@ class RecordsService:
         #: Tags on records, manual and by rule (crmkit.tagging), written through this service.
         self.tagging = Tagging(self)
         self.rules.listeners.append(self.tagging.computed)  # a rollup that changes may change a rule tag
+        #: Approvals of workflow moves (crmkit.approvals), written through this service.
+        self.approvals = Approvals(self)
         self._referrers = self._find_referrers()
         #: The UPDATE of a live record at a known version; the SET columns are
         #: the parameters given (built once: statement building is costly).
@@ -578,6 +581,8 @@ class RecordsService:
             context = self.rules.context(actor.id)
             loader = SqlLoader(conn, self.tables)  # for a condition that reads other records
             moves = []
+            pending = {a["workflow"]: a for a in self.approvals.of_record(conn, entity.name, record_id, actor,
+                                                                          pending=True)}
             for workflow in self.workflows.get(entity.name, ()):
                 state = values[workflow.field]
                 for move in workflow.transitions:
@@ -586,15 +591,25 @@ class RecordsService:
                     blocked = blocker(move, access, values, context=context, loader=loader) if in_scope else None
                     reason = ("your role does not allow you to move this record" if not in_scope
                               else blocked.message if blocked is not None else None)
+                    waiting = pending.get(workflow.name)
+                    if waiting is not None:  # the state is locked until it is decided
+                        reason = f"'{waiting['transition']}' is awaiting approval"
                     moves.append({"name": move.name, "label": dict(move.label), "from": state, "to": move.to,
                                   "workflow": workflow.name, "allowed": reason is None, "reason": reason,
-                                  "missing": missing_fields(move, values)})
+                                  "missing": missing_fields(move, values),
+                                  "approval": move.spec.approval is not None,
+                                  "pending_approval": waiting["id"] if waiting is not None else None})
         return moves
 
     def transition(self, entity_name: str, record_id: int, name: str, data: Any, actor: Actor, *,
-                   version: int | None = None) -> dict[str, Any]:
+                   version: int | None = None, conn: sa.Connection | None = None,
+                   approved: bool = False) -> dict[str, Any] | ApprovalPending:
         """Make a workflow move; ``data`` may fill in fields it requires (under
-        the actor's field rules) in the same write, which is an update."""
+        the actor's field rules) in the same write, which is an update.
+
+        A move with an ``approval`` is not made: a pending approval is
+        (crmkit.approvals), returned as ApprovalPending; ``approved`` is how
+        that module makes the move once it is approved."""
         entity = self.entity(entity_name)
         workflow, move = self._move(entity, name)
         data = dict(data) if isinstance(data, dict) else {}
@@ -602,7 +617,7 @@ class RecordsService:
         if workflow.field in data:
             raise ValidationFailed(f"the transition sets {workflow.field}; do not send it",
                                    {workflow.field: ["is set by the transition"]})
-        with write_transaction(self.engine) as tx:
+        with self._transaction(conn) as tx:
             old = self.fetch_for(tx, entity, record_id, actor, ("transition",))
             state = old[entity.fields[workflow.field].column]
             if not move.allows_from(state):
@@ -620,6 +635,15 @@ class RecordsService:
                               loader=SqlLoader(tx, self.tables))
             if blocked is not None:
                 raise self._refusal(blocked, move, actor, entity, record_id)
+            if move.spec.approval is not None and not approved:
+                if version is not None and version != old["version"]:
+                    raise Conflict(f"the record was changed by someone else (your version {version}, "
+                                   f"current {old['version']}); reload it and ask again",
+                                   {"version": [f"stale: current version is {old['version']}"]},
+                                   code="stale_version")
+                pending = self.approvals.request(tx, entity, workflow, move, old, values, merged, actor)
+                if pending is not None:
+                    return pending
             return self.update(entity.name, record_id, {**data, workflow.field: move.to}, actor, version=version,
                                conn=tx, transition=move)
 

@@ -1,8 +1,9 @@
 """The generated REST API under /api/v1/ (contract in DESIGN.md).
 
 The blueprint and its error handling; the routes live in ``records`` (entity
-records), ``people`` (me, users, teams, tokens, the audit trail) and ``meta``
-(OpenAPI, docs, regions); ``http`` holds what they share.
+records), ``approvals`` (approvals of workflow moves), ``people`` (me, users,
+teams, tokens, the audit trail) and ``meta`` (OpenAPI, docs, regions);
+``http`` holds what they share.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def _names(names: Iterable[str]) -> str:
 
 
 def init_app(app: Flask) -> None:
-    from . import meta, people, records, tags  # noqa: F401 - their routes join the blueprint
+    from . import approvals, meta, people, records, tags  # noqa: F401 - their routes join the blueprint
 
     # The record routes match only the config's entities and relations, so a URL
     # is served by one rule: the Allow header of a 405 and of OPTIONS tells the truth.

@@ -217,8 +217,10 @@ class _Document:
             label = label_text(entity.label, "en", name)
             document["tags"].append({"name": name, "description": label_text(entity.label, "zh", label)})
         self._people_paths()
+        self._approval_paths()
         self._other_paths()
-        document["tags"] += [{"name": "me"}, {"name": "people"}, {"name": "audit"}, {"name": "meta"}]
+        document["tags"] += [{"name": "me"}, {"name": "people"}, {"name": "audit"}, {"name": "approvals"},
+                             {"name": "meta"}]
         document["paths"] = self.paths
         document["components"]["parameters"] = self.parameters
         document["info"]["x-operators"] = list(OPERATORS)
@@ -324,7 +326,35 @@ class _Document:
             "name": {"type": "string"}, "label": _ref("Label"), "from": {}, "to": {"type": "string"},
             "workflow": {"type": "string"}, "allowed": {"type": "boolean"},
             "reason": {"type": ["string", "null"], "description": "Why you may not make the move now."},
-            "missing": _array({"type": "string"}, description="Fields the move needs that are empty.")}}
+            "missing": _array({"type": "string"}, description="Fields the move needs that are empty."),
+            "approval": {"type": "boolean", "description": "Asking for the move sends it for approval."},
+            "pending_approval": {"type": ["integer", "null"],
+                                 "description": "The approval pending on the record's workflow, if any."}}}
+        nullable_text, nullable_moment = {"type": ["string", "null"]}, {**ISO_MOMENT, "type": ["string", "null"]}
+        s["Approver"] = {"type": "object", "properties": {
+            "user_id": {"type": "integer"}, "username": {"type": "string"}, "name": {"type": "string"},
+            "decision": {"enum": ["approved", "rejected", None]}, "comment": nullable_text,
+            "decided_at": nullable_moment}}
+        s["ApprovalStep"] = {"type": "object", "properties": {
+            "position": {"type": "integer"}, "label": _ref("Label"), "role": nullable_text,
+            "superior": {"type": ["integer", "null"]}, "mode": {"enum": ["any", "all"]},
+            "status": {"enum": ["waiting", "active", "approved", "rejected", "skipped", "cancelled"]},
+            "approvers": _array(_ref("Approver"))}}
+        s["Approval"] = {"type": "object", "description": "A workflow move waiting for (or decided by) its approvers.",
+                         "properties": {
+            "id": {"type": "integer"}, "entity": {"type": "string"}, "record_id": {"type": "integer"},
+            "workflow": {"type": "string"}, "transition": {"type": "string"}, "transition_label": _ref("Label"),
+            "from": {"type": "string"}, "to": {"type": "string"},
+            "status": {"enum": ["pending", "approved", "rejected", "cancelled"]},
+            "step": {"type": ["integer", "null"], "description": "The position of the step being decided."},
+            "requested_by": {"type": "object", "properties": {"id": {"type": ["integer", "null"]},
+                                                              "username": {"type": "string"}}},
+            "requested_at": ISO_MOMENT, "decided_at": nullable_moment,
+            "reason": {"type": ["string", "null"], "description": "The rejection's (or withdrawal's) reason."},
+            "values": {"type": "object", "description": "The values sent with the request, applied with the move."},
+            "steps": _array(_ref("ApprovalStep")),
+            "can_decide": {"type": "boolean", "description": "You are an approver of the step being decided."},
+            "can_cancel": {"type": "boolean", "description": "You asked for it and it is pending."}}}
         s["Region"] = {"type": "object", "properties": {
             "code": {"type": "string"}, "name": {"type": "string"}, "level": {"enum": list(regions.LEVELS)}}}
         scope = {"type": "string", "description": "none, or the scopes joined by +: own, team, team_tree, "
@@ -538,7 +568,9 @@ class _Document:
                  parameters=[record_id])
         if moves:
             self._op(f"{item}/transitions/{{name}}", "post", name, f"Make a workflow move of a {label}",
-                     {**_ok(one, "Moved", headers=ETAG), **_errors(400, 403, 404, 409, 415, 422)},
+                     {**_ok(one, "Moved", headers=ETAG),
+                      **_ok(_data(_ref("Approval")), "Sent for approval (a move with approval:)", 202, LOCATION),
+                      **_errors(400, 403, 404, 409, 415, 422)},
                      access=[[name, "transition"]],
                      parameters=[record_id, {"name": "name", "in": "path", "required": True,
                                              "schema": {"enum": list(dict.fromkeys(moves))}}, IF_MATCH_PARAMETER],
@@ -656,6 +688,32 @@ class _Document:
                  {**_ok(_page(_ref("AuditEntry"))), **_errors(400, 403)},
                  access=[["audit", "read"]],
                  parameters=self._list_parameters(self.rt.queries.platform["audit"].spec))
+
+    def _approval_paths(self) -> None:
+        """crmkit.approvals: the queue, one approval and its decisions (who may decide is the service's to say)."""
+        approval, approval_id = _data(_ref("Approval")), _path_id("approval_id", "approval")
+        self._op("/api/v1/approvals", "get", "approvals", "Approvals you may see (their records you may read)",
+                 {**_ok(_page(_ref("Approval"))), **_errors(400)},
+                 parameters=[_query("mine", {"enum": ["pending", "requested"]},
+                                    "pending: waiting for your decision; requested: those you asked for"),
+                             _query("entity", {"enum": list(self.spec.entities)}),
+                             _query("record_id", {"type": "integer", "minimum": 1, "maximum": MAX_ID}),
+                             _query("status", {"enum": ["pending", "approved", "rejected", "cancelled"]}),
+                             _query("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}),
+                             _query("cursor", {"type": "string"}, "The next page's cursor (next).")])
+        self._op("/api/v1/approvals/{approval_id}", "get", "approvals", "One approval",
+                 {**_ok(approval), **_errors(404)}, parameters=[approval_id])
+        comment = {"type": "object", "additionalProperties": False, "properties": {
+            "comment": {"type": ["string", "null"], "maxLength": 2000}}}
+        for verb, summary, errors in (
+                ("approve", "Approve (an approver of the step being decided); the last approval makes the move",
+                 (400, 403, 404, 409, 415, 422)),
+                ("reject", "Reject with a reason (comment, required); the record stays in its state",
+                 (400, 403, 404, 409, 415, 422)),
+                ("cancel", "Withdraw your request", (400, 403, 404, 409, 415, 422))):
+            self._op(f"/api/v1/approvals/{{approval_id}}/{verb}", "post", "approvals", summary,
+                     {**_ok(approval), **_errors(*errors)}, parameters=[approval_id], body=comment,
+                     body_required=verb == "reject")
 
     def _other_paths(self) -> None:
         entities = list(self.spec.entities)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from flask import Response, request, stream_with_context
 
+from ..approvals import ApprovalPending
 from ..errors import BadRequest, NotFound, ValidationFailed
 from ..fieldtypes import MAX_ID
 from ..permissions import audit_changes
@@ -189,12 +190,16 @@ def list_transitions(entity_name: str, record_id: str):
 
 @api.post("/<entity:entity_name>/<rid:record_id>/transitions/<name>")
 def make_transition(entity_name: str, record_id: str, name: str):
-    """Move the record; the body may fill in fields the move requires."""
+    """Move the record; the body may fill in fields the move requires. A
+    move that needs approval answers 202 with the pending approval."""
     rt = runtime()
     entity = entity_or_404(entity_name)
     body = read_json() if request.content_length else {}
     row = rt.records.transition(entity.name, parse_record_id(record_id), name, body, current_actor(),
                                 version=expected_version(body))
+    if isinstance(row, ApprovalPending):  # the move waits for approval (crmkit.approvals)
+        return json_response({"data": row.approval}, 202,
+                             {"Location": f"{request.script_root}/api/v1/approvals/{row.approval['id']}"})
     return record_response(entity, row)
 
 

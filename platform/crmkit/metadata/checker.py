@@ -26,11 +26,14 @@ from .spec import (
     DEFAULT_TIMEZONE,
     DIRECTORY_ENTITIES,
     ID_OPERATORS,
+    MAX_SUPERIOR_DEPTH,
     QUERY_PARAMETERS,
     RESERVED_ENTITY_NAMES,
     RESERVED_FIELD_NAMES,
     RESERVED_RELATION_NAMES,
     SYSTEM_FIELDS,
+    ApprovalSpec,
+    ApprovalStepSpec,
     AppSpec,
     DueSpec,
     EntitySpec,
@@ -604,6 +607,7 @@ def _check_documents(by_kind: dict[str, list[Document]], known: _Known, types: M
                 if role not in defined:
                     problems.add(doc, ("transitions", i, "roles", j), f"unknown role '{role}'",
                                  did_you_mean(role, defined))
+            _check_approval(doc, ("transitions", i, "approval"), move.get("approval"), defined, problems)
     references = _References(known, entity_ref, field_ref, defined, problems)
     for doc in by_kind.get("entity", []):
         due = doc.data.get("due")
@@ -869,7 +873,42 @@ def _workflow_spec(doc: Document) -> WorkflowSpec:
         name = raw.get("name") or raw["to"]
         sources = raw["from"] if isinstance(raw["from"], list) else [raw["from"]]
         moves.append(TransitionSpec(name, _as_label(raw.get("label"), name), tuple(sources), raw["to"],
-                                    tuple(raw.get("require", ())), tuple(raw.get("roles", ())), raw.get("when")))
+                                    tuple(raw.get("require", ())), tuple(raw.get("roles", ())), raw.get("when"),
+                                    approval=_approval_spec(raw.get("approval"))))
     states = tuple(data["states"])
     return WorkflowSpec(data["workflow"], _as_label(data.get("label"), data["workflow"]), data["entity"],
                         data["field"], states, data.get("initial") or states[0], tuple(moves), source=doc.file)
+
+
+def _approval_spec(raw: Mapping[str, Any] | None) -> ApprovalSpec | None:
+    """A move's ``approval``, typed; each step's mode spelled out (the
+    approval's when the step names none)."""
+    if raw is None:
+        return None
+    mode = raw.get("mode", "any")
+    steps = []
+    for step in raw["steps"]:
+        label = _as_label(step["label"], "") if "label" in step else None
+        steps.append(ApprovalStepSpec(label, step.get("role"), step.get("superior"), step.get("mode", mode),
+                                      step.get("when")))
+    return ApprovalSpec(tuple(steps), mode)
+
+
+def _check_approval(doc: Document, path: tuple, raw: Any, roles: set[str] | frozenset[str],
+                    problems: ProblemList) -> None:
+    """A move's approval steps: each names one known role or a superior
+    within reach (their conditions are compiled with the other expressions)."""
+    if not isinstance(raw, dict):
+        return
+    for k, step in enumerate(raw.get("steps", ())):
+        where = path + ("steps", k)
+        if ("role" in step) == ("superior" in step):
+            problems.add(doc, where, "an approval step names its approvers by 'role' or by 'superior' (one of them)",
+                         "e.g. {role: finance} or {superior: 1} (the requester's direct superior)")
+        if "role" in step and step["role"] not in roles:
+            problems.add(doc, where + ("role",), f"unknown role '{step['role']}'", did_you_mean(step["role"], roles))
+        depth = step.get("superior")
+        if depth is not None and not (isinstance(depth, int) and 1 <= depth <= MAX_SUPERIOR_DEPTH):
+            problems.add(doc, where + ("superior",),
+                         f"superior must be 1 to {MAX_SUPERIOR_DEPTH}, not {depth}",
+                         "the Nth superior up the requester's reporting chain; 1 is their direct superior")

@@ -147,6 +147,11 @@ class _Compiler:
             if move.when is not None:
                 move = dataclasses.replace(move, condition=self.compile(
                     doc, ("transitions", i, "when"), move.when, flow.entity))
+            if move.approval is not None:
+                steps = tuple(dataclasses.replace(step, condition=self.compile(
+                    doc, ("transitions", i, "approval", "steps", k, "when"), step.when, flow.entity))
+                    if step.when is not None else step for k, step in enumerate(move.approval.steps))
+                move = dataclasses.replace(move, approval=dataclasses.replace(move.approval, steps=steps))
             moves.append(move)
         return dataclasses.replace(flow, transitions=tuple(moves))
 

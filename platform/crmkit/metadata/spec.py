@@ -38,7 +38,7 @@ RESERVED_ENTITY_NAMES = frozenset({"openapi", "docs", "me", "regions", "recycle_
                                    "user", "users", "team", "teams", "role", "roles", "token",
                                    "tokens",
                                    # pages beside /app/<entity> and /api/v1/<entity> (a test keeps this complete)
-                                   "search", "language", "audit"})
+                                   "search", "language", "audit", "approval", "approvals"})
 
 
 def label_text(label: Label | None, locale: str = "en", fallback: str = "") -> str:
@@ -210,6 +210,37 @@ class RoleSpec:
     source: str = ""
 
 
+#: How many approvers of a step must approve: any one (或签) or all (会签).
+APPROVAL_MODES = ("any", "all")
+#: The highest superior an approval step may name (``superior: N``).
+MAX_SUPERIOR_DEPTH = 5
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalStepSpec:
+    """One step of a move's approval: the active users of ``role``, or the
+    requester's ``superior``-th superior, approve (``mode``: any one or all
+    of them); skipped when the ``when`` condition is false."""
+
+    #: None: named after its role, or "Superior N" (crmkit.approvals).
+    label: Label | None = None
+    role: str | None = None
+    superior: int | None = None
+    #: any | all (the approval's mode when the step names none).
+    mode: str = "any"
+    #: The condition as written, and compiled at check time.
+    when: str | None = None
+    condition: Checked | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalSpec:
+    """The approval a move needs (crmkit.approvals): its steps, in order."""
+
+    steps: tuple[ApprovalStepSpec, ...]
+    mode: str = "any"
+
+
 @dataclass(frozen=True, slots=True)
 class TransitionSpec:
     """A move of a workflow: from ``sources`` (ANY_STATE: any) to ``to``, by
@@ -226,6 +257,8 @@ class TransitionSpec:
     #: is a config problem).
     when: str | None = None
     condition: Checked | None = None
+    #: None: the move is made at once; else it waits for these approvals.
+    approval: ApprovalSpec | None = None
 
     @property
     def from_any_state(self) -> bool:

@@ -25,6 +25,7 @@ from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from ..api.http import current_actor
+from ..approvals import ApprovalPending
 from ..errors import BadRequest, CrmError, Forbidden
 from ..metadata.spec import EntitySpec, ViewSpec
 from ..permissions import Access, Actor
@@ -314,7 +315,7 @@ def move_card(entity_name: str, record_id: int):
         return _dialog(board, form, move, 422)
     back = url_for("crmkit_app.board_page", entity_name=entity_name, view=board.view_name or None)
     try:
-        rt.records.transition(entity_name, record_id, move.name, values, actor, version=version)
+        moved = rt.records.transition(entity_name, record_id, move.name, values, actor, version=version)
     except CrmError as exc:
         if exc.code in ("fields_required", "validation_failed", "reference_not_found") or (
                 exc.status == 422 and any(n in request.form for n in move.require)):
@@ -330,8 +331,11 @@ def move_card(entity_name: str, record_id: int):
             return response
         flash(reason, "error")
         return redirect_to(back)
-    if is_htmx():
+    if is_htmx():  # a move sent for approval: the card stays in its column, the record page says why
         return render_template("_board_columns.html", **_context(board, read_board(board, actor)))
+    if isinstance(moved, ApprovalPending):
+        flash(_("Sent for approval: %(move)s.", move=label(move.label, move.name)), "success")
+        return redirect_to(back)
     flash(_("Moved to “%(state)s”", state=_state_label(board, move.to)), "success")
     return redirect_to(back)
 

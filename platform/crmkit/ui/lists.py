@@ -26,6 +26,7 @@ from markupsafe import Markup
 
 from .. import query as query_module
 from ..api.http import current_actor
+from ..approvals import ApprovalPending
 from ..errors import CrmError, Forbidden
 from ..fieldtypes import MAX_ID
 from ..metadata.spec import DIRECTORY_ENTITIES, EntitySpec, FieldSpec, ViewSpec
@@ -635,7 +636,7 @@ def bulk_action(entity_name: str):
         args = [("id__in", ",".join(map(str, ids)))] + ([("fields", fields)] if fields else [])
         return redirect_to(_url(f"/api/v1/{entity.name}/_export",
                                 args + [("format", action.removeprefix("export_")), ("lang", locale())]))
-    done, failed = 0, []
+    done, asked, failed = 0, 0, []
     for record_id in ids:
         try:
             if action == "delete":
@@ -644,8 +645,10 @@ def bulk_action(entity_name: str):
                 owner = request.form.get("owner_id", "")
                 rt.records.update(entity.name, record_id,
                                   {"owner_id": int(owner) if owner.isascii() and owner.isdigit() else owner}, actor)
-            else:
-                rt.records.transition(entity.name, record_id, request.form.get("transition", ""), {}, actor)
+            elif isinstance(rt.records.transition(entity.name, record_id, request.form.get("transition", ""), {},
+                                                  actor), ApprovalPending):
+                asked += 1
+                continue
             done += 1
         except CrmError as exc:
             if isinstance(exc, Forbidden) and exc.denial:
@@ -653,6 +656,8 @@ def bulk_action(entity_name: str):
             failed.append((record_id, exc.message))
     if done:
         flash(gettext("%(action)s: %(count)d done.", action=_action_label(action), count=done), "success")
+    if asked:
+        flash(gettext("%(count)d sent for approval.", count=asked), "success")
     for record_id, message in failed[:BULK_MESSAGES]:
         flash(gettext("#%(id)d not changed: %(reason)s", id=record_id, reason=message[:200]), "error")
     if len(failed) > BULK_MESSAGES:

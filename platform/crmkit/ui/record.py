@@ -25,11 +25,13 @@ from flask_babel import gettext
 from werkzeug.wrappers import Response
 
 from ..api.http import current_actor
+from ..approvals import ApprovalPending
 from ..errors import CrmError, NotFound
 from ..metadata.spec import EntitySpec, FieldSpec, RelationSpec, label_text
 from ..permissions import Access, Actor, EntityAccess
 from ..runtime import Runtime
 from ..workflows import Transition, blocker
+from .approvals import ApprovalCard, record_approvals
 from .cells import EMPTY, Cell, Cells, html
 from .formfields import Widget
 from .forms import RecordForm, asks_refs
@@ -104,6 +106,8 @@ class Move:
     reason: str | None
     #: the fields the move requires that the reader may fill in (asked in a dialog)
     asks: bool = False
+    #: made once approved (crmkit.approvals): asking for it sends it for approval
+    approval: bool = False
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,8 @@ class RecordView:
     states: list[tuple[str, Cell]] = field(default_factory=list)
     #: the record's tags and those the reader may put on (None: no tags for this reader)
     tags: RecordTags | None = None
+    #: its pending approvals, or its last decided one (crmkit.ui.approvals)
+    approvals: list[ApprovalCard] = field(default_factory=list)
 
 
 def _may(rt: Runtime, conn: sa.Connection, entity: EntitySpec, record_id: int, actor: Actor, ea: EntityAccess,
@@ -202,11 +208,14 @@ def record_view(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor) -
                                                                           "transition")
         cells.load(conn, cells.refs_of(entity, ea, [row]))
         tags = record_tags(rt, conn, entity, record_id, access, may.update)
+        approvals = record_approvals(rt, conn, entity.name, record_id, actor) \
+            if entity.name in rt.records.approvals.lockable else []
     title = cells.title(entity, ea, row).text
     title = title or f"{label_text(entity.label, locale(), entity.name)} #{record_id}"
     view = RecordView(entity, record_id, row, title, _sections(entity, ea, row, cells), _info(entity, ea, row, cells),
                       may)
     view.tags = tags
+    view.approvals = approvals
     view.states = [(label_text(entity.fields[wf.field].label, locale(), wf.field),
                     cells.cell(entity.fields[wf.field], row.get(wf.field), ea))
                    for wf in rt.records.workflows.get(entity.name, ()) if wf.field in ea.visible]
@@ -231,12 +240,14 @@ def _moves(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor, ea: En
         move = _transition(rt, entity, listed["name"])
         allowed = listed["allowed"]
         reason = listed["reason"]
-        if not allowed and in_scope and listed["missing"] and all(n in ea.writable for n in listed["missing"]):
+        if not allowed and in_scope and listed["missing"] and all(n in ea.writable for n in listed["missing"]) \
+                and listed["pending_approval"] is None:
             refused = blocker(move, access, dict.fromkeys(move.require, "filled"))  # the roles, once filled in
             if refused is None or refused.reason != "roles":
                 allowed, reason = True, None
         asks = allowed and any(n in ea.writable for n in move.require)
-        moves.append(Move(move.name, label_text(move.label, language, move.name), allowed, reason, asks))
+        moves.append(Move(move.name, label_text(move.label, language, move.name), allowed, reason, asks,
+                          move.spec.approval is not None))
     return moves
 
 
@@ -409,8 +420,8 @@ def make_transition(entity_name: str, record_id: int, name: str):
         return _dialog(form, move, version, gettext("Please correct the fields marked below."),
                        200 if is_htmx() else 422)
     try:
-        rt.records.transition(entity.name, record_id, name, data, actor,
-                              version=int(version) if version.isdigit() else None)
+        moved = rt.records.transition(entity.name, record_id, name, data, actor,
+                                      version=int(version) if version.isdigit() else None)
     except NotFound:
         abort(404)
     except CrmError as exc:
@@ -420,6 +431,9 @@ def make_transition(entity_name: str, record_id: int, name: str):
             return _dialog(form, move, version, _failed(exc), 200 if is_htmx() else 422)
         flash(gettext("The move was not made: %(reason)s", reason=_failed(exc)), "error")
         return _htmx_back(entity, record_id)
+    if isinstance(moved, ApprovalPending):
+        flash(gettext("Sent for approval: %(move)s.", move=label_text(move.label, locale(), move.name)), "success")
+        return _htmx_back(entity, record_id, "#approvals")
     flash(gettext("Done: %(move)s.", move=label_text(move.label, locale(), move.name)), "success")
     return _htmx_back(entity, record_id)
 

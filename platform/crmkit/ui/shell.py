@@ -36,8 +36,11 @@ def shell_context() -> dict[str, Any]:
     rt = _runtime()
     actor = current_actor()
     access = rt.permissions.of(actor)
+    from .approvals import waiting_count
+
     return {"spec": rt.spec, "actor": actor, "csrf_token": g.get("crmkit_csrf", ""),
-            "nav_groups": navigation(rt.spec, access), "is_admin": ADMIN_ROLE in access.roles}
+            "nav_groups": navigation(rt.spec, access), "is_admin": ADMIN_ROLE in access.roles,
+            "approvals_waiting": waiting_count(rt, actor)}
 
 
 

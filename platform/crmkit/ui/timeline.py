@@ -110,7 +110,7 @@ class Change:
 @dataclass
 class Entry:
     """One line of the timeline. ``kind``: activity, created, changed, moved,
-    shared, unshared, deleted, restored, tagged."""
+    shared, unshared, deleted, restored, tagged, approval."""
 
     kind: str
     at: dt.datetime
@@ -280,6 +280,10 @@ class Timeline:
                 if head is not None:
                     yield Entry("tagged", at, actor, what=head)
             return
+        if action == "approval":  # crmkit.approvals: a request, a decision, a withdrawal
+            if isinstance(changes, dict) and isinstance(changes.get("_approval"), dict):
+                yield self._approval_entry(at, actor, changes["_approval"])
+            return
         if action != "update" or not isinstance(changes, dict):
             return
         ea = self.access.entity(self.entity.name)
@@ -305,6 +309,15 @@ class Timeline:
                 fields.append(Change(label, old, new))
         if fields:
             yield Entry("changed", at, actor, changes=fields)
+
+    def _approval_entry(self, at: dt.datetime, actor: Cell, details: Mapping[str, Any]) -> Entry:
+        name = str(details.get("transition", ""))
+        move = next((m for wf in self.rt.records.workflows.get(self.entity.name, ()) for m in wf.transitions
+                     if m.name == name), None)
+        label = label_text(move.label, self.cells.language, name) if move is not None else name
+        comment = details.get("comment")
+        shown = [(gettext("Comment"), Cell(str(comment)))] if comment else []
+        return Entry("approval", at, actor, what=str(details.get("event", "")), title=Cell(label), details=shown)
 
     def _share_entries(self, at: dt.datetime, actor: Cell, change: list[Any]) -> Iterator[Entry]:
         def pairs(side: Any) -> dict[Any, Any]:
@@ -366,6 +379,15 @@ def _head(entry: Entry) -> str:
         return gettext("%(who)s shared it with %(name)s (%(access)s)", who=who, name=entry.title.text, access=access)
     if entry.kind == "tagged":
         return entry.what
+    if entry.kind == "approval":
+        move = entry.title.text
+        if entry.what == "requested":
+            return gettext("%(who)s asked for approval: %(move)s", who=who, move=move)
+        if entry.what == "approved":
+            return gettext("%(who)s approved: %(move)s", who=who, move=move)
+        if entry.what == "rejected":
+            return gettext("%(who)s rejected: %(move)s", who=who, move=move)
+        return gettext("%(who)s withdrew the request: %(move)s", who=who, move=move)
     if entry.kind == "unshared":
         return gettext("%(who)s stopped sharing it with %(name)s", who=who, name=entry.title.text)
     return ""
