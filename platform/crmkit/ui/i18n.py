@@ -17,6 +17,9 @@ from babel import Locale
 from babel.support import NullTranslations
 from flask import Flask, current_app, g, request
 from flask_babel import Babel, get_locale, get_translations
+from jinja2.nodes import EvalContext
+from jinja2.utils import pass_eval_context
+from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from ..metadata.spec import Label
@@ -89,6 +92,17 @@ def translations() -> NullTranslations:
     return cached[1]
 
 
+@pass_eval_context
+def template_gettext(eval_ctx: EvalContext, text: str, **variables: object) -> str:
+    """The templates' ``_()``: what Jinja's newstyle gettext does (a format
+    string, escaped in HTML), called directly: through Jinja's own wrappers a
+    string cost three calls more, and a page has dozens."""
+    found: str = translations().ugettext(text)
+    if eval_ctx.autoescape:
+        found = Markup(found)
+    return found % variables
+
+
 def remember_language(response: Response, language: str) -> None:
     response.set_cookie(LANGUAGE_COOKIE, language, max_age=LANGUAGE_COOKIE_DAYS * 86400, httponly=True,
                         samesite="Lax", secure=request.is_secure, path="/")
@@ -101,6 +115,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
         gettext=lambda text: translations().ugettext(text),
         ngettext=lambda one, many, n: translations().ungettext(one, many, n), newstyle=True)
+    app.jinja_env.globals.update(_=template_gettext, gettext=template_gettext)
     app.jinja_env.globals.update(current_locale=locale, html_lang=html_lang, language_names=LANGUAGE_NAMES,
                                  offered_languages=offered)
     app.jinja_env.filters["label"] = label
