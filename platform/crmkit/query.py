@@ -23,7 +23,7 @@ import datetime as dt
 import json
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 
@@ -855,6 +855,30 @@ class QueryBuilder:
         params = scope_params(actor)
         params["_record_id"] = record_id
         return conn.execute(query, params).mappings().first()
+
+    def within(self, conn: sa.Connection, entity: EntitySpec, record_id: int, *, actor: Actor,
+               actions: tuple[str, ...]) -> dict[str, bool]:
+        """Whether a live record is within the actor's scope of each action,
+        in one read (``fetch`` with each action alone says the same, a read
+        each: a record page asks for four). An action whose scope is every
+        record costs no read."""
+        scopes = {action: self.scope(entity.name, actor, action) for action in actions}
+        asked = tuple(action for action, scope in scopes.items() if scope is not None)
+        found = {action: True for action, scope in scopes.items() if scope is None}
+        if asked:
+            key = ("within", entity.name, asked, tuple(scopes[a] for a in asked))
+            query = self._fetch_statements.get(key)
+            if query is None:
+                table = self.table(entity)
+                query = sa.select(*(sa.case((cast(sa.ColumnElement[bool], scopes[a]), True), else_=False).label(a)
+                                    for a in asked)).where(table.c.id == sa.bindparam("_record_id"),
+                                                           table.c.deleted_at.is_(None))
+                self._fetch_statements[key] = query
+            params = scope_params(actor)
+            params["_record_id"] = record_id
+            row = conn.execute(query, params).first()
+            found.update((a, bool(row is not None and row[n])) for n, a in enumerate(asked))
+        return found
 
     def read_one(self, conn: sa.Connection, entity: EntitySpec, record_id: int, *, actor: Actor,
                  fields: frozenset[str] | None = None) -> sa.RowMapping | None:

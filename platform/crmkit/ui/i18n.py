@@ -13,6 +13,8 @@ Accept-Language among the app's ``locales``, else the first of them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from babel import Locale
 from babel.support import NullTranslations
 from flask import Flask, current_app, g, request
@@ -92,15 +94,25 @@ def translations() -> NullTranslations:
     return cached[1]
 
 
-@pass_eval_context
-def template_gettext(eval_ctx: EvalContext, text: str, **variables: object) -> str:
-    """The templates' ``_()``: what Jinja's newstyle gettext does (a format
-    string, escaped in HTML), called directly: through Jinja's own wrappers a
-    string cost three calls more, and a page has dozens."""
-    found: str = translations().ugettext(text)
-    if eval_ctx.autoescape:
-        found = Markup(found)
-    return found % variables
+def template_gettext() -> Callable[..., str]:
+    """The templates' ``_()`` for this response's catalog: what Jinja's
+    newstyle gettext does (a format string, escaped in HTML), with the catalog
+    looked up once per template rather than per string (a page has dozens,
+    and each lookup went through Flask's and Babel's request globals)."""
+    lookup = translations().ugettext
+
+    @pass_eval_context
+    def gettext(eval_ctx: EvalContext, text: str, **variables: object) -> str:
+        found: str = lookup(text)
+        if eval_ctx.autoescape:
+            found = Markup(found)
+        return found % variables
+    return gettext
+
+
+def _template_gettext() -> dict[str, Callable[..., str]]:
+    gettext = template_gettext()
+    return {"_": gettext, "gettext": gettext}
 
 
 def remember_language(response: Response, language: str) -> None:
@@ -115,7 +127,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
         gettext=lambda text: translations().ugettext(text),
         ngettext=lambda one, many, n: translations().ungettext(one, many, n), newstyle=True)
-    app.jinja_env.globals.update(_=template_gettext, gettext=template_gettext)
+    app.context_processor(_template_gettext)
     app.jinja_env.globals.update(current_locale=locale, html_lang=html_lang, language_names=LANGUAGE_NAMES,
                                  offered_languages=offered)
     app.jinja_env.filters["label"] = label

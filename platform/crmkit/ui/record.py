@@ -143,6 +143,16 @@ def _may(rt: Runtime, conn: sa.Connection, entity: EntitySpec, record_id: int, a
     return rt.queries.fetch(conn, entity, record_id, actor=actor, actions=(action,), columns=("id",)) is not None
 
 
+def _may_all(rt: Runtime, conn: sa.Connection, entity: EntitySpec, record_id: int, actor: Actor,
+             ea: EntityAccess, actions: tuple[str, ...]) -> dict[str, bool]:
+    """:func:`_may` of several actions, the ones that need a read asked in one."""
+    granted = {action: ea.scope("update" if action == "share" else action) for action in actions}
+    every = frozenset({"all"})
+    asked = tuple(action for action in actions if granted[action] and granted[action] != every)
+    found = rt.queries.within(conn, entity, record_id, actor=actor, actions=asked) if asked else {}
+    return {action: bool(granted[action]) and (granted[action] == every or found[action]) for action in actions}
+
+
 def _sections(entity: EntitySpec, ea: EntityAccess, row: Mapping[str, Any], cells: Cells) -> list[Section]:
     language = locale()
     placed: set[str] = set()
@@ -194,13 +204,17 @@ def record_view(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor) -
         if found is None:
             abort(404)
         row: Mapping[str, Any] = dict(found)
-        may = Allowed(_may(rt, conn, entity, record_id, actor, ea, "update"),
-                      _may(rt, conn, entity, record_id, actor, ea, "delete"),
-                      entity.owned and _may(rt, conn, entity, record_id, actor, ea, "share"))
-        in_scope = bool(rt.records.workflows.get(entity.name)) and _may(rt, conn, entity, record_id, actor, ea,
-                                                                          "transition")
+        asked = ("update", "delete") + (("share",) if entity.owned else ()) \
+            + (("transition",) if rt.records.workflows.get(entity.name) else ())
+        allowed = _may_all(rt, conn, entity, record_id, actor, ea, asked)
+        may = Allowed(allowed["update"], allowed["delete"], allowed.get("share", False))
+        in_scope = allowed.get("transition", False)
         cells.load(conn, cells.refs_of(entity, ea, [row]))
         tags = record_tags(rt, conn, entity, record_id, access, may.update)
+        # The moves and the collaborators on this connection: the record was read above, as the reader.
+        listed = (rt.records.transitions(entity.name, record_id, actor, conn=conn)
+                  if rt.records.workflows.get(entity.name) and ea.allows("transition") else [])
+        collaborators = rt.records.sharing.listed(conn, entity.name, record_id) if entity.owned else []
     title = cells.title(entity, ea, row).text
     title = title or f"{label_text(entity.label, locale(), entity.name)} #{record_id}"
     view = RecordView(entity, record_id, row, title, _sections(entity, ea, row, cells), _info(entity, ea, row, cells),
@@ -210,14 +224,13 @@ def record_view(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor) -
                     cells.cell(entity.fields[wf.field], row.get(wf.field), ea))
                    for wf in rt.records.workflows.get(entity.name, ()) if wf.field in ea.visible]
     if rt.records.workflows.get(entity.name) and ea.allows("transition"):  # no buttons for a role without moves
-        view.moves = _moves(rt, entity, record_id, actor, ea, in_scope)
-    if entity.owned:
-        view.collaborators = rt.records.sharing.collaborators(entity.name, record_id, actor)
+        view.moves = _moves(rt, entity, listed, actor, ea, in_scope)
+    view.collaborators = collaborators
     view.related = _related(rt, entity, record_id, access)
     return view
 
 
-def _moves(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor, ea: EntityAccess,
+def _moves(rt: Runtime, entity: EntitySpec, listed_moves: list[dict[str, Any]], actor: Actor, ea: EntityAccess,
            in_scope: bool) -> list[Move]:
     """The moves from the record's state, as the API lists them: allowed, or
     not with the reason. A move blocked only by required fields the reader may
@@ -226,7 +239,7 @@ def _moves(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor, ea: En
     language = locale()
     access = rt.permissions.of(actor)
     moves = []
-    for listed in rt.records.transitions(entity.name, record_id, actor):
+    for listed in listed_moves:
         move = _transition(rt, entity, listed["name"])
         allowed = listed["allowed"]
         reason = listed["reason"]
