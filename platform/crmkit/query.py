@@ -894,16 +894,22 @@ class QueryBuilder:
         title = entity.fields.get(entity.title)
         if title is None or not ids or title.name not in self.permissions.of(actor).entity(entity_name).readable:
             return {}
-        table = self.table(entity)
         scope = self.scope(entity_name, actor)
-        found: dict[int, Any] = {}
-        id_list = sorted(ids)
-        for start in range(0, len(id_list), 900):
+        key = ("titles", entity_name, scope)
+        query = self._fetch_statements.get(key)
+        if query is None:  # built once per entity and scope (a record page asks for several titles)
+            table = self.table(entity)
             query = sa.select(table.c.id, table.c[title.column]).where(
-                table.c.id.in_(id_list[start:start + 900]), self.live(entity))
+                table.c.id.in_(sa.bindparam("_ids", expanding=True)), self.live(entity))
             if scope is not None:
                 query = query.where(scope)
-            found.update((row[0], row[1]) for row in conn.execute(query, scope_params(actor)))
+            self._fetch_statements[key] = query
+        found: dict[int, Any] = {}
+        id_list = sorted(ids)
+        params: dict[str, Any] = dict(scope_params(actor))
+        for start in range(0, len(id_list), 900):
+            params["_ids"] = id_list[start:start + 900]
+            found.update((row[0], row[1]) for row in conn.execute(query, params))
         return found
 
     def existing_ids(self, conn: sa.Connection, entity_name: str, ids: set[int], actor: Actor) -> set[int]:

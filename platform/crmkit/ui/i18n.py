@@ -115,6 +115,14 @@ def _template_gettext() -> dict[str, Callable[..., str]]:
     return {"_": gettext, "gettext": gettext}
 
 
+def gettext(text: str, **variables: object) -> str:
+    """flask_babel's ``gettext`` (the same catalog, the same formatting)
+    through this response's catalog looked up once (:func:`translations`):
+    a record page asks for a few dozen strings from Python."""
+    found: str = translations().ugettext(text)
+    return found % variables if variables else found
+
+
 def remember_language(response: Response, language: str) -> None:
     response.set_cookie(LANGUAGE_COOKIE, language, max_age=LANGUAGE_COOKIE_DAYS * 86400, httponly=True,
                         samesite="Lax", secure=request.is_secure, path="/")

@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from flask import abort, flash, render_template, request
-from flask_babel import get_timezone, gettext
+from flask_babel import get_timezone
 from markupsafe import Markup
 
 from .. import query as query_module
@@ -35,7 +35,7 @@ from ..runtime import Runtime
 from ..saved_views import SavedView, SavedViews
 from . import display
 from .cards import stored
-from .i18n import locale
+from .i18n import gettext, locale
 from .navigation import view_offered
 from .security import is_htmx, redirect_to
 from .shell import _runtime, bp

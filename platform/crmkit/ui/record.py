@@ -20,7 +20,6 @@ from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from flask import abort, current_app, flash, render_template, request
-from flask_babel import gettext
 from werkzeug.wrappers import Response
 
 from ..api.http import current_actor
@@ -32,7 +31,7 @@ from ..workflows import Transition, blocker
 from .cells import EMPTY, Cell, Cells, html
 from .formfields import Widget
 from .forms import RecordForm, asks_refs
-from .i18n import locale
+from .i18n import gettext, locale
 from .security import done, is_htmx, redirect_to
 from .shell import bp
 from .tags import RecordTags, record_tags
