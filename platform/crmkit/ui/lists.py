@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from html import escape
+from types import SimpleNamespace
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote_plus
 
 import sqlalchemy as sa
-from flask import abort, flash, render_template, request
+from flask import abort, current_app, flash, g, render_template, request
 from flask_babel import get_timezone
 from markupsafe import Markup
 
@@ -35,6 +37,7 @@ from ..runtime import Runtime
 from ..saved_views import SavedView, SavedViews
 from . import display
 from .cards import stored
+from .fragments import fill, kept_parts, mark
 from .i18n import gettext, locale
 from .navigation import view_offered
 from .security import is_htmx, redirect_to
@@ -61,8 +64,13 @@ OPERATOR_SIGNS = {"eq": "=", "ne": "≠", "gt": ">", "gte": "≥", "lt": "<", "l
 
 # ------------------------------------------------------------------ what a list URL says
 
+#: Text as a query string writes it (what urlencode does to each key and value), remembered:
+#: a list page writes the same few arguments into a dozen links.
+_quoted = lru_cache(maxsize=4096)(quote_plus)
+
+
 def _url(path: str, args: Iterable[tuple[str, str]]) -> str:
-    query = urlencode(list(args))
+    query = "&".join(f"{_quoted(str(k))}={_quoted(str(v))}" for k, v in args)
     return f"{path}?{query}" if query else path
 
 
@@ -501,9 +509,36 @@ def bulk_of(rt: Runtime, entity: EntitySpec, ea: EntityAccess, access: Access, a
     return Bulk(tuple(actions), users, moves)
 
 
+def list_tools(rt: Runtime, state: ListState, ea: EntityAccess, access: Access, actor: Actor,
+               language: str) -> Markup:
+    """The list's panels (filters, columns, saving the view, export), kept
+    rendered (crmkit.ui.fragments) per entity, language, roles and the list's
+    arguments but its paging: what they show is the same for everyone with
+    those. The user's anti-forgery token and the URL a saved view keeps
+    (paging and all, as the form always sent) are put in per request."""
+    entity = state.entity
+    key = ("list-tools", entity.name, language, access.roles, access.system, actor.id is not None,
+           tuple((k, v) for k, v in state.args if k not in ("cursor", "count")))
+
+    def render() -> str:
+        return render_template(
+            "_list_tools.html", entity=entity, state=state, actor=SimpleNamespace(id=actor.id is not None),
+            csrf_token=mark("csrf"), save_query=mark("save_query"), may_export=ea.allows("export"),
+            controls=controls_of(rt, state, ea, access, language),
+            tag_filter=tag_filter(rt, access, entity, state.args, language),
+            choosable=[(f, display.field_label(f, language)) for n, f in entity.fields.items()
+                       if n in ea.visible and f.type != "json"])
+
+    return fill(kept_parts().get(key, render), {"csrf": g.get("crmkit_csrf", ""), "save_query": state.url()})
+
+
 def saved_views() -> SavedViews:
+    """The app's saved views (one per runtime: it holds its read, built once)."""
     rt = _runtime()
-    return SavedViews(rt.engine, rt.tables.metadata)
+    found: SavedViews | None = current_app.extensions.get("crmkit_saved_views")
+    if found is None or found.engine is not rt.engine or found.table.metadata is not rt.tables.metadata:
+        found = current_app.extensions["crmkit_saved_views"] = SavedViews(rt.engine, rt.tables.metadata)
+    return found
 
 
 # ------------------------------------------------------------------ routes
@@ -556,10 +591,7 @@ def entity_list(entity_name: str):
         "query": dict(state.args).get("q", ""), "table_rows": table_rows,
     }
     context.update(tabs=tabs_of(rt, state, access, mine, language), owner_links=owner_links(state, ea, actor),
-                   controls=controls_of(rt, state, ea, access, language),
-                   tag_filter=tag_filter(rt, access, entity, state.args, language),
-                   choosable=[(f, display.field_label(f, language)) for n, f in entity.fields.items()
-                              if n in ea.visible and f.type != "json"])
+                   list_tools=lambda: list_tools(rt, state, ea, access, actor, language))
     if is_htmx() and request.headers.get("HX-Target") == "list-results":
         return render_template("_list_results.html", **context)  # htmx swaps 200s only: the error shows inline
     return render_template("list.html", **context), 400 if error is not None else 200

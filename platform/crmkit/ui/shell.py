@@ -7,7 +7,7 @@ A view gathers what the services return and renders it; it never builds SQL
 and never decides a permission itself (the access of the user does).
 
 The top bar and the navigation are the same for everyone with the same roles,
-language and page: they are rendered once per such key (:class:`ShellCache`)
+language and page: they are rendered once per such key (crmkit.ui.fragments)
 with marks where the one user's values go (their name, their anti-forgery
 token, the page's own path and search text), and those are put in, escaped,
 on every page. Nothing of one user is ever kept in the shared HTML.
@@ -15,21 +15,19 @@ on every page. Nothing of one user is ever kept in the shared HTML.
 
 from __future__ import annotations
 
-import re
-import threading
 from types import SimpleNamespace
 from typing import Any
 
 from flask import Blueprint, current_app, g, render_template, request
 from jinja2.runtime import Context
 from jinja2.utils import pass_context
-from markupsafe import Markup, escape
+from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
 from ..api.http import current_actor
-from ..metadata.spec import AppSpec
 from ..permissions import ADMIN_ROLE
 from ..runtime import Runtime
+from .fragments import fill, kept_parts, mark
 from .i18n import locale, offered, remember_language
 from .navigation import navigation
 from .security import redirect_to
@@ -38,72 +36,37 @@ bp = Blueprint("crmkit_app", __name__, url_prefix="/app")
 
 #: The parts of the shell kept rendered, each a template of its own.
 SHELL_PARTS = {"topbar": "_topbar.html", "nav": "_nav.html"}
-#: Where a user's own values go in a kept part: a mark no value or translation holds.
-_SLOT = "\x1f{}\x1f"
-_SLOTS = re.compile("\x1f(name|csrf|here|query)\x1f")
-#: Kept parts per app (role sets × languages × pages): a bound, not an expected size.
-SHELL_CACHE_SIZE = 2048
 
 
 def _runtime() -> Runtime:
     return current_app.extensions["crmkit"]
 
 
-class ShellCache:
-    """Rendered shell parts of one app, by (part, language, roles, page).
-
-    The key holds everything the parts read that is not a slot: the language
-    (labels, the language switch), the roles (the menu, the admin links), the
-    entity or home page the menu marks current, and the path the app is
-    mounted at (the links). The slots are filled per request."""
-
-    def __init__(self, spec: AppSpec) -> None:
-        self.spec = spec
-        self._parts: dict[tuple[Any, ...], str] = {}
-        self._lock = threading.Lock()
-
-    def part(self, context: Context, name: str) -> Markup:
-        rt = _runtime()
-        access = rt.permissions.of(context["actor"])
-        entity_name = (request.view_args or {}).get("entity_name")
-        current = (request.endpoint == "crmkit_app.home",
-                   entity_name if entity_name in self.spec.entities else None)
-        key = (name, locale(), access.roles, access.system, request.script_root, current)
-        kept = self._parts.get(key)
-        if kept is None:
-            kept = self._render(context, name)
-            with self._lock:
-                if len(self._parts) >= SHELL_CACHE_SIZE:
-                    self._parts.clear()
-                self._parts[key] = kept
-        actor = context["actor"]
-        values = {"name": escape(actor.name), "csrf": escape(context.get("csrf_token", "")),
-                  "here": escape(request.full_path.strip("?")), "query": escape(context.get("query", ""))}
-        return Markup(_SLOTS.sub(lambda m: values[m.group(1)], kept))
-
-    def _render(self, context: Context, name: str) -> str:
-        """The part with marks for the user's values (the rest of the context as it is)."""
-        template = context.environment.get_template(SHELL_PARTS[name])
-        marked = {**context.get_all(), "actor": SimpleNamespace(name=_SLOT.format("name")),
-                  "csrf_token": _SLOT.format("csrf"), "shell_here": _SLOT.format("here"),
-                  "query": _SLOT.format("query")}
-        return template.render(marked)
-
-
-def shell_cache() -> ShellCache:
-    """The app's kept shell parts (new ones for a new spec)."""
-    rt = _runtime()
-    cache = current_app.extensions.get("crmkit_shell")
-    if cache is None or cache.spec is not rt.spec:
-        cache = current_app.extensions["crmkit_shell"] = ShellCache(rt.spec)
-    return cache
-
-
 @bp.app_template_global()
 @pass_context
 def shell_part(context: Context, name: str) -> Markup:
-    """A part of the shell (``topbar`` or ``nav``) for this user, from the kept ones."""
-    return shell_cache().part(context, name)
+    """A part of the shell (``topbar`` or ``nav``) for this user, from the kept ones.
+
+    The key holds everything the parts read that is not a mark: the language
+    (labels, the language switch), the roles (the menu, the admin links), the
+    entity or home page the menu marks current, and the path the app is
+    mounted at (the links). The user's name and token, the page's path and
+    its search text are put in per request."""
+    rt = _runtime()
+    actor = context["actor"]
+    access = rt.permissions.of(actor)
+    entity_name = (request.view_args or {}).get("entity_name")
+    current = (request.endpoint == "crmkit_app.home", entity_name if entity_name in rt.spec.entities else None)
+    key = ("shell", name, locale(), access.roles, access.system, request.script_root, current)
+
+    def render() -> str:
+        marked = {**context.get_all(), "actor": SimpleNamespace(name=mark("name")), "csrf_token": mark("csrf"),
+                  "shell_here": mark("here"), "query": mark("query")}
+        return context.environment.get_template(SHELL_PARTS[name]).render(marked)
+
+    return fill(kept_parts().get(key, render), {
+        "name": actor.name, "csrf": context.get("csrf_token", ""), "here": request.full_path.strip("?"),
+        "query": context.get("query", "")})
 
 
 @bp.context_processor
