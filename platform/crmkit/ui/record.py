@@ -13,13 +13,15 @@ A record the reader may not read does not exist for them: 404.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
 import sqlalchemy as sa
-from flask import abort, current_app, flash, render_template, request
+from flask import abort, current_app, flash, g, render_template, request
+from markupsafe import Markup, escape
 from werkzeug.wrappers import Response
 
 from ..api.http import current_actor
@@ -31,6 +33,7 @@ from ..workflows import Transition, blocker
 from .cells import EMPTY, Cell, Cells, html
 from .formfields import Widget
 from .forms import RecordForm, asks_refs
+from .fragments import fill, kept_parts, mark
 from .i18n import gettext, locale
 from .security import done, is_htmx, redirect_to
 from .shell import bp
@@ -82,6 +85,16 @@ class Section:
     label: str
     fields: list[Shown]
     columns: int = 2
+
+    def html(self) -> Markup:
+        """The section's fields as ``<div class="field"><dt>label</dt><dd>value</dd></div>``
+        (escaped): written here, not in record.html, because a record shows dozens
+        of fields and Jinja's per-value work cost more than the rest of the page."""
+        return Markup("\n".join(
+            f'        <div class="field">\n          <dt>{escape(shown.label)}'
+            + (f' <small class="help">{escape(shown.help)}</small>' if shown.help else "")
+            + f'</dt>\n          <dd class="type-{escape(shown.field.type)}">{html(shown.cell)}</dd>\n        </div>'
+            for shown in self.fields))
 
 
 @dataclass
@@ -322,9 +335,27 @@ def _fresh_inputs(rt: Runtime, adding: tuple[ActivitySource, list[FieldSpec]] | 
 
 def _render_page(view: RecordView) -> str:
     rt = _runtime()
-    adding = quick_add(rt, view.entity, rt.permissions.of(current_actor()))
+    actor = current_actor()
+    access = rt.permissions.of(actor)
+    adding = quick_add(rt, view.entity, access)
     return render_template("record.html", view=view, entity=view.entity, quick=adding,
-                           quick_inputs=_fresh_inputs(rt, adding), pickers=asks_refs(rt, view.entity))
+                           quick_form=lambda: _fresh_quick_form(rt, view, adding, actor, access),
+                           pickers=asks_refs(rt, view.entity))
+
+
+def _fresh_quick_form(rt: Runtime, view: RecordView, adding: tuple[ActivitySource, list[FieldSpec]] | None,
+                      actor: Actor, access: Access) -> Markup:
+    """The quick-add form before anything is typed, kept rendered (crmkit.ui.fragments)
+    per entity, language, reader (its defaults and rules may read who they are) and
+    day (and "today" in a rule); the record's id and the reader's token are put in."""
+    key = ("quick-add", view.entity.name, locale(), access.roles, access.system, actor.id,
+           dt.datetime.now(rt.queries.tz).date())
+
+    def render() -> str:
+        return render_template("_record_quick_add.html", entity=view.entity, record_id=mark("record_id"),
+                               quick=adding, quick_inputs=_fresh_inputs(rt, adding), csrf_token=mark("csrf"))
+
+    return fill(kept_parts().get(key, render), {"record_id": view.record_id, "csrf": g.get("crmkit_csrf", "")})
 
 
 @bp.get("/<entity_name>/<int:record_id>")
