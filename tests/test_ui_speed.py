@@ -172,3 +172,16 @@ def test_a_ref_pickers_search_is_one_read_along_the_lists_index(world):
             plan = " ".join(str(row) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + reads[0][0],
                                                                      reads[0][1]))
         assert "USING INDEX" in plan and "TEMP B-TREE" not in plan, plan  # in index order, no sort of matches
+
+
+# ---------------------------------------------------------------- what a later page downloads
+
+def test_vendored_libraries_are_kept_by_the_browser_and_our_own_files_revalidated(app):
+    client = app.test_client(user=None)
+    with client.get("/static/vendor/htmx-2.0.11/htmx.min.js") as vendored:
+        assert vendored.status_code == 200
+        assert vendored.headers["Cache-Control"] == "public, max-age=31536000, immutable"  # its folder names the version
+    with client.get("/static/crmkit.css") as own:
+        assert own.status_code == 200 and "immutable" not in own.headers.get("Cache-Control", "")
+    page = app.test_client().get("/app/customer", headers=BROWSER)
+    assert page.headers["Cache-Control"] == "no-store"  # pages carry people's data: never kept
