@@ -15,16 +15,28 @@ from html import escape
 import pytest
 import sqlalchemy as sa
 
-from conftest import MINI_FILES, make_config, token_for
+from conftest import MINI_FILES, SAMPLE_CONFIG, as_test_app, make_config, token_for
+from crmkit.app import create_app
 from crmkit.metadata.spec import FieldSpec, Option
+from crmkit.settings import Settings
 from crmkit.ui import display, lists
-from test_ui_record import BROWSER, get, world  # noqa: F401  (the sample app with a user per role)
+from test_ui_record import BROWSER, World, get
 from test_ui_shell import ROLES_YAML, log_in
 
 
 @pytest.fixture
 def app(make_app, tmp_path):
     return make_app(make_config(tmp_path / "config", {**MINI_FILES, "roles.yaml": ROLES_YAML}))
+
+
+@pytest.fixture(scope="module")
+def world(module_database_url, tmp_path_factory):
+    """The sample app with a user per role and records of a rep (test_ui_record's world)."""
+    root = tmp_path_factory.mktemp("speed")
+    app = as_test_app(create_app(SAMPLE_CONFIG, Settings(database_url=module_database_url,
+                                                         instance_dir=root / "instance")))
+    yield World(app)
+    app.extensions["crmkit"].engine.dispose()
 
 
 def statements(engine):
@@ -180,7 +192,8 @@ def test_vendored_libraries_are_kept_by_the_browser_and_our_own_files_revalidate
     client = app.test_client(user=None)
     with client.get("/static/vendor/htmx-2.0.11/htmx.min.js") as vendored:
         assert vendored.status_code == 200
-        assert vendored.headers["Cache-Control"] == "public, max-age=31536000, immutable"  # its folder names the version
+        # its folder names the version: a new version is a new URL
+        assert vendored.headers["Cache-Control"] == "public, max-age=31536000, immutable"
     with client.get("/static/crmkit.css") as own:
         assert own.status_code == 200 and "immutable" not in own.headers.get("Cache-Control", "")
     page = app.test_client().get("/app/customer", headers=BROWSER)

@@ -899,11 +899,10 @@ class QueryBuilder:
         query = self._fetch_statements.get(key)
         if query is None:  # built once per entity and scope (a record page asks for several titles)
             table = self.table(entity)
-            query = sa.select(table.c.id, table.c[title.column]).where(
-                table.c.id.in_(sa.bindparam("_ids", expanding=True)), self.live(entity))
+            conditions = [table.c.id.in_(sa.bindparam("_ids", expanding=True)), self.live(entity)]
             if scope is not None:
-                query = query.where(scope)
-            self._fetch_statements[key] = query
+                conditions.append(scope)
+            query = self._fetch_statements[key] = sa.select(table.c.id, table.c[title.column]).where(*conditions)
         found: dict[int, Any] = {}
         id_list = sorted(ids)
         params: dict[str, Any] = dict(scope_params(actor))

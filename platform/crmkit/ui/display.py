@@ -316,7 +316,8 @@ def value_rule(field: FieldSpec, language: str, timezone: dt.tzinfo | str) -> Ca
         money_rule = _money_rule(language, currency)
         if money_rule is None:
             return lambda value: money(value, language, currency)
-        return lambda value: money(value, language, currency) if isinstance(value, float) else money_rule(Decimal(value))
+        return lambda value: (money(value, language, currency) if isinstance(value, float)
+                              else money_rule(Decimal(value)))
     if kind in ("integer", "decimal"):
         number_rule = _number_rule(language)
         if number_rule is None:
