@@ -64,7 +64,9 @@ local function change()
     levels[math.random(1, 4)], math.random(0, 50000), math.random(1, 10), math.random(1, 28),
     math.random(0, 23), math.random(0, 59), math.random(0, 59))
 end
-local headers = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer __TOKEN__"}
+-- If-Match: * : crmkit's PATCH needs a version (428 without one); the load overwrites
+-- random records whatever their version, as FAB's PUT does. FAB ignores the header.
+local headers = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer __TOKEN__", ["If-Match"] = "*"}
 """
 #: (method, path) per app and endpoint; Lua expressions, ``L`` is a random level.
 REQUESTS = {

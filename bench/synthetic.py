@@ -41,8 +41,8 @@ def _entity(i: int, names: list[str], back_refs: dict[str, list[tuple[str, str]]
                    "options": [{"value": v, "label": _label(v.replace("_", " ").title(), z)}
                                for v, z in zip(STATUS, STATUS_ZH)]},
         "category": {"type": "enum", "options": ["a", "b", "c", "d"], "label": _label("Category", "分类")},
-        "tags": {"type": "multi_enum", "options": ["vip", "new", "risk", "partner", "online"],
-                 "label": _label("Tags", "标签")},
+        "labels": {"type": "multi_enum", "options": ["vip", "new", "risk", "partner", "online"],
+                 "label": _label("Labels", "标记")},
         "mobile": {"type": "phone", "unique": True, "label": _label("Mobile", "手机")},
         "email": {"type": "email", "label": _label("Email", "邮箱")},
         "website": {"type": "url", "label": _label("Website", "网站")},

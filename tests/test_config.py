@@ -180,7 +180,7 @@ def test_reserved_field_names(tmp_path, name, why):
     assert problem.message == f"'{name}' is a reserved name ({why}); choose another"
 
 
-@pytest.mark.parametrize("name", ["openapi", "recycle_bin", "crmkit_audit"])
+@pytest.mark.parametrize("name", ["openapi", "recycle_bin", "crmkit_audit", "search", "language"])
 def test_reserved_entity_names(tmp_path, name):
     problem = only_problem(tmp_path, {"app.yaml": APP,
                                       "entities/x.yaml": CUSTOMER.replace("customer", name)})

@@ -285,6 +285,15 @@ def test_integer_by_integer_division_is_rounded_not_left_fractional(shop):
     by_sql, by_python = shop.values("receivable_plan", "(remind_days_before + 2) / remind_days_before")
     assert by_sql == by_python == {1: Decimal("1.6667"), 2: Decimal("1.6667"), 3: Decimal("1.6667"), 4: None}
     assert shop.select("receivable_plan", "0 / remind_days_before = 0") == ({1, 2, 3}, {1, 2, 3})
+    by_sql, by_python = shop.values("customer", "round(total_spent)")  # money to whole yuan
+    assert by_sql == by_python
+    assert shop.select("customer", "round(total_spent) = round(total_spent + 0.001)") == ({1, 2}, {1, 2})
+
+
+def test_not_keeps_its_parentheses_inside_a_larger_condition(shop):
+    # SQLAlchemy writes NOT CASE ... END IS NULL, which SQL reads as NOT (... IS NULL)
+    by_sql, by_python = shop.values("customer", "(not (if(level = level, level = level, level = level))) is null")
+    assert by_sql == by_python
 
 # ---------------------------------------------------------------- the SQL
 

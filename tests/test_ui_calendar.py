@@ -170,3 +170,22 @@ def test_rescheduling_a_date_field_and_without_script(world):
     with world.rt.engine.connect() as conn:
         row = world.rt.queries.fetch(conn, world.rt.spec.entities["return_visit"], visit["id"], actor=SYSTEM)
     assert row["planned_on"] == dt.date(2026, 12, 8)
+
+
+def test_each_movable_record_has_a_small_form_to_reschedule_it_without_script(world):
+    html = world.get(MONTH, "rob")
+    record = world.ids["ROB-DEC"]
+    form = re.search(rf'<form method="post" action="/app/activity/calendar/{record}/move">(.*?)</form>', html, re.S)
+    assert form, "a form for the day, the drag's endpoint"
+    fields = dict(re.findall(r'<input (?:id="[^"]+" )?type="(?:hidden|date)" name="([a-z_]+)" value="([^"]*)"',
+                             form.group(1)))
+    assert fields["date"] == "2026-12-10" and fields["view"] == "follow_up_calendar" and "csrf_token" in fields
+    version = world.record("activity", "ROB-DEC")["version"]
+    assert fields["version"] == str(version) and fields["mode"] == "month"
+    assert f'<label for="reschedule-{record}">' in form.group(1)
+    assert "calendar-reschedule" not in world.get(MONTH, "fin")  # may read, not change: no form
+    response = world.app.test_client(user="rob").post(
+        f"/app/activity/calendar/{record}/move", headers=BROWSER,
+        data={**fields, "date": "2026-12-12"})
+    assert response.status_code == 303
+    assert where(world.get(MONTH, "rob"))["ROB-DEC"] == "2026-12-12"

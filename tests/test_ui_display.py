@@ -20,14 +20,22 @@ UTC = dt.UTC
 
 @pytest.mark.parametrize(("value", "language", "currency", "expected"), [
     (Decimal("1280"), "zh", None, "¥1,280.00"),
-    (Decimal("1280"), "en", None, "CN¥1,280.00"),
+    (Decimal("1280"), "en", None, "¥1,280.00"),  # the currency's usual symbol in both languages, not CN¥
     (Decimal("-0.5"), "zh", "CNY", "-¥0.50"),
     (Decimal("1234567.89"), "en", "USD", "$1,234,567.89"),
-    (Decimal("99.9"), "zh", "USD", "US$99.90"),
+    (Decimal("99.9"), "zh", "USD", "$99.90"),
+    (Decimal("99.9"), "en", "EUR", "€99.90"),
+    (Decimal("99.9"), "zh", "HKD", "HK$99.90"),
     (0, "zh", None, "¥0.00"),
 ])
 def test_money_in_the_currencys_symbol_and_digits(value, language, currency, expected):
     assert display.money(value, language, currency) == expected
+
+
+@pytest.mark.parametrize("currency", ["CNY", "USD", "EUR", "JPY", "HKD", "GBP"])
+def test_an_amount_reads_the_same_in_both_languages(currency):
+    assert display.money(Decimal("-1280.5"), "zh", currency) == display.money(Decimal("-1280.5"), "en", currency)
+    assert display.money(1280.5, "zh", currency) == display.money(1280.5, "en", currency)  # Babel's own path
 
 
 def test_numbers_are_grouped_and_keep_every_significant_digit():
@@ -98,7 +106,7 @@ def test_templates_format_in_the_requests_language_and_the_apps_timezone(app):
             "¥1,280.00 · 1,234.5 · 2026年11月30日 · 2026年11月30日 16:20 · 金卡"
     with app.test_request_context("/app/?lang=en"):
         assert render_template_string(template, **values) == \
-            "CN¥1,280.00 · 1,234.5 · Nov 30, 2026 · Nov 30, 2026, 4:20\u202fPM · Gold"
+            "¥1,280.00 · 1,234.5 · Nov 30, 2026 · Nov 30, 2026, 4:20\u202fPM · Gold"
 
 
 # ---------------------------------------------------------------- one rule for screens and exports
@@ -106,14 +114,16 @@ def test_templates_format_in_the_requests_language_and_the_apps_timezone(app):
 def test_the_quick_money_and_number_rules_are_babels():
     import random
 
-    from babel.numbers import format_currency, format_decimal
+    from babel.numbers import format_currency, format_decimal, get_currency_symbol
 
     rng = random.Random(8)
     for _ in range(400):
         value = Decimal(rng.randint(-10**12, 10**12)).scaleb(-rng.randint(0, 6))
         for language in ("zh", "en"):
             for currency in ("CNY", "USD", "JPY", "EUR"):
-                assert display.money(value, language, currency) == format_currency(value, currency, locale=language)
+                babel = format_currency(value, currency, locale=language).replace(
+                    get_currency_symbol(currency, language), display.usual_symbol(currency), 1)
+                assert display.money(value, language, currency) == babel
             assert display.number(value, language) == format_decimal(value, locale=language,
                                                                      decimal_quantization=False)
 

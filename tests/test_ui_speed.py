@@ -198,3 +198,19 @@ def test_vendored_libraries_are_kept_by_the_browser_and_our_own_files_revalidate
         assert own.status_code == 200 and "immutable" not in own.headers.get("Cache-Control", "")
     page = app.test_client().get("/app/customer", headers=BROWSER)
     assert page.headers["Cache-Control"] == "no-store"  # pages carry people's data: never kept
+
+
+def test_a_list_whose_ref_filter_is_in_force_keeps_no_panel(app):
+    """The picker of a ref filter in force shows its record's title as this user
+    may read it: records' data, so those panels are rendered each time."""
+    rt = app.extensions["crmkit"]
+    token_for(app, "dora", ("admin",), display_name="Dora Chen")
+    dora = rt.directory.user("dora")["id"]
+    client = app.test_client()
+    html = client.get(f"/app/customer?owner_id={dora}", headers=BROWSER).get_data(as_text=True)
+    panels = re.search(r'<form class="list-filters".*?</form>', html, re.S).group(0)
+    assert f'<option value="{dora}" selected>Dora Chen</option>' in panels
+    kept = app.extensions["crmkit_kept_parts"]._parts
+    assert not [key for key in kept if key[0] == "list-tools" and ("owner_id", str(dora)) in key[-1]]
+    client.get("/app/customer", headers=BROWSER)
+    assert [key for key in kept if key[0] == "list-tools"]  # without one, they are kept

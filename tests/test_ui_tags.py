@@ -248,7 +248,8 @@ def test_a_rule_tag_reading_a_hidden_field_never_reaches_the_roles_html(world):
         assert "信用好" not in html and "Good credit" not in html  # the view reading credit_score: no tab
     html = get(world.app, "rep", "/app/customer?tag=trusted", status=400)
     assert TRUSTED not in html and f'id="r{world.trusted}"' not in html
-    get(world.app, "rep", "/app/customer?view=good_credit")  # not theirs: the whole list, no segment
+    refused = get(world.app, "rep", "/app/customer?view=good_credit", status=403)  # not theirs: refused
+    assert "good_credit" in refused and 'id="r' not in refused and TRUSTED not in refused
     # The manager sees it.
     assert TRUSTED in get(world.app, "mgr", f"/app/customer/{world.trusted}")
 

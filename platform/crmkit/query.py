@@ -302,7 +302,8 @@ class QueryBuilder:
         """A saved view's filters, sort and ``where`` (a segment) applied for
         the caller: the filters and the condition checked against their access,
         as if they had written them. Returns the arguments with the view's
-        filters first, and the sort (the caller's own, else the view's)."""
+        filters first (but on the fields the caller filters themselves: theirs
+        replace the view's), and the sort (the caller's own, else the view's)."""
         view = self.spec.views.get(names[0])
         usable = self.tag_catalog.views(access, entity.name)
         if len(names) > 1 or view is None or view.entity != entity.name or self.source(source).rows != LIVE:
@@ -318,7 +319,9 @@ class QueryBuilder:
             sort_text = ",".join(view.sort)
         request.where = usable[view.name]
         rest = [(key, value) for key, value in args if key != "sort"]
-        return list(view.filter.items()) + rest, sort_text
+        own = {key.partition("__")[0] for key, _ in rest}  # the caller's filters on a field replace the view's
+        return [(key, value) for key, value in view.filter.items() if key.partition("__")[0] not in own] + rest, \
+            sort_text
 
     def _limit(self, text: str) -> int:
         maximum = self.spec.max_page_size

@@ -58,6 +58,8 @@
       group: "calendar",
       sort: false,
       draggable: ".movable",
+      filter: ".calendar-reschedule", // the small form (no script needed) is for clicks and typing, not dragging
+      preventOnFilter: false,
       animation: 150,
       forceFallback: true, // mouse and touch events, not the browser's link dragging
       onEnd: dropped

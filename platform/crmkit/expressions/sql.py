@@ -37,7 +37,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ColumnElement, Grouping
 from sqlalchemy.sql.util import ClauseAdapter
 from sqlalchemy.sql.visitors import InternalTraversal
 
@@ -171,6 +171,21 @@ def _int(value: int) -> Sql:
     return sa.literal_column(str(int(value)), sa.BigInteger())
 
 
+def _rounded_quotient(dividend: Sql, divisor: Sql) -> Sql:
+    """dividend / divisor rounded half up, both whole and non-negative (SQLite keeps
+    exact numbers as scaled integers). Written with ``//`` between operands typed
+    Integer: SQLAlchemy renders ``/`` between two integers as true division on
+    SQLite (``b + 0.0``), which would leave the fraction the rounding must cut."""
+    double = sa.type_coerce(dividend * _int(2) + divisor, sa.Integer())
+    return double // sa.type_coerce(divisor * _int(2), sa.Integer())
+
+
+def _negated(condition: Sql) -> Sql:
+    """NOT condition, in parentheses: SQLAlchemy writes ``NOT CASE ... END IS NULL``,
+    which SQL reads as NOT (... IS NULL)."""
+    return Grouping(sa.not_(condition))
+
+
 def _text(value: str) -> Sql:
     """A short constant text written into the SQL (formats, modifiers the compiler computes)."""
     assert "'" not in value
@@ -213,7 +228,7 @@ class _Compiler:
         if isinstance(node, t.Match):
             return self.match(node)
         if isinstance(node, t.Not):
-            return sa.not_(self.sql(node.operand))
+            return _negated(self.sql(node.operand))
         if isinstance(node, t.Logic):  # cheap tests first: SQLite evaluates them in order, and stops early
             operands = [self.sql(o) for o in sorted(node.operands, key=_cost)]
             return sa.and_(*operands) if node.op == "and" else sa.or_(*operands)
@@ -290,8 +305,9 @@ class _Compiler:
                 modifier = (self.bind(f"{seconds // 86400:+d} days", t.TEXT) if seconds is not None
                             else sa.cast(self.sql(duration) / _int(86400 * sign), sa.String()).op("||")(" days"))
                 return sa.func.date(base, modifier)
+            # whole days rounded down, as Python's date + timedelta (and SQLite's date()) do
             days = (sa.literal(seconds // 86400, sa.Integer()) if seconds is not None
-                    else sa.cast(self.sql(duration) / _int(86400 * sign), sa.Integer()))
+                    else sa.cast(sa.func.floor(self.sql(duration) / _int(86400 * sign)), sa.Integer()))
             return sa.type_coerce(base.op("+")(days), sa.Date())
         if self.sqlite:
             # SQLite's date functions round to milliseconds: they get whole seconds, and the
@@ -316,11 +332,7 @@ class _Compiler:
             return sa.func.round(wide / divisor, _int(places))
         # Integers: a has a_scale places, b b_scale; the quotient is wanted with `places`.
         dividend = a * _int(10 ** (places - a_scale + b_scale))
-        # Integer division: SQLAlchemy 2 renders `/` between two Integer operands as true
-        # division on SQLite (`b + 0.0`), leaving a fraction where the rounding wants the
-        # quotient cut; `//` between operands typed Integer is SQLite's integer `/`.
-        double = sa.type_coerce(sa.func.abs(dividend) * _int(2) + sa.func.abs(divisor), sa.Integer())
-        size = double // sa.type_coerce(sa.func.abs(divisor) * _int(2), sa.Integer())
+        size = _rounded_quotient(sa.func.abs(dividend), sa.func.abs(divisor))
         return sa.case(((dividend < _int(0)) == (divisor < _int(0)), size), else_=-size)
 
     # -------------------------------------------------------------- conditions
@@ -409,7 +421,7 @@ class _Compiler:
         value = self.sql(node.operand)
         if node.operand.type.kind is Kind.MULTI_ENUM:  # no option chosen: null or []
             empty = sa.or_(value.is_(None), self.array_length(value) == _int(0))
-            return sa.not_(empty) if node.negated else empty
+            return _negated(empty) if node.negated else empty
         return value.is_not(None) if node.negated else value.is_(None)
 
     def array_length(self, value: Sql) -> Sql:
@@ -482,8 +494,7 @@ class _Compiler:
         places = int(constant(places_node, self.context))
         if not self.sqlite:
             return sa.func.round(value, _int(places))
-        unit = _int(10 ** (value_node.type.scale - places))
-        size = (sa.func.abs(value) * _int(2) + unit) / (unit * _int(2))
+        size = _rounded_quotient(sa.func.abs(value), _int(10 ** (value_node.type.scale - places)))
         return sa.case((value < _int(0), -size), else_=size)
 
     def local_date(self, moment: Sql) -> Sql:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from .schemas import SCHEMA_FILES, load_schema
+from .spec import RESERVED_ENTITY_NAMES
 
 INTRO = """# Metadata reference
 
@@ -135,6 +136,10 @@ def render() -> str:
                 out.append(f"| `{path}` | {type_text} | {'yes' if required else ''} | {description} |")
         out.append("")
     out.append(FIELD_TYPES)
+    names = ", ".join(f"`{n}`" for n in sorted(RESERVED_ENTITY_NAMES))
+    out.append(f"Entity names are the first part of their URLs (`/app/<entity>`, `/api/v1/<entity>`), so the "
+               f"names of the platform's own pages and tables are reserved: {names}, and any name starting "
+               f"with `crmkit`.\n")
     return "\n".join(out).rstrip() + "\n"
 
 

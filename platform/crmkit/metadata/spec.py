@@ -36,7 +36,9 @@ DIRECTORY_ENTITIES = ("user", "team")
 RESERVED_ENTITY_NAMES = frozenset({"openapi", "docs", "me", "regions", "recycle_bin", "health",
                                    "healthz", "admin", "app", "api", "login", "logout", "static",
                                    "user", "users", "team", "teams", "role", "roles", "token",
-                                   "tokens"})
+                                   "tokens",
+                                   # pages beside /app/<entity> and /api/v1/<entity> (a test keeps this complete)
+                                   "search", "language", "audit"})
 
 
 def label_text(label: Label | None, locale: str = "en", fallback: str = "") -> str:

@@ -15,6 +15,7 @@ move that needs fields asks for them first.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,11 +31,13 @@ from ..permissions import Access, Actor
 from ..query import ListRequest
 from ..workflows import Transition, Workflow, blocker
 from .cards import Card, build_cards, card_fields, in_scope, runtime
+from .cells import Cells
 from .forms import RecordForm, asks_refs
-from .i18n import label
+from .i18n import label, locale
 from .navigation import view_offered
 from .security import is_htmx, redirect_to
 from .shell import bp
+from .tags import page_tags
 
 #: Cards per column and page.
 COLUMN_SIZE = 20
@@ -56,12 +59,14 @@ class Board:
 
 
 def board_views(entity: EntitySpec, access: Access) -> list[ViewSpec]:
-    """The board views of an entity its user's roles see, grouped by a workflow's field."""
+    """The board views of an entity its user's roles see, grouped by a
+    workflow's field (and whose ``where`` reads only what they see)."""
     rt = runtime()
     fields = {wf.field for wf in rt.records.workflows.get(entity.name, ())}
+    usable = rt.queries.tag_catalog.views(access, entity.name)
     return [v for v in rt.spec.views.values()
             if v.entity == entity.name and v.kind == "board" and v.group_by in fields
-            and view_offered(v, access)]
+            and view_offered(v, access) and v.name in usable]
 
 
 def find_board(entity_name: str, access: Access, view_name: str | None) -> Board:
@@ -83,14 +88,13 @@ def find_board(entity_name: str, access: Access, view_name: str | None) -> Board
 
 
 def _request(board: Board, actor: Actor, state: str, cursor: str | None) -> ListRequest:
-    """A column's list: the view's filters and sort, the state, a page of cards."""
+    """A column's list: the state, a page of cards, and the view (its filters,
+    sort and ``where``, applied by the query builder as for a list; its
+    filters on the workflow's field yield to the column's state)."""
     rt = runtime()
-    args: list[tuple[str, str]] = list(board.view.filter.items()) if board.view is not None else []
-    args = [(key, value) for key, value in args if key.partition("__")[0] != board.workflow.field]
-    args.append((board.workflow.field, state))
-    args.append(("limit", str(COLUMN_SIZE)))
-    if board.view is not None and board.view.sort:
-        args.append(("sort", ",".join(board.view.sort)))
+    args = [(board.workflow.field, state), ("limit", str(COLUMN_SIZE))]
+    if board.view is not None:
+        args.append(("view", board.view.name))
     if cursor:
         args.append(("cursor", cursor))
     try:
@@ -136,31 +140,51 @@ def _movable(conn: sa.Connection, board: Board, actor: Actor, ids: list[int]) ->
     return in_scope(conn, board.entity, actor, ids, "transition")
 
 
-def read_column(conn: sa.Connection, board: Board, actor: Actor, state: str, cursor: str | None = None,
-                with_total: bool = True) -> Column:
+def read_columns(conn: sa.Connection, board: Board, actor: Actor, states: Sequence[str], cursor: str | None = None,
+                 with_total: bool = True) -> list[Column]:
+    """Columns of the board: a page of the query builder each; then, for the
+    cards of all of them at once, one lookup per referenced entity (users,
+    teams) for the titles and names, one read of the tags, one of the
+    transition scope."""
     rt = runtime()
     access = rt.permissions.of(actor)
     ea = access.entity(board.entity.name)
-    request_ = _request(board, actor, state, cursor)
-    page = rt.queries.page(conn, board.entity, request_, actor=actor)
-    cards = build_cards(conn, board.entity, page.mappings(), board.fields, ea, actor)
-    movable = _movable(conn, board, actor, [c.id for c in cards])
-    for card in cards:
-        card.moves = _moves(board, access, card, movable)
-    total = None
-    if with_total and board.total is not None:
-        request_.cursor = None
-        total = rt.queries.total(conn, board.entity, request_, board.total, actor=actor)
+    pages = []
+    for state in states:
+        request_ = _request(board, actor, state, cursor)
+        pages.append((state, request_, rt.queries.page(conn, board.entity, request_, actor=actor)))
+    cells = Cells(rt, actor)
+    cells.load(conn, cells.refs_of(board.entity, ea, [row for _, _, page in pages for row in page.mappings()],
+                                   only=board.fields))
+    decks = [build_cards(conn, board.entity, page.mappings(), board.fields, ea, actor, cells) for _, _, page in pages]
+    ids = [card.id for cards in decks for card in cards]
+    movable = _movable(conn, board, actor, ids)
+    tags = page_tags(rt, conn, board.entity, ids, access, locale())
     field = board.entity.fields[board.workflow.field]
-    option = next((o for o in field.options if str(o.value) == state), None)
-    return Column(state, label(option.label, state) if option else state, option.color if option else None,
-                  cards, page.next, total)
+    columns = []
+    for (state, request_, page), cards in zip(pages, decks, strict=True):
+        for card in cards:
+            card.moves = _moves(board, access, card, movable)
+            card.tags = tags.get(card.id, "")
+        total = None
+        if with_total and board.total is not None:
+            request_.cursor = None
+            total = rt.queries.total(conn, board.entity, request_, board.total, actor=actor)
+        option = next((o for o in field.options if str(o.value) == state), None)
+        columns.append(Column(state, label(option.label, state) if option else state,
+                              option.color if option else None, cards, page.next, total))
+    return columns
+
+
+def read_column(conn: sa.Connection, board: Board, actor: Actor, state: str, cursor: str | None = None,
+                with_total: bool = True) -> Column:
+    return read_columns(conn, board, actor, [state], cursor, with_total)[0]
 
 
 def read_board(board: Board, actor: Actor) -> list[Column]:
     rt = runtime()
     with rt.engine.connect() as conn:
-        return [read_column(conn, board, actor, state) for state in board.workflow.states]
+        return read_columns(conn, board, actor, board.workflow.states)
 
 
 def _context(board: Board, columns: list[Column]) -> dict[str, Any]:
@@ -224,6 +248,8 @@ def _card(board: Board, form: RecordForm) -> Card:
         card = build_cards(conn, board.entity, [form.row], board.fields, form.ea, form.actor)[0]
         card.moves = _moves(board, rt.permissions.of(form.actor), card,
                             _movable(conn, board, form.actor, [card.id]))
+        card.tags = page_tags(rt, conn, board.entity, [card.id], rt.permissions.of(form.actor),
+                              locale()).get(card.id, "")
     return card
 
 

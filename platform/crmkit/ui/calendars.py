@@ -4,7 +4,8 @@ the app's timezone, the user's own records first in each day.
 
 The records of the shown range are one read of the query builder (a
 date-range filter on the field, the view's filters, the user's scope).
-Dragging a record to another day (calendar.js) reschedules it: an update of
+Dragging a record to another day (calendar.js), or typing the day in the
+record's small form (no script needed), reschedules it: an update of
 the field through the records service, with the version the page showed, so
 a change someone made meanwhile is refused, not overwritten. A moment keeps
 its time of day.
@@ -52,9 +53,12 @@ class Day:
 
 
 def calendar_views(entity: EntitySpec, access: Access) -> list[ViewSpec]:
-    return [v for v in runtime().spec.views.values()
+    """The calendar views of an entity its user's roles see (whose ``where`` reads only what they see)."""
+    rt = runtime()
+    usable = rt.queries.tag_catalog.views(access, entity.name)
+    return [v for v in rt.spec.views.values()
             if v.entity == entity.name and v.kind == "calendar" and v.date_field in entity.fields
-            and view_offered(v, access)]
+            and view_offered(v, access) and v.name in usable]
 
 
 def find_calendar(entity_name: str, access: Access, view_name: str | None) -> Calendar:
@@ -107,7 +111,8 @@ def read_calendar(calendar: Calendar, actor: Actor, start: dt.date, end: dt.date
     ea = access.entity(calendar.entity.name)
     f = calendar.field
     limit = min(rt.spec.max_page_size, 200)
-    args = [*calendar.view.filter.items(), (f"{f.name}__gte", _bound(f, start, zone)),
+    # The view (its filters and ``where``) is the query builder's to apply, as for a list.
+    args = [("view", calendar.view.name), (f"{f.name}__gte", _bound(f, start, zone)),
             (f"{f.name}__lt", _bound(f, end, zone)), ("sort", f.name), ("limit", str(limit))]
     try:
         list_request = rt.queries.parse_list(calendar.entity, args, access)

@@ -17,9 +17,10 @@ import sqlalchemy as sa
 from flask import current_app
 from flask_babel import get_timezone
 
-from ..metadata.spec import DIRECTORY_ENTITIES, EntitySpec, FieldSpec, ViewSpec
+from ..metadata.spec import EntitySpec, FieldSpec, ViewSpec
 from ..permissions import Actor, EntityAccess
 from ..runtime import Runtime
+from .cells import Cells, target_of
 from .display import field_value
 from .i18n import label, locale
 
@@ -45,6 +46,8 @@ class Card:
     fields: list[CardField]
     values: dict[str, Any]
     own: bool = False
+    #: The record's tags as chips (HTML, crmkit.ui.tags; the board's).
+    tags: str = ""
     #: Board: target state -> the move there (name, label, fields it still needs).
     moves: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -67,12 +70,18 @@ def card_fields(entity: EntitySpec, view: ViewSpec | None, *, leave_out: Iterabl
 
 
 def build_cards(conn: sa.Connection, entity: EntitySpec, rows: Sequence[Mapping[str, Any]], shown: Sequence[str],
-                ea: EntityAccess, actor: Actor) -> list[Card]:
-    """Cards of rows (by column) for a user with this access to the entity."""
+                ea: EntityAccess, actor: Actor, cells: Cells | None = None) -> list[Card]:
+    """Cards of rows (by column) for a user with this access to the entity.
+
+    Refs (to records, users, teams; owners and writers) show the titles and
+    names the user may read, looked up by ``cells`` once per target for all
+    the rows (pass one loaded with a whole board's rows: no query per column)."""
     language, zone = locale(), get_timezone()
     masks = dict(ea.masked)
     names = [n for n in shown if n in ea.visible]
-    titles = _ref_titles(conn, entity, rows, names, actor)
+    cells = cells or Cells(runtime(), actor)
+    cells.load(conn, cells.refs_of(entity, ea, rows, only=names))
+    titles = cells.titles
     title_field = entity.fields.get(entity.title)
     cards = []
     for row in rows:
@@ -91,32 +100,17 @@ def build_cards(conn: sa.Connection, entity: EntitySpec, rows: Sequence[Mapping[
     return cards
 
 
-def _text(f: FieldSpec, value: Any, masks: Mapping[str, Any], titles: Mapping[tuple[str, int], Any],
+def _text(f: FieldSpec, value: Any, masks: Mapping[str, Any], titles: Mapping[str, Mapping[int, str]],
           language: str, zone: Any) -> str:
     if value is None or value == "":
         return ""
     if f.name in masks:
         return str(masks[f.name](value))
-    if f.type == "ref":
-        found = titles.get((f.to or "", value))
-        return str(found) if found not in (None, "") else f"#{value}"
+    target = target_of(f)
+    if target is not None:
+        found = titles.get(target, {}).get(value) if isinstance(value, int) else None
+        return found or f"#{value}"
     return field_value(f, value, language, zone)
-
-
-def _ref_titles(conn: sa.Connection, entity: EntitySpec, rows: Sequence[Mapping[str, Any]], names: Sequence[str],
-                actor: Actor) -> dict[tuple[str, int], Any]:
-    """The titles of the records the rows' ref fields point at, those the user may read."""
-    rt = runtime()
-    wanted: dict[str, set[int]] = {}
-    for name in names:
-        f = entity.fields[name]
-        if f.type == "ref" and f.to and f.to not in DIRECTORY_ENTITIES:
-            wanted.setdefault(f.to, set()).update(row[f.column] for row in rows if row.get(f.column) is not None)
-    found: dict[tuple[str, int], Any] = {}
-    for to, ids in wanted.items():
-        for record_id, title in rt.queries.titles(conn, to, ids, actor).items():
-            found[(to, record_id)] = title
-    return found
 
 
 def in_scope(conn: sa.Connection, entity: EntitySpec, actor: Actor, ids: Sequence[int], action: str) -> set[int]:

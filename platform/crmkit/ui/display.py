@@ -21,8 +21,9 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_time, get_datetime_format
-from babel.numbers import format_currency, format_decimal, get_currency_precision
+from babel.numbers import format_currency, format_decimal, get_currency_precision, get_currency_symbol
 from flask import Flask
 from flask_babel import force_locale, get_timezone, gettext
 
@@ -81,13 +82,36 @@ def choose_locale(asked: str | None, accepted: Iterable[str], locales: tuple[str
 # ------------------------------------------------------------------ one rule per kind of value
 
 def money(value: Decimal | int | float, language: str, currency: str | None = None) -> str:
-    """¥1,280.00 (zh), CN¥1,280.00 (en): the currency's own digits and symbol
+    """¥1,280.00 in Chinese and in English alike: the currency's own digits
+    and its usual symbol (:func:`usual_symbol`), in the language's pattern
     (Babel's rule; a list formats hundreds of amounts, so the rule is read
     once per language and currency, see :func:`_money_rule`)."""
     rule = _money_rule(language, currency or DEFAULT_CURRENCY)
     if rule is None or isinstance(value, float):
-        return format_currency(value, currency or DEFAULT_CURRENCY, locale=language)
+        return _currency(value, currency or DEFAULT_CURRENCY, language)
     return rule(Decimal(value))
+
+
+@lru_cache(maxsize=64)
+def usual_symbol(currency: str) -> str:
+    """The symbol the currency's own country writes: ¥ for CNY, $ for USD,
+    € for EUR, HK$ for HKD. Babel's symbols depend on the reader's language
+    (CN¥ in English, US$ in Chinese), so one amount would look different in
+    the two languages of the same screen; a business shows its currency one way."""
+    try:
+        home: Locale | str = Locale.parse(f"und_{currency[:2]}")  # the likeliest language of its country
+    except (ValueError, LookupError, UnknownLocaleError):
+        home = "en"  # EUR, XAF…: no single country; CLDR's international symbol
+    try:
+        return get_currency_symbol(currency, home)
+    except (ValueError, LookupError):
+        return currency
+
+
+def _currency(value: Decimal | int | float, currency: str, language: str) -> str:
+    """Babel's currency format for the language, with the currency's usual symbol."""
+    text = format_currency(value, currency, locale=language)
+    return text.replace(get_currency_symbol(currency, language), usual_symbol(currency), 1)
 
 
 def number(value: Decimal | int | float, language: str) -> str:
@@ -146,8 +170,8 @@ def _money_rule(language: str, currency: str) -> Callable[[Decimal], str] | None
     """Babel's currency format for a language as a quick function, or None
     when it is not one this shortcut reproduces (checked on PROBES)."""
     try:
-        positive = format_currency(Decimal("1234567.25"), currency, locale=language)
-        negative = format_currency(Decimal("-1234567.25"), currency, locale=language)
+        positive = _currency(Decimal("1234567.25"), currency, language)
+        negative = _currency(Decimal("-1234567.25"), currency, language)
         places = get_currency_precision(currency)
     except (ValueError, LookupError):
         return None
@@ -162,7 +186,7 @@ def _money_rule(language: str, currency: str) -> Callable[[Decimal], str] | None
         before, after = minus if rounded.is_signed() and rounded != 0 else plus
         return before + _grouped(abs(rounded), places, group, decimal) + after
 
-    if all(rule(p) == format_currency(p, currency, locale=language) for p in PROBES):
+    if all(rule(p) == _currency(p, currency, language) for p in PROBES):
         return rule
     return None
 

@@ -57,7 +57,7 @@ from . import display
 from .formfields import WIDGETS, Widget, from_form, message, region_choice, region_from_form, to_text, to_value
 from .i18n import locale
 from .security import done
-from .shell import bp
+from .shell import bp, refuse
 
 #: At most this many records answer a ref picker's search.
 OPTIONS_LIMIT = 20
@@ -484,6 +484,14 @@ def _directory_title(to: str, row: Mapping[str, Any]) -> str:
 
 # ---------------------------------------------------------------- pages
 
+def _create_what(entity: EntitySpec) -> str:
+    return gettext("create a %(entity)s", entity=label_text(entity.label, locale(), entity.name))
+
+
+def _update_what(entity: EntitySpec) -> str:
+    return gettext("change this %(entity)s", entity=label_text(entity.label, locale(), entity.name))
+
+
 def _entity(entity_name: str) -> EntitySpec:
     """An entity the user may read (404 for one they may not: it does not exist for them)."""
     rt = _runtime()
@@ -529,7 +537,7 @@ def new_record(entity_name: str):
     entity = _entity(entity_name)
     actor = current_actor()
     if not rt.permissions.of(actor).entity(entity.name).allows("create"):
-        abort(403)
+        refuse(_create_what(entity))
     form = RecordForm(rt, entity, actor)
     if request.method == "GET":
         form.prefill(request.args)
@@ -546,7 +554,7 @@ def new_record(entity_name: str):
         form.refused(exc)
         return _render(form, 422)
     except Forbidden:
-        abort(403)
+        refuse(_create_what(entity))
     return done(f"/app/{entity.name}/{row['id']}")
 
 
@@ -558,7 +566,7 @@ def _editable_row(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor)
         if row is None:
             abort(404)
         if rt.queries.fetch(conn, entity, record_id, actor=actor, actions=("update",), columns=("id",)) is None:
-            abort(403)
+            refuse(_update_what(entity))
     return dict(row)
 
 
@@ -589,7 +597,7 @@ def edit_record(entity_name: str, record_id: int):
         form.refused(exc)
         return _render(form, 422)
     except Forbidden:
-        abort(403)
+        refuse(_update_what(entity))
     except NotFound:
         abort(404)
     return done(f"/app/{entity.name}/{record_id}")
@@ -637,7 +645,7 @@ def form_parts(entity_name: str):
         row: Mapping[str, Any] | None = _editable_row(rt, entity, int(record), actor)
     else:
         if not rt.permissions.of(actor).entity(entity.name).allows("create"):
-            abort(403)
+            refuse(_create_what(entity))
         row = None
     form = RecordForm(rt, entity, actor, row)
     form.take(request.form)

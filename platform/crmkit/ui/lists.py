@@ -37,11 +37,12 @@ from ..runtime import Runtime
 from ..saved_views import SavedView, SavedViews
 from . import display
 from .cards import stored
+from .forms import DIRECTORY_TITLES
 from .fragments import fill, kept_parts, mark
 from .i18n import gettext, locale
 from .navigation import view_offered
 from .security import is_htmx, redirect_to
-from .shell import _runtime, bp
+from .shell import _runtime, bp, refuse
 from .tags import TAG_ARGS, chip_text, page_tags, tag_filter
 
 #: Query arguments of the screen that are not list parameters.
@@ -58,6 +59,8 @@ SEARCH_HITS = 5
 #: Per-record messages of a bulk action kept for the next page (the rest are counted).
 BULK_MESSAGES = 12
 BULK_ACTIONS = ("assign", "transition", "delete", "export_csv", "export_xlsx")
+#: Operators of a filter whose value is ids (shown by the titles of the records they name).
+REF_OPERATORS = frozenset({"", "eq", "ne", "in", "nin"})
 #: How a filter's operator reads in a chip (the words are translated).
 OPERATOR_SIGNS = {"eq": "=", "ne": "≠", "gt": ">", "gte": "≥", "lt": "<", "lte": "≤"}
 
@@ -89,8 +92,11 @@ class ListState:
     args: list[tuple[str, str]]
     view: ViewSpec | None
     columns: tuple[str, ...]
-    #: What parse_list gets: the view's defaults, then the URL's arguments, and the columns as ``fields``.
+    #: What parse_list gets: the URL's arguments, the view (which it applies), and the columns as ``fields``.
     query: list[tuple[str, str]]
+    #: A view the URL names that is not one of the user's (unknown, for other
+    #: roles, or reading what they may not see): the list is refused, not shown whole.
+    refused_view: str | None = None
 
     @property
     def path(self) -> str:
@@ -146,12 +152,6 @@ def read_state(rt: Runtime, entity: EntitySpec, ea: EntityAccess, access: Access
         else:
             args.append((key, value))
     view = next((v for v in list_views(rt, entity, access) if v.name == view_name), None)
-    keys = {k for k, _ in args}
-    defaults: list[tuple[str, str]] = []
-    if view is not None:
-        defaults += [(k, v) for k, v in view.filter.items() if k not in keys]
-        if view.sort and "sort" not in keys:
-            defaults.append(("sort", ",".join(view.sort)))
     wanted = named or (view.columns if view is not None else ()) or default_columns(entity, ea)
     columns = tuple(n for n in dict.fromkeys(wanted) if n in ea.visible and n in entity.fields)
     columns = columns or default_columns(entity, ea)
@@ -160,11 +160,12 @@ def read_state(rt: Runtime, entity: EntitySpec, ea: EntityAccess, access: Access
         shown.insert(0, ("view", view.name))
     if named:
         shown.append(("fields", ",".join(columns)))
-    query = defaults + args
-    if view is not None and "view" in query_module.LIST_PARAMETERS:  # segments: the view's own condition
-        query.append(("view", view.name))
+    # The view's filters, sort and condition are the query builder's to apply
+    # (``view=``, one path with the API's); the URL's own arguments override them.
+    query = args + ([("view", view.name)] if view is not None else [])
     query.append(("fields", ",".join(columns)))
-    return ListState(entity, shown, view, columns, query)
+    refused = view_name if view_name is not None and view is None else None
+    return ListState(entity, shown, view, columns, query, refused)
 
 
 # ------------------------------------------------------------------ cells
@@ -213,15 +214,16 @@ def _names_of(rt: Runtime, conn: sa.Connection, kind: str, ids: set[int], actor:
     if not ids or not access.allows(kind, "read"):
         return {}
     source = rt.queries.platform[kind]
-    name = "display_name" if kind == "user" else "name"
+    names = DIRECTORY_TITLES[kind]  # a user's display name, else user name; a team's label, else name
     found: dict[int, str] = {}
     id_list = sorted(ids)
-    for start in range(0, len(id_list), query_module.MAX_IN_VALUES):
-        chunk = id_list[start:start + query_module.MAX_IN_VALUES]
-        request_ = rt.queries.parse_list(source, [("id__in", ",".join(map(str, chunk))), ("fields", name),
-                                                  ("limit", str(min(len(chunk), rt.spec.max_page_size)))], access)
+    size = min(query_module.MAX_IN_VALUES, rt.spec.max_page_size)
+    for start in range(0, len(id_list), size):
+        chunk = id_list[start:start + size]
+        request_ = rt.queries.parse_list(source, [("id__in", ",".join(map(str, chunk))),
+                                                  ("fields", ",".join(names)), ("limit", str(len(chunk)))], access)
         page = rt.queries.page(conn, source, request_, actor=actor)
-        found.update((row["id"], row[name] or "") for row in page.mappings())
+        found.update((row["id"], next((str(row[n]) for n in names if row.get(n)), "")) for row in page.mappings())
     return found
 
 
@@ -230,21 +232,58 @@ def titles(rt: Runtime, conn: sa.Connection, fields: Sequence[FieldSpec], rows: 
     """For each reference (and owner, team) column, the titles of the records it
     names that the actor may read, as text."""
     out: dict[str, dict[int, str]] = {}
-    tz = get_timezone()
     for f in fields:
-        target = PEOPLE.get(f.name) if f.system else f.to if f.type == "ref" else None
+        target = ref_target(f)
         if target is None:
             continue
         ids = {row[f.column] for row in rows} - {None}
-        if target in DIRECTORY_ENTITIES:
-            out[f.name] = _names_of(rt, conn, target, ids, actor, access, language)
-        elif target in rt.spec.entities:
-            other = rt.spec.entities[target]
-            title = other.fields.get(other.title)
-            found = rt.queries.titles(conn, target, ids, actor)
-            out[f.name] = {k: display.field_value(title, v, language, tz) if title else str(v)
-                           for k, v in found.items()}
+        out[f.name] = titles_of(rt, conn, target, ids, actor, access, language)
     return out
+
+
+def ref_target(f: FieldSpec | None) -> str | None:
+    """The entity (``user``, ``team``) a field's value is the id of, if any."""
+    if f is None:
+        return None
+    return PEOPLE.get(f.name) if f.system else f.to if f.type == "ref" else None
+
+
+def titles_of(rt: Runtime, conn: sa.Connection, target: str, ids: set[int], actor: Actor, access: Access,
+              language: str) -> dict[int, str]:
+    """The titles (users' and teams' names) of those of the records of
+    ``target`` the actor may read, as text, in one query of the query builder
+    (a title the actor may not read is left out)."""
+    if not ids:
+        return {}
+    if target in DIRECTORY_ENTITIES:
+        return _names_of(rt, conn, target, ids, actor, access, language)
+    if target not in rt.spec.entities:
+        return {}
+    other = rt.spec.entities[target]
+    title = other.fields.get(other.title)
+    tz = get_timezone()
+    found = rt.queries.titles(conn, target, ids, actor)
+    return {k: display.field_value(title, v, language, tz) if title else str(v) for k, v in found.items()}
+
+
+def filter_titles(rt: Runtime, conn: sa.Connection, state: ListState, actor: Actor, access: Access,
+                  language: str) -> dict[tuple[str, int], str]:
+    """(target, id) -> title of the records the list's filters on refs (and
+    owner, team) name, read as the actor may read them: one query per target."""
+    wanted: dict[str, set[int]] = {}
+    for key, value in state.filters():
+        name, _, op = key.partition("__")
+        target = ref_target(state.entity.fields.get(name))
+        if target is None or op not in REF_OPERATORS:
+            continue
+        wanted.setdefault(target, set()).update(_ids(value))
+    return {(target, key): text for target, ids in wanted.items()
+            for key, text in titles_of(rt, conn, target, ids, actor, access, language).items()}
+
+
+def _ids(text: str) -> set[int]:
+    return {int(part) for part in text.split(",")
+            if part.strip().isascii() and part.strip().isdigit() and 0 < int(part) <= MAX_ID}
 
 
 def cell_formatter(rt: Runtime, f: FieldSpec, ea: EntityAccess, names: dict[str, dict[int, str]],
@@ -341,12 +380,14 @@ class Column:
 class Control:
     """A filter control: which field, how it is asked for, its inputs' names and values."""
 
-    kind: str  # choice | boolean | range | dates | moments | text
+    kind: str  # choice | boolean | range | dates | moments | text | ref
     field: FieldSpec
     label: str
     names: tuple[str, ...]
     values: tuple[str, ...]
     options: tuple[tuple[str, str], ...] = ()
+    #: A ref picker's: where it asks for the records matching what is typed.
+    options_url: str = ""
 
 
 @dataclass
@@ -387,15 +428,27 @@ def columns_of(rt: Runtime, state: ListState, request_: ListRequest, ea: EntityA
     return out
 
 
-def controls_of(rt: Runtime, state: ListState, ea: EntityAccess, access: Access, language: str) -> list[Control]:
-    """Filters for the columns and the entity's choice fields the user may filter on."""
+def controls_of(rt: Runtime, state: ListState, ea: EntityAccess, access: Access, language: str,
+                known: Mapping[tuple[str, int], str] | None = None) -> list[Control]:
+    """Filters for the columns, the entity's choice fields and its owner and
+    team the user may filter on. A ref (owner, team) is a picker that asks the
+    server as the user types (``/app/<target>/_options``, as the forms'), its
+    choice the one in force (``known``: its title, as the user may read it)."""
     entity = state.entity
     given = dict(state.args)
+    known = known or {}
     names = list(state.columns) + [n for n, f in entity.fields.items() if f.type in ("enum", "boolean")]
+    names += [n for n in ("owner_id", "team_id") if n in entity.fields]
     out = []
     for name in dict.fromkeys(names):
         f = entity.fields[name]
-        if name not in ea.readable or f.name in PEOPLE or name == "id":
+        if name not in ea.readable or name == "id":
+            continue
+        target = ref_target(f)
+        if target is not None:
+            picker = _ref_control(rt, f, target, given, access, language, known)
+            if picker is not None:
+                out.append(picker)
             continue
         label = display.field_label(f, language)
         kind = f.type
@@ -416,12 +469,32 @@ def controls_of(rt: Runtime, state: ListState, ea: EntityAccess, access: Access,
         elif kind == "datetime":
             keys = (name + "__gte", name + "__lt")
             out.append(Control("moments", f, label, keys, tuple(given.get(k, "") for k in keys)))
-        elif kind == "ref" and f.to in rt.spec.entities:
-            other = rt.spec.entities[f.to or ""]
-            if other.title in access.entity(other.name).readable:
-                key = f"{name}.{other.title}__contains"
-                out.append(Control("text", f, label, (key,), (given.get(key, ""),)))
     return out
+
+
+def _ref_control(rt: Runtime, f: FieldSpec, target: str, given: Mapping[str, str], access: Access, language: str,
+                 known: Mapping[tuple[str, int], str]) -> Control | None:
+    """A ref field's filter: a picker of the records of its target the user may
+    read (none when they may read none). Without JavaScript, a text box
+    searching the target's title (``field.title__contains``) stands in for it."""
+    if target in DIRECTORY_ENTITIES:
+        if not access.allows(target, "read"):
+            return None
+        text_key = ""
+    elif target in rt.spec.entities and access.entity(target).allows("read"):
+        other = rt.spec.entities[target]
+        title_readable = other.title in access.entity(target).readable and other.title != "id"
+        text_key = f"{f.name}.{other.title}__contains" if title_readable else ""
+    else:
+        return None
+    current = given.get(f.name, "")
+    options: tuple[tuple[str, str], ...] = ()
+    if current:
+        ids = _ids(current)
+        options = ((current, known.get((target, next(iter(ids))), f"#{current}") if len(ids) == 1 else current),)
+    names = (f.name, text_key) if text_key else (f.name,)
+    return Control("ref", f, display.field_label(f, language), names,
+                   (current, given.get(text_key, "") if text_key else ""), options, f"/app/{target}/_options")
 
 
 def owner_links(state: ListState, ea: EntityAccess, actor: Actor) -> list[Tab]:
@@ -442,9 +515,13 @@ def owner_links(state: ListState, ea: EntityAccess, actor: Actor) -> list[Tab]:
     return links
 
 
-def chips_of(state: ListState, language: str, tag_text: Callable[[str, str], str] | None = None) -> list[Chip]:
-    """The filters in force, each with a link that removes it."""
+def chips_of(state: ListState, language: str, tag_text: Callable[[str, str], str] | None = None,
+             known: Mapping[tuple[str, int], str] | None = None) -> list[Chip]:
+    """The filters in force, each with a link that removes it. A filter on a
+    ref (owner, team) names the records by their titles (``known``: those the
+    user may read; another is its id)."""
     out = []
+    known = known or {}
     fields = state.entity.fields
     words = {"contains": gettext("contains"), "startswith": gettext("starts with"), "in": gettext("is one of"),
              "nin": gettext("is none of"), "within": gettext("is within")}
@@ -457,6 +534,9 @@ def chips_of(state: ListState, language: str, tag_text: Callable[[str, str], str
             value = display.choice(f, value, language)
         elif f is not None and f.type == "boolean" and value in ("true", "false"):
             value = display.boolean(value == "true", language)
+        elif (target := ref_target(f)) is not None and not through and op in REF_OPERATORS:
+            value = ", ".join(known.get((target, int(part)), f"#{part}") if _ids(part) else part
+                              for part in (p.strip() for p in value.split(",")) if part)
         if key in TAG_ARGS and tag_text is not None:
             text = tag_text(key, value)
         elif op == "isnull":
@@ -510,26 +590,31 @@ def bulk_of(rt: Runtime, entity: EntitySpec, ea: EntityAccess, access: Access, a
 
 
 def list_tools(rt: Runtime, state: ListState, ea: EntityAccess, access: Access, actor: Actor,
-               language: str) -> Markup:
+               language: str, known: Mapping[tuple[str, int], str] | None = None) -> Markup:
     """The list's panels (filters, columns, saving the view, export), kept
     rendered (crmkit.ui.fragments) per entity, language, roles and the list's
     arguments but its paging: what they show is the same for everyone with
     those. The user's anti-forgery token and the URL a saved view keeps
-    (paging and all, as the form always sent) are put in per request."""
+    (paging and all, as the form always sent) are put in per request. A ref
+    filter in force shows its record's title as this user may read it
+    (``known``): those panels are records' data, rendered each time, never kept."""
     entity = state.entity
-    key = ("list-tools", entity.name, language, access.roles, access.system, actor.id is not None,
-           tuple((k, v) for k, v in state.args if k not in ("cursor", "count")))
+    controls = controls_of(rt, state, ea, access, language, known)
 
     def render() -> str:
         return render_template(
             "_list_tools.html", entity=entity, state=state, actor=SimpleNamespace(id=actor.id is not None),
             csrf_token=mark("csrf"), save_query=mark("save_query"), may_export=ea.allows("export"),
-            controls=controls_of(rt, state, ea, access, language),
-            tag_filter=tag_filter(rt, access, entity, state.args, language),
+            controls=controls, tag_filter=tag_filter(rt, access, entity, state.args, language),
             choosable=[(f, display.field_label(f, language)) for n, f in entity.fields.items()
                        if n in ea.visible and f.type != "json"])
 
-    return fill(kept_parts().get(key, render), {"csrf": g.get("crmkit_csrf", ""), "save_query": state.url()})
+    values = {"csrf": g.get("crmkit_csrf", ""), "save_query": state.url()}
+    if any(c.kind == "ref" and c.options for c in controls):
+        return fill(render(), values)
+    key = ("list-tools", entity.name, language, access.roles, access.system, actor.id is not None,
+           tuple((k, v) for k, v in state.args if k not in ("cursor", "count")))
+    return fill(kept_parts().get(key, render), values)
 
 
 def saved_views() -> SavedViews:
@@ -563,12 +648,16 @@ def entity_list(entity_name: str):
     page = Page((), (), None, None)
     list_request = ListRequest()
     rows: list[Row] = []
+    status = 200
     with rt.engine.connect() as conn:
         try:
+            if state.refused_view is not None:  # a bookmark of a view that is not the user's
+                raise CrmError(gettext("the view “%(name)s” is not one you may use (it is for other roles, or it "
+                                       "no longer exists)", name=state.refused_view[:40]), status=403)
             list_request = rt.queries.parse_list(entity, state.query, access)
             page = rt.queries.page(conn, entity, list_request, actor=actor)
         except CrmError as exc:  # a hand-edited URL: say what is wrong, keep the screen
-            error = exc
+            error, status = exc, (403 if exc.status == 403 else 400)
             list_request = rt.queries.parse_list(entity, [("fields", ",".join(state.columns))], access)
         fields = [entity.fields[n] for n in state.columns]
         if page.rows:
@@ -579,22 +668,24 @@ def entity_list(entity_name: str):
                 row.tags = chips.get(row.id, "")
         bulk = bulk_of(rt, entity, ea, access, actor, conn, language) if rows else Bulk(())
         mine = saved_views().of(actor, entity.name, conn)
+        known = filter_titles(rt, conn, state, actor, access, language)
 
     def tag_words(key: str, value: str) -> str:
         return chip_text(rt, access, entity, key, value, language)
 
     context = {
         "entity": entity, "state": state, "rows": rows, "page": page, "error": error, "bulk": bulk,
-        "columns": columns_of(rt, state, list_request, ea, language), "chips": chips_of(state, language, tag_words),
+        "columns": columns_of(rt, state, list_request, ea, language),
+        "chips": chips_of(state, language, tag_words, known),
         "may_create": ea.allows("create"), "may_export": ea.allows("export"),
         "searchable": any(n in ea.readable for n in entity.list.search),
         "query": dict(state.args).get("q", ""), "table_rows": table_rows,
     }
     context.update(tabs=tabs_of(rt, state, access, mine, language), owner_links=owner_links(state, ea, actor),
-                   list_tools=lambda: list_tools(rt, state, ea, access, actor, language))
+                   list_tools=lambda: list_tools(rt, state, ea, access, actor, language, known))
     if is_htmx() and request.headers.get("HX-Target") == "list-results":
         return render_template("_list_results.html", **context)  # htmx swaps 200s only: the error shows inline
-    return render_template("list.html", **context), 400 if error is not None else 200
+    return render_template("list.html", **context), status
 
 
 @bp.post("/<entity_name>/bulk")
@@ -623,7 +714,7 @@ def bulk_action(entity_name: str):
         return redirect_to(back)
     if action.startswith("export_"):
         if not ea.allows("export"):
-            abort(403)
+            refuse(gettext("export %(entity)s", entity=display.label(entity.plural, locale(), entity.name)))
         fields = request.form.get("fields", "")
         args = [("id__in", ",".join(map(str, ids)))] + ([("fields", fields)] if fields else [])
         return redirect_to(_url(f"/api/v1/{entity.name}/_export",

@@ -36,7 +36,7 @@ from .forms import RecordForm, asks_refs
 from .fragments import fill, kept_parts, mark
 from .i18n import gettext, locale
 from .security import done, is_htmx, redirect_to
-from .shell import bp
+from .shell import bp, refuse
 from .tags import RecordTags, record_tags
 from .timeline import ActivitySource, Timeline, quick_add
 
@@ -308,13 +308,20 @@ def _related(rt: Runtime, entity: EntitySpec, record_id: int, access: Access) ->
     return out
 
 
-def _quick_form(rt: Runtime, source: ActivitySource, actor: Actor) -> RecordForm:
-    """The quick-add's form of a new follow-up: the config's defaults, but
-    ``now`` and ``today`` (the moment of saving: left empty, the default applies)."""
+def _quick_form(rt: Runtime, source: ActivitySource, actor: Actor, shown: bool = False) -> RecordForm:
+    """The quick-add's form of a new follow-up: the config's defaults. A
+    ``now`` or ``today`` default is the moment of saving when nothing is sent
+    for it; the form ``shown`` to the user has it filled in as the moment it
+    is shown, in the app's timezone (to the minute, as a person types it),
+    so they see the date that will be saved and may change it."""
     form = RecordForm(rt, source.entity, actor)
+    here = dt.datetime.now(form.tz)
     for name in form.text:
-        if source.entity.fields[name].default in ("now", "today"):
-            form.text[name] = form.initial[name] = ""
+        default = source.entity.fields[name].default
+        if default in ("now", "today"):
+            text = "" if not shown else here.strftime("%Y-%m-%dT%H:%M") if default == "now" else \
+                here.date().isoformat()
+            form.text[name] = form.initial[name] = text
     return form
 
 
@@ -330,7 +337,7 @@ def _fresh_inputs(rt: Runtime, adding: tuple[ActivitySource, list[FieldSpec]] | 
     """The quick-add form's inputs before anything is typed (the config's defaults)."""
     if adding is None:
         return []
-    return _quick_widgets(_quick_form(rt, adding[0], current_actor()), adding[1])
+    return _quick_widgets(_quick_form(rt, adding[0], current_actor(), shown=True), adding[1])
 
 
 def _render_page(view: RecordView) -> str:
@@ -477,7 +484,7 @@ def share_form(entity_name: str, record_id: int):
         if row is None:
             abort(404)
         if not entity.owned or not _may(rt, conn, entity, record_id, actor, ea, "share"):
-            abort(403)
+            refuse(gettext("share this %(entity)s", entity=label_text(entity.label, locale(), entity.name)))
         users = _picker_users(rt, conn, actor)
     shared = {c["user_id"] for c in rt.records.sharing.collaborators(entity.name, record_id, actor)}
     shared.add(row.get("owner_id"))

@@ -16,15 +16,16 @@ on every page. Nothing of one user is ever kept in the shared HTML.
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NoReturn
 
-from flask import Blueprint, current_app, g, render_template, request
+from flask import Blueprint, abort, current_app, g, render_template, request
 from jinja2.runtime import Context
 from jinja2.utils import pass_context
 from markupsafe import Markup
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import Forbidden, HTTPException
 
 from ..api.http import current_actor
+from ..errors import Forbidden as CrmForbidden
 from ..permissions import ADMIN_ROLE
 from ..runtime import Runtime
 from .fragments import fill, kept_parts, mark
@@ -90,7 +91,27 @@ def choose_language():
     return response
 
 
+def refuse(what: str) -> NoReturn:
+    """403 with the forbidden page saying what was refused: ``what`` completes
+    "Your role does not allow you to …" (``gettext("create a %(entity)s")``)."""
+    abort(403, description=what)
+
+
 @bp.errorhandler(HTTPException)
 def error_page(exc: HTTPException):
-    """A screen's 404 or 405 inside the shell, in the user's language."""
-    return render_template("error.html", error=exc), exc.code or 500
+    """A screen's 403, 404 or 405 inside the shell, in the user's language; a
+    403 says what was refused (what the screen told :func:`refuse`, else the page)."""
+    refused = ""
+    if exc.code == 403:
+        refused = (exc.description or "") if exc.description != Forbidden.description else ""
+    return render_template("error.html", error=exc, refused=refused, path=request.path), exc.code or 500
+
+
+@bp.errorhandler(CrmForbidden)
+def service_refusal(exc: CrmForbidden):
+    """A refusal of the records service that a screen did not handle: the
+    forbidden page in the shell (the API's JSON is for API clients), audited
+    as the API's refusals are."""
+    if exc.denial:
+        _runtime().audit.denial(exc.denial)
+    return render_template("error.html", error=SimpleNamespace(code=403), refused="", path=request.path), 403
