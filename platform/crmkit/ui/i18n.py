@@ -99,10 +99,13 @@ def template_gettext() -> Callable[..., str]:
     newstyle gettext does (a format string, escaped in HTML), with the catalog
     looked up once per template rather than per string (a page has dozens,
     and each lookup went through Flask's and Babel's request globals)."""
-    lookup = translations().ugettext
+    lookup: Callable[[str], str] | None = None
 
     @pass_eval_context
     def gettext(eval_ctx: EvalContext, text: str, **variables: object) -> str:
+        nonlocal lookup
+        if lookup is None:  # at the first string: a template without one asks for no catalog
+            lookup = translations().ugettext
         found: str = lookup(text)
         if eval_ctx.autoescape:
             found = Markup(found)
