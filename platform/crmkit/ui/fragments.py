@@ -19,8 +19,9 @@ from collections.abc import Callable, Hashable, Mapping
 from flask import current_app
 from markupsafe import Markup, escape
 
-#: Parts kept per app (role sets × languages × pages): a bound, not an expected size.
-SIZE = 4096
+#: Parts kept per app (role sets × languages × pages × a list's arguments): a bound, not an
+#: expected size; at it they are all forgotten (a list's panels are about 10 kB: 10 MB at most).
+SIZE = 1024
 _MARKS = re.compile("<\x1f([a-z_]+)\x1f>")
 
 
