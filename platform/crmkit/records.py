@@ -567,38 +567,48 @@ class RecordsService:
                             code="fields_required")  # the record's state: 409
         return Conflict(blocked.message, code=blocked.reason)
 
-    def transitions(self, entity_name: str, record_id: int, actor: Actor) -> list[dict[str, Any]]:
+    def transitions(self, entity_name: str, record_id: int, actor: Actor, *,
+                    conn: sa.Connection | None = None) -> list[dict[str, Any]]:
         """The moves of a record's workflows from its current state, each with
-        whether the actor may make it now and, if not, why."""
+        whether the actor may make it now and, if not, why (read on ``conn``
+        when given: a page that reads the record too uses one connection)."""
         entity = self.entity(entity_name)
-        with self.engine.connect() as conn:
-            row = self.queries.fetch(conn, entity, record_id, actor=actor)
-            if row is None:
-                raise self.not_found(entity, record_id)
-            in_scope = self.queries.fetch(conn, entity, record_id, actor=actor, actions=("transition",)) is not None
-            values = {f.name: row[f.column] for f in entity.fields.values()}
-            access = self.permissions.of(actor)
-            context = self.rules.context(actor.id)
-            loader = SqlLoader(conn, self.tables)  # for a condition that reads other records
-            moves = []
-            pending = {a["workflow"]: a for a in self.approvals.of_record(conn, entity.name, record_id, actor,
-                                                                          pending=True)}
-            for workflow in self.workflows.get(entity.name, ()):
-                state = values[workflow.field]
-                for move in workflow.transitions:
-                    if not move.allows_from(state):
-                        continue
-                    blocked = blocker(move, access, values, context=context, loader=loader) if in_scope else None
-                    reason = ("your role does not allow you to move this record" if not in_scope
-                              else blocked.message if blocked is not None else None)
-                    waiting = pending.get(workflow.name)
-                    if waiting is not None:  # the state is locked until it is decided
-                        reason = f"'{waiting['transition']}' is awaiting approval"
-                    moves.append({"name": move.name, "label": dict(move.label), "from": state, "to": move.to,
-                                  "workflow": workflow.name, "allowed": reason is None, "reason": reason,
-                                  "missing": missing_fields(move, values),
-                                  "approval": move.spec.approval is not None,
-                                  "pending_approval": waiting["id"] if waiting is not None else None})
+        if conn is None:
+            with self.engine.connect() as own:
+                return self._transitions(own, entity, record_id, actor)
+        return self._transitions(conn, entity, record_id, actor)
+
+    def _transitions(self, conn: sa.Connection, entity: EntitySpec, record_id: int,
+                     actor: Actor) -> list[dict[str, Any]]:
+        row = self.queries.fetch(conn, entity, record_id, actor=actor)
+        if row is None:
+            raise self.not_found(entity, record_id)
+        # A transition scope of every record holds this live one: no second read to ask.
+        in_scope = (self.queries.scope(entity.name, actor, "transition") is None
+                    or self.queries.fetch(conn, entity, record_id, actor=actor, actions=("transition",)) is not None)
+        values = {f.name: row[f.column] for f in entity.fields.values()}
+        access = self.permissions.of(actor)
+        context = self.rules.context(actor.id)
+        loader = SqlLoader(conn, self.tables)  # for a condition that reads other records
+        moves = []
+        pending = {a["workflow"]: a for a in self.approvals.of_record(conn, entity.name, record_id, actor,
+                                                                      pending=True)}
+        for workflow in self.workflows.get(entity.name, ()):
+            state = values[workflow.field]
+            for move in workflow.transitions:
+                if not move.allows_from(state):
+                    continue
+                blocked = blocker(move, access, values, context=context, loader=loader) if in_scope else None
+                reason = ("your role does not allow you to move this record" if not in_scope
+                          else blocked.message if blocked is not None else None)
+                waiting = pending.get(workflow.name)
+                if waiting is not None:  # the state is locked until it is decided
+                    reason = f"'{waiting['transition']}' is awaiting approval"
+                moves.append({"name": move.name, "label": dict(move.label), "from": state, "to": move.to,
+                              "workflow": workflow.name, "allowed": reason is None, "reason": reason,
+                              "missing": missing_fields(move, values),
+                              "approval": move.spec.approval is not None,
+                              "pending_approval": waiting["id"] if waiting is not None else None})
         return moves
 
     def transition(self, entity_name: str, record_id: int, name: str, data: Any, actor: Actor, *,

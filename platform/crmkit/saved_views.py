@@ -62,19 +62,22 @@ class SavedViews:
     def __init__(self, engine: sa.Engine, metadata: sa.MetaData) -> None:
         self.engine = engine
         self.table = metadata.tables[SAVED_VIEW_TABLE]
+        t = self.table
+        #: The read of of(), built once: every list page asks it.
+        self._mine = (sa.select(t.c.id, t.c.entity, t.c.name, t.c.query)
+                      .where(t.c.user_id == sa.bindparam("_user"), t.c.entity == sa.bindparam("_entity"))
+                      .order_by(t.c.id))
 
     def of(self, actor: Actor, entity: str, conn: sa.Connection | None = None) -> list[SavedView]:
         """The actor's views of an entity, oldest first (nobody else's);
         read on ``conn`` when given (a page's own connection)."""
         if actor.id is None:
             return []
-        t = self.table
-        query = (sa.select(t.c.id, t.c.entity, t.c.name, t.c.query)
-                 .where(t.c.user_id == actor.id, t.c.entity == entity).order_by(t.c.id))
+        params = {"_user": actor.id, "_entity": entity}
         if conn is not None:
-            return [SavedView(*row) for row in conn.execute(query)]
+            return [SavedView(*row) for row in conn.execute(self._mine, params)]
         with self.engine.connect() as own:
-            return [SavedView(*row) for row in own.execute(query)]
+            return [SavedView(*row) for row in own.execute(self._mine, params)]
 
     def save(self, actor: Actor, entity: str, name: str, args: list[tuple[str, str]]) -> SavedView:
         """Keep the list's query under a name (a view of the same name is replaced)."""

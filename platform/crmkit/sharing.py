@@ -36,15 +36,21 @@ class Sharing:
 
     def collaborators(self, entity_name: str, record_id: int, actor: Actor) -> list[dict[str, Any]]:
         entity = self.records.entity(entity_name)
-        shares, users = self.shares, self.users
         with self.engine.connect() as conn:
             if self.queries.fetch(conn, entity, record_id, actor=actor) is None:
                 raise self.records.not_found(entity, record_id)
-            rows = conn.execute(sa.select(shares.c.user_id, users.c.username, users.c.display_name, shares.c.access,
-                                          shares.c.created_at, shares.c.created_by)
-                                .join(users, users.c.id == shares.c.user_id)
-                                .where(shares.c.entity == entity.name, shares.c.record_id == record_id)
-                                .order_by(shares.c.created_at)).mappings().all()
+            return self.listed(conn, entity.name, record_id)
+
+    def listed(self, conn: sa.Connection, entity_name: str, record_id: int) -> list[dict[str, Any]]:
+        """Who a record is shared with, oldest share first, for a caller that
+        has read the record as the actor already (on this connection): the
+        record page, after its read_one."""
+        shares, users = self.shares, self.users
+        rows = conn.execute(sa.select(shares.c.user_id, users.c.username, users.c.display_name, shares.c.access,
+                                      shares.c.created_at, shares.c.created_by)
+                            .join(users, users.c.id == shares.c.user_id)
+                            .where(shares.c.entity == entity_name, shares.c.record_id == record_id)
+                            .order_by(shares.c.created_at)).mappings().all()
         return [dict(r) for r in rows]
 
     def share(self, entity_name: str, record_id: int, user_id: Any, access: Any, actor: Actor) -> None:

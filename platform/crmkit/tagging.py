@@ -224,6 +224,8 @@ class Tagging:
         self.table = tag_table(service.tables)
         self.catalog: TagCatalog = service.queries.tag_catalog
         self.watches = self._watches()
+        #: The read of names(), per entity and tags seen (built once: every record page and GET reads it).
+        self._names_statements: dict[tuple[str, tuple[str, ...]], sa.Select[Any]] = {}
 
     def _watches(self) -> dict[str, list[_Watch]]:
         watches: dict[str, list[_Watch]] = {}
@@ -413,10 +415,14 @@ class Tagging:
             return out
         tags = self.table
         order = {name: n for n, name in enumerate(visible)}
+        key = (entity.name, tuple(visible))
+        query = self._names_statements.get(key)
+        if query is None:
+            query = self._names_statements[key] = sa.select(tags.c.record_id, tags.c.tag).where(
+                tags.c.entity == entity.name, tags.c.record_id.in_(sa.bindparam("_ids", expanding=True)),
+                tags.c.tag.in_(list(visible)))
         for start in range(0, len(ids), 900):
-            rows = conn.execute(sa.select(tags.c.record_id, tags.c.tag).where(
-                tags.c.entity == entity.name, tags.c.record_id.in_(list(ids[start:start + 900])),
-                tags.c.tag.in_(list(visible))))
+            rows = conn.execute(query, {"_ids": list(ids[start:start + 900])})
             for record_id, name in rows:
                 out[record_id].append(name)
         for found in out.values():

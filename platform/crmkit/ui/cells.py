@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from flask_babel import get_timezone
 from markupsafe import Markup, escape
 
 from ..fieldtypes import FieldValueError
@@ -89,7 +88,7 @@ class Cells:
         self.actor = actor
         self.access = rt.permissions.of(actor)
         self.language = locale()
-        self.timezone = get_timezone()
+        self.timezone = rt.queries.tz  # the app's, as Flask-Babel's selector gives it (read without its lookups)
         #: target entity -> id -> the referenced record's title as text
         self.titles: dict[str, dict[int, str]] = {}
 

@@ -13,10 +13,15 @@ Accept-Language among the app's ``locales``, else the first of them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from babel import Locale
 from babel.support import NullTranslations
 from flask import Flask, current_app, g, request
 from flask_babel import Babel, get_locale, get_translations
+from jinja2.nodes import EvalContext
+from jinja2.utils import pass_eval_context
+from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from ..metadata.spec import Label
@@ -89,6 +94,38 @@ def translations() -> NullTranslations:
     return cached[1]
 
 
+def template_gettext() -> Callable[..., str]:
+    """The templates' ``_()`` for this response's catalog: what Jinja's
+    newstyle gettext does (a format string, escaped in HTML), with the catalog
+    looked up once per template rather than per string (a page has dozens,
+    and each lookup went through Flask's and Babel's request globals)."""
+    lookup: Callable[[str], str] | None = None
+
+    @pass_eval_context
+    def gettext(eval_ctx: EvalContext, text: str, **variables: object) -> str:
+        nonlocal lookup
+        if lookup is None:  # at the first string: a template without one asks for no catalog
+            lookup = translations().ugettext
+        found: str = lookup(text)
+        if eval_ctx.autoescape:
+            found = Markup(found)
+        return found % variables
+    return gettext
+
+
+def _template_gettext() -> dict[str, Callable[..., str]]:
+    gettext = template_gettext()
+    return {"_": gettext, "gettext": gettext}
+
+
+def gettext(text: str, **variables: object) -> str:
+    """flask_babel's ``gettext`` (the same catalog, the same formatting)
+    through this response's catalog looked up once (:func:`translations`):
+    a record page asks for a few dozen strings from Python."""
+    found: str = translations().ugettext(text)
+    return found % variables if variables else found
+
+
 def remember_language(response: Response, language: str) -> None:
     response.set_cookie(LANGUAGE_COOKIE, language, max_age=LANGUAGE_COOKIE_DAYS * 86400, httponly=True,
                         samesite="Lax", secure=request.is_secure, path="/")
@@ -101,6 +138,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
         gettext=lambda text: translations().ugettext(text),
         ngettext=lambda one, many, n: translations().ungettext(one, many, n), newstyle=True)
+    app.context_processor(_template_gettext)
     app.jinja_env.globals.update(current_locale=locale, html_lang=html_lang, language_names=LANGUAGE_NAMES,
                                  offered_languages=offered)
     app.jinja_env.filters["label"] = label

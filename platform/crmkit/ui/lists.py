@@ -15,13 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from html import escape
+from types import SimpleNamespace
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote_plus
 
 import sqlalchemy as sa
-from flask import abort, flash, render_template, request
-from flask_babel import get_timezone, gettext
+from flask import abort, current_app, flash, g, render_template, request
+from flask_babel import get_timezone
 from markupsafe import Markup
 
 from .. import query as query_module
@@ -37,7 +39,8 @@ from ..saved_views import SavedView, SavedViews
 from . import display
 from .cards import stored
 from .forms import DIRECTORY_TITLES
-from .i18n import locale
+from .fragments import fill, kept_parts, mark
+from .i18n import gettext, locale
 from .navigation import view_offered
 from .security import is_htmx, redirect_to
 from .shell import _runtime, bp, refuse
@@ -65,8 +68,13 @@ OPERATOR_SIGNS = {"eq": "=", "ne": "≠", "gt": ">", "gte": "≥", "lt": "<", "l
 
 # ------------------------------------------------------------------ what a list URL says
 
+#: Text as a query string writes it (what urlencode does to each key and value), remembered:
+#: a list page writes the same few arguments into a dozen links.
+_quoted = lru_cache(maxsize=4096)(quote_plus)
+
+
 def _url(path: str, args: Iterable[tuple[str, str]]) -> str:
-    query = urlencode(list(args))
+    query = "&".join(f"{_quoted(str(k))}={_quoted(str(v))}" for k, v in args)
     return f"{path}?{query}" if query else path
 
 
@@ -163,40 +171,42 @@ def read_state(rt: Runtime, entity: EntitySpec, ea: EntityAccess, access: Access
 
 # ------------------------------------------------------------------ cells
 
-#: A cell of a row: its class attribute, its text, and the option labels of a
-#: multi-option field (shown as chips). Tuples: a page has hundreds of cells.
-Cell = tuple[str, str, tuple[str, ...]]
+#: A column's class attribute.
 PLAIN, NUMBER, MASKED = "", ' class="number"', ' class="masked"'
-EMPTY: Cell = (PLAIN, "", ())
+#: A column: its class attribute, and value -> the cell's content as HTML
+#: (escaped; option labels of a multi-option field as chips).
+ColumnRule = tuple[str, Callable[[Any], str]]
 
 
 @dataclass(slots=True)
 class Row:
     id: int
-    #: The first column's text (a link to the record).
+    #: The first column's text as HTML (escaped: a link to the record).
     title: str
-    cells: list[Cell]
+    #: The other columns' cells as HTML (``<td class=...>content</td>`` each).
+    cells: str
     #: the record's tags as chips (HTML, crmkit.ui.tags)
     tags: str = ""
 
     def html(self, path: str, pick: bool) -> Markup:
         """The row's cells as HTML: a box to choose it (``pick``, for the bulk
         actions), the first column as a link to the record (which labels the
-        box), then ``<td class=...>text</td>`` with the text escaped and option
-        labels as chips. Written here rather than in the template because a
-        page has hundreds of cells, and escaping each value through Jinja's
-        autoescape costs more than the rest of the page."""
+        box), then the other cells. Written here rather than in the template
+        because a page has hundreds of cells, and escaping each value through
+        Jinja's autoescape costs more than the rest of the page."""
+        return Markup(self._html(escape(path), pick))
+
+    def _html(self, path_html: str, pick: bool) -> str:
         rid = self.id
-        parts = [f'<td class="pick"><input type="checkbox" name="id" value="{rid}" aria-labelledby="r{rid}"></td>'
-                 if pick else "", f'<td><a id="r{rid}" href="{escape(path)}/{rid}">{escape(self.title)}</a>'
-                 + (f' <span class="row-tags">{self.tags}</span>' if self.tags else "") + "</td>"]
-        for css, text, chips in self.cells:
-            if chips:
-                text_html = "".join(f'<span class="chip">{escape(chip)}</span>' for chip in chips)
-            else:
-                text_html = escape(text)
-            parts.append(f"<td{css}>{text_html}</td>")
-        return Markup("".join(parts))
+        return ((f'<td class="pick"><input type="checkbox" name="id" value="{rid}" aria-labelledby="r{rid}"></td>'
+                 if pick else "") + f'<td><a id="r{rid}" href="{path_html}/{rid}">{self.title}</a>'
+                + (f' <span class="row-tags">{self.tags}</span>' if self.tags else "") + "</td>" + self.cells)
+
+
+def table_rows(rows: Sequence[Row], path: str, pick: bool) -> Markup:
+    """The ``<tr>`` of every row, one a line (as the template's loop wrote them)."""
+    path_html = escape(path)
+    return Markup("\n      ".join(f"<tr>{row._html(path_html, pick)}</tr>" for row in rows))
 
 
 def _names_of(rt: Runtime, conn: sa.Connection, kind: str, ids: set[int], actor: Actor, access: Access,
@@ -278,37 +288,82 @@ def _ids(text: str) -> set[int]:
 
 
 def cell_formatter(rt: Runtime, f: FieldSpec, ea: EntityAccess, names: dict[str, dict[int, str]],
-                   language: str) -> Callable[[Any], Cell]:
-    """value -> cell for one column, chosen once per page (a page has hundreds of cells)."""
+                   language: str, *, title: bool = False) -> ColumnRule:
+    """The rule of one column, chosen once per page (a page has hundreds of
+    cells): its class, and value -> the cell's content: text, escaped later
+    with the page's other texts at once (:func:`escape_texts`), but for the
+    chips of a multi-option field, HTML already (its class marked with
+    :data:`HTML_COLUMN`). ``title``: the first column, a
+    link's text (a multi-option field's labels joined, not chips)."""
     tz = rt.queries.tz
     masks = dict(ea.masked)
     if f.name in masks:
         mask, dump = masks[f.name], rt.field_types[f.type].dump
-        return lambda value: (MASKED, mask(value if isinstance(value, str) else dump(f, value)), ())
+        return MASKED, lambda value: mask(value if isinstance(value, str) else dump(f, value))
     if f.name in names:
         found = names[f.name]
-        return lambda value: (PLAIN, found.get(value, f"#{value}"), ())
+        return PLAIN, lambda value: found.get(value, f"#{value}")
     if f.type in ("enum", "multi_enum"):
         labels = display.option_labels(f, language)
+
+        def option(value: Any) -> str:
+            return labels.get(value) or str(value)
         if f.type == "enum":
-            return lambda value: (PLAIN, labels.get(value) or str(value), ())
-        return lambda values: (PLAIN, "", tuple(labels.get(v) or str(v) for v in values))
+            return PLAIN, option
+        if title:
+            return PLAIN, lambda values: "、".join(option(v) for v in values)
+        return HTML_COLUMN + PLAIN, lambda values: "".join(f'<span class="chip">{escape(option(v))}</span>'
+                                                           for v in values)
+    rule = display.value_rule(f, language, tz)
     if f.type in ("money", "integer", "decimal"):
-        return lambda value: (NUMBER, display.field_value(f, value, language, tz), ())
+        return NUMBER, rule
     if f.type == "datetime":
-        return lambda value: (PLAIN, display.moment(stored(f, value), language, tz), ())
-    return lambda value: (PLAIN, display.field_value(f, value, language, tz), ())
+        return PLAIN, lambda value: rule(stored(f, value))
+    return PLAIN, rule
+
+
+#: Marks a column rule whose content is HTML already (not escaped with the page's texts).
+HTML_COLUMN = "\x00"
+#: What joins a page's texts to escape them at once (no text holds it, or they are escaped one by one).
+_JOIN = "\x00"
+
+
+def escape_texts(texts: list[str]) -> list[str]:
+    """Texts escaped for HTML, in one call for the lot: a list page has
+    hundreds, and escaping them one by one cost more than formatting them."""
+    joined = _JOIN.join(texts)
+    if joined.count(_JOIN) != len(texts) - 1:  # a text holds the joint itself
+        return [escape(text) for text in texts]
+    return escape(joined).split(_JOIN) if texts else []
 
 
 def rows_of(rt: Runtime, page: Page, fields: Sequence[FieldSpec], ea: EntityAccess, names: dict[str, dict[int, str]],
             language: str) -> list[Row]:
-    columns = [(page.columns.index(f.column), cell_formatter(rt, f, ea, names, language)) for f in fields]
+    """The rows of a page: each column's rule chosen once, the texts escaped
+    at once, each row's cells written by one format string."""
     at_id = page.columns.index("id")
-    out = []
+    rules = [cell_formatter(rt, f, ea, names, language, title=n == 0) for n, f in enumerate(fields)]
+    at = [page.columns.index(f.column) for f in fields]
+    written = [(i, css.startswith(HTML_COLUMN), content) for i, (css, content) in zip(at, rules)]
+    text_columns = [(i, content) for i, html, content in written if not html]
+    texts: list[str] = []  # the title and the cells of every row that are text, in order
     for row in page.rows:
-        cells = [EMPTY if row[i] is None or row[i] == "" else cell(row[i]) for i, cell in columns]
-        out.append(Row(row[at_id], cells[0][1] or cells[0][2] and "、".join(cells[0][2]) or f"#{row[at_id]}",
-                       cells[1:]))
+        texts += ["" if (value := row[i]) is None or value == "" else content(value) for i, content in text_columns]
+    escaped = escape_texts(texts)
+    row_cells = "".join(f"<td{css.removeprefix(HTML_COLUMN)}>{{}}</td>" for css, _ in rules[1:])
+    width = len(text_columns)
+    out = []
+    if width == len(rules):  # text columns only: each row is a slice of the escaped texts
+        for n, row in enumerate(page.rows):
+            start = n * width
+            out.append(Row(row[at_id], escaped[start] or f"#{row[at_id]}",
+                           row_cells.format(*escaped[start + 1:start + width])))
+        return out
+    for n, row in enumerate(page.rows):
+        mine = iter(escaped[n * width:(n + 1) * width])
+        values = [next(mine) if not html else "" if (value := row[i]) is None or value == "" else content(value)
+                  for i, html, content in written]
+        out.append(Row(row[at_id], values[0] or f"#{row[at_id]}", row_cells.format(*values[1:])))
     return out
 
 
@@ -535,9 +590,41 @@ def bulk_of(rt: Runtime, entity: EntitySpec, ea: EntityAccess, access: Access, a
     return Bulk(tuple(actions), users, moves)
 
 
+def list_tools(rt: Runtime, state: ListState, ea: EntityAccess, access: Access, actor: Actor,
+               language: str, known: Mapping[tuple[str, int], str] | None = None) -> Markup:
+    """The list's panels (filters, columns, saving the view, export), kept
+    rendered (crmkit.ui.fragments) per entity, language, roles and the list's
+    arguments but its paging: what they show is the same for everyone with
+    those. The user's anti-forgery token and the URL a saved view keeps
+    (paging and all, as the form always sent) are put in per request. A ref
+    filter in force shows its record's title as this user may read it
+    (``known``): those panels are records' data, rendered each time, never kept."""
+    entity = state.entity
+    controls = controls_of(rt, state, ea, access, language, known)
+
+    def render() -> str:
+        return render_template(
+            "_list_tools.html", entity=entity, state=state, actor=SimpleNamespace(id=actor.id is not None),
+            csrf_token=mark("csrf"), save_query=mark("save_query"), may_export=ea.allows("export"),
+            controls=controls, tag_filter=tag_filter(rt, access, entity, state.args, language),
+            choosable=[(f, display.field_label(f, language)) for n, f in entity.fields.items()
+                       if n in ea.visible and f.type != "json"])
+
+    values = {"csrf": g.get("crmkit_csrf", ""), "save_query": state.url()}
+    if any(c.kind == "ref" and c.options for c in controls):
+        return fill(render(), values)
+    key = ("list-tools", entity.name, language, access.roles, access.system, actor.id is not None,
+           tuple((k, v) for k, v in state.args if k not in ("cursor", "count")))
+    return fill(kept_parts().get(key, render), values)
+
+
 def saved_views() -> SavedViews:
+    """The app's saved views (one per runtime: it holds its read, built once)."""
     rt = _runtime()
-    return SavedViews(rt.engine, rt.tables.metadata)
+    found: SavedViews | None = current_app.extensions.get("crmkit_saved_views")
+    if found is None or found.engine is not rt.engine or found.table.metadata is not rt.tables.metadata:
+        found = current_app.extensions["crmkit_saved_views"] = SavedViews(rt.engine, rt.tables.metadata)
+    return found
 
 
 # ------------------------------------------------------------------ routes
@@ -593,13 +680,10 @@ def entity_list(entity_name: str):
         "chips": chips_of(state, language, tag_words, known),
         "may_create": ea.allows("create"), "may_export": ea.allows("export"),
         "searchable": any(n in ea.readable for n in entity.list.search),
-        "query": dict(state.args).get("q", ""),
+        "query": dict(state.args).get("q", ""), "table_rows": table_rows,
     }
     context.update(tabs=tabs_of(rt, state, access, mine, language), owner_links=owner_links(state, ea, actor),
-                   controls=controls_of(rt, state, ea, access, language, known),
-                   tag_filter=tag_filter(rt, access, entity, state.args, language),
-                   choosable=[(f, display.field_label(f, language)) for n, f in entity.fields.items()
-                              if n in ea.visible and f.type != "json"])
+                   list_tools=lambda: list_tools(rt, state, ea, access, actor, language, known))
     if is_htmx() and request.headers.get("HX-Target") == "list-results":
         return render_template("_list_results.html", **context)  # htmx swaps 200s only: the error shows inline
     return render_template("list.html", **context), status

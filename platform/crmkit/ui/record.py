@@ -20,8 +20,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 import sqlalchemy as sa
-from flask import abort, current_app, flash, render_template, request
-from flask_babel import gettext
+from flask import abort, current_app, flash, g, render_template, request
+from markupsafe import Markup, escape
 from werkzeug.wrappers import Response
 
 from ..api.http import current_actor
@@ -35,7 +35,8 @@ from .approvals import ApprovalCard, record_approvals
 from .cells import EMPTY, Cell, Cells, html
 from .formfields import Widget
 from .forms import RecordForm, asks_refs
-from .i18n import locale
+from .fragments import fill, kept_parts, mark
+from .i18n import gettext, locale
 from .security import done, is_htmx, redirect_to
 from .shell import bp, refuse
 from .tags import RecordTags, record_tags
@@ -86,6 +87,16 @@ class Section:
     label: str
     fields: list[Shown]
     columns: int = 2
+
+    def html(self) -> Markup:
+        """The section's fields as ``<div class="field"><dt>label</dt><dd>value</dd></div>``
+        (escaped): written here, not in record.html, because a record shows dozens
+        of fields and Jinja's per-value work cost more than the rest of the page."""
+        return Markup("\n".join(
+            f'        <div class="field">\n          <dt>{escape(shown.label)}'
+            + (f' <small class="help">{escape(shown.help)}</small>' if shown.help else "")
+            + f'</dt>\n          <dd class="type-{escape(shown.field.type)}">{html(shown.cell)}</dd>\n        </div>'
+            for shown in self.fields))
 
 
 @dataclass
@@ -150,6 +161,16 @@ def _may(rt: Runtime, conn: sa.Connection, entity: EntitySpec, record_id: int, a
     return rt.queries.fetch(conn, entity, record_id, actor=actor, actions=(action,), columns=("id",)) is not None
 
 
+def _may_all(rt: Runtime, conn: sa.Connection, entity: EntitySpec, record_id: int, actor: Actor,
+             ea: EntityAccess, actions: tuple[str, ...]) -> dict[str, bool]:
+    """:func:`_may` of several actions, the ones that need a read asked in one."""
+    granted = {action: ea.scope("update" if action == "share" else action) for action in actions}
+    every = frozenset({"all"})
+    asked = tuple(action for action in actions if granted[action] and granted[action] != every)
+    found = rt.queries.within(conn, entity, record_id, actor=actor, actions=asked) if asked else {}
+    return {action: bool(granted[action]) and (granted[action] == every or found[action]) for action in actions}
+
+
 def _sections(entity: EntitySpec, ea: EntityAccess, row: Mapping[str, Any], cells: Cells) -> list[Section]:
     language = locale()
     placed: set[str] = set()
@@ -201,15 +222,19 @@ def record_view(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor) -
         if found is None:
             abort(404)
         row: Mapping[str, Any] = dict(found)
-        may = Allowed(_may(rt, conn, entity, record_id, actor, ea, "update"),
-                      _may(rt, conn, entity, record_id, actor, ea, "delete"),
-                      entity.owned and _may(rt, conn, entity, record_id, actor, ea, "share"))
-        in_scope = bool(rt.records.workflows.get(entity.name)) and _may(rt, conn, entity, record_id, actor, ea,
-                                                                          "transition")
+        asked = ("update", "delete") + (("share",) if entity.owned else ()) \
+            + (("transition",) if rt.records.workflows.get(entity.name) else ())
+        allowed = _may_all(rt, conn, entity, record_id, actor, ea, asked)
+        may = Allowed(allowed["update"], allowed["delete"], allowed.get("share", False))
+        in_scope = allowed.get("transition", False)
         cells.load(conn, cells.refs_of(entity, ea, [row]))
         tags = record_tags(rt, conn, entity, record_id, access, may.update)
         approvals = record_approvals(rt, conn, entity.name, record_id, actor) \
             if entity.name in rt.records.approvals.lockable else []
+        # The moves and the collaborators on this connection: the record was read above, as the reader.
+        listed = (rt.records.transitions(entity.name, record_id, actor, conn=conn)
+                  if rt.records.workflows.get(entity.name) and ea.allows("transition") else [])
+        collaborators = rt.records.sharing.listed(conn, entity.name, record_id) if entity.owned else []
     title = cells.title(entity, ea, row).text
     title = title or f"{label_text(entity.label, locale(), entity.name)} #{record_id}"
     view = RecordView(entity, record_id, row, title, _sections(entity, ea, row, cells), _info(entity, ea, row, cells),
@@ -220,14 +245,13 @@ def record_view(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor) -
                     cells.cell(entity.fields[wf.field], row.get(wf.field), ea))
                    for wf in rt.records.workflows.get(entity.name, ()) if wf.field in ea.visible]
     if rt.records.workflows.get(entity.name) and ea.allows("transition"):  # no buttons for a role without moves
-        view.moves = _moves(rt, entity, record_id, actor, ea, in_scope)
-    if entity.owned:
-        view.collaborators = rt.records.sharing.collaborators(entity.name, record_id, actor)
+        view.moves = _moves(rt, entity, listed, actor, ea, in_scope)
+    view.collaborators = collaborators
     view.related = _related(rt, entity, record_id, access)
     return view
 
 
-def _moves(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor, ea: EntityAccess,
+def _moves(rt: Runtime, entity: EntitySpec, listed_moves: list[dict[str, Any]], actor: Actor, ea: EntityAccess,
            in_scope: bool) -> list[Move]:
     """The moves from the record's state, as the API lists them: allowed, or
     not with the reason. A move blocked only by required fields the reader may
@@ -236,7 +260,7 @@ def _moves(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor, ea: En
     language = locale()
     access = rt.permissions.of(actor)
     moves = []
-    for listed in rt.records.transitions(entity.name, record_id, actor):
+    for listed in listed_moves:
         move = _transition(rt, entity, listed["name"])
         allowed = listed["allowed"]
         reason = listed["reason"]
@@ -329,9 +353,27 @@ def _fresh_inputs(rt: Runtime, adding: tuple[ActivitySource, list[FieldSpec]] | 
 
 def _render_page(view: RecordView) -> str:
     rt = _runtime()
-    adding = quick_add(rt, view.entity, rt.permissions.of(current_actor()))
+    actor = current_actor()
+    access = rt.permissions.of(actor)
+    adding = quick_add(rt, view.entity, access)
     return render_template("record.html", view=view, entity=view.entity, quick=adding,
-                           quick_inputs=_fresh_inputs(rt, adding), pickers=asks_refs(rt, view.entity))
+                           quick_form=lambda: _fresh_quick_form(rt, view, adding, actor, access),
+                           pickers=asks_refs(rt, view.entity))
+
+
+def _fresh_quick_form(rt: Runtime, view: RecordView, adding: tuple[ActivitySource, list[FieldSpec]] | None,
+                      actor: Actor, access: Access) -> Markup:
+    """The quick-add form before anything is typed, kept rendered (crmkit.ui.fragments)
+    per entity, language, reader (its defaults and rules may read who they are) and
+    day (and "today" in a rule); the record's id and the reader's token are put in."""
+    key = ("quick-add", view.entity.name, locale(), access.roles, access.system, actor.id,
+           dt.datetime.now(rt.queries.tz).date())
+
+    def render() -> str:
+        return render_template("_record_quick_add.html", entity=view.entity, record_id=mark("record_id"),
+                               quick=adding, quick_inputs=_fresh_inputs(rt, adding), csrf_token=mark("csrf"))
+
+    return fill(kept_parts().get(key, render), {"record_id": view.record_id, "csrf": g.get("crmkit_csrf", "")})
 
 
 @bp.get("/<entity_name>/<int:record_id>")

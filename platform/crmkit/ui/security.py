@@ -46,7 +46,18 @@ def done(target: str) -> Response:
     return response
 
 
+#: The vendored libraries live in folders named with their version (ui/static/vendor/htmx-2.0.11/...):
+#: a new version is a new URL, so a browser keeps them rather than asking again on every page.
+VENDOR_PATH = "vendor/"
+VENDOR_CACHE = "public, max-age=31536000, immutable"
+
+
 def _page_headers(response: Response) -> Response:
+    if request.endpoint == "static":
+        if str((request.view_args or {}).get("filename", "")).startswith(VENDOR_PATH) \
+                and response.status_code in (200, 304):
+            response.headers["Cache-Control"] = VENDOR_CACHE
+        return response
     if response.mimetype == "text/html":
         response.headers.setdefault("Content-Security-Policy", PAGE_POLICY)
         response.headers.setdefault("Cache-Control", "no-store")  # pages carry people's data: not kept after logout

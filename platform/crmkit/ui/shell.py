@@ -5,6 +5,12 @@ the language switch. The screens are in their own modules on this blueprint
 
 A view gathers what the services return and renders it; it never builds SQL
 and never decides a permission itself (the access of the user does).
+
+The top bar and the navigation are the same for everyone with the same roles,
+language and page: they are rendered once per such key (crmkit.ui.fragments)
+with marks where the one user's values go (their name, their anti-forgery
+token, the page's own path and search text), and those are put in, escaped,
+on every page. Nothing of one user is ever kept in the shared HTML.
 """
 
 from __future__ import annotations
@@ -13,21 +19,55 @@ from types import SimpleNamespace
 from typing import Any, NoReturn
 
 from flask import Blueprint, abort, current_app, g, render_template, request
+from jinja2.runtime import Context
+from jinja2.utils import pass_context
+from markupsafe import Markup
 from werkzeug.exceptions import Forbidden, HTTPException
 
 from ..api.http import current_actor
 from ..errors import Forbidden as CrmForbidden
 from ..permissions import ADMIN_ROLE
 from ..runtime import Runtime
-from .i18n import offered, remember_language
+from .fragments import fill, kept_parts, mark
+from .i18n import locale, offered, remember_language
 from .navigation import navigation
 from .security import redirect_to
 
 bp = Blueprint("crmkit_app", __name__, url_prefix="/app")
 
+#: The parts of the shell kept rendered, each a template of its own.
+SHELL_PARTS = {"topbar": "_topbar.html", "nav": "_nav.html"}
+
 
 def _runtime() -> Runtime:
     return current_app.extensions["crmkit"]
+
+
+@bp.app_template_global()
+@pass_context
+def shell_part(context: Context, name: str) -> Markup:
+    """A part of the shell (``topbar`` or ``nav``) for this user, from the kept ones.
+
+    The key holds everything the parts read that is not a mark: the language
+    (labels, the language switch), the roles (the menu, the admin links), the
+    entity or home page the menu marks current, and the path the app is
+    mounted at (the links). The user's name and token, the page's path and
+    its search text are put in per request."""
+    rt = _runtime()
+    actor = context["actor"]
+    access = rt.permissions.of(actor)
+    entity_name = (request.view_args or {}).get("entity_name")
+    current = (request.endpoint == "crmkit_app.home", entity_name if entity_name in rt.spec.entities else None)
+    key = ("shell", name, locale(), access.roles, access.system, request.script_root, current)
+
+    def render() -> str:
+        marked = {**context.get_all(), "actor": SimpleNamespace(name=mark("name")), "csrf_token": mark("csrf"),
+                  "shell_here": mark("here"), "query": mark("query")}
+        return context.environment.get_template(SHELL_PARTS[name]).render(marked)
+
+    return fill(kept_parts().get(key, render), {
+        "name": actor.name, "csrf": context.get("csrf_token", ""), "here": request.full_path.strip("?"),
+        "query": context.get("query", "")})
 
 
 @bp.context_processor
@@ -41,8 +81,6 @@ def shell_context() -> dict[str, Any]:
     return {"spec": rt.spec, "actor": actor, "csrf_token": g.get("crmkit_csrf", ""),
             "nav_groups": navigation(rt.spec, access), "is_admin": ADMIN_ROLE in access.roles,
             "approvals_waiting": waiting_count(rt, actor)}
-
-
 
 
 @bp.post("/language")
