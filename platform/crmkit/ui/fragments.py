@@ -60,5 +60,10 @@ def kept_parts() -> KeptParts:
 
 def fill(part: str, values: Mapping[str, object]) -> Markup:
     """A kept part with each mark replaced by its value, escaped (in one pass:
-    a value put in is never searched for marks)."""
-    return Markup(_MARKS.sub(lambda found: str(escape(values[found.group(1)])), part))
+    a value put in is never searched for marks). A value may be a function,
+    called only when the part holds its mark (a count that costs a query);
+    Markup it returns is put in as it is."""
+    def value(found: re.Match[str]) -> str:
+        given = values[found.group(1)]
+        return str(escape(given() if callable(given) else given))
+    return Markup(_MARKS.sub(value, part))

@@ -62,12 +62,19 @@ def shell_part(context: Context, name: str) -> Markup:
 
     def render() -> str:
         marked = {**context.get_all(), "actor": SimpleNamespace(name=mark("name")), "csrf_token": mark("csrf"),
-                  "shell_here": mark("here"), "query": mark("query")}
+                  "shell_here": mark("here"), "query": mark("query"), "approvals_item": mark("approvals")}
         return context.environment.get_template(SHELL_PARTS[name]).render(marked)
 
     return fill(kept_parts().get(key, render), {
         "name": actor.name, "csrf": context.get("csrf_token", ""), "here": request.full_path.strip("?"),
-        "query": context.get("query", "")})
+        "query": context.get("query", ""), "approvals": lambda: _approvals_item(rt, actor)})
+
+
+def _approvals_item(rt: Runtime, actor: Any) -> Markup:
+    """The navigation's link to the approvals waiting for this user (nothing when none do)."""
+    from .approvals import waiting_count
+
+    return Markup(render_template("_nav_approvals.html", approvals_waiting=waiting_count(rt, actor)))
 
 
 @bp.context_processor
@@ -76,11 +83,8 @@ def shell_context() -> dict[str, Any]:
     rt = _runtime()
     actor = current_actor()
     access = rt.permissions.of(actor)
-    from .approvals import waiting_count
-
     return {"spec": rt.spec, "actor": actor, "csrf_token": g.get("crmkit_csrf", ""),
-            "nav_groups": navigation(rt.spec, access), "is_admin": ADMIN_ROLE in access.roles,
-            "approvals_waiting": waiting_count(rt, actor)}
+            "nav_groups": navigation(rt.spec, access), "is_admin": ADMIN_ROLE in access.roles}
 
 
 @bp.post("/language")
