@@ -53,10 +53,11 @@ def run_worker(config: str | Path) -> None:
               help="How many worker processes.")
 @user_errors
 def worker(config: Path, processes: int) -> None:
-    """Run jobs until stopped (SIGTERM or Ctrl-C: after the current job).
+    """Run jobs (separate worker processes).
 
-    With CRMKIT_REDIS_URL: RQ workers on the app's queue, each with a relay
-    that hands committed jobs to Redis. Without: workers on the database (the
+    Runs until stopped (SIGTERM or Ctrl-C: after the current job). With
+    CRMKIT_REDIS_URL: RQ workers on the app's queue, each with a relay that
+    hands committed jobs to Redis. Without: workers on the database (the
     app's own threads do the same; these add capacity and also fire the
     schedules)."""
     rt = _started(config)
@@ -95,10 +96,11 @@ def worker(config: Path, processes: int) -> None:
               help="Seconds between two looks at the schedules.")
 @user_errors
 def scheduler(config: Path, interval: float) -> None:
-    """Fire the periodic jobs (the crmkit_schedules of the plugins).
+    """Fire the periodic jobs of the plugins.
 
-    Each tick fires once, even with several schedulers running (run two for
-    high availability). Jobs go to the job table; workers run them."""
+    The schedules come from the crmkit_schedules hook. Each tick fires
+    once, even with several schedulers running (run two for high
+    availability). Jobs go to the job table; workers run them."""
     rt = _started(config)
     try:
         ticker = Scheduler(rt)
@@ -121,7 +123,7 @@ def scheduler(config: Path, interval: float) -> None:
 
 @click.group(name="jobs")
 def jobs_group() -> None:
-    """Jobs: list them (the dead-letter list with --dead), replay, run."""
+    """Jobs: list (--dead: failed for good), replay, run."""
 
 
 @jobs_group.command("list")
