@@ -7,8 +7,8 @@ only with CRMKIT_REDIS_URL) → ``running`` (claimed by a worker; its lease
 runs out at ``due_at``) → ``done``, or back to ``pending`` after a failure
 (with back-off), or ``dead`` (the dead-letter list) after the last attempt.
 A running or queued row whose ``due_at`` has passed was lost with its worker
-(or Redis) and is taken again: that is the lease that makes a SIGKILL lose
-nothing. ``locked_by`` names the claim, so a worker that comes back after
+(or Redis) and is made pending again: that is the lease that makes a SIGKILL
+lose nothing. ``locked_by`` names the claim, so a worker that comes back after
 its lease ran out cannot overwrite the outcome of the one that took over.
 
 Only this module writes these tables.
@@ -52,7 +52,7 @@ def define_tables(metadata: sa.MetaData) -> None:
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.Column("finished_at", UTCDateTime()),
-        sa.Index("ix_crmkit_job_status_due", "status", "due_at"),
+        sa.Index("ix_crmkit_job_status_due", "status", "due_at", "id"),
         sqlite_autoincrement=True,
     )
     sa.Table(
