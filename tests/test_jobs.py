@@ -209,6 +209,13 @@ def test_bad_enqueues_are_refused_with_a_clear_message(rt):
     assert rt.jobs.counts() == {"pending": 0, "queued": 0, "running": 0, "done": 0, "dead": 0}
 
 
+def test_a_worker_claims_as_many_jobs_as_it_asks_for(rt):
+    for n in range(5):
+        rt.jobs.enqueue("test.record", {"n": n})
+    assert [job.payload for job in rt.jobs.claim_due(2)] == [{"n": 0}, {"n": 1}]
+    assert (rt.jobs.counts()["running"], rt.jobs.counts()["pending"]) == (2, 3)
+
+
 def test_a_job_whose_worker_was_lost_runs_again_after_its_lease(rt):
     rt.jobs.enqueue("test.short_lease", {"n": 1})  # lease: timeout 0.3 s + 1.03 s
     if rt.jobs.backend == "database":

@@ -250,9 +250,12 @@ class Jobs:
             t = self.table
             which: Any = t.c.id == sa.bindparam("p_id")
             if limit is not None:
-                which = t.c.id.in_(sa.select(t.c.id).where(t.c.status.in_(statuses),
-                                                          t.c.due_at <= sa.bindparam("p_moment"))
-                                   .order_by(t.c.due_at, t.c.id).limit(limit).with_for_update(skip_locked=True))
+                # A materialized CTE: PostgreSQL evaluates it once. As a plain
+                # IN (subquery LIMIT n FOR UPDATE SKIP LOCKED) it may run it
+                # again per row and claim more than n rows.
+                due = store.due_rows(t, statuses, sa.bindparam("p_moment"), limit).cte("due").prefix_with(
+                    "MATERIALIZED")
+                which = t.c.id.in_(sa.select(due.c.id))
             lease: Any = sa.bindparam("p_lease", type_=t.c.due_at.type)
             if special:
                 lease = sa.case({name: sa.bindparam(f"p_lease_{n}", type_=t.c.due_at.type)

@@ -101,8 +101,9 @@ class RQBackend:
         moment = store.now()
         with bookkeeping(self.jobs.engine) as conn:
             self.jobs.sweep_now_and_then(conn, moment)
+            due = store.due_rows(t, (PENDING,), moment, limit).cte("due").prefix_with("MATERIALIZED")  # see Jobs._claim
             rows = conn.execute(
-                t.update().where(t.c.id.in_(store.due_rows(t, (PENDING,), moment, limit)), t.c.status == PENDING)
+                t.update().where(t.c.id.in_(sa.select(due.c.id)), t.c.status == PENDING)
                 .values(status=QUEUED, due_at=moment + QUEUED_LEASE, locked_by=None, updated_at=moment)
                 .returning(t.c.id, t.c.task)).all()
         if rows:  # pushed after the commit: a worker that gets a message finds its rows queued

@@ -109,7 +109,7 @@ def insert_once(conn: sa.Connection, table: sa.Table, values: Mapping[str, Any],
     return True
 
 
-def due_rows(table: sa.Table, statuses: Sequence[str], moment: dt.datetime, limit: int) -> sa.Select[Any]:
+def due_rows(table: sa.Table, statuses: Sequence[str], moment: Any, limit: int) -> sa.Select[Any]:
     """The ids of up to ``limit`` rows in these statuses whose due_at has come,
     oldest first, locked (PostgreSQL: skipping rows another worker holds)."""
     return (sa.select(table.c.id)
