@@ -285,3 +285,21 @@ def test_a_bad_schedule_names_its_plugin(rt):
 def test_the_job_tables_are_migrated_with_the_others(rt):
     names = set(sa.inspect(rt.engine).get_table_names())
     assert {"crmkit_job", "crmkit_job_effect", "crmkit_schedule_state"} <= names
+
+
+def test_job_settings_come_from_the_environment_and_bad_ones_are_named():
+    from crmkit.settings import SettingsError, from_environment
+
+    settings = from_environment({"CRMKIT_JOBS_WORKERS": "3", "CRMKIT_JOBS_MAX_ATTEMPTS": "7",
+                                 "CRMKIT_JOBS_BACKOFF": "0.5", "CRMKIT_JOBS_TIMEOUT": "60",
+                                 "CRMKIT_JOBS_IMPORT": "a.tasks, b.tasks", "CRMKIT_JOBS_QUEUE": "crm"})
+    assert (settings.jobs_workers, settings.jobs_max_attempts, settings.jobs_backoff, settings.jobs_timeout,
+            settings.jobs_import, settings.jobs_queue) == (3, 7, 0.5, 60.0, ("a.tasks", "b.tasks"), "crm")
+    defaults = from_environment({})
+    assert (defaults.jobs_workers, defaults.jobs_max_attempts, defaults.redis_url) == (1, 5, None)
+    with pytest.raises(SettingsError, match="CRMKIT_JOBS_BACKOFF must be a number of seconds, not 'soon'"):
+        from_environment({"CRMKIT_JOBS_BACKOFF": "soon"})
+    with pytest.raises(SettingsError, match="CRMKIT_JOBS_TIMEOUT must be a number of seconds above 0"):
+        from_environment({"CRMKIT_JOBS_TIMEOUT": "0"})
+    with pytest.raises(SettingsError, match="CRMKIT_JOBS_WORKERS must be the number of threads"):
+        from_environment({"CRMKIT_JOBS_WORKERS": "-1"})

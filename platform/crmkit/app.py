@@ -74,10 +74,21 @@ def create_app(config_dir: str | Path | None = None, settings: Settings | None =
 
 def _start_jobs(rt: runtime_module.Runtime) -> None:
     """The in-process job workers (database backend, CRMKIT_JOBS_WORKERS
-    threads); started again in a child a server forks after loading the app
-    (gunicorn --preload), where the parent's threads do not exist."""
+    threads). A server that forks after loading the app (gunicorn --preload)
+    pauses them for the fork, so that no lock is copied while held, and each
+    child starts its own."""
     if rt.jobs.start_threads():
         jobs = weakref.ref(rt.jobs)
+
+        def pause() -> None:
+            found = jobs()
+            if found is not None:
+                found.pause_threads()
+
+        def resume() -> None:
+            found = jobs()
+            if found is not None:
+                found.resume_threads()
 
         def restart() -> None:
             found = jobs()
@@ -85,7 +96,7 @@ def _start_jobs(rt: runtime_module.Runtime) -> None:
                 found.forget_threads()
                 found.start_threads()
 
-        os.register_at_fork(after_in_child=restart)
+        os.register_at_fork(before=pause, after_in_parent=resume, after_in_child=restart)
 
 
 def _start_database(rt: runtime_module.Runtime, config_dir: str | Path, migrate: bool, *, check: bool) -> None:

@@ -86,6 +86,7 @@ class Jobs:
         self._wake = threading.Event()
         self._rq: Any = None  # crmkit.jobs.rq_backend.RQBackend, made on first use
         self._swept_at: dt.datetime | None = None
+        self._paused = 0
         self._claims: dict[tuple[Any, ...], Any] = {}
         t = self.table
         mine = t.update().where(t.c.id == sa.bindparam("p_id"), t.c.status == RUNNING,
@@ -425,8 +426,22 @@ class Jobs:
             thread.join(timeout)
         self._threads.clear()
 
+    def pause_threads(self, timeout: float = 10.0) -> None:
+        """Before a fork (gunicorn --preload forks its workers from a master
+        that built the app): stop the threads after their current job, so
+        none holds a lock the child would inherit locked."""
+        self._paused = len(self._threads)
+        if self._paused:
+            self.stop_threads(timeout)
+
+    def resume_threads(self) -> None:
+        """After a fork, in the parent: the threads paused before it start again."""
+        if self._paused:
+            self.start_threads(self._paused)
+
     def forget_threads(self) -> None:
-        """After a fork: the parent's threads do not exist in the child."""
+        """After a fork, in the child: the parent's threads do not exist
+        here; start_threads starts the child's own."""
         self._threads.clear()
         self._stop = threading.Event()
         self._wake = threading.Event()
