@@ -106,6 +106,16 @@ def test_a_second_job_with_the_same_key_is_not_added(rt):
     assert ran("test.record") == [{"n": 1}]
 
 
+def test_done_jobs_are_purged_with_their_keys(rt):
+    rt.jobs.enqueue("test.record", {"n": 1}, key="once")
+    rt.jobs.enqueue("test.hopeless", {})
+    rt.jobs.run_pending()
+    assert rt.jobs.purge(dt.timedelta(days=1)) == 0  # finished just now
+    assert rt.jobs.purge(dt.timedelta(0)) == 1  # the done one; the dead one stays for the admins
+    assert [job["status"] for job in rt.jobs.list()] == ["dead"]
+    assert rt.jobs.enqueue("test.record", {"n": 2}, key="once") is True  # the key went with its job
+
+
 def test_a_job_enqueued_in_a_transaction_exists_only_if_it_commits(rt):
     class Abandon(Exception):
         pass

@@ -131,3 +131,5 @@ def test_the_cli_lists_replays_and_runs_jobs(jobs_app, mini_config, monkeypatch)
     assert missing.exit_code == 1 and "error: no job 999" in missing.output
     bad = runner.invoke(cli, ["jobs", "list", "--dead", "--status", "done", str(mini_config)])
     assert bad.exit_code == 2
+    purged = runner.invoke(cli, ["jobs", "purge", "--days", "0", str(mini_config)])
+    assert purged.exit_code == 0 and purged.output.startswith("Deleted 1 done job(s)"), purged.output

@@ -123,7 +123,7 @@ def scheduler(config: Path, interval: float) -> None:
 
 @click.group(name="jobs")
 def jobs_group() -> None:
-    """Jobs: list (--dead: failed for good), replay, run."""
+    """Jobs: list (--dead: failed for good), replay, run, purge."""
 
 
 @jobs_group.command("list")
@@ -169,6 +169,18 @@ def jobs_replay(job_id: int, config: Path) -> None:
         raise CommandError(f"job {job_id} is {found['status']}, not dead: only a dead job is replayed")
     rt.jobs.replay(job_id)
     click.echo(f"Job {job_id} ({found['task']}) queued again.")
+
+
+@jobs_group.command("purge")
+@click.option("--days", default=7, show_default=True, type=click.IntRange(0), help="Keep the done jobs of these days.")
+@config_argument
+@user_errors
+def jobs_purge(days: int, config: Path) -> None:
+    """Delete done jobs older than --days (their keys go with them)."""
+    import datetime as dt
+
+    rt = _started(config)
+    click.echo(f"Deleted {rt.jobs.purge(dt.timedelta(days=days))} done job(s) finished over {days} day(s) ago.")
 
 
 @jobs_group.command("run")

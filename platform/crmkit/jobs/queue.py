@@ -396,6 +396,15 @@ class Jobs:
         self._wake.set()
         return bool(result.rowcount)
 
+    def purge(self, older_than: dt.timedelta) -> int:
+        """Delete the done jobs finished longer ago than ``older_than``; how
+        many. Their idempotency keys go with them: a key holds as long as
+        its job is kept. Dead jobs stay until replayed."""
+        t = self.table
+        with write_transaction(self.engine) as conn:
+            result = conn.execute(t.delete().where(t.c.status == DONE, t.c.finished_at < store.now() - older_than))
+        return int(result.rowcount or 0)
+
     def counts(self) -> dict[str, int]:
         t = self.table
         with self.engine.connect() as conn:
