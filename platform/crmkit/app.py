@@ -20,7 +20,8 @@ def create_app(config_dir: str | Path | None = None, settings: Settings | None =
     ``migrate``: bring the database to the config first (default: the
     CRMKIT_AUTO_MIGRATE setting, on); changes that lose data are refused
     (MigrationRefused), as is a database of another app. ``migrate=False``
-    builds the app without touching the database.
+    builds the app without touching the database (and without the job
+    threads, which CRMKIT_JOBS_WORKERS otherwise starts).
 
     Raises ConfigError (every problem of the config), PluginError or MigrationRefused."""
     config_dir = config_dir or os.environ.get("CRMKIT_CONFIG")
@@ -66,7 +67,36 @@ def create_app(config_dir: str | Path | None = None, settings: Settings | None =
     except PluginError:
         rt.engine.dispose()  # no app will use it: close its connections now
         raise
+    if migrate is not False:  # an app to serve (not one built to list its routes)
+        _start_jobs(rt)
     return app
+
+
+def _start_jobs(rt: runtime_module.Runtime) -> None:
+    """The in-process job workers (database backend, CRMKIT_JOBS_WORKERS
+    threads). A server that forks after loading the app (gunicorn --preload)
+    pauses them for the fork, so that no lock is copied while held, and each
+    child starts its own."""
+    if rt.jobs.start_threads():
+        jobs = weakref.ref(rt.jobs)
+
+        def pause() -> None:
+            found = jobs()
+            if found is not None:
+                found.pause_threads()
+
+        def resume() -> None:
+            found = jobs()
+            if found is not None:
+                found.resume_threads()
+
+        def restart() -> None:
+            found = jobs()
+            if found is not None:
+                found.forget_threads()
+                found.start_threads()
+
+        os.register_at_fork(before=pause, after_in_parent=resume, after_in_child=restart)
 
 
 def _start_database(rt: runtime_module.Runtime, config_dir: str | Path, migrate: bool, *, check: bool) -> None:
