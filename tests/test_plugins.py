@@ -244,7 +244,8 @@ def test_the_loyalty_plugin_declares_its_hookspec_version():
 def test_a_plugin_built_for_a_newer_major_version_refuses_to_load(installed, tmp_path):
     installed("future", lambda: built_for("2.0"))
     assert problem_of(_config_with(tmp_path, "future")) == (
-        "plugin 'future' is built for crmkit hookspec 2.0, newer than this crmkit's 1.0: upgrade crmkit, "
+        f"plugin 'future' is built for crmkit hookspec 2.0, newer than this crmkit's "
+        f"{crmkit.hookspecs.HOOKSPEC_VERSION}: upgrade crmkit, "
         "or install a release of the plugin built for hookspec 1.x")
 
 

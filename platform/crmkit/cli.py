@@ -678,3 +678,9 @@ def roles_explain(config: Path, role_names: tuple[str, ...], as_json: bool) -> N
 
 def main() -> None:
     cli(prog_name="crmkit")
+
+
+# The automations' commands live with them (crmkit.automations.commands).
+from .automations.commands import automations  # noqa: E402
+
+cli.add_command(automations)

@@ -60,6 +60,8 @@ class RecordEvent:
     old: list[Mapping[str, Any]] = field(default_factory=list)  # stored rows before the write (by column)
     records: list[dict[str, Any]] = field(default_factory=list)  # stored rows after the write (by column)
     changes: list[dict[str, Any]] = field(default_factory=list)  # update: field -> (old, new), dumped to JSON values
+    #: update: the workflow move that made it (None: a plain update).
+    transition: Transition | None = None
 
 
 class RecordsService:
@@ -87,6 +89,8 @@ class RecordsService:
         #: Tags on records, manual and by rule (crmkit.tagging), written through this service.
         self.tagging = Tagging(self)
         self.rules.listeners.append(self.tagging.computed)  # a rollup that changes may change a rule tag
+        #: The automations engine (crmkit.automations), set when the runtime is built.
+        self.automations: Any = None
         self._referrers = self._find_referrers()
         #: The UPDATE of a live record at a known version; the SET columns are
         #: the parameters given (built once: statement building is costly).
@@ -400,7 +404,7 @@ class RecordsService:
             errors = self._check_refs(tx, entity, [values], actor)
             if errors:
                 raise self._missing_references(errors, True)
-            event = RecordEvent("update", entity, actor, tx, self, rows=[values], old=[old])
+            event = RecordEvent("update", entity, actor, tx, self, rows=[values], old=[old], transition=transition)
             self.hook.record_before_update(event=event)
             fields = entity.fields
             changed = {name: value for name, value in values.items() if old[fields[name].column] != value}

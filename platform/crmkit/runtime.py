@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pluggy
 import sqlalchemy as sa
@@ -38,6 +39,8 @@ class Runtime:
     permissions: Permissions
     directory: Directory
     audit: AuditTrail
+    #: The automations engine (crmkit.automations.engine.Automations).
+    automations: Any = None
 
     def plan(self) -> migrations.MigrationPlan:
         """What a migration would change (refused for another app's database)."""
@@ -79,5 +82,8 @@ def build(config_dir: str | Path, settings: Settings | None = None) -> Runtime:
     audit = AuditTrail(engine, tables.audit)
     records = RecordsService(spec, engine, tables, queries, schemas, types, pm, tz, audit)
     directory = Directory(engine, tables, permissions, queries.scopes, audit)
-    return Runtime(spec, settings, engine, tables, types, schemas, queries, records, pm, permissions, directory,
-                   audit)
+    rt = Runtime(spec, settings, engine, tables, types, schemas, queries, records, pm, permissions, directory, audit)
+    from .automations import attach
+
+    attach(rt)
+    return rt

@@ -1,0 +1,47 @@
+"""``crmkit automations ...``: the commands of the automations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..cli import CommandError, _hint, _runtime, config_argument, user_errors
+
+
+@click.group()
+def automations() -> None:
+    """Automations (automations/*.yaml): try one out."""
+
+
+@automations.command("test")
+@click.argument("name")
+@click.option("--record", "record_id", type=click.IntRange(1, 2**31 - 1),
+              help="The id of the record to try it on (the trigger's entity); none for a schedule without entity.")
+@config_argument
+@user_errors
+def automations_test(name: str, record_id: int | None, config: Path) -> None:
+    """Dry-run automation NAME on a record: show the condition's value and
+    what each action would do. Writes nothing (not even the run log)."""
+    rt = _runtime(config)
+    rt.check_database()
+    automation = rt.spec.automations.get(name)
+    if automation is None:
+        raise CommandError(f"no automation named '{name}'{_hint(name, rt.spec.automations)}")
+    if automation.entity is not None and record_id is None:
+        raise CommandError(f"'{name}' acts on {automation.entity} records: give one with --record ID")
+    try:
+        result = rt.automations.dry_run(name, record_id)
+    except LookupError as exc:
+        raise CommandError(str(exc).strip("'\"")) from None
+    trigger = automation.trigger.text
+    target = f"{automation.entity} {record_id}" if automation.entity is not None and record_id else "no record"
+    click.echo(f"{name} ({trigger}) on {target}{'' if automation.enabled else ' [disabled: enabled: false]'}")
+    if automation.when is None:
+        click.echo("condition: none (always runs)")
+    else:
+        value = "true: the actions run" if result.condition else "false: nothing would run"
+        click.echo(f"condition: {automation.when} → {value}")
+    for i, line in enumerate(result.lines, 1):
+        click.echo(f"  {i}. {line}")
+    click.echo("dry run: nothing was written.")
