@@ -38,6 +38,11 @@ def crmkit_tables(metadata, spec):
 
 
 @hookspec
+def crmkit_schedules(spec):
+    """Return Schedule objects (crmkit.jobs): periodic jobs, each tick fired once. Since 1.1."""
+
+
+@hookspec
 def crmkit_app_ready(app, spec):
     """Called once the Flask app is built: register blueprints, CLI commands, template folders."""
 

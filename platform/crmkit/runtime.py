@@ -3,8 +3,9 @@ built once from a config and shared by the API, the CLI and the UI."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from .audit import AuditTrail
 from .database import create_engine
 from .fieldtypes import FieldType, app_timezone
 from .identity import Directory
+from .jobs import Jobs
 from .metadata.spec import AppSpec
 from .permissions import Permissions
 from .query import QueryBuilder
@@ -39,6 +41,8 @@ class Runtime:
     permissions: Permissions
     directory: Directory
     audit: AuditTrail
+    #: The job queue (crmkit.jobs), made by build().
+    jobs: Jobs = field(init=False)
     #: The automations engine (crmkit.automations.engine.Automations).
     automations: Any = None
 
@@ -83,6 +87,9 @@ def build(config_dir: str | Path, settings: Settings | None = None) -> Runtime:
     records = RecordsService(spec, engine, tables, queries, schemas, types, pm, tz, audit)
     directory = Directory(engine, tables, permissions, queries.scopes, audit)
     rt = Runtime(spec, settings, engine, tables, types, schemas, queries, records, pm, permissions, directory, audit)
+    for module in settings.jobs_import:  # modules whose tasks this app runs (besides the plugins')
+        importlib.import_module(module)
+    rt.jobs = Jobs(rt)
     from .automations import attach
 
     attach(rt)

@@ -1,5 +1,7 @@
 """The automations as an internal plugin: the run log's table, the built-in
-actions, and the record and tag hooks that enqueue runs."""
+actions, the record and tag hooks that enqueue runs, and (from
+crmkit.automations.tasks) the schedules of scheduled automations and time
+triggers, whose jobs that module registers."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from ..hookspecs import hookimpl
 from ..metadata.spec import AppSpec
 from . import runs
 from .builtin import BUILTIN_ACTIONS
+from .tasks import crmkit_schedules  # noqa: F401 - the jobs of the automations, and their schedules
 
 if TYPE_CHECKING:
     from ..records import RecordEvent
