@@ -137,6 +137,9 @@ FILES = {
     """,
 }
 
+PASSWORD = "correct horse battery"
+BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+
 LOOP = {
     "automations/loop.yaml": """
         automations:
@@ -308,7 +311,7 @@ def test_an_automation_triggering_itself_stops_at_the_depth_limit(make_runtime, 
     rt.records.update("customer", c["id"], {"score": 0}, SYSTEM)
     for _ in range(MAX_DEPTH + 2):
         drain(rt)
-    logged = runs(rt, automation="bump")
+    logged = sorted(runs(rt, automation="bump"), key=lambda r: r["depth"])
     assert [r["status"] for r in logged] == ["ok"] * MAX_DEPTH + ["stopped"]
     assert [r["depth"] for r in logged] == list(range(MAX_DEPTH + 1))
     assert "limit is 5" in logged[-1]["error"]
@@ -407,7 +410,7 @@ def test_run_log_api_for_admins_and_for_readers_of_the_record(make_app, tmp_path
     rt = app.extensions["crmkit"]
     admin = app.test_client()
     mine = admin.post("/api/v1/customer", json={"name": "Li"}).get_json()["data"]  # owned by admin
-    token_for(app, "rep", ("rep",))
+    token_for(app, "rep", ("rep",), password=PASSWORD)
     rep = app.test_client(user="rep")
     theirs = rep.post("/api/v1/customer", json={"name": "Rep's"}).get_json()["data"]
     drain(rt)
@@ -419,19 +422,11 @@ def test_run_log_api_for_admins_and_for_readers_of_the_record(make_app, tmp_path
     own = rep.get(f"/api/v1/automations/runs?entity=customer&record_id={theirs['id']}").get_json()
     assert [r["automation"] for r in own["data"]] == ["welcome"]
     is_error(admin.get("/api/v1/automations/runs?status=nope"), 400)
-    page = admin.get(f"/record-timeline-probe/{theirs['id']}")
-    assert page.status_code == 404  # (no such route: the timeline is read below through its class)
-    from crmkit.ui.cells import Cells
-    from crmkit.ui.timeline import Timeline
-
-    with app.test_request_context():
-        actor = app.extensions["crmkit"].directory.actor(app.extensions["crmkit"].directory.user("rep")["id"]) \
-            if hasattr(app.extensions["crmkit"].directory, "actor") else SYSTEM
-        timeline = Timeline(rt, rt.spec.entities["customer"], theirs["id"], actor, Cells(rt, actor, "en"))
-        with rt.engine.connect() as conn:
-            entries, _ = timeline.read(conn, None)
-    heads = [e.head for e in entries if e.kind == "automation"]
-    assert heads == ["Automation Welcome ran"]
+    # The record's timeline shows its runs (in the reader's language).
+    browser = app.test_client(user=None)
+    assert browser.post("/login", data={"username": "rep", "password": PASSWORD}).status_code == 303
+    html = browser.get(f"/app/customer/{theirs['id']}/timeline", headers=BROWSER).get_data(as_text=True)
+    assert "自动化“欢迎”已运行" in html and "set lifecycle=&#39;active&#39;" in html, html[-3000:]
 
 
 # ---------------------------------------------------------------- crmkit check
@@ -487,19 +482,20 @@ def test_check_locates_every_mistake(tmp_path):
         "(did you mean 'set'?)",
         "automations.yaml:10:25: '61 * * * *' is not a valid cron line (minute 0-59, hour 0-23, day 1-31, "
         "month 1-12, weekday 0-6)",
-        "automations.yaml:13:21: customer.birthday is a date: count whole days from it "
-        "(e.g. '1d before customer.birthday')",
-        "automations.yaml:16:27: workflow 'order_stage' has no move 'fly' (did you mean 'pay'?)",
+        "automations.yaml:13:21: customer.birthday is a date: count whole days from it (e.g. '1d before "
+        "customer.birthday')",
+        "automations.yaml:16:27: workflow 'order_stage' has no move 'fly' (its moves: pay, close)",
         "automations.yaml:19:26: unknown tag 'nosuch'",
-        "automations.yaml:24:13: customer has no field 'levl' (did you mean 'level'?)",
-        "automations.yaml:24:13: customer.lifecycle 'nope' is not one of new, active, at_risk, lost: 'nope'",
-        "automations.yaml:24:13: customer.score is a integer field; 'name + 1' computes text",
-        "automations.yaml:25:13: tag: 'rich' is set by its rule; only manual tags are put on and taken off",
-        "automations.yaml:26:13: transition: unknown move 'pay' of customer (customer has no workflow)",
-        "automations.yaml:27:13: create order: required field 'customer' has no value",
-        "automations.yaml:27:13: order.total: unexpected end of the expression in 'score *'",
+        "automations.yaml:24:14: customer has no field 'levl' (did you mean 'level'?)",
+        "automations.yaml:24:14: customer.lifecycle must be one of: new, active, at_risk, lost: 'nope'",
+        "automations.yaml:24:14: customer.score: cannot add a text and an integer in 'name + 1'",
+        "automations.yaml:25:14: tag: 'rich' is set by its rule; only manual tags are put on and taken off",
+        "automations.yaml:26:21: transition: unknown move 'pay' of customer (customer has no workflow)",
+        "automations.yaml:27:17: create order: required field 'customer' has no value",
+        "automations.yaml:27:17: order.total: the expression ends too early (expected a value: a field, a "
+        "number, 'text', true, false, null or a function) in 'score *'",
         "automations.yaml:29:21: a time trigger counts from a date or datetime field, not string field 'name'",
-        "automations.yaml:32:15: order.stage is the state of workflow 'order_stage': use the transition "
+        "automations.yaml:33:16: order.stage is the state of workflow 'order_stage': use the transition "
         "action to move it",
     ]
 
