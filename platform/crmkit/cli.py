@@ -681,6 +681,6 @@ def main() -> None:
 
 
 # The automations' commands live with them (crmkit.automations.commands).
-from .automations.commands import automations  # noqa: E402
+from .automations import commands as _automations  # noqa: E402
 
-cli.add_command(automations)
+cli.add_command(_automations.automations)

@@ -116,6 +116,7 @@ class _Compiler:
         if "fields" in given and kind != "updated":
             self.problems.add(doc, at + ("fields",), "fields applies to an updated trigger", key=True)
         declared = raw.get("entity")
+        trigger: TriggerSpec | None
         if kind in ("created", "updated", "deleted"):
             entity = self.entity(doc, at + (kind,), value)
             trigger = TriggerSpec(kind, value, text=f"{kind}: {value}")

@@ -9,9 +9,11 @@ import click
 from ..cli import CommandError, _hint, _runtime, config_argument, user_errors
 
 
-@click.group()
-def automations() -> None:
+def _automations() -> None:
     """Automations (automations/*.yaml): try one out."""
+
+
+automations: click.Group = click.group("automations")(_automations)
 
 
 @automations.command("test")

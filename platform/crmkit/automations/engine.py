@@ -153,7 +153,7 @@ class Automations:
                                             f"'{chain}'); the limit is {MAX_DEPTH}: a loop?")
                                   for a, record_id in pending])
             return
-        jobs = self.rt.jobs  # type: ignore[attr-defined]
+        jobs = self.rt.jobs
         for automation, record_id in pending:
             jobs.enqueue(RUN_TASK, self.payload(automation, entity, record_id, depth), conn=conn)
 

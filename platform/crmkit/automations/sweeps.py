@@ -68,7 +68,7 @@ def schedule(engine: Automations, name: str, now: dt.datetime | None = None) -> 
     if automation.entity is None:
         key = f"automation:{name}:{stamp}"
         with write_transaction(engine.rt.engine) as tx:
-            return int(bool(engine.rt.jobs.enqueue(  # type: ignore[attr-defined]
+            return int(bool(engine.rt.jobs.enqueue(
                 "automation.run", engine.payload(automation, None, None, run=key), key=key, conn=tx)))
     ids = _select(engine, automation, Context.at(engine.spec.timezone, now=tick))
     return _enqueue(engine, automation, [(record_id, f"automation:{name}:{stamp}:{record_id}") for record_id in ids])
@@ -91,7 +91,7 @@ def _select(engine: Automations, automation: AutomationSpec, context: Context,
 
 
 def _enqueue(engine: Automations, automation: AutomationSpec, keyed: list[tuple[int, str]]) -> int:
-    jobs = engine.rt.jobs  # type: ignore[attr-defined]
+    jobs = engine.rt.jobs
     done = 0
     for batch in _batches(keyed):
         with write_transaction(engine.rt.engine) as tx:
