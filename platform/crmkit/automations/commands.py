@@ -23,8 +23,10 @@ automations: click.Group = click.group("automations")(_automations)
 @config_argument
 @user_errors
 def automations_test(name: str, record_id: int | None, config: Path) -> None:
-    """Dry-run automation NAME on a record: show the condition's value and
-    what each action would do. Writes nothing (not even the run log)."""
+    """Dry-run automation NAME on a record; writes nothing.
+
+    Shows the value of its condition and what each action would do; writes
+    nothing (not even the run log)."""
     rt = _runtime(config)
     rt.check_database()
     automation = rt.spec.automations.get(name)
