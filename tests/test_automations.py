@@ -421,12 +421,20 @@ def test_run_log_api_for_admins_and_for_readers_of_the_record(make_app, tmp_path
     is_error(rep.get(f"/api/v1/automations/runs?entity=customer&record_id={mine['id']}"), 404)
     own = rep.get(f"/api/v1/automations/runs?entity=customer&record_id={theirs['id']}").get_json()
     assert [r["automation"] for r in own["data"]] == ["welcome"]
+    # Not an admin: each action and how it ended, not its line (it may quote a field hidden from them).
+    assert own["data"][0]["results"] == [{"action": "set", "status": "ok"}, {"action": "tag", "status": "ok"}]
     is_error(admin.get("/api/v1/automations/runs?status=nope"), 400)
     # The record's timeline shows its runs (in the reader's language).
     browser = app.test_client(user=None)
     assert browser.post("/login", data={"username": "rep", "password": PASSWORD}).status_code == 303
     html = browser.get(f"/app/customer/{theirs['id']}/timeline", headers=BROWSER).get_data(as_text=True)
-    assert "自动化“欢迎”已运行" in html and "set lifecycle=&#39;active&#39;" in html, html[-3000:]
+    assert "自动化“欢迎”已运行" in html and "<dt>set</dt><dd><span>完成</span>" in html, html[-3000:]
+    assert "lifecycle=" not in html
+    token_for(app, "root", ("admin",), password=PASSWORD)
+    browser = app.test_client(user=None)
+    assert browser.post("/login", data={"username": "root", "password": PASSWORD}).status_code == 303
+    html = browser.get(f"/app/customer/{theirs['id']}/timeline", headers=BROWSER).get_data(as_text=True)
+    assert "set lifecycle=&#39;active&#39;" in html
 
 
 # ---------------------------------------------------------------- crmkit check

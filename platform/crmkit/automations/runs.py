@@ -123,3 +123,14 @@ class RunLog:
     def write(self, conn: sa.Connection, runs: Sequence[Run]) -> None:
         if runs:
             conn.execute(self.table.insert(), [run.row() for run in runs])
+
+
+def outline(results: object) -> list[dict[str, str]] | None:
+    """A run's results as a reader who is not an admin sees them: each
+    action's name and how it ended, without the lines and errors (they may
+    quote values of fields hidden from the reader)."""
+    if not isinstance(results, list):
+        return None
+    return [{"action": str(r.get("action", "")),
+             "status": "failed" if r.get("error") else "skipped" if r.get("skipped") else "ok"}
+            for r in results if isinstance(r, dict)]

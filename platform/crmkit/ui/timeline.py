@@ -27,10 +27,11 @@ from typing import Any
 import sqlalchemy as sa
 from flask_babel import gettext
 
+from ..automations.runs import outline
 from ..errors import BadRequest
 from ..metadata.builtin_entities import history_spec
 from ..metadata.spec import EntitySpec, FieldSpec, label_text
-from ..permissions import Access, Actor, EntityAccess, audit_changes
+from ..permissions import ADMIN_ROLE, Access, Actor, EntityAccess, audit_changes
 from ..query import Page
 from ..runtime import Runtime
 from .cells import EMPTY, Cell, Cells, target_of
@@ -362,6 +363,12 @@ class Timeline:
         name = label_text(automation.label, self.cells.language, automation.name) if automation is not None \
             else str(row.get("automation"))
         details = []
+        if ADMIN_ROLE not in self.access.roles and not self.access.system:  # lines may quote hidden fields
+            words = {"ok": gettext("done"), "failed": gettext("failed"), "skipped": gettext("skipped")}
+            for step in outline(row.get("results")) or ():
+                details.append((step["action"], Cell(words[step["status"]])))
+            return Entry("automation", self._moment(RUNS, row), Cell(name), what=str(row.get("status") or ""),
+                         details=details)
         for result in row.get("results") or ():
             if isinstance(result, dict):
                 text = (result.get("result") or (gettext("failed: %(error)s", error=result["error"])
