@@ -512,3 +512,15 @@ def test_the_sample_config_checks_with_its_automations():
     spec, _pm, _types = load_config(Path(__file__).resolve().parent.parent / "sample_configs" / "retail_crm")
     assert len(spec.automations) >= 3
     assert {a.trigger.kind for a in spec.automations.values()} >= {"created", "schedule"}
+
+
+def test_a_retried_run_does_not_create_or_set_twice(shop):
+    c = shop.records.create("customer", {"name": "Li"}, SYSTEM)
+    drain(shop)
+    automation = shop.spec.automations["score_changed"]
+    payload = shop.automations.payload(automation, "customer", c["id"], run="retried-run")
+    shop.automations.run(payload)
+    shop.automations.run(payload)  # the same job again (a worker died after the write)
+    assert [t["subject"] for t in tasks(shop)] == ["score changed"]
+    assert [r["results"][0]["result"] for r in runs(shop, automation="score_changed")] == [
+        f"created task {tasks(shop)[0]['id']}", "created task before (the run was retried)"]

@@ -1,7 +1,10 @@
 """The built-in actions: ``set``, ``create``, ``tag``, ``untag`` and
 ``transition``. Each writes through the records service (or tagging's API)
 as the automation's system actor, so validation, workflow rules and the
-audit trail hold as for any write.
+audit trail hold as for any write. ``set`` and ``create`` claim the step's
+key in their write's transaction, so a run retried after a crash does not
+create twice (or add twice, for ``score: "= score + 1"``); tags are
+idempotent, and a move cannot be made twice from the same state.
 
 A value in ``set`` and ``create`` is a literal (``level: gold``), or an
 expression in the language when it starts with ``=`` (``follow_up_on: "=
@@ -15,6 +18,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from ..database import write_transaction
 from ..expressions import Context, ExpressionError, Kind, SqlLoader, check, evaluate
 from ..fieldtypes import BUILTIN_TYPES, FieldValueError
 from ..metadata.problems import did_you_mean, shown
@@ -178,7 +182,10 @@ class SetAction:
     def run(self, ctx: ActionContext, args: Any) -> str:
         entity, record_id = _need_record(ctx, "set")
         values = record_values(ctx.runtime, ctx, args)
-        ctx.runtime.records.update(entity, record_id, values, ctx.actor)
+        with write_transaction(ctx.runtime.engine) as tx:
+            if not ctx.runtime.jobs.claim_effect(ctx.key, conn=tx):
+                return "set before (the run was retried)"
+            ctx.runtime.records.update(entity, record_id, values, ctx.actor, conn=tx)
         return f"set {_shown(values)}"
 
     def describe(self, ctx: ActionContext, args: Any) -> str:
@@ -223,7 +230,10 @@ class CreateAction:
 
     def run(self, ctx: ActionContext, args: Any) -> str:
         target, values = self._values(ctx, args)
-        made = ctx.runtime.records.create(target.name, values, ctx.actor)
+        with write_transaction(ctx.runtime.engine) as tx:  # once, even when the run is retried
+            if not ctx.runtime.jobs.claim_effect(ctx.key, conn=tx):
+                return f"created {target.name} before (the run was retried)"
+            made = ctx.runtime.records.create(target.name, values, ctx.actor, conn=tx)
         return f"created {target.name} {made['id']}"
 
     def describe(self, ctx: ActionContext, args: Any) -> str:
