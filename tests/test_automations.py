@@ -116,6 +116,10 @@ FILES = {
           rich_added:
             trigger: {tag_added: rich}
             do: [{tag: vip}]
+          lost:
+            trigger: {updated: customer, fields: [lifecycle]}
+            when: "lifecycle = 'lost'"
+            do: [{untag: welcomed}]
           switched_off:
             enabled: false
             trigger: {created: customer}
@@ -419,7 +423,7 @@ def test_run_log_api_for_admins_and_for_readers_of_the_record(make_app, tmp_path
     assert body["data"][0]["results"][0]["action"] == "set"
     is_error(rep.get("/api/v1/automations/runs"), 403)
     is_error(rep.get(f"/api/v1/automations/runs?entity=customer&record_id={mine['id']}"), 404)
-    own = rep.get(f"/api/v1/automations/runs?entity=customer&record_id={theirs['id']}").get_json()
+    own = rep.get(f"/api/v1/automations/runs?entity=customer&record_id={theirs['id']}&status=ok").get_json()
     assert [r["automation"] for r in own["data"]] == ["welcome"]
     # Not an admin: each action and how it ended, not its line (it may quote a field hidden from them).
     assert own["data"][0]["results"] == [{"action": "set", "status": "ok"}, {"action": "tag", "status": "ok"}]
@@ -524,3 +528,14 @@ def test_a_retried_run_does_not_create_or_set_twice(shop):
     assert [t["subject"] for t in tasks(shop)] == ["score changed"]
     assert [r["results"][0]["result"] for r in runs(shop, automation="score_changed")] == [
         f"created task {tasks(shop)[0]['id']}", "created task before (the run was retried)"]
+
+
+def test_untag_takes_a_manual_tag_off(shop):
+    c = shop.records.create("customer", {"name": "Li"}, SYSTEM)
+    drain(shop)
+    assert tags_of(shop, "customer", c["id"]) == ["welcomed"]
+    shop.records.update("customer", c["id"], {"lifecycle": "lost"}, SYSTEM)
+    drain(shop)
+    assert tags_of(shop, "customer", c["id"]) == []
+    [run] = runs(shop, automation="lost", status="ok")
+    assert run["results"] == [{"action": "untag", "result": "untagged welcomed"}]
