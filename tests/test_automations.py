@@ -485,6 +485,9 @@ def test_check_locates_every_mistake(tmp_path):
           i:
             trigger: {transition: order_stage}
             do: [{set: {stage: paid}}]
+          j:
+            trigger: {time: "3 days before customer.birthday"}
+            do: [{tag: vip}]
     """})
     assert found == [
         "automations.yaml:3:24: unknown entity 'custmer' (did you mean 'customer'?)",
@@ -509,6 +512,8 @@ def test_check_locates_every_mistake(tmp_path):
         "automations.yaml:29:21: a time trigger counts from a date or datetime field, not string field 'name'",
         "automations.yaml:33:16: order.stage is the state of workflow 'order_stage': use the transition "
         "action to move it",
+        "automations.yaml:35:21: '3 days before customer.birthday' is not a time: 'Nd, Nh or Nm before or after "
+        "ENTITY.FIELD', e.g. '3d before contract.end_date', '4h after ticket.created_at'",
     ]
 
 

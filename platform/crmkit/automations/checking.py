@@ -175,7 +175,9 @@ class _Compiler:
 
     def time(self, doc: Document, at: tuple, value: str) -> TriggerSpec | None:
         match = TIME.match(value)
-        if match is None:  # the schema's pattern said so already
+        if match is None:
+            self.problems.add(doc, at, f"'{shown(value)}' is not a time: 'Nd, Nh or Nm before or after "
+                              "ENTITY.FIELD', e.g. '3d before contract.end_date', '4h after ticket.created_at'")
             return None
         count, unit, direction, entity_name, field_name = match.groups()
         entity = self.entity(doc, at, entity_name)

@@ -32,7 +32,7 @@ from ..errors import CrmError
 from ..expressions import Checked, Context, SqlLoader, check, evaluate
 from ..permissions import Actor
 from .actions import ActionContext, ActionType
-from .runs import FAILED, SKIPPED, STOPPED, Run, RunLog
+from .runs import FAILED, RUNS_TABLE, SKIPPED, STOPPED, Run, RunLog
 from .spec import AutomationSpec
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ class Automations:
         self.rt = rt
         self.spec = rt.spec
         self.actions = dict(actions)
-        self.log = RunLog(rt.tables.metadata.tables["crmkit_automation_run"])
+        self.log = RunLog(rt.tables.metadata.tables[RUNS_TABLE])
         #: (entity, event) -> enabled automations waiting for it; event: create,
         #: update, delete, transition, tag_added, tag_removed.
         self.index: dict[tuple[str, str], tuple[AutomationSpec, ...]] = {}
