@@ -34,6 +34,7 @@ import sqlalchemy as sa
 
 from ..database import write_transaction
 from . import store
+from .schedules import Scheduler
 from .store import DEAD, DONE, PENDING, QUEUED, RUNNING
 from .tasks import TASKS, PermanentFailure
 
@@ -343,10 +344,13 @@ class Jobs:
         ran. The loop of a worker thread and of a database ``crmkit worker``;
         with ``schedules`` it fires the periodic jobs too (each tick once,
         however many workers do), so no scheduler process is needed."""
-        from .schedules import Scheduler
-
-        scheduler = Scheduler(self.runtime) if schedules else None
-        ran = 0
+        scheduler = None
+        if schedules:
+            try:
+                scheduler = Scheduler(self.runtime)
+            except ValueError as exc:  # a bad schedule: the jobs still run (crmkit scheduler refuses to start)
+                log.error("jobs: the schedules do not run: %s", exc)
+        ran = failures = 0
         enforce = _in_main_thread()
         while not self._stop.is_set():
             try:
@@ -356,13 +360,18 @@ class Jobs:
                 for job in batch:
                     self.execute_claimed(job, enforce_timeout=enforce)
                     ran += 1
-            except sa.exc.SQLAlchemyError:  # the database is away: wait and try again, do not die
-                log.exception("jobs: cannot reach the database; retrying")
+                failures = 0
+            except sa.exc.SQLAlchemyError as exc:  # the database is away: wait longer and longer, do not die
+                if failures == 0:
+                    log.exception("jobs: cannot use the database; trying again")
+                elif failures % 20 == 0:
+                    log.warning("jobs: still cannot use the database: %s", exc)
+                failures += 1
                 batch = []
             if not batch:
                 if burst:
                     break
-                self._wake.wait(self.settings.jobs_poll)
+                self._wake.wait(min(30.0, self.settings.jobs_poll * 2 ** min(failures, 5)))
                 self._wake.clear()
         return ran
 

@@ -1,4 +1,4 @@
-"""The job table (internal plugin ``crmkit.jobs.store``): every job is a row of
+"""The job table (declared by the internal plugin crmkit.jobs.plugin): every job is a row of
 ``crmkit_job`` in the app's own database, written in the caller's
 transaction (an outbox), whichever backend runs it.
 
@@ -24,8 +24,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..hookspecs import hookimpl
-from ..metadata.spec import AppSpec
 from ..sqltypes import UTC, UTCDateTime, json_type
 from .tasks import NAME_SIZE
 
@@ -37,8 +35,7 @@ PENDING, QUEUED, RUNNING, DONE, DEAD = "pending", "queued", "running", "done", "
 STATUSES = (PENDING, QUEUED, RUNNING, DONE, DEAD)
 
 
-@hookimpl
-def crmkit_tables(metadata: sa.MetaData, spec: AppSpec) -> None:
+def define_tables(metadata: sa.MetaData) -> None:
     sa.Table(
         JOB_TABLE, metadata,
         sa.Column("id", sa.Integer, primary_key=True),
