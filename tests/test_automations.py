@@ -2,18 +2,20 @@
 ``fields:`` filter, ``enabled: false``, loop protection, dry runs that write
 nothing, the run log in the API and the timeline, and ``crmkit check`` of the
 documents. Runs go through the real job queue (crmkit.jobs), drained in the
-test's thread. On SQLite and PostgreSQL."""
+test's thread, in-process and on Redis (CRMKIT_TEST_REDIS_URL). On SQLite
+and PostgreSQL."""
 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from conftest import is_error, make_config, token_for
+from conftest import JOB_BACKENDS, is_error, make_config, redis_url_for_tests, token_for
 from crmkit.automations import sweeps
 from crmkit.automations.engine import MAX_DEPTH
 from crmkit.cli import cli
@@ -154,11 +156,19 @@ LOOP = {
 }
 
 
-@pytest.fixture
-def shop(make_runtime, tmp_path: Path):
-    rt = make_runtime(make_config(tmp_path / "config", FILES))
+@pytest.fixture(params=JOB_BACKENDS)
+def shop(request, make_runtime, tmp_path: Path):
+    """The shop on the test's database, its runs on the in-process queue (the
+    database backend) or on Redis with RQ."""
+    overrides: dict = {}
+    if request.param == "redis":
+        overrides.update(redis_url=redis_url_for_tests(), jobs_queue=f"crmkit-test-{uuid.uuid4().hex[:12]}")
+    rt = make_runtime(make_config(tmp_path / "config", FILES), **overrides)
     rt.migrate()
-    return rt
+    yield rt
+    if request.param == "redis":
+        rt.jobs.rq().delete_queue()
+        rt.jobs.rq().queue.connection.connection_pool.disconnect()
 
 
 def drain(rt) -> int:
