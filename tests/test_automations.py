@@ -554,3 +554,23 @@ def test_untag_takes_a_manual_tag_off(shop):
     assert tags_of(shop, "customer", c["id"]) == []
     [run] = runs(shop, automation="lost", status="ok")
     assert run["results"] == [{"action": "untag", "result": "untagged welcomed"}]
+
+
+def test_a_sweep_reads_only_what_came_or_was_written_since_the_last_one(shop, monkeypatch):
+    monkeypatch.setattr(sweeps, "SLACK", dt.timedelta(0))  # no writes in flight here
+    then = dt.datetime.now(dt.UTC)
+    sleeping = shop.spec.automations["sleeping"]
+    c = shop.records.create("customer", {"name": "Li", "last_order_at": (then - dt.timedelta(days=91)).isoformat()},
+                            SYSTEM)
+    later = shop.records.create("customer", {"name": "Wu", "last_order_at": (then - dt.timedelta(days=89)).isoformat()},
+                                SYSTEM)
+    drain(shop)
+    now = dt.datetime.now(dt.UTC)
+    assert [i for i, _ in sweeps.due(shop.automations, sleeping, now)] == [c["id"]]
+    assert sweeps.sweep(shop.automations, now) == 1
+    in_two_days = now + dt.timedelta(days=2)
+    # Li's moment came before the last sweep and Li was not written since: not read again; Wu's came since.
+    assert [i for i, _ in sweeps.due(shop.automations, sleeping, in_two_days)] == [later["id"]]
+    shop.records.update("customer", c["id"], {"last_order_at": (then - dt.timedelta(days=90, hours=1)).isoformat()},
+                        SYSTEM)
+    assert sorted(i for i, _ in sweeps.due(shop.automations, sleeping, in_two_days)) == [c["id"], later["id"]]

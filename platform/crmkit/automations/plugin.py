@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from ..hookspecs import hookimpl
 from ..metadata.spec import AppSpec
-from . import runs
+from . import runs, sweeps
 from .builtin import BUILTIN_ACTIONS
 from .tasks import crmkit_schedules  # noqa: F401 - the jobs of the automations, and their schedules
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 @hookimpl
 def crmkit_tables(metadata: sa.MetaData, spec: AppSpec) -> None:
     runs.declare(metadata)
+    sweeps.declare(metadata)
 
 
 @hookimpl

@@ -10,7 +10,10 @@ or a sweep done twice enqueues nothing twice.
   the date field, when the moment (the field's value moved by the offset) has
   come; the key holds the value, so a changed date arms it again. A moment
   further back than CATCH_UP is not caught up (a new automation does not fire
-  for years of old records).
+  for years of old records). Each sweep remembers when it ran
+  (``crmkit_automation_sweep``): the next one reads only the records whose
+  moment came since, or that were written since (a changed date), both
+  ranges of indexed columns, so a sweep costs what is new, not the whole window.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import sqlalchemy as sa
 
 from ..database import write_transaction
 from ..expressions import Context, to_sql
-from ..sqltypes import UTC
+from ..sqltypes import UTC, UTCDateTime
 from .spec import AutomationSpec
 
 if TYPE_CHECKING:
@@ -37,6 +40,16 @@ SWEEP_CRON = "*/5 * * * *"
 CATCH_UP = dt.timedelta(days=7)
 #: Runs enqueued per transaction.
 BATCH = 500
+SWEEP_TABLE = "crmkit_automation_sweep"
+#: How far back a sweep looks again beyond the last one (writes that committed late).
+SLACK = dt.timedelta(minutes=10)
+
+
+def declare(metadata: sa.MetaData) -> sa.Table:
+    """When each time trigger was last swept."""
+    return sa.Table(SWEEP_TABLE, metadata,
+                    sa.Column("automation", sa.String(64), primary_key=True),
+                    sa.Column("swept_at", UTCDateTime(), nullable=False))
 
 
 def tick_of(automation: AutomationSpec, timezone: str, now: dt.datetime | None = None) -> dt.datetime:
@@ -112,23 +125,46 @@ def sweep(engine: Automations, now: dt.datetime | None = None) -> int:
 
 
 def sweep_one(engine: Automations, automation: AutomationSpec, now: dt.datetime) -> int:
+    state = engine.rt.tables.metadata.tables[SWEEP_TABLE]
+    found = due(engine, automation, now)
+    keyed = [(record_id, f"automation:{automation.name}:{record_id}:{_stamp(value)}") for record_id, value in found]
+    done = _enqueue(engine, automation, keyed)
+    with write_transaction(engine.rt.engine) as tx:
+        updated = tx.execute(state.update().where(state.c.automation == automation.name).values(swept_at=now))
+        if updated.rowcount == 0:
+            tx.execute(state.insert().values(automation=automation.name, swept_at=now))
+    return done
+
+
+def due(engine: Automations, automation: AutomationSpec, now: dt.datetime) -> list[Any]:
+    """(id, value of the date field) of the records whose moment has come, as
+    far as a sweep at ``now`` must look (one statement)."""
     trigger = automation.trigger
     assert automation.entity is not None and trigger.date_field is not None
     entity = engine.spec.entities[automation.entity]
     f = entity.fields[trigger.date_field]
-    column = engine.rt.tables.entities[entity.name].c[f.column]
+    table = engine.rt.tables.entities[entity.name]
+    column = table.c[f.column]
+    state = engine.rt.tables.metadata.tables[SWEEP_TABLE]
+    with engine.rt.engine.connect() as conn:
+        last = conn.execute(sa.select(state.c.swept_at).where(state.c.automation == automation.name)).scalar()
     context = Context.at(engine.spec.timezone, now=now)
     # The moment is value + offset: it has come when value <= now - offset, and
     # is not too late when value > now - offset - CATCH_UP (bounds on the column: its index serves).
-    if f.type == "date":
-        latest: Any = context.today - trigger.offset
-        earliest: Any = latest - CATCH_UP
-    else:
-        latest = now - trigger.offset
-        earliest = latest - CATCH_UP
-    found = _select(engine, automation, context, [column <= latest, column > earliest], value=column)
-    keyed = [(record_id, f"automation:{automation.name}:{record_id}:{_stamp(value)}") for record_id, value in found]
-    return _enqueue(engine, automation, keyed)
+    latest, earliest = _bound(f.type, now, context, trigger.offset), _bound(f.type, now - CATCH_UP, context,
+                                                                           trigger.offset)
+    conditions: list[sa.ColumnElement[bool]] = [column <= latest, column > earliest]
+    if last is not None and last - SLACK > now - CATCH_UP:
+        since = last - SLACK  # only what came, or was written, since the last sweep
+        conditions.append(sa.or_(column > _bound(f.type, since, context, trigger.offset), table.c.updated_at > since))
+    return _select(engine, automation, context, conditions, value=column)
+
+
+def _bound(field_type: str, moment: dt.datetime, context: Context, offset: dt.timedelta) -> Any:
+    """The field's value whose moment (value + offset) is ``moment``: a date for a date field."""
+    if field_type == "date":
+        return moment.astimezone(context.timezone).date() - offset
+    return moment - offset
 
 
 def _stamp(value: Any) -> str:
