@@ -444,6 +444,7 @@ def test_run_log_api_for_admins_and_for_readers_of_the_record(make_app, tmp_path
     html = browser.get(f"/app/customer/{theirs['id']}/timeline", headers=BROWSER).get_data(as_text=True)
     assert "自动化“欢迎”已运行" in html and "<dt>set</dt><dd><span>完成</span>" in html, html[-3000:]
     assert "lifecycle=" not in html
+    assert "自动化“欢迎” 修改" in html  # the history names the automation that wrote, by its label
     token_for(app, "root", ("admin",), password=PASSWORD)
     browser = app.test_client(user=None)
     assert browser.post("/login", data={"username": "root", "password": PASSWORD}).status_code == 303

@@ -63,9 +63,13 @@ def current_depth() -> int:
     return 0 if running is None else running.depth + 1
 
 
+#: How the audit trail names an automation's writes: "automation NAME".
+ACTOR_PREFIX = "automation "
+
+
 def actor_for(name: str) -> Actor:
     """The system actor of an automation's writes, audited as "automation NAME"."""
-    return Actor(None, f"automation {name}", system=True)
+    return Actor(None, ACTOR_PREFIX + name, system=True)
 
 
 @dataclass

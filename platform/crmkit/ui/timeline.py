@@ -27,6 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask_babel import gettext
 
+from ..automations.engine import ACTOR_PREFIX as AUTOMATION_ACTOR
 from ..automations.runs import outline
 from ..errors import BadRequest
 from ..metadata.builtin_entities import history_spec
@@ -292,7 +293,13 @@ class Timeline:
     def _actor(self, row: Mapping[str, Any]) -> Cell:
         actor_id = row.get("actor_id")
         name = self.cells.titles.get("user", {}).get(actor_id) if actor_id is not None else None
-        return Cell(name or str(row.get("actor") or ""))
+        text = str(row.get("actor") or "")
+        if name is None and text.startswith(AUTOMATION_ACTOR):  # "automation NAME": the system, for an automation
+            automation = self.rt.spec.automations.get(text[len(AUTOMATION_ACTOR):])
+            if automation is not None:
+                label = label_text(automation.label, self.cells.language, automation.name)
+                return Cell(gettext("automation “%(name)s”", name=label))
+        return Cell(name or text)
 
     def _history_entries(self, row: Mapping[str, Any], changes: Any) -> Iterator[Entry]:
         at = self._moment(HISTORY, row)
