@@ -134,6 +134,9 @@ FILES = {
             entity: customer
             when: "level = 'gold'"
             do: [{set: {lifecycle: at_risk}}]
+          morning:
+            trigger: {schedule: "0 8 * * 1-5"}
+            do: [{create: {entity: task, values: {subject: "plan the day", due_on: "= today()"}}}]
           sleeping:
             trigger: {time: "90d after customer.last_order_at"}
             do: [{create: {entity: task, values: {subject: "= 'wake ' + name", customer: "= id"}}}]
@@ -347,6 +350,17 @@ def test_a_schedule_acts_on_every_matching_record_once_per_tick(shop):
     assert {get(shop, "customer", c["id"])["lifecycle"] for c in gold} == {"at_risk"}
     assert get(shop, "customer", other["id"])["lifecycle"] == "active"
     assert sweeps.schedule(shop.automations, "nightly", tick + dt.timedelta(days=1)) == 3  # the next tick
+
+
+def test_a_schedule_without_entity_runs_once_per_tick(shop):
+    monday = dt.datetime(2026, 11, 30, 0, 0, 30, tzinfo=dt.UTC)  # 08:00:30 in Shanghai, a Monday
+    assert sweeps.schedule(shop.automations, "morning", monday) == 1
+    assert sweeps.schedule(shop.automations, "morning", monday + dt.timedelta(minutes=20)) == 0
+    drain(shop)
+    [task] = tasks(shop)
+    assert (task["subject"], task["owner_id"]) == ("plan the day", None)
+    [run] = runs(shop, automation="morning")
+    assert (run["entity"], run["record_id"], run["status"]) == (None, None, "ok")
 
 
 def test_the_schedules_hook_offers_each_schedule_and_the_time_sweep(shop):

@@ -84,13 +84,13 @@ def check_values(values: Any, target: EntitySpec, source: EntitySpec | None, spe
 
 def _check_expression(text: str, f: FieldSpec, target: EntitySpec, source: EntitySpec | None,
                       spec: AppSpec) -> list[str]:
-    if source is None:
-        return [f"{target.name}.{f.name}: an expression needs a record to be evaluated on (the trigger has none)"]
-    try:
-        checked = check(text, spec, source.name, want="value")
+    try:  # without a trigger record, only what reads no record (today(), now() + 1d)
+        checked = check(text, spec, (source or target).name, want="value")
     except ExpressionError as exc:
         return [f"{target.name}.{f.name}: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")
                 + f" in '{shown(text)}'"]
+    if source is None and (checked.reads or checked.relations):
+        return [f"{target.name}.{f.name}: '{shown(text)}' reads a record's fields, and the trigger has no record"]
     kind = checked.type.kind
     if kind is Kind.NULL:
         return []
@@ -113,8 +113,10 @@ def _check_literal(f: FieldSpec, target: EntitySpec, value: Any) -> list[str]:
     return []
 
 
-def record_values(rt: Runtime, ctx: ActionContext, values: Mapping[str, Any]) -> dict[str, Any]:
-    """The values to write: literals as written, expressions evaluated on the trigger record."""
+def record_values(rt: Runtime, ctx: ActionContext, values: Mapping[str, Any], target: str | None = None
+                  ) -> dict[str, Any]:
+    """The values to write: literals as written, expressions evaluated on the
+    trigger record (none: they read no record; checked against ``target``)."""
     out: dict[str, Any] = {}
     context: Context | None = None
     with rt.engine.connect() as conn:
@@ -123,11 +125,12 @@ def record_values(rt: Runtime, ctx: ActionContext, values: Mapping[str, Any]) ->
             if not is_expression(value):
                 out[name] = _plain(value)
                 continue
-            if ctx.record is None or ctx.entity is None:
+            about = ctx.entity if ctx.record is not None else target
+            if about is None:
                 raise ValueError(f"{name}: an expression needs a record")
-            checked = rt.automations.expression(ctx.entity, expression_text(value))
+            checked = rt.automations.expression(about, expression_text(value))
             context = context or Context.at(rt.spec.timezone)
-            out[name] = _jsonable(evaluate(checked, ctx.record, context, loader))
+            out[name] = _jsonable(evaluate(checked, ctx.record or {}, context, loader))
     return out
 
 
@@ -242,7 +245,7 @@ class CreateAction:
 
     def _values(self, ctx: ActionContext, args: Any) -> tuple[EntitySpec, dict[str, Any]]:
         target = ctx.runtime.spec.entities[args["entity"]]
-        values = record_values(ctx.runtime, ctx, args.get("values") or {})
+        values = record_values(ctx.runtime, ctx, args.get("values") or {}, target.name)
         owner = ctx.record.get("owner_id") if ctx.record is not None else None
         if target.owned and owner is not None and "owner_id" not in values:
             values["owner_id"] = owner
