@@ -589,3 +589,10 @@ def test_a_sweep_reads_only_what_came_or_was_written_since_the_last_one(shop, mo
     shop.records.update("customer", c["id"], {"last_order_at": (then - dt.timedelta(days=90, hours=1)).isoformat()},
                         SYSTEM)
     assert sorted(i for i, _ in sweeps.due(shop.automations, sleeping, in_two_days)) == [c["id"], later["id"]]
+
+
+def test_automations_list_command():
+    result = CliRunner().invoke(cli, ["automations", "list", str(Path(__file__).resolve().parent.parent
+                                                                   / "sample_configs" / "retail_crm")])
+    assert result.exit_code == 0, result.output
+    assert "big_order\n  on updated: order (paid_amount), if paid_amount >= 5000\n  do tag\n" in result.output

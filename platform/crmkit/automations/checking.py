@@ -125,7 +125,8 @@ class _Compiler:
                     if fname not in entity.fields:
                         self.problems.add(doc, at + ("fields", j), f"{entity.name} has no field '{shown(fname)}'",
                                           did_you_mean(fname, entity.fields))
-                trigger = dataclasses.replace(trigger, fields=tuple(given["fields"]))
+                trigger = dataclasses.replace(trigger, fields=tuple(given["fields"]),
+                                              text=f"updated: {value} ({', '.join(given['fields'])})")
         elif kind == "transition":
             trigger = self.transition(doc, at + (kind,), value)
         elif kind in ("tag_added", "tag_removed"):

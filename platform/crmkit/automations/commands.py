@@ -10,7 +10,7 @@ from ..cli import CommandError, _hint, _runtime, config_argument, user_errors
 
 
 def _automations() -> None:
-    """Automations (automations/*.yaml): try one out."""
+    """Automations (automations/*.yaml): list them, try one out."""
 
 
 automations: click.Group = click.group("automations")(_automations)
@@ -49,3 +49,21 @@ def automations_test(name: str, record_id: int | None, config: Path) -> None:
     for i, line in enumerate(result.lines, 1):
         click.echo(f"  {i}. {line}")
     click.echo("dry run: nothing was written.")
+
+
+@automations.command("list")
+@config_argument
+@user_errors
+def automations_list(config: Path) -> None:
+    """List the automations: trigger, condition, actions; off ones marked."""
+    from .. import loading
+
+    spec, _pm, _types = loading.load_config(config)
+    if not spec.automations:
+        click.echo("no automations (add automations/*.yaml)")
+        return
+    for automation in spec.automations.values():
+        state = "" if automation.enabled else "  [off: enabled: false]"
+        click.echo(f"{automation.name}{state}")
+        click.echo(f"  on {automation.trigger.text}" + (f", if {automation.when}" if automation.when else ""))
+        click.echo(f"  do {', '.join(step.name for step in automation.actions)}")
