@@ -596,3 +596,21 @@ def test_automations_list_command():
                                                                    / "sample_configs" / "retail_crm")])
     assert result.exit_code == 0, result.output
     assert "big_order\n  on updated: order (paid_amount), if paid_amount >= 5000\n  do tag\n" in result.output
+
+
+def test_the_sample_configs_automations_run(make_runtime):
+    from conftest import SAMPLE_CONFIG
+
+    rt = make_runtime(SAMPLE_CONFIG)
+    rt.migrate()
+    lead = rt.records.create("lead", {"name": "王五", "mobile": "13900001111"}, SYSTEM)
+    drain(rt)
+    stored = get(rt, "lead", lead["id"])
+    assert stored["next_follow_up_at"] is not None  # lead_first_call: tomorrow
+    [run] = runs(rt, automation="lead_first_call")
+    assert (run["status"], run["condition"]) == ("ok", True)
+    customer = rt.records.create("customer", {"name": "赵六", "mobile": "13900002222"}, SYSTEM)
+    order = rt.records.create("order", {"customer": customer["id"]}, SYSTEM)
+    rt.records.update("order", order["id"], {"paid_amount": "6000.00"}, SYSTEM)
+    drain(rt)
+    assert tags_of(rt, "order", order["id"]) == ["big_order"]
