@@ -325,7 +325,7 @@ def test_views_tags_and_automations_are_typed_and_frozen(tmp_path):
           manual: {entity: customer}
     """, "automations.yaml": """\
         automations:
-          greet: {entity: customer, trigger: {created: {}}, do: [{notify: {to: owner}}]}
+          greet: {entity: customer, trigger: {created: customer}, do: [{set: {level: gold}}]}
     """})
     spec = load(tmp_path)[0]
     gold = spec.views["gold"]
@@ -338,13 +338,15 @@ def test_views_tags_and_automations_are_typed_and_frozen(tmp_path):
     assert (vip.entity, vip.color, vip.rule, vip.use, vip.label["en"]) == (
         "customer", "gold", "age > 60", "Calls first", "VIP")
     assert spec.tags["manual"].rule is None
-    assert spec.automations["greet"]["do"][0]["notify"]["to"] == "owner"
+    greet = spec.automations["greet"]
+    assert (greet.trigger.kind, greet.entity, greet.actions[0].name) == ("created", "customer", "set")
+    assert greet.actions[0].args["level"] == "gold"
     with pytest.raises(AttributeError):
         gold.sort = ()  # type: ignore[misc]
     with pytest.raises(TypeError):
         gold.filter["level"] = "x"  # type: ignore[index]
     with pytest.raises(TypeError):
-        spec.automations["greet"]["entity"] = "x"  # type: ignore[index]
+        greet.actions[0].args["level"] = "x"  # type: ignore[index]
 
 
 # ---------------------------------------------------------------- refs to users and teams

@@ -147,7 +147,7 @@ def migrate(config: Path, mode: str, allow_data_loss: bool, verbose: bool) -> No
 @click.option("--debug", is_flag=True, help="Reload on code changes (development only).")
 @user_errors
 def serve(config: Path, host: str, port: int, debug: bool) -> None:
-    """Serve the CRM with the development server (production: gunicorn)."""
+    """Serve the CRM (development server; production: gunicorn)."""
     from werkzeug.serving import run_simple
 
     from .app import create_app
@@ -517,7 +517,7 @@ def user_create_admin(if_missing: bool, config: Path) -> None:
 
 @cli.group()
 def token() -> None:
-    """API tokens (Authorization: Bearer TOKEN): create, list, revoke."""
+    """API tokens (Bearer TOKEN): create, list, revoke."""
 
 
 @token.command("create")
@@ -690,3 +690,9 @@ _add_job_commands()
 
 def main() -> None:
     cli(prog_name="crmkit")
+
+
+# The automations' commands live with them (crmkit.automations.commands).
+from .automations import commands as _automations  # noqa: E402
+
+cli.add_command(_automations.automations)

@@ -75,3 +75,15 @@ def record_before_delete(event):
 @hookspec
 def record_after_delete(event):
     """After a record went to the recycle bin (or was restored: ``event.action == 'restore'``)."""
+
+
+@hookspec
+def record_tags_changed(event):
+    """A tag was put on records or taken off (``event.added``, ``event.removed``: ids), by hand or by its
+    rule, in the write's transaction (``event.conn``)."""
+
+
+@hookspec
+def crmkit_automation_actions():
+    """Return automation actions: objects with ``name``, ``check``, ``run`` and ``describe``
+    (crmkit.automations.actions.ActionType)."""

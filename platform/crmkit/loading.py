@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pluggy
 
@@ -29,6 +30,22 @@ def field_types(pm: pluggy.PluginManager) -> dict[str, FieldType]:
             types[ftype.name] = ftype
             source[ftype.name] = plugin
     return types
+
+
+def automation_actions(pm: pluggy.PluginManager) -> dict[str, Any]:
+    """Every automation action by name (ActionType), the built-in ones included
+    (crmkit.automations.plugin contributes them like a plugin); two plugins
+    defining one name is an error."""
+    actions: dict[str, Any] = {}
+    source: dict[str, str] = {}
+    for plugin, contributed in reversed(startup_results(pm, "crmkit_automation_actions")):
+        for action in contributed or ():
+            if action.name in actions:
+                raise PluginError(f"plugin '{plugin}' defines automation action '{action.name}', which "
+                                  f"{source[action.name]} already defines")
+            actions[action.name] = action
+            source[action.name] = plugin
+    return actions
 
 
 def _enabled_plugins(documents: list[Document]) -> list[str]:
@@ -58,6 +75,7 @@ def _load(root: Path, problems: ProblemList, raw: list[Problem]
         pm = make_plugin_manager(_enabled_plugins(documents))
         metadata_dirs = call_startup_hook(pm, "crmkit_metadata_dirs")
         types = field_types(pm)
+        actions = automation_actions(pm)
     except PluginError as exc:
         raise ConfigError([Problem(app_file, 1, 1, str(exc))]) from None
     for plugin_dirs in metadata_dirs:
@@ -66,7 +84,7 @@ def _load(root: Path, problems: ProblemList, raw: list[Problem]
             documents.extend(load_directory(Path(directory), raw, prefix=f"<plugin {plugin_name}>/"))
     for problem in raw:
         problems.add_problem(problem)
-    spec = build_spec(documents, types, problems, config_dir=str(root))
+    spec = build_spec(documents, types, problems, config_dir=str(root), actions=actions)
     problems.raise_if_any()
     assert spec is not None
     return spec, pm, types

@@ -25,9 +25,10 @@ from . import hookspecs
 
 ENTRY_POINT_GROUP = "crmkit.plugins"
 #: pluggy calls the last registered first: the rules (formulas, rollups) before
-#: the audit trail records the write, and tags after both (rules read formulas).
-INTERNAL_PLUGINS = ("crmkit.fieldtypes", "crmkit.autonumber", "crmkit.tagging", "crmkit.audit", "crmkit.saved_views",
-                    "crmkit.approvals", "crmkit.rules", "crmkit.jobs.plugin")
+#: the audit trail records the write, tags after both (rules read formulas), and
+#: automations last (they enqueue runs of the write as it stands).
+INTERNAL_PLUGINS = ("crmkit.automations.plugin", "crmkit.fieldtypes", "crmkit.autonumber", "crmkit.tagging",
+                    "crmkit.audit", "crmkit.saved_views", "crmkit.approvals", "crmkit.rules", "crmkit.jobs.plugin")
 #: The attribute in which a plugin declares the hookspec version it was built for.
 HOOKSPEC_ATTRIBUTE = "crmkit_hookspec"
 #: What a plugin that declares no version was built for.

@@ -64,6 +64,8 @@ class RecordEvent:
     old: list[Mapping[str, Any]] = field(default_factory=list)  # stored rows before the write (by column)
     records: list[dict[str, Any]] = field(default_factory=list)  # stored rows after the write (by column)
     changes: list[dict[str, Any]] = field(default_factory=list)  # update: field -> (old, new), dumped to JSON values
+    #: update: the workflow move that made it (None: a plain update).
+    transition: Transition | None = None
 
 
 class RecordsService:
@@ -93,6 +95,8 @@ class RecordsService:
         self.rules.listeners.append(self.tagging.computed)  # a rollup that changes may change a rule tag
         #: Approvals of workflow moves (crmkit.approvals), written through this service.
         self.approvals = Approvals(self)
+        #: The automations engine (crmkit.automations), set when the runtime is built.
+        self.automations: Any = None
         self._referrers = self._find_referrers()
         #: The job queue (crmkit.jobs), set by runtime.build: a record hook
         #: enqueues in the write's transaction with
@@ -410,7 +414,7 @@ class RecordsService:
             errors = self._check_refs(tx, entity, [values], actor)
             if errors:
                 raise self._missing_references(errors, True)
-            event = RecordEvent("update", entity, actor, tx, self, rows=[values], old=[old])
+            event = RecordEvent("update", entity, actor, tx, self, rows=[values], old=[old], transition=transition)
             self.hook.record_before_update(event=event)
             fields = entity.fields
             changed = {name: value for name, value in values.items() if old[fields[name].column] != value}

@@ -7,6 +7,7 @@ import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pluggy
 import sqlalchemy as sa
@@ -42,6 +43,8 @@ class Runtime:
     audit: AuditTrail
     #: The job queue (crmkit.jobs), made by build().
     jobs: Jobs = field(init=False)
+    #: The automations engine (crmkit.automations.engine.Automations).
+    automations: Any = None
 
     def plan(self) -> migrations.MigrationPlan:
         """What a migration would change (refused for another app's database)."""
@@ -87,4 +90,7 @@ def build(config_dir: str | Path, settings: Settings | None = None) -> Runtime:
     for module in settings.jobs_import:  # modules whose tasks this app runs (besides the plugins')
         importlib.import_module(module)
     rt.jobs = records.jobs = Jobs(rt)
+    from .automations import attach
+
+    attach(rt)
     return rt

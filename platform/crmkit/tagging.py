@@ -202,6 +202,22 @@ def tag_condition(tables: Tables, table: sa.FromClause, entity: str, op: str, pa
 
 # ------------------------------------------------------------------ the engine
 
+@dataclass
+class TagEvent:
+    """What the ``record_tags_changed`` hook is told: a tag put on records
+    (``added``) or taken off (``removed``), ``by`` its rule or a user, in the
+    transaction of ``conn``."""
+
+    entity: str
+    tag: str
+    actor: Actor
+    conn: sa.Connection
+    service: RecordsService
+    added: Sequence[int]
+    removed: Sequence[int]
+    by: str
+
+
 @dataclass(frozen=True)
 class _Watch:
     """A rule tag that a write of some entity may change: ``how`` says which
@@ -304,8 +320,17 @@ class Tagging:
                                                              entity.c.deleted_at.is_(None), holds))
         stale = tags.delete().where(mine, *([] if only is None else [tags.c.record_id.in_(only)]), outside)
         removed = list(conn.execute(stale.returning(tags.c.record_id)).scalars())
-        self.service.audit.tags(conn, tag.entity, tag.name, actor, added, removed, BY_RULE)
+        self._changed(conn, tag.entity, tag.name, actor, added, removed, BY_RULE)
         return added, removed
+
+    def _changed(self, conn: sa.Connection, entity: str, tag: str, actor: Actor, added: Sequence[int],
+                 removed: Sequence[int], by: str) -> None:
+        """A tag went on or off records: the history, and the ``record_tags_changed`` hook."""
+        if not added and not removed:
+            return
+        self.service.audit.tags(conn, entity, tag, actor, added, removed, by)
+        self.service.hook.record_tags_changed(event=TagEvent(entity, tag, actor, conn, self.service, added,
+                                                             removed, by))
 
     def written(self, event: RecordEvent) -> None:
         """A record was written: evaluate again the rule tags its change may
@@ -401,7 +426,7 @@ class Tagging:
                 changed = list(tx.execute(tags.delete().where(*where).returning(tags.c.record_id)).scalars())
             if changed:
                 added, removed = (changed, []) if on else ([], changed)
-                self.service.audit.tags(tx, entity.name, tag.name, actor, added, removed, BY_USER)
+                self._changed(tx, entity.name, tag.name, actor, added, removed, BY_USER)
             return self.names(tx, entity, [record_id], self.service.permissions.of(actor))[record_id]
 
     # -------------------------------------------------------------- reading

@@ -223,8 +223,7 @@ class _Document:
         self._jobs_paths()
         self._other_paths()
         document["tags"] += [{"name": "me"}, {"name": "people"}, {"name": "audit"}, {"name": "approvals"},
-                             {"name": "jobs"},
-                             {"name": "meta"}]
+                             {"name": "automations"}, {"name": "jobs"}, {"name": "meta"}]
         document["paths"] = self.paths
         document["components"]["parameters"] = self.parameters
         document["info"]["x-operators"] = list(OPERATORS)
@@ -320,6 +319,14 @@ class _Document:
             "action": {"type": "string"}, "actor": {"type": ["string", "null"]},
             "actor_id": {"type": ["integer", "null"]}, "at": ISO_MOMENT,
             "changes": {"description": "What changed: field -> [old, new] (values you may not see left out)."}}}
+        s["AutomationRun"] = {"type": "object", "properties": {
+            "id": {"type": "integer"}, "automation": {"type": "string"}, "entity": {"type": ["string", "null"]},
+            "record_id": {"type": ["integer", "null"]}, "trigger": {"type": "string"}, "depth": {"type": "integer"},
+            "status": {"enum": ["ok", "failed", "skipped", "stopped"]},
+            "condition": {"type": ["boolean", "null"], "description": "The value of when (null: none)."},
+            "results": {"type": ["array", "null"], "description": "Each action: {action, result} or {action, "
+                        "error} or {action, skipped}."},
+            "error": {"type": ["string", "null"]}, "started_at": ISO_MOMENT, "finished_at": ISO_MOMENT}}
         s["HistoryEntry"] = {"type": "object", "properties": {
             "action": {"type": "string"}, "actor": {"type": ["string", "null"]},
             "actor_id": {"type": ["integer", "null"]}, "at": ISO_MOMENT,
@@ -741,6 +748,12 @@ class _Document:
 
     def _other_paths(self) -> None:
         entities = list(self.spec.entities)
+        if self.rt.automations is not None:
+            self._op("/api/v1/automations/runs", "get", "automations",
+                     "Automation runs, newest first: every run (admins), or one record's runs (entity and "
+                     "record_id of a record you may read)",
+                     {**_ok(_page(_ref("AutomationRun"))), **_errors(400, 403, 404)},
+                     parameters=self._list_parameters(self.rt.automations.log.source.spec))
         self._op("/api/v1/recycle_bin", "get", "meta", "Records in the recycle bin",
                  {**_ok(_data(_array({"type": "object"}))), **_errors(400, 403)},
                  access=[[e, "delete"] for e in entities],

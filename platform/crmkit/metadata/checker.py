@@ -6,6 +6,7 @@ until the end, so ``crmkit check`` reports them all at once.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from collections import defaultdict
@@ -69,14 +70,6 @@ def _as_label(value: Any, fallback: str) -> Mapping[str, str]:
     if isinstance(value, dict):
         return MappingProxyType(dict(value))
     return MappingProxyType({"en": humanize(fallback)})
-
-
-def _freeze(value: Any) -> Any:
-    if isinstance(value, dict):
-        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
-    if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
-    return value
 
 
 # ---------------------------------------------------------------- structure
@@ -482,8 +475,9 @@ def _check_app(doc: Document | None, problems: ProblemList) -> str:
 
 
 def build_spec(documents: Iterable[Document], types: Mapping[str, Any], problems: ProblemList,
-               config_dir: str = "") -> AppSpec | None:
-    """Check every document and build the AppSpec; None when there were problems."""
+               config_dir: str = "", actions: Mapping[str, Any] | None = None) -> AppSpec | None:
+    """Check every document and build the AppSpec; None when there were problems.
+    ``actions``: the automation actions by name (None: action names are not checked)."""
     by_kind: dict[str, list[Document]] = defaultdict(list)
     for doc in documents:
         if doc.sound and check_structure(doc, problems):
@@ -521,8 +515,6 @@ def build_spec(documents: Iterable[Document], types: Mapping[str, Any], problems
 
     if problems:
         return None
-    automations = {name: _freeze(raw) for doc in by_kind.get("automations", [])
-                   for name, raw in doc.data["automations"].items()}
     spec = AppSpec(
         name=app["app"], label=_as_label(app.get("label"), app["app"]),
         entities=MappingProxyType(known.entities), locales=tuple(app.get("locales", ("zh", "en"))),
@@ -533,12 +525,18 @@ def build_spec(documents: Iterable[Document], types: Mapping[str, Any], problems
         workflows=tuple(_workflow_spec(doc) for doc in by_kind.get("workflow", [])),
         config_dir=config_dir,
         public=tuple(app.get("public", ())), menu=menu,
-        views=MappingProxyType(views), tags=MappingProxyType(tags), automations=MappingProxyType(automations),
+        views=MappingProxyType(views), tags=MappingProxyType(tags),
     )
     from ..tagging import check_rules  # tag rules and segments are checked against the whole spec
 
     check_rules(spec, by_kind.get("tags", []) + by_kind.get("views", []), problems)
-    return compile_rules(spec, entity_docs, by_kind.get("workflow", []), problems)
+    from ..automations.checking import compile_automations  # automations name everything else
+
+    automations = compile_automations(spec, by_kind.get("automations", []), actions, problems).automations
+    compiled = compile_rules(spec, entity_docs, by_kind.get("workflow", []), problems)
+    if compiled is None or problems:
+        return None
+    return dataclasses.replace(compiled, automations=automations)
 
 
 def _menu(doc: Document, entities: Mapping[str, EntitySpec], problems: ProblemList) -> tuple[MenuGroup, ...]:
@@ -615,10 +613,6 @@ def _check_documents(by_kind: dict[str, list[Document]], known: _Known, types: M
             _view_filter(doc, ("due",), entities[doc.data["entity"]], due["filter"], references, types)
     views = _build_views(by_kind.get("views", []), references, types)
     tags = _build_tags(by_kind.get("tags", []), references)
-    for doc in by_kind.get("automations", []):
-        for name, raw in doc.data["automations"].items():
-            if "entity" in raw:
-                entity_ref(doc, ("automations", name, "entity"), raw["entity"])
     return views, tags
 
 

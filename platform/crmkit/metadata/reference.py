@@ -71,6 +71,63 @@ Every entity also has the system fields `id`, `version`, `created_at`,
 """
 
 
+AUTOMATIONS = """### Automations: triggers, actions, runs
+
+```yaml
+automations:
+  big_order:
+    trigger: {updated: order, fields: [paid_amount]}
+    when: "paid_amount >= 5000"
+    do:
+      - tag: big_order
+      - create: {entity: activity, values: {customer: "= customer", subject: Thank them, content: "= 'Paid ' + order_no"}}
+  at_risk_customers:
+    trigger: {schedule: "0 3 * * *"}
+    entity: customer
+    when: "lifecycle = 'maturity' and last_order_at < now() - 180d"
+    do: [{set: {lifecycle: at_risk}}]
+```
+
+| trigger | fires |
+|---|---|
+| `{created: E}` / `{deleted: E}` | a record of E was created / went to the recycle bin |
+| `{updated: E}` / `{updated: E, fields: [a, b]}` | a record of E changed (with `fields`: one of them changed) |
+| `{transition: W}` / `{transition: W.MOVE}` | any move of workflow W / that move, by anyone (an automation's too) |
+| `{tag_added: T}` / `{tag_removed: T}` | tag T went on / off a record, by hand, by an automation or by its rule |
+| `{schedule: "CRON"}` | at each tick (app timezone); with `entity:`, once for every record for which `when` holds |
+| `{time: "3d before contract.end_date"}` | once per record and value of the field, when the moment comes (swept every 5 minutes; a moment more than 7 days past does not fire); a changed value arms it again |
+
+A matching write enqueues the run in its own transaction (a rolled-back write
+runs nothing); the run reads the record again, evaluates `when`, then runs
+the actions in order as the system, audited as `automation NAME`, through the
+records service (validation, workflow rules and guards hold). The first
+failing action stops the run. A write made by a run triggers further runs one
+level deeper; at depth 5 the chain stops (an automation triggering itself, a
+cycle) with an error in the run log.
+
+| action | arguments | does |
+|---|---|---|
+| `set` | `{field: value, ...}` | updates the record (not a workflow's state field: use `transition`) |
+| `create` | `{entity: E, values: {field: value}}` | creates a record of E (owned by the trigger record's owner) |
+| `tag` / `untag` | `TAG` | puts a manual tag on the record / takes it off |
+| `transition` | `MOVE` | makes the workflow move (its required fields and `when` must hold) |
+
+A value is a literal (`level: gold`), or an expression in the language when
+it starts with `=` (`"= today() + 3d"`, `"= amount * 0.9"`, `"= customer"`),
+evaluated on the trigger record. Plugins add actions (`send`, `notify`,
+`webhook`, `assign`, ... through `crmkit_automation_actions`); an unknown action
+is a check error listing the known ones.
+
+Every run is logged (automation, record, trigger, depth, the condition's
+value, each action's result, the error): `GET /api/v1/automations/runs`
+(admins: every run, filters `automation=`, `entity=`, `record_id=`,
+`status=ok|failed|skipped|stopped`; others: `entity=E&record_id=N` of a
+record they may read) and on the record's timeline.
+`crmkit automations test NAME --record ID CONFIG` shows the condition's value
+and what each action would do, writing nothing.
+"""
+
+
 def _type_text(schema: dict) -> str:
     if "$ref" in schema:
         target = schema["$ref"].split("/")[-1]
@@ -135,6 +192,8 @@ def render() -> str:
             for path, type_text, required, description in _rows(field):
                 out.append(f"| `{path}` | {type_text} | {'yes' if required else ''} | {description} |")
         out.append("")
+        if kind == "automations":
+            out.append(AUTOMATIONS)
     out.append(FIELD_TYPES)
     names = ", ".join(f"`{n}`" for n in sorted(RESERVED_ENTITY_NAMES))
     out.append(f"Entity names are the first part of their URLs (`/app/<entity>`, `/api/v1/<entity>`), so the "

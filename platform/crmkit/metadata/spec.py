@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the expression tree refers to these specs: no import at run time
+    from ..automations.spec import AutomationSpec
     from ..expressions.tree import Checked
 
 Label = Mapping[str, str]
@@ -38,7 +39,7 @@ RESERVED_ENTITY_NAMES = frozenset({"openapi", "docs", "me", "regions", "recycle_
                                    "user", "users", "team", "teams", "role", "roles", "token",
                                    "tokens",
                                    # pages beside /app/<entity> and /api/v1/<entity> (a test keeps this complete)
-                                   "search", "language", "audit", "approval", "approvals", "job", "jobs"})
+                                   "search", "language", "audit", "approval", "approvals", "job", "jobs", "automations"})
 
 
 def label_text(label: Label | None, locale: str = "en", fallback: str = "") -> str:
@@ -353,8 +354,8 @@ class AppSpec:
     config_dir: str = ""
     views: Mapping[str, ViewSpec] = field(default_factory=lambda: MappingProxyType({}))
     tags: Mapping[str, TagSpec] = field(default_factory=lambda: MappingProxyType({}))
-    #: Automations by name, as read-only data until the automations issue types them.
-    automations: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
+    #: Automations by name (crmkit.automations.checking types them).
+    automations: Mapping[str, AutomationSpec] = field(default_factory=lambda: MappingProxyType({}))
     #: URL paths served without authentication (app.yaml ``public``).
     public: tuple[str, ...] = ()
     #: The navigation's order and groups (app.yaml ``menu``); empty: every entity, in order.

@@ -1,5 +1,6 @@
-"""A record's timeline: its follow-up activities and its history (field
-changes, workflow moves, shares), newest first, in pages.
+"""A record's timeline: its follow-up activities, its history (field
+changes, workflow moves, shares) and the automations that ran on it, newest
+first, in pages.
 
 Activities are the records of entities marked ``timeline: <date field>``
 (metadata reference) that refer to this record through a ref field: a
@@ -26,10 +27,12 @@ from typing import Any
 import sqlalchemy as sa
 from flask_babel import gettext
 
+from ..automations.engine import ACTOR_PREFIX as AUTOMATION_ACTOR
+from ..automations.runs import outline
 from ..errors import BadRequest
 from ..metadata.builtin_entities import history_spec
 from ..metadata.spec import EntitySpec, FieldSpec, label_text
-from ..permissions import Access, Actor, EntityAccess, audit_changes
+from ..permissions import ADMIN_ROLE, Access, Actor, EntityAccess, audit_changes
 from ..query import Page
 from ..runtime import Runtime
 from .cells import EMPTY, Cell, Cells, target_of
@@ -42,6 +45,8 @@ QUICK_FIELDS = 6
 QUICK_TYPES = frozenset({"string", "text", "integer", "decimal", "money", "boolean", "date", "datetime", "email",
                          "phone", "url", "enum", "multi_enum", "region"})
 HISTORY = "history"
+#: The stream of automation runs (crmkit.automations.runs; skipped runs are left out).
+RUNS = "automation_runs"
 _AT = history_spec().fields["at"]
 _OLDEST = dt.datetime.min.replace(tzinfo=dt.UTC)
 #: Who an activity is by (its owner, else its creator).
@@ -166,16 +171,35 @@ class Timeline:
         if key == HISTORY:
             request = queries.parse_list(queries.history, args, self.access)
             return queries.history_page(conn, self.entity, self.record_id, request, actor=self.actor)
+        if key == RUNS:
+            return self._runs_page(conn, args)
         source = next(s for s in self.sources if s.key == key)
         args += [(source.ref.name, str(self.record_id)), ("sort", f"-{source.entity.timeline}")]
         request = queries.parse_list(source.entity, args, self.access)
         return queries.page(conn, source.entity, request, actor=self.actor)
 
+    def _runs_page(self, conn: sa.Connection, args: list[tuple[str, str]]) -> Page:
+        """A page of the automation runs on the record (the reader may read it:
+        the timeline is on its page)."""
+        from ..query import Within
+
+        log = self.rt.automations.log
+        table = log.table
+
+        def build() -> sa.ColumnElement[bool]:
+            return sa.and_(table.c.entity == sa.bindparam("_entity", type_=sa.String()),
+                           table.c.record_id == sa.bindparam("_record_id", type_=sa.Integer()),
+                           table.c.status != "skipped")
+
+        request = self.rt.queries.parse_list(log.source, args, self.access)
+        within = Within("timeline_runs", build, {"_entity": self.entity.name, "_record_id": self.record_id})
+        return self.rt.queries.page(conn, log.source, request, actor=self.actor, within=within)
+
     def read(self, conn: sa.Connection, cursor: str | None, limit: int = PAGE_SIZE
              ) -> tuple[list[Entry], str | None]:
         """A page of entries, newest first, and the cursor of the next page."""
         cursors = decode(cursor)
-        keys = [HISTORY] + [s.key for s in self.sources]
+        keys = [HISTORY] + [s.key for s in self.sources] + ([RUNS] if self.rt.automations is not None else [])
         unknown = set(cursors) - set(keys)
         if unknown:
             raise BadRequest("malformed timeline cursor: use the 'more' link of the page",
@@ -208,6 +232,8 @@ class Timeline:
     def _moment(self, key: str, row: Mapping[str, Any]) -> dt.datetime:
         if key == HISTORY:
             value = self.cells.stored(_AT, row["at"])
+        elif key == RUNS:
+            value = self.cells.stored(_AT, row["started_at"])
         else:
             source = next(s for s in self.sources if s.key == key)
             f = source.entity.fields[source.entity.timeline or "created_at"]
@@ -224,6 +250,8 @@ class Timeline:
         wanted: dict[str, set[Any]] = {}
         history: list[tuple[Mapping[str, Any], Any]] = []
         for key, row in rows:
+            if key == RUNS:
+                continue
             if key == HISTORY:
                 changes = audit_changes(self.access, self.entity, row.get("changes"), record_read=True)
                 history.append((row, changes))
@@ -238,7 +266,9 @@ class Timeline:
         out: list[Entry] = []
         changes_of = iter(history)
         for key, row in rows:
-            if key == HISTORY:
+            if key == RUNS:
+                out.append(self._run(row))
+            elif key == HISTORY:
                 entry_row, changes = next(changes_of)
                 out.extend(self._history_entries(entry_row, changes))
             else:
@@ -263,7 +293,13 @@ class Timeline:
     def _actor(self, row: Mapping[str, Any]) -> Cell:
         actor_id = row.get("actor_id")
         name = self.cells.titles.get("user", {}).get(actor_id) if actor_id is not None else None
-        return Cell(name or str(row.get("actor") or ""))
+        text = str(row.get("actor") or "")
+        if name is None and text.startswith(AUTOMATION_ACTOR):  # "automation NAME": the system, for an automation
+            automation = self.rt.spec.automations.get(text[len(AUTOMATION_ACTOR):])
+            if automation is not None:
+                label = label_text(automation.label, self.cells.language, automation.name)
+                return Cell(gettext("automation “%(name)s”", name=label))
+        return Cell(name or text)
 
     def _history_entries(self, row: Mapping[str, Any], changes: Any) -> Iterator[Entry]:
         at = self._moment(HISTORY, row)
@@ -341,6 +377,28 @@ class Timeline:
                   if f.type == "text" and f.name in ea.visible and f.name not in skip and f.name not in names]
         return names
 
+    def _run(self, row: Mapping[str, Any]) -> Entry:
+        """An automation's run: its name, how it ended, each action's result."""
+        automation = self.rt.spec.automations.get(row.get("automation") or "")
+        name = label_text(automation.label, self.cells.language, automation.name) if automation is not None \
+            else str(row.get("automation"))
+        details = []
+        if ADMIN_ROLE not in self.access.roles and not self.access.system:  # lines may quote hidden fields
+            words = {"ok": gettext("done"), "failed": gettext("failed"), "skipped": gettext("skipped")}
+            for step in outline(row.get("results")) or ():
+                details.append((step["action"], Cell(words[step["status"]])))
+            return Entry("automation", self._moment(RUNS, row), Cell(name), what=str(row.get("status") or ""),
+                         details=details)
+        for result in row.get("results") or ():
+            if isinstance(result, dict):
+                text = (result.get("result") or (gettext("failed: %(error)s", error=result["error"])
+                                                 if result.get("error") else gettext("skipped")))
+                details.append((str(result.get("action", "")), Cell(str(text))))
+        if not details and row.get("error"):
+            details.append((gettext("Error"), Cell(str(row["error"]))))
+        return Entry("automation", self._moment(RUNS, row), Cell(name), what=str(row.get("status") or ""),
+                     details=details)
+
     def _activity(self, source: ActivitySource, row: Mapping[str, Any]) -> Entry:
         other = source.entity
         ea = self.access.entity(other.name)
@@ -388,6 +446,10 @@ def _head(entry: Entry) -> str:
         if entry.what == "rejected":
             return gettext("%(who)s rejected: %(move)s", who=who, move=move)
         return gettext("%(who)s withdrew the request: %(move)s", who=who, move=move)
+    if entry.kind == "automation":
+        if entry.what == "ok":
+            return gettext("Automation %(name)s ran", name=who)
+        return gettext("Automation %(name)s failed", name=who)
     if entry.kind == "unshared":
         return gettext("%(who)s stopped sharing it with %(name)s", who=who, name=entry.title.text)
     return ""
