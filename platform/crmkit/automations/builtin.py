@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from ..approvals import ApprovalPending
 from ..database import write_transaction
 from ..expressions import Context, ExpressionError, Kind, SqlLoader, check, evaluate
 from ..fieldtypes import BUILTIN_TYPES, FieldValueError
@@ -311,6 +312,8 @@ class TransitionAction:
     def run(self, ctx: ActionContext, args: Any) -> str:
         entity, record_id = _need_record(ctx, "transition")
         record = ctx.runtime.records.transition(entity, record_id, args, {}, ctx.actor)
+        if isinstance(record, ApprovalPending):  # a move that needs approval now waits for it
+            return f"asked for '{args}': approval #{record.approval['id']} is pending"
         return f"moved by '{args}' to {self._state(ctx, entity, args, record)}"
 
     def describe(self, ctx: ActionContext, args: Any) -> str:

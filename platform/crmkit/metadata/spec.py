@@ -39,7 +39,8 @@ RESERVED_ENTITY_NAMES = frozenset({"openapi", "docs", "me", "regions", "recycle_
                                    "user", "users", "team", "teams", "role", "roles", "token",
                                    "tokens",
                                    # pages beside /app/<entity> and /api/v1/<entity> (a test keeps this complete)
-                                   "search", "language", "audit", "approval", "approvals", "job", "jobs", "automations"})
+                                   "search", "language", "audit", "approval", "approvals", "job", "jobs",
+                                   "automations"})
 
 
 def label_text(label: Label | None, locale: str = "en", fallback: str = "") -> str:
