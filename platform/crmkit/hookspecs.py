@@ -16,7 +16,7 @@ from __future__ import annotations
 import pluggy
 
 PROJECT = "crmkit"
-HOOKSPEC_VERSION = "1.0"
+HOOKSPEC_VERSION = "1.1"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
@@ -40,6 +40,11 @@ def crmkit_tables(metadata, spec):
 @hookspec
 def crmkit_app_ready(app, spec):
     """Called once the Flask app is built: register blueprints, CLI commands, template folders."""
+
+
+@hookspec
+def crmkit_channels(settings):
+    """Return message channels (objects with ``name``, ``address``, ``configured`` and ``deliver``); one named like another replaces it."""
 
 
 @hookspec

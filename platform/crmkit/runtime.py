@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pluggy
 import sqlalchemy as sa
@@ -23,6 +25,9 @@ from .serialization import EntitySchemas
 from .settings import Settings, from_environment
 from .tables import Tables, build_tables
 
+if TYPE_CHECKING:
+    from .messaging import Messenger
+
 
 @dataclass
 class Runtime:
@@ -38,6 +43,14 @@ class Runtime:
     permissions: Permissions
     directory: Directory
     audit: AuditTrail
+
+    @cached_property
+    def messaging(self) -> Messenger:
+        """Templates, channels, notifications and webhooks (settings from the
+        environment, read when first used)."""
+        from .messaging import Messenger
+
+        return Messenger(self)
 
     def plan(self) -> migrations.MigrationPlan:
         """What a migration would change (refused for another app's database)."""

@@ -36,7 +36,7 @@ DIRECTORY_ENTITIES = ("user", "team")
 RESERVED_ENTITY_NAMES = frozenset({"openapi", "docs", "me", "regions", "recycle_bin", "health",
                                    "healthz", "admin", "app", "api", "login", "logout", "static",
                                    "user", "users", "team", "teams", "role", "roles", "token",
-                                   "tokens"})
+                                   "tokens", "messages", "notifications"})
 
 
 def label_text(label: Label | None, locale: str = "en", fallback: str = "") -> str:
@@ -290,6 +290,22 @@ class TagSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class TemplateSpec:
+    """A message template (templates.yaml): the channel it is written for, a
+    subject and a body per language, sandboxed Jinja over a record's fields
+    (crmkit.messaging checks and renders them)."""
+
+    name: str
+    channel: str
+    body: Label
+    subject: Label | None = None
+    label: Label | None = None
+    #: The entity its variables are checked against (None: each sending automation's).
+    entity: str | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class MenuGroup:
     """A group of the screens' navigation (app.yaml ``menu``): entity names in
     the order shown, under a heading (none: listed ungrouped)."""
@@ -324,3 +340,5 @@ class AppSpec:
     public: tuple[str, ...] = ()
     #: The navigation's order and groups (app.yaml ``menu``); empty: every entity, in order.
     menu: tuple[MenuGroup, ...] = ()
+    #: Message templates by name (templates.yaml).
+    templates: Mapping[str, TemplateSpec] = field(default_factory=lambda: MappingProxyType({}))
