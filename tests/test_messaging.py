@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from conftest import MINI_FILES, is_error, make_config, token_for
 
+from conftest import MINI_FILES, is_error, make_config, token_for
 from crmkit.loading import load_config
-from crmkit.messaging import DeliveryFailed, Messenger, MessagingSettings, NotifyAction, SendAction, WebhookAction
+from crmkit.messaging import DeliveryFailed, MessagingSettings, Messenger, NotifyAction, SendAction, WebhookAction
 from crmkit.messaging.channels import Delivery, Outgoing
 from crmkit.messaging.settings import SmtpSettings, from_environment, smtp_from_url
 from crmkit.messaging.templates import Recipient
@@ -40,8 +40,8 @@ TEMPLATES_YAML = """
         entity: customer
         subject: {zh: "{{ name }} 的余额", en: "Balance of {{ name }}"}
         body:
-          zh: "{{ recipient.name }}：客户 {{ name }}（{{ level }}）余额 {{ balance }}，生日 {{ birthday }}，推荐人 {{ referrer.name }}"
-          en: "{{ recipient.name }}: customer {{ name }} ({{ level }}) has {{ balance }}, born {{ birthday }}, referred by {{ referrer }}"
+          zh: "ZH_BODY"
+          en: "EN_BODY"
       wake_up:
         channel: sms
         body: {zh: "{{ name }}，好久不见！", en: "{{ name }}, we miss you!"}
@@ -52,8 +52,13 @@ TEMPLATES_YAML = """
         channel: in_app
         entity: contract
         subject: {zh: "合同 {{ number }}", en: "Contract {{ number }}"}
-        body: {zh: "客户 {{ customer.name }} 的合同金额 {{ amount }}", en: "{{ customer.name }}'s contract: {{ amount }}"}
-"""
+        body:
+          zh: "客户 {{ customer.name }} 的合同金额 {{ amount }}"
+          en: "{{ customer.name }}'s contract: {{ amount }}"
+""".replace("ZH_BODY", "{{ recipient.name }}：客户 {{ name }}（{{ level }}）余额 {{ balance }}，"
+            "生日 {{ birthday }}，推荐人 {{ referrer.name }}").replace(
+    "EN_BODY", "{{ recipient.name }}: customer {{ name }} ({{ level }}) has {{ balance }}, born {{ birthday }}, "
+    "referred by {{ referrer }}")
 
 ROLES_YAML = """
     roles:
@@ -89,7 +94,7 @@ class SmtpSink:
     def __init__(self) -> None:
         self.messages: list[Any] = []
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
+    async def handle_DATA(self, server, session, envelope):
         self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content, policy=policy.default)))
         return "250 OK"
 
@@ -118,10 +123,10 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 self._handle()
 
-            def do_PUT(self) -> None:  # noqa: N802
+            def do_PUT(self) -> None:
                 self._handle()
 
             def _handle(self) -> None:
@@ -463,8 +468,8 @@ def test_notifications_reach_the_bell_the_api_and_are_read_once(app, rt, custome
     assert line.startswith("in_app 'contract_due': 2 sent")
     assert "already sent" in action.run(ctx(rt, contract, "n1", "contract"),
                                         {"template": "contract_due", "to": {"role": "sales_rep"}})
-    NotifyAction().run(ctx(rt, customer, "n2"), {"to": "owner", "title": "Hi", "body": {"zh": "{{ name }} 生日",
-                                                                                         "en": "{{ name }}'s birthday"}})
+    birthday = {"zh": "{{ name }} 生日", "en": "{{ name }}'s birthday"}
+    NotifyAction().run(ctx(rt, customer, "n2"), {"to": "owner", "title": "Hi", "body": birthday})
     rep = app.test_client(user="rep")
     token_for(app, "rep")
     body = rep.get("/api/v1/notifications?lang=en").get_json()

@@ -44,7 +44,7 @@ def crmkit_app_ready(app, spec):
 
 @hookspec
 def crmkit_channels(settings):
-    """Return message channels (objects with ``name``, ``address``, ``configured`` and ``deliver``); one named like another replaces it."""
+    """Return message channels (``name``, ``address``, ``configured``, ``deliver``); a later one replaces a namesake."""
 
 
 @hookspec

@@ -29,7 +29,7 @@ def _messenger(ctx: Any) -> Any:
 
 
 def _entity_name(ctx: Any) -> str | None:
-    return ctx.entity  # type: ignore[no-any-return]
+    return ctx.entity
 
 
 def _template_problems(spec: AppSpec, entity: EntitySpec | None, name: str, text: Any, part: str) -> list[str]:
@@ -81,10 +81,10 @@ class SendAction:
                                       entity=_entity_name(ctx), record=ctx.record, key=ctx.key,
                                       automation=ctx.automation, channel=args.get("channel"),
                                       language=args.get("language"))
-        return report.line()  # type: ignore[no-any-return]
+        return report.line()
 
     def describe(self, ctx: Any, args: Mapping[str, Any]) -> str:
-        return _messenger(ctx).preview(template=args["template"], to=args.get("to", "owner"),  # type: ignore
+        return _messenger(ctx).preview(template=args["template"], to=args.get("to", "owner"),
                                        entity=_entity_name(ctx), record=ctx.record, channel=args.get("channel"),
                                        language=args.get("language"))
 
@@ -125,12 +125,12 @@ class NotifyAction:
         report = _messenger(ctx).notify(to=args.get("to", "owner"), entity=_entity_name(ctx), record=ctx.record,
                                         key=ctx.key, automation=ctx.automation, template=args.get("template"),
                                         title=_label(args.get("title")), body=_label(args.get("body")))
-        return report.line()  # type: ignore[no-any-return]
+        return report.line()
 
     def describe(self, ctx: Any, args: Mapping[str, Any]) -> str:
         messenger = _messenger(ctx)
         if args.get("template"):
-            return messenger.preview(template=args["template"], to=args.get("to", "owner"),  # type: ignore
+            return messenger.preview(template=args["template"], to=args.get("to", "owner"),
                                      entity=_entity_name(ctx), record=ctx.record)
         body = _label(args.get("body")) or {}
         language = messenger.language(None)
@@ -163,7 +163,7 @@ class WebhookAction:
         report = _messenger(ctx).webhook(url=args["url"], method=args.get("method", "POST"),
                                          entity=_entity_name(ctx), record=ctx.record, key=ctx.key,
                                          automation=ctx.automation, timeout=args.get("timeout"))
-        return report.line()  # type: ignore[no-any-return]
+        return report.line()
 
     def describe(self, ctx: Any, args: Mapping[str, Any]) -> str:
         fields = len(ctx.record or {})

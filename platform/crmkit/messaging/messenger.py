@@ -108,7 +108,7 @@ class Messenger:
 
     @property
     def spec(self) -> AppSpec:
-        return self.rt.spec  # type: ignore[no-any-return]
+        return self.rt.spec
 
     def channel_names(self) -> list[str]:
         return [IN_APP, *self.channels]

@@ -155,7 +155,7 @@ class RecipientFinder:
                          mobile=row.get(phone_field.column) if phone_field is not None else None,
                          record=(entity.name, int(row["id"])) if row.get("id") is not None else None)
 
-    def _user_row(self, user_id: Any) -> Mapping[str, Any] | None:
+    def _user_row(self, user_id: Any) -> Mapping[Any, Any] | None:
         if not isinstance(user_id, int):
             return None
         users = self.rt.tables.users
@@ -166,7 +166,7 @@ class RecipientFinder:
         rows = [self._user_row(i) for i in ids]
         return [self._user(row) for row in rows if row is not None]
 
-    def _users_with_role(self, role: str) -> list[Mapping[str, Any]]:
+    def _users_with_role(self, role: str) -> list[Mapping[Any, Any]]:
         users = self.rt.tables.users
         rows = self.conn.execute(sa.select(users).where(users.c.active.is_(True)).order_by(users.c.id)).mappings()
         return [row for row in rows if role in (row["roles"] or ())]

@@ -28,7 +28,7 @@ def unread_notifications() -> int | None:
         return None
     if "crmkit_unread" not in g:
         g.crmkit_unread = runtime().messaging.store.unread_count(actor.id)
-    return g.crmkit_unread  # type: ignore[no-any-return]
+    return g.crmkit_unread
 
 
 @bp.get("/notifications")

@@ -200,7 +200,7 @@ class MessageStore:
             return tx.execute(sa.select(t).where(t.c.id == notification_id, t.c.user_id == user_id)).mappings().first()
 
 
-def _message_json(row: Mapping[str, Any]) -> dict[str, Any]:
+def _message_json(row: Mapping[Any, Any]) -> dict[str, Any]:
     return {"id": row["id"], "channel": row["channel"], "recipient": row["recipient"],
             "recipient_name": row["recipient_name"], "user_id": row["user_id"], "subject": row["subject"],
             "body": row["body"], "status": row["status"], "error": row["error"], "template": row["template"],
@@ -214,7 +214,7 @@ def _iso(value: dt.datetime | None) -> str | None:
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
 
 
-def notification_json(row: Mapping[str, Any], language: str) -> dict[str, Any]:
+def notification_json(row: Mapping[Any, Any], language: str) -> dict[str, Any]:
     title, body = row["title"] or {}, row["body"] or {}
     return {"id": row["id"], "title": title.get(language) or next(iter(title.values()), ""),
             "body": body.get(language) or next(iter(body.values()), ""), "entity": row["entity"],

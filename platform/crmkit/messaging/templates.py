@@ -172,7 +172,7 @@ def template_problems(spec: AppSpec, entity: EntitySpec, source: str) -> Iterato
 # ---------------------------------------------------------------- rendering
 
 #: Reads one row of an entity (or "user", "team") by id, as the system.
-RowReader = Callable[[str, int], Mapping[str, Any] | None]
+RowReader = Callable[[str, int], Mapping[Any, Any] | None]
 
 
 class RecordView:
@@ -279,9 +279,9 @@ class _Lazy:
 
 def row_reader(conn: sa.Connection, rt: Any) -> RowReader:
     """Reads rows of entities (through the query builder, as the system) and of users and teams."""
-    cache: dict[tuple[str, int], Mapping[str, Any] | None] = {}
+    cache: dict[tuple[str, int], Mapping[Any, Any] | None] = {}
 
-    def read(target: str, record_id: int) -> Mapping[str, Any] | None:
+    def read(target: str, record_id: int) -> Mapping[Any, Any] | None:
         key = (target, record_id)
         if key not in cache:
             if target == "user":
