@@ -16,7 +16,7 @@ from __future__ import annotations
 import pluggy
 
 PROJECT = "crmkit"
-HOOKSPEC_VERSION = "1.1"
+HOOKSPEC_VERSION = "1.2"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
@@ -38,13 +38,19 @@ def crmkit_tables(metadata, spec):
 
 
 @hookspec
+def crmkit_schedules(spec):
+    """Return Schedule objects (crmkit.jobs): periodic jobs, each tick fired once. Since 1.1."""
+
+
+@hookspec
 def crmkit_app_ready(app, spec):
     """Called once the Flask app is built: register blueprints, CLI commands, template folders."""
 
 
 @hookspec
 def crmkit_channels(settings):
-    """Return message channels (``name``, ``address``, ``configured``, ``deliver``); a later one replaces a namesake."""
+    """Return message channels (``name``, ``address``, ``configured``, ``deliver``); a later one replaces a
+    namesake. Since 1.2."""
 
 
 @hookspec
