@@ -28,6 +28,7 @@ SAMPLE_ARGUMENTS = {"entity_name": "customer", "record_id": "1", "relation": "fa
                     "user_id": "1", "token_id": "1", "team_id": "1", "name": "upgrade",
                     "state": "bronze", "field_name": "region", "tag": "vip"}
 SAMPLE_ARGUMENTS.update(view_id="1")  # a saved view of a list (crmkit.ui.lists)
+SAMPLE_ARGUMENTS.update(notification_id="1")  # an in-app notification (crmkit.messaging)
 
 @pytest.fixture
 def app(make_app, tmp_path):
