@@ -562,9 +562,9 @@ def test_messages_api_pages(app, rt, customer, people):
 # ---------------------------------------------------------------- the sample config
 
 def test_every_sample_template_renders_for_seeded_records_in_both_languages(make_runtime):
-    from conftest import SAMPLE_CONFIG
     from sqlalchemy import select
 
+    from conftest import SAMPLE_CONFIG
     from crmkit.seed import seed
 
     rt = make_runtime(SAMPLE_CONFIG)
