@@ -23,8 +23,17 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from conftest import MINI_FILES, is_error, make_config, token_for
+from crmkit.jobs import PermanentFailure
 from crmkit.loading import load_config
-from crmkit.messaging import DeliveryFailed, MessagingSettings, Messenger, NotifyAction, SendAction, WebhookAction
+from crmkit.messaging import (
+    DeliveryFailed,
+    MessagingSettings,
+    Messenger,
+    NotifyAction,
+    RefusedDelivery,
+    SendAction,
+    WebhookAction,
+)
 from crmkit.messaging.channels import Delivery, Outgoing
 from crmkit.messaging.settings import SmtpSettings, from_environment, smtp_from_url
 from crmkit.messaging.templates import Recipient
@@ -464,6 +473,10 @@ def test_notifications_reach_the_bell_the_api_and_are_read_once(app, rt, custome
     page = rep.get("/app/notifications?lang=zh").get_data(as_text=True)
     assert "客户 张三 的合同金额 ¥5,000.00" in page and 'class="bell-count">2<' in page
     first = body["data"][0]["id"]
+    # send with an in_app template is a notification too
+    line = SendAction().run(ctx(rt, contract, "n3", "contract"),
+                            {"template": "contract_due", "to": {"role": "sales_manager"}})
+    assert line == "in_app 'contract_due': 1 sent (王经理)"
     other = app.test_client(user="other")
     is_error(other.post(f"/api/v1/notifications/{first}/read"), 404, "not_found")
     read = rep.post(f"/api/v1/notifications/{first}/read").get_json()["data"]
@@ -475,13 +488,15 @@ def test_notifications_reach_the_bell_the_api_and_are_read_once(app, rt, custome
 
 def test_the_notifications_page_marks_read_with_a_form(app, rt, customer, people):
     use(rt, MessagingSettings())
-    NotifyAction().run(ctx(rt, customer, "n"), {"to": "owner", "body": "{{ name }}"})
+    record = rt.records.update("customer", customer["id"], {"name": "<b>张三</b>"}, SYSTEM)
+    NotifyAction().run(ctx(rt, record, "n"), {"to": "owner", "body": "{{ name }}"})
     [item] = rt.messaging.store.notifications_of(people["rep"])
     rt.directory.update_user(people["rep"], {"password": "secret-password-1"}, SYSTEM)
     browser = app.test_client(user=None)
     login = browser.post("/login", data={"username": "rep", "password": "secret-password-1"})
     assert login.status_code == 303
     page = browser.get("/app/notifications").get_data(as_text=True)
+    assert "&lt;b&gt;张三&lt;/b&gt;" in page and "<b>张三</b>" not in page  # a record's text is escaped
     csrf = page.split('name="csrf_token" value="')[1].split('"')[0]
     refused = browser.post(f"/app/notifications/{item['id']}/read", data={})
     assert refused.status_code in (400, 403)
@@ -516,8 +531,17 @@ def test_a_failing_webhook_raises_for_the_job_queue_to_retry(rt, customer, recei
     receiver.status = 200
     assert "1 sent" in WebhookAction().run(ctx(rt, customer, "w2"), {"url": receiver.url, "method": "PUT"})
     assert [r["method"] for r in receiver.requests] == ["PUT", "PUT"]
-    with pytest.raises(DeliveryFailed, match="URLError|ConnectionRefused"):
+    with pytest.raises(DeliveryFailed, match="URLError|ConnectionRefused") as caught:
         WebhookAction().run(ctx(rt, customer, "w3"), {"url": "http://127.0.0.1:9/closed", "timeout": 2})
+    assert not isinstance(caught.value, PermanentFailure)  # retried with back-off by the job queue
+    receiver.status = 410  # gone: the job goes to the dead-letter list at once
+    with pytest.raises(RefusedDelivery, match="answered 410"):
+        WebhookAction().run(ctx(rt, customer, "w4"), {"url": receiver.url})
+    assert issubclass(RefusedDelivery, PermanentFailure)
+    receiver.status = 429  # rate limited: retried
+    with pytest.raises(DeliveryFailed) as caught:
+        WebhookAction().run(ctx(rt, customer, "w5"), {"url": receiver.url})
+    assert not isinstance(caught.value, PermanentFailure)
 
 
 # ---------------------------------------------------------------- dry runs and the API
@@ -583,3 +607,23 @@ def test_every_sample_template_renders_for_seeded_records_in_both_languages(make
             assert body and "{{" not in body and "None" not in body, (template.name, language, body)
             if template.subject:
                 assert subject, (template.name, language)
+
+
+def test_check_and_start_up_warn_about_channels_without_a_gateway(make_app, config, caplog, monkeypatch):
+    from click.testing import CliRunner
+
+    from crmkit.cli import cli
+
+    for name in ("CRMKIT_SMTP_URL", "CRMKIT_SMTP_HOST", "CRMKIT_SMS_GATEWAY_URL", "CRMKIT_WECHAT_GATEWAY_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CRMKIT_SMS_GATEWAY_URL", "http://127.0.0.1:9/sms")
+    result = CliRunner().invoke(cli, ["check", str(config)], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert "warning: channel 'email' has no gateway configured (CRMKIT_SMTP_URL (or CRMKIT_SMTP_HOST)): messages " \
+           "of the templates balance_email will be recorded as 'not sent: no gateway'" in result.stderr
+    assert "channel 'wechat'" in result.stderr and "channel 'sms'" not in result.stderr
+    with caplog.at_level("WARNING", logger="crmkit.messaging"):
+        app = make_app(config)
+        app.extensions["crmkit"].messaging.warn_once()  # once: start-up said it already
+    warned = [r.getMessage() for r in caplog.records if r.name == "crmkit.messaging"]
+    assert len(warned) == 2 and all("has no gateway configured" in w for w in warned)

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from .actions import ACTIONS, NotifyAction, SendAction, WebhookAction
 from .channels import Channel, Delivery, Outgoing
-from .messenger import DeliveryFailed, Messenger, Report
+from .messenger import DeliveryFailed, Messenger, RefusedDelivery, Report
 from .settings import MessagingSettings
 from .templates import Recipient
 
 __all__ = ["ACTIONS", "Channel", "Delivery", "DeliveryFailed", "Messenger", "MessagingSettings", "NotifyAction",
-           "Outgoing", "Recipient", "Report", "SendAction", "WebhookAction"]
+           "Outgoing", "Recipient", "RefusedDelivery", "Report", "SendAction", "WebhookAction"]

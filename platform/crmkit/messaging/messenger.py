@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import pluggy
 import sqlalchemy as sa
 
+from ..jobs import PermanentFailure
 from ..metadata.spec import AppSpec, EntitySpec, TemplateSpec, label_text
 from ..plugins import PluginError, startup_results
 from .channels import FAILED, IN_APP, NO_GATEWAY, NOT_SENT, SENT, Channel, Outgoing, post_json
@@ -35,6 +36,17 @@ class DeliveryFailed(RuntimeError):
     """Some deliveries failed (recorded as failed): raised after the others
     were made, so the job queue runs the action again; what was sent is not
     sent twice (effect keys)."""
+
+
+class RefusedDelivery(DeliveryFailed, PermanentFailure):
+    """The receiver refused the request for good (a 4xx answer other than
+    timeout and rate limits): retrying the same body cannot help, so the job
+    goes to the dead-letter list at once (an admin may replay it after fixing
+    the receiver)."""
+
+
+#: 4xx answers that may succeed later: a timeout, "too early", rate limits.
+RETRYABLE_4XX = frozenset({408, 425, 429})
 
 
 @dataclass
@@ -230,6 +242,7 @@ class Messenger:
             report.repeated += 1
             return report
         payload = self.webhook_payload(entity, record, automation, effect)
+        status = 0
         try:
             status, answer = post_json(url, payload, secret=self.settings.webhook_secret,
                                        timeout=timeout or self.settings.timeout, key=effect, method=method)
@@ -240,6 +253,8 @@ class Messenger:
                           subject=f"{method} {_shown_url(url)}", body="", recipient_name=_shown_url(url))
         if error:
             report.failed.append(error[:200])
+            if 400 <= status < 500 and status not in RETRYABLE_4XX:
+                raise RefusedDelivery(report.line())
             raise DeliveryFailed(report.line())
         report.sent.append(_shown_url(url))
         return report
