@@ -76,6 +76,7 @@ ROLES_YAML = """
         entities:
           customer: {read: own, create: true, update: own}
           contract: {read: all}
+        fields: {customer.balance: hidden}
       sales_manager:
         label: {en: Sales manager, zh: 销售经理}
         entities:
@@ -557,17 +558,24 @@ def test_describe_writes_nothing(rt, customer, people):
     assert messenger.store.of_record(None, None) == []
 
 
-def test_messages_api_is_for_readers_of_the_record(app, rt, customer, people):
-    use(rt, MessagingSettings())
+def test_messages_api_is_for_readers_of_the_record(app, rt, customer, people, smtp_server):
+    port, _sink = smtp_server
+    use(rt, MessagingSettings(smtp=SmtpSettings("127.0.0.1", port)))
     SendAction().run(ctx(rt, customer, "k"), {"template": "wake_up", "to": "record"})
+    SendAction().run(ctx(rt, customer, "k"), {"template": "balance_email", "to": "record"})
     path = f"/api/v1/messages?entity=customer&record_id={customer['id']}"
-    assert len(app.test_client(user="rep").get(path).get_json()["data"]) == 1  # the owner reads the customer
+    email, sms = app.test_client(user="rep").get(path).get_json()["data"]  # the owner reads the customer
+    assert (sms["recipient"], sms["body"], sms["status"]) == ("138****0000", "张三，好久不见！", "not_sent")
+    # The email shows the balance, which the rep may not see: its text is not shown to them.
+    assert (email["recipient"], email["subject"], email["body"], email["redacted"]) == (
+        "z***@example.com", None, None, True)
     token_for(app, "other")
     is_error(app.test_client(user="other").get(path), 404, "not_found")  # not theirs
     is_error(app.test_client(user="rep").get("/api/v1/messages"), 400, "invalid_parameter")
     is_error(app.test_client(user=None).get(path), 401)
     admin = app.test_client()
-    assert len(admin.get("/api/v1/messages").get_json()["data"]) == 1
+    email, sms = admin.get("/api/v1/messages").get_json()["data"]
+    assert sms["recipient"] == "13800000000" and "¥1,280.50" in email["body"] and "redacted" not in email
     is_error(admin.get("/api/v1/messages?entity=nothing&record_id=1"), 404)
     is_error(admin.get("/api/v1/messages?limit=0"), 400, "invalid_parameter")
 

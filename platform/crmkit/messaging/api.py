@@ -27,8 +27,10 @@ from ..api.http import (
     runtime,
 )
 from ..errors import BadRequest, NotFound
-from ..permissions import ADMIN_ROLE
+from ..metadata.spec import label_text
+from ..permissions import ADMIN_ROLE, Actor, mask_for
 from .store import notification_json
+from .templates import readable_by, variables
 
 bp = Blueprint("crmkit_messaging_api", __name__, url_prefix=API_PREFIX)
 bp.before_request(refuse_nul_parameters)
@@ -79,7 +81,38 @@ def messages() -> Response:
                 if rt.queries.fetch(conn, entity, record_id, actor=actor) is None:
                     raise NotFound(f"no {entity.name} with id {record_id}")
     items = rt.messaging.store.of_record(entity_name or None, record_id, before=cursor, limit=limit + 1)
+    if not admin:
+        items = [_as_reader_sees(item, actor) for item in items]
     return json_response(_page(items, limit))
+
+
+#: How a reader who is not an admin sees an address in the log.
+ADDRESS_MASKS = {"email": "email", "sms": "phone", "wechat": "phone"}
+
+
+def _as_reader_sees(item: dict, actor: Actor) -> dict:
+    """A message as a reader of its record (not an admin) sees it: the address
+    masked (138****0000, z***@example.com), and the subject and body only when
+    they see every field the template reads (the text was rendered as the
+    system, which sees everything); otherwise ``redacted``."""
+    rt = runtime()
+    access = rt.permissions.of(actor)
+    if item["channel"] in ADDRESS_MASKS and item["recipient"]:
+        item["recipient"] = mask_for(ADDRESS_MASKS[item["channel"]])(item["recipient"])
+    template = rt.spec.templates.get(item["template"] or "")
+    entity = rt.spec.entities.get(item["entity"] or "")
+    shown = False
+    if template is not None and entity is not None:
+        texts = [label_text(text, lang) for text in (template.subject, template.body) if text
+                 for lang in rt.spec.locales]
+        shown = all(readable_by(rt.spec, entity, v.path, lambda name: access.entity(name).readable)
+                    for text in texts for v in variables(text))
+    elif item["channel"] == "webhook":
+        shown = True  # no text: the method and the address
+    if not shown:
+        item["subject"] = item["body"] = None
+        item["redacted"] = True
+    return item
 
 
 @bp.get("/notifications")

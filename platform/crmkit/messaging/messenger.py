@@ -237,7 +237,7 @@ class Messenger:
         report = Report(f"webhook {method} {_shown_url(url)}")
         origin = Origin(automation, entity, _record_id(record))
         effect = f"{key}:webhook"
-        message_id = self.store.claim(effect, "webhook", url, origin)
+        message_id = self.store.claim(effect, "webhook", _shown_url(url), origin)
         if message_id is None:
             report.repeated += 1
             return report

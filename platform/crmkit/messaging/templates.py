@@ -152,6 +152,28 @@ def _target(field: FieldSpec, step: str) -> str | None:
     return None
 
 
+def readable_by(spec: AppSpec, entity: EntitySpec, path: tuple[str, ...], readable: Callable[[str], frozenset[str]]
+                ) -> bool:
+    """Whether a reader sees every field a variable path reads (``readable``:
+    the fields of an entity, or of ``user``, whose true values they may read)."""
+    if path[0] == "recipient":
+        return True
+    current: EntitySpec | None = entity
+    target = entity.name
+    for step in path:
+        if current is None:  # a user or a team: names are for everyone, addresses for readers of users
+            return step not in ("email", "mobile") or step in readable("user")
+        field = _field_of(current, step)
+        if field is None or field.name not in readable(current.name):
+            return False
+        next_target = _target(field, step)
+        if next_target is None:
+            return True
+        target = next_target
+        current = spec.entities.get(target)
+    return True
+
+
 def template_problems(spec: AppSpec, entity: EntitySpec, source: str) -> Iterator[tuple[int, str, str]]:
     """(line, message, hint) of each mistake of a template text about the entity's records."""
     try:
