@@ -93,7 +93,9 @@ plugin adds or replaces a channel with the `crmkit_channels` hook
 (docs/plugins.md). A channel with no server or gateway records each message
 as "not sent: no gateway"; `crmkit check` and start-up warn once. Every
 message, webhook call and notification is kept in the messages log
-(`GET /api/v1/messages?entity=E&record_id=N`, for readers of the record).
+(`GET /api/v1/messages?entity=E&record_id=N`: for readers of the record,
+with addresses masked and a text shown only when they see every field its
+template reads; an admin sees all).
 
 **Recipients** (`to`, one or a list): `owner`; `superior` (the owner's
 superior); `{role: R}` (every active user with the role); `{user: FIELD}`
