@@ -25,6 +25,15 @@ def crmkit_channels(settings: MessagingSettings) -> list[Channel]:
     return builtin_channels(settings)
 
 
+@hookimpl(optionalhook=True)
+def crmkit_automation_actions() -> list[Any]:
+    """``send``, ``notify`` and ``webhook`` for the automations engine (its
+    hook; optional, so this module loads where the engine is not there yet)."""
+    from .actions import ACTIONS
+
+    return list(ACTIONS)
+
+
 @hookimpl
 def crmkit_app_ready(app: Flask, spec: AppSpec) -> None:
     from . import api, screens
