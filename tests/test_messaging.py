@@ -553,8 +553,8 @@ def test_describe_writes_nothing(rt, customer, people):
     assert text == "would send sms 'wake_up' to 张三 <13800000000> (not sent: no gateway): 张三，好久不见！"
     assert "would POST the customer record" in WebhookAction().describe(ctx(rt, customer, "d"),
                                                                          {"url": "https://x.example"})
-    assert NotifyAction().describe(ctx(rt, customer, "d"), {"to": "owner", "body": "hi"}) == \
-        "would notify owner in the app: hi"
+    assert NotifyAction().describe(ctx(rt, customer, "d"), {"to": "owner", "title": "Hi", "body": "{{ name }}"}) == \
+        "would notify 李销售 in the app: Hi: 张三"
     assert messenger.store.of_record(None, None) == []
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..metadata.problems import did_you_mean
-from ..metadata.spec import AppSpec, EntitySpec, label_text
+from ..metadata.spec import AppSpec, EntitySpec
 from .channels import IN_APP
 from .recipients import check_to
 from .templates import template_problems
@@ -132,9 +132,9 @@ class NotifyAction:
         if args.get("template"):
             return messenger.preview(template=args["template"], to=args.get("to", "owner"),
                                      entity=_entity_name(ctx), record=ctx.record)
-        body = _label(args.get("body")) or {}
-        language = messenger.language(None)
-        return f"would notify {args.get('to', 'owner')} in the app: {label_text(body, language)[:200]}"
+        return messenger.preview_notification(to=args.get("to", "owner"), entity=_entity_name(ctx),
+                                              record=ctx.record, title=_label(args.get("title")),
+                                              body=_label(args.get("body")))
 
 
 class WebhookAction:

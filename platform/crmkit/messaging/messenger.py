@@ -294,6 +294,21 @@ class Messenger:
         return f"would send {channel_name} '{template}' to {', '.join(addresses)}{state}: {text[:200]}"
 
 
+    def preview_notification(self, *, to: Any, entity: str | None, record: Mapping[str, Any] | None,
+                             title: Mapping[str, str] | None, body: Mapping[str, str] | None) -> str:
+        """What ``notify`` with a title and body written in place would do."""
+        spec = TemplateSpec(name="notify", channel=IN_APP, body=body or {}, subject=title or None)
+        lang = self.language(None)
+        with self.rt.engine.connect() as conn:
+            recipients = [r for r in RecipientFinder(self.rt, conn).find(to, self.spec.entities.get(entity or ""),
+                                                                         record, IN_APP) if r.user_id is not None]
+            if not recipients:
+                return "would notify nobody (no user recipient found)"
+            subject, text = self.render(spec, entity, record, lang, recipients[0], conn)
+        shown = f"{subject}: {text}" if subject else text
+        return f"would notify {', '.join(r.name for r in recipients)} in the app: {shown[:200]}"
+
+
 def _failed(exc: Exception) -> Any:
     from .channels import Delivery
 
