@@ -21,7 +21,7 @@ import pluggy
 import sqlalchemy as sa
 
 from ..jobs import PermanentFailure
-from ..metadata.spec import AppSpec, EntitySpec, TemplateSpec, label_text
+from ..metadata.spec import AppSpec, TemplateSpec, label_text
 from ..plugins import PluginError, startup_results
 from .channels import FAILED, IN_APP, NO_GATEWAY, NOT_SENT, SENT, Channel, Outgoing, post_json
 from .recipients import RecipientFinder
@@ -327,6 +327,3 @@ def _shown_url(url: str) -> str:
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{host}{port}{parts.path}"
 
-
-def entity_of(spec: AppSpec, name: str | None) -> EntitySpec | None:
-    return spec.entities.get(name or "")

@@ -12,7 +12,6 @@ points at. ``recipient.name`` is who the message goes to.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -320,6 +319,3 @@ def row_reader(conn: sa.Connection, rt: Any) -> RowReader:
 
     return read
 
-
-def today_in(spec: AppSpec) -> dt.date:
-    return display.local_moment(dt.datetime.now(dt.UTC), spec.timezone).date()
