@@ -30,6 +30,7 @@ SAMPLE_ARGUMENTS = {"entity_name": "customer", "record_id": "1", "relation": "fa
 SAMPLE_ARGUMENTS.update(view_id="1")  # a saved view of a list (crmkit.ui.lists)
 SAMPLE_ARGUMENTS.update(approval_id="1", verb="approve")  # an approval of a workflow move (crmkit.approvals)
 SAMPLE_ARGUMENTS.update(job_id="1")  # a job of the queue (crmkit.jobs)
+SAMPLE_ARGUMENTS.update(notification_id="1")  # an in-app notification (crmkit.messaging)
 
 @pytest.fixture
 def app(make_app, tmp_path):

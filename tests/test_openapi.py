@@ -80,6 +80,7 @@ def test_openapi_document_of_the_sample_config_is_valid(make_app):
 #: Routes that are not part of the API: the static files of the screens.
 NOT_API = {"static"}
 SCREENS = ("crmkit_app.",  # the business users' HTML screens (crmkit.ui.shell's blueprint), not API operations
+           "crmkit_notifications.",  # the notifications page (crmkit.messaging.screens)
            "crmkit_admin")  # the admin console's pages (crmkit.ui.admin: crmkit_admin, crmkit_admin_users, ...)
 
 

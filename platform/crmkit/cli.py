@@ -110,9 +110,14 @@ def check(config: Path) -> None:
     there is one."""
     from . import loading
 
-    spec, _pm, _types = loading.load_config(config)
+    spec, pm, _types = loading.load_config(config)
     fields = sum(len(e.user_fields) for e in spec.entities.values())
     click.echo(f"{config}: OK ({len(spec.entities)} entities, {fields} fields)")
+    if spec.templates:
+        from .messaging.checks import gateway_warnings
+
+        for warning in gateway_warnings(spec, pm):
+            click.echo(f"warning: {warning}", err=True)
 
 
 @cli.command()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import pluggy
 
 PROJECT = "crmkit"
-HOOKSPEC_VERSION = "1.1"
+HOOKSPEC_VERSION = "1.3"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
@@ -45,6 +45,12 @@ def crmkit_schedules(spec):
 @hookspec
 def crmkit_app_ready(app, spec):
     """Called once the Flask app is built: register blueprints, CLI commands, template folders."""
+
+
+@hookspec
+def crmkit_channels(settings):
+    """Return message channels (``name``, ``address``, ``configured``, ``deliver``); a later one replaces a
+    namesake. Since 1.2."""
 
 
 @hookspec
@@ -80,10 +86,10 @@ def record_after_delete(event):
 @hookspec
 def record_tags_changed(event):
     """A tag was put on records or taken off (``event.added``, ``event.removed``: ids), by hand or by its
-    rule, in the write's transaction (``event.conn``)."""
+    rule, in the write's transaction (``event.conn``). Since 1.3."""
 
 
 @hookspec
 def crmkit_automation_actions():
     """Return automation actions: objects with ``name``, ``check``, ``run`` and ``describe``
-    (crmkit.automations.actions.ActionType)."""
+    (crmkit.automations.actions.ActionType). Since 1.3."""

@@ -85,6 +85,13 @@ def _load(root: Path, problems: ProblemList, raw: list[Problem]
     for problem in raw:
         problems.add_problem(problem)
     spec = build_spec(documents, types, problems, config_dir=str(root), actions=actions)
+    if spec is not None and spec.templates:
+        from .messaging.checks import check_templates
+
+        try:
+            check_templates(spec, documents, pm, problems)
+        except PluginError as exc:
+            raise ConfigError([Problem(app_file, 1, 1, str(exc))]) from None
     problems.raise_if_any()
     assert spec is not None
     return spec, pm, types

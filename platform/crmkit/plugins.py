@@ -28,7 +28,8 @@ ENTRY_POINT_GROUP = "crmkit.plugins"
 #: the audit trail records the write, tags after both (rules read formulas), and
 #: automations last (they enqueue runs of the write as it stands).
 INTERNAL_PLUGINS = ("crmkit.automations.plugin", "crmkit.fieldtypes", "crmkit.autonumber", "crmkit.tagging",
-                    "crmkit.audit", "crmkit.saved_views", "crmkit.approvals", "crmkit.rules", "crmkit.jobs.plugin")
+                    "crmkit.audit", "crmkit.saved_views", "crmkit.approvals", "crmkit.rules", "crmkit.jobs.plugin",
+                    "crmkit.messaging.plugin")
 #: The attribute in which a plugin declares the hookspec version it was built for.
 HOOKSPEC_ATTRIBUTE = "crmkit_hookspec"
 #: What a plugin that declares no version was built for.

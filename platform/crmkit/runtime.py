@@ -6,8 +6,9 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 import sqlalchemy as sa
@@ -25,6 +26,9 @@ from .records import RecordsService
 from .serialization import EntitySchemas
 from .settings import Settings, from_environment
 from .tables import Tables, build_tables
+
+if TYPE_CHECKING:
+    from .messaging import Messenger
 
 
 @dataclass
@@ -45,6 +49,14 @@ class Runtime:
     jobs: Jobs = field(init=False)
     #: The automations engine (crmkit.automations.engine.Automations).
     automations: Any = None
+
+    @cached_property
+    def messaging(self) -> Messenger:
+        """Templates, channels, notifications and webhooks (settings from the
+        environment, read when first used)."""
+        from .messaging import Messenger
+
+        return Messenger(self)
 
     def plan(self) -> migrations.MigrationPlan:
         """What a migration would change (refused for another app's database)."""

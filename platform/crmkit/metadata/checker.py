@@ -47,6 +47,7 @@ from .spec import (
     RoleSpec,
     SectionSpec,
     TagSpec,
+    TemplateSpec,
     TransitionSpec,
     ViewSpec,
     WorkflowSpec,
@@ -512,6 +513,7 @@ def build_spec(documents: Iterable[Document], types: Mapping[str, Any], problems
     _check_cross_references(known, entity_docs, problems)
     views, tags = _check_documents(by_kind, known, types, problems)
     menu = _menu(by_kind["app"][0], known.entities, problems) if by_kind.get("app") else ()
+    templates = _build_templates(by_kind.get("templates", []), known, problems)
 
     if problems:
         return None
@@ -525,7 +527,7 @@ def build_spec(documents: Iterable[Document], types: Mapping[str, Any], problems
         workflows=tuple(_workflow_spec(doc) for doc in by_kind.get("workflow", [])),
         config_dir=config_dir,
         public=tuple(app.get("public", ())), menu=menu,
-        views=MappingProxyType(views), tags=MappingProxyType(tags),
+        views=MappingProxyType(views), tags=MappingProxyType(tags), templates=MappingProxyType(templates),
     )
     from ..tagging import check_rules  # tag rules and segments are checked against the whole spec
 
@@ -787,6 +789,27 @@ def _build_tags(docs: list[Document], refs: _References) -> dict[str, TagSpec]:
                                  source=doc.file,
                                  group=_as_label(raw["group"], "") if "group" in raw else None)
     return tags
+
+
+def _build_templates(docs: list[Document], known: _Known, problems: ProblemList) -> dict[str, TemplateSpec]:
+    """The message templates, typed; their variables and channels are checked
+    by crmkit.messaging once the whole spec is built (they read the entities)."""
+    templates: dict[str, TemplateSpec] = {}
+    seen: dict[str, Document] = {}
+    for doc in docs:
+        for name, raw in doc.data["templates"].items():
+            if not _defined_once(doc, "template", name, seen, problems):
+                continue
+            entity = raw.get("entity")
+            if entity is not None and not known.declares(entity):
+                problems.add(doc, ("templates", name, "entity"), f"unknown entity '{entity}'",
+                             did_you_mean(entity, known.entities))
+            templates[name] = TemplateSpec(
+                name=name, channel=raw["channel"], body=_as_label(raw["body"], name),
+                subject=_as_label(raw["subject"], name) if "subject" in raw else None,
+                label=_as_label(raw["label"], name) if "label" in raw else None,
+                entity=entity, source=doc.file)
+    return templates
 
 
 def _check_roles(docs: list[Document], entity_ref, field_ref, problems: ProblemList) -> set[str]:

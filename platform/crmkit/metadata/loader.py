@@ -28,7 +28,7 @@ from .problems import MAX_MESSAGE, Problem, shown
 
 #: Top-level keys that say what a document is, in the order they are tried.
 #: A workflow document also names its ``entity``, so ``workflow`` is tried first.
-DOCUMENT_KINDS = ("app", "workflow", "entity", "roles", "tags", "automations", "views")
+DOCUMENT_KINDS = ("app", "workflow", "entity", "roles", "tags", "automations", "views", "templates")
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 #: Limits every config file is held to. The sample's largest file has 12 kB,
 #: 7 levels and 2,000 values; a config a hundred times bigger stays inside them.

@@ -18,7 +18,7 @@ Generated from the JSON Schemas in `metadata/schemas/` by
 
 A config directory holds YAML (1.2) or JSON files, in any folder layout. Each
 document says what it is by its first key: `app`, `entity`, `roles`,
-`workflow`, `tags`, `automations` or `views`. A file may hold several YAML
+`workflow`, `tags`, `automations`, `views` or `templates`. A file may hold several YAML
 documents separated by `---`. `crmkit check CONFIG` reports every problem as
 `file:line:column: message`.
 
@@ -128,6 +128,59 @@ and what each action would do, writing nothing.
 """
 
 
+MESSAGING = """
+## Templates, channels and the messaging actions
+
+A template (`templates` documents) is sandboxed Jinja. Its variables are the
+record's fields (`{{ amount }}`), paths through its references
+(`{{ contract.customer.name }}`), the owner and team (`{{ owner }}`,
+`{{ owner.display_name }}`, `owner.email`, `owner.mobile`, `owner.username`;
+`{{ team }}`) and `{{ recipient.name }}`. Each value is text formatted as the
+screens show it: money with its currency (¥1,280.00), dates and moments in the
+app's timezone (2026年11月30日 / Nov 30, 2026), enum options by their label,
+in the message's language; a reference on its own is the title of the record
+it points at. `crmkit check` reports a variable the entity does not have (for
+a template with `entity`; otherwise each automation that sends it checks it
+against its own entity), a syntax error and an unknown channel, at file:line.
+
+**Channels.** `email` (SMTP: `CRMKIT_SMTP_URL` or `CRMKIT_SMTP_HOST`…, see the
+README), `sms` and `wechat` (WeCom): a signed JSON POST to
+`CRMKIT_SMS_GATEWAY_URL` / `CRMKIT_WECHAT_GATEWAY_URL`, and `in_app` (a
+notification under the bell of the screens, in each reader's language). A
+plugin adds or replaces a channel with the `crmkit_channels` hook
+(docs/plugins.md). A channel with no server or gateway records each message
+as "not sent: no gateway"; `crmkit check` and start-up warn once. Every
+message, webhook call and notification is kept in the messages log
+(`GET /api/v1/messages?entity=E&record_id=N`: for readers of the record,
+with addresses masked and a text shown only when they see every field its
+template reads; an admin sees all).
+
+**Recipients** (`to`, one or a list): `owner`; `superior` (the owner's
+superior); `{role: R}` (every active user with the role); `{user: FIELD}`
+(a ref-to-user field, or `owner_id`, `created_by`); `record` (the record
+itself, at its email or phone field); a ref path (`customer`,
+`contract.customer`: that record's email field for email, its phone field
+(`mobile` first) for SMS and WeChat). Default: `owner`. Inactive users
+receive nothing; a recipient without an address is skipped and named in the
+run log.
+
+**Actions** (in an automation's `do`):
+
+| action | arguments | what it does |
+|---|---|---|
+| `send` | `{template: T, to: ..., channel: C, language: zh}` | renders T for the record and sends it on its channel (`channel`, if given, must be T's) to each recipient, in `language` (default: the app's first locale) |
+| `notify` | `{to: ..., template: T}` or `{to: ..., title: LABEL, body: LABEL}` | an in-app notification for each user recipient (an `in_app` template, or a title and body written in place, as templates) |
+| `webhook` | `{url: URL, method: POST, timeout: 10}` | sends `{app, automation, entity, record, delivery, sent_at}` as JSON (`record`: every stored field, as the API's admin view dumps it) with `X-Crmkit-Signature: sha256=HMAC-SHA256(body, CRMKIT_WEBHOOK_SECRET)` and `X-Crmkit-Delivery: KEY`; PUT and PATCH too |
+
+Each delivery has an effect key (the action run's key, the channel and the
+address): a job run again sends only what was not sent. A failed delivery (an
+SMTP error, a gateway or webhook that does not answer 2xx) is recorded as
+failed and makes the action fail after the others were sent, so the job
+queue retries it; a webhook receiver should drop a `X-Crmkit-Delivery` it has
+seen (a crash between its answer and our record of it sends once more).
+"""
+
+
 def _type_text(schema: dict) -> str:
     if "$ref" in schema:
         target = schema["$ref"].split("/")[-1]
@@ -199,6 +252,8 @@ def render() -> str:
     out.append(f"Entity names are the first part of their URLs (`/app/<entity>`, `/api/v1/<entity>`), so the "
                f"names of the platform's own pages and tables are reserved: {names}, and any name starting "
                f"with `crmkit`.\n")
+
+    out.append(MESSAGING)
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -20,7 +20,7 @@ from referencing import Registry, Resource
 BASE = "https://crmkit.dev/schemas/"
 SCHEMA_FILES = {"app": "app.json", "entity": "entity.json", "roles": "roles.json",
                 "workflow": "workflow.json", "tags": "tags.json", "automations": "automations.json",
-                "views": "views.json"}
+                "views": "views.json", "templates": "templates.json"}
 #: Keywords the fast check understands exactly as 2020-12 does (draft 7's
 #: meaning is the same for these); tests/test_packaging.py holds the schemas to it.
 PORTABLE_KEYWORDS = frozenset({

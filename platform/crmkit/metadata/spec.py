@@ -40,7 +40,7 @@ RESERVED_ENTITY_NAMES = frozenset({"openapi", "docs", "me", "regions", "recycle_
                                    "tokens",
                                    # pages beside /app/<entity> and /api/v1/<entity> (a test keeps this complete)
                                    "search", "language", "audit", "approval", "approvals", "job", "jobs",
-                                   "automations"})
+                                   "automations", "messages", "notifications"})
 
 
 def label_text(label: Label | None, locale: str = "en", fallback: str = "") -> str:
@@ -327,6 +327,22 @@ class TagSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class TemplateSpec:
+    """A message template (templates.yaml): the channel it is written for, a
+    subject and a body per language, sandboxed Jinja over a record's fields
+    (crmkit.messaging checks and renders them)."""
+
+    name: str
+    channel: str
+    body: Label
+    subject: Label | None = None
+    label: Label | None = None
+    #: The entity its variables are checked against (None: each sending automation's).
+    entity: str | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class MenuGroup:
     """A group of the screens' navigation (app.yaml ``menu``): entity names in
     the order shown, under a heading (none: listed ungrouped)."""
@@ -361,3 +377,5 @@ class AppSpec:
     public: tuple[str, ...] = ()
     #: The navigation's order and groups (app.yaml ``menu``); empty: every entity, in order.
     menu: tuple[MenuGroup, ...] = ()
+    #: Message templates by name (templates.yaml).
+    templates: Mapping[str, TemplateSpec] = field(default_factory=lambda: MappingProxyType({}))
