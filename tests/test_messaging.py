@@ -308,7 +308,7 @@ def test_values_are_formatted_as_the_screens_show_them_in_both_languages(rt, cus
     assert body == "李销售：客户 张三（Gold）余额 ¥1,280.50，生日 1990年3月8日，推荐人 赵推荐"
     subject, body = messenger.render(template, "customer", customer, "en", someone)
     assert subject == "Balance of 张三"
-    assert body == "李销售: customer 张三 (Gold) has CN¥1,280.50, born Mar 8, 1990, referred by 赵推荐"
+    assert body == "李销售: customer 张三 (Gold) has ¥1,280.50, born Mar 8, 1990, referred by 赵推荐"
 
 
 def test_moments_are_in_the_apps_timezone(rt, customer):
@@ -468,7 +468,7 @@ def test_notifications_reach_the_bell_the_api_and_are_read_once(app, rt, custome
     token_for(app, "rep")
     body = rep.get("/api/v1/notifications?lang=en").get_json()
     assert body["unread"] == 2
-    assert [n["body"] for n in body["data"]] == ["张三's birthday", "张三's contract: CN¥5,000.00"]
+    assert [n["body"] for n in body["data"]] == ["张三's birthday", "张三's contract: ¥5,000.00"]
     zh = rep.get("/api/v1/notifications?lang=zh").get_json()["data"]
     assert zh[1]["title"] == f"合同 {contract['number']}" and zh[1]["body"] == "客户 张三 的合同金额 ¥5,000.00"
     page = rep.get("/app/notifications?lang=zh").get_data(as_text=True)

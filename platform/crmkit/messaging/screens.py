@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Flask, g, render_template, request
+from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from ..api.http import current_actor, runtime
@@ -14,7 +15,7 @@ from ..errors import NotFound
 from ..ui.display import moment
 from ..ui.i18n import locale
 from ..ui.security import redirect_to
-from ..ui.shell import shell_context
+from ..ui.shell import add_user_part, shell_context
 from .store import notification_json
 
 bp = Blueprint("crmkit_notifications", __name__, url_prefix="/app")
@@ -59,6 +60,12 @@ def mark_read(notification_id: int) -> Response:
     return redirect_to(request.form.get("next"), "/app/notifications")
 
 
+def bell(rt: Any, actor: Any) -> Markup:
+    """The top bar's bell with this user's unread count (put in per request:
+    the top bar itself is kept and shared, crmkit.ui.shell)."""
+    return Markup(render_template("_topbar_bell.html", unread=unread_notifications()))
+
+
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
-    app.context_processor(lambda: {"unread_notifications": unread_notifications})
+    add_user_part(app, "bell", bell)

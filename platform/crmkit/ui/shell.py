@@ -15,10 +15,11 @@ on every page. Nothing of one user is ever kept in the shared HTML.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any, NoReturn
 
-from flask import Blueprint, abort, current_app, g, render_template, request
+from flask import Blueprint, Flask, abort, current_app, g, render_template, request
 from jinja2.runtime import Context
 from jinja2.utils import pass_context
 from markupsafe import Markup
@@ -60,14 +61,35 @@ def shell_part(context: Context, name: str) -> Markup:
     current = (request.endpoint == "crmkit_app.home", entity_name if entity_name in rt.spec.entities else None)
     key = ("shell", name, locale(), access.roles, access.system, request.script_root, current)
 
+    own = user_parts()
+
     def render() -> str:
         marked = {**context.get_all(), "actor": SimpleNamespace(name=mark("name")), "csrf_token": mark("csrf"),
-                  "shell_here": mark("here"), "query": mark("query"), "approvals_item": mark("approvals")}
+                  "shell_here": mark("here"), "query": mark("query"),
+                  **{f"{part}_item": mark(part) for part in own}}
         return context.environment.get_template(SHELL_PARTS[name]).render(marked)
 
     return fill(kept_parts().get(key, render), {
         "name": actor.name, "csrf": context.get("csrf_token", ""), "here": request.full_path.strip("?"),
-        "query": context.get("query", ""), "approvals": lambda: _approvals_item(rt, actor)})
+        "query": context.get("query", ""),
+        **{part: (lambda made=made: made(rt, actor)) for part, made in own.items()}})
+
+
+#: Makes one user's own item of the shell (a count, a badge): HTML for this user, now.
+UserPart = Callable[[Runtime, Any], Markup]
+
+
+def user_parts() -> dict[str, UserPart]:
+    """The shell's items that are each user's own (``NAME_item`` in _topbar.html
+    and _nav.html): never kept, made per request, and only when the part being
+    filled holds their mark. Plugins add theirs with :func:`add_user_part`."""
+    return current_app.extensions.setdefault("crmkit_user_parts", {"approvals": _approvals_item})
+
+
+def add_user_part(app: Flask, name: str, made: UserPart) -> None:
+    """Add an item of the shell that is each user's own (see :func:`user_parts`)."""
+    with app.app_context():
+        user_parts()[name] = made
 
 
 def _approvals_item(rt: Runtime, actor: Any) -> Markup:
