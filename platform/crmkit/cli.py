@@ -333,6 +333,48 @@ def tags_refresh(names: tuple[str, ...], config: Path) -> None:
     click.echo(f"{len(counts)} rule tag(s) refreshed in {time.perf_counter() - started:.1f} s.")
 
 
+@cli.group()
+def pool() -> None:
+    """The customer pool (公海): return idle records to it."""
+
+
+@pool.command("return")
+@click.argument("entity", required=False)
+@config_argument
+@click.option("--dry-run", is_flag=True, help="Count the records due, return none.")
+@user_errors
+def pool_return(entity: str | None, config: Path, dry_run: bool) -> None:
+    """Return to the pool now the records whose pool's return_when holds (of
+    ENTITY, or of every entity with a pool), as the scheduled pool.return job
+    does; each return is an owner change in the record's history."""
+    env = os.environ.get("CRMKIT_CONFIG")
+    if env and entity is None and not config.is_dir() and config != Path(env):
+        entity, config = str(config), Path(env)  # `crmkit pool return ENTITY` with CRMKIT_CONFIG set
+    rt = _runtime(config)
+    rt.check_database()
+    pools = rt.records.pool
+    names = [entity] if entity is not None else list(pools.rules)
+    for name in names:
+        if name not in rt.spec.entities:
+            raise CommandError(f"no entity named '{name}'{_hint(name, rt.spec.entities)}")
+        if rt.spec.entities[name].pool is None or name not in pools.rules:
+            raise CommandError(f"{name} has no pool with a return_when: nothing returns on schedule")
+    if not names:
+        click.echo("No entity has a pool with a return_when.")
+        return
+    started = time.perf_counter()
+    if dry_run:
+        for name in names:
+            with rt.engine.connect() as conn:
+                due = len(conn.execute(pools.due(conn, name)).all())
+            click.echo(f"{name}: {due} due (dry run: none returned)")
+        return
+    counts = pools.return_due(entity)
+    for name, count in counts.items():
+        click.echo(f"{name}: {count} returned to the pool")
+    click.echo(f"done in {time.perf_counter() - started:.1f} s.")
+
+
 # ---------------------------------------------------------------- people: users, teams, tokens
 
 def _directory(config: Path):
