@@ -339,17 +339,25 @@ def pool() -> None:
 
 
 @pool.command("return")
-@click.argument("entity", required=False)
-@config_argument
+@click.argument("arguments", nargs=-1, metavar="[ENTITY] [CONFIG]")
 @click.option("--dry-run", is_flag=True, help="Count the records due, return none.")
 @user_errors
-def pool_return(entity: str | None, config: Path, dry_run: bool) -> None:
+def pool_return(arguments: tuple[str, ...], dry_run: bool) -> None:
     """Return to the pool now the records whose pool's return_when holds (of
     ENTITY, or of every entity with a pool), as the scheduled pool.return job
     does; each return is an owner change in the record's history."""
     env = os.environ.get("CRMKIT_CONFIG")
-    if env and entity is None and not config.is_dir() and config != Path(env):
-        entity, config = str(config), Path(env)  # `crmkit pool return ENTITY` with CRMKIT_CONFIG set
+    if len(arguments) > 2:
+        raise click.UsageError("at most two arguments: [ENTITY] [CONFIG]")
+    entity: str | None = None
+    if len(arguments) == 2:
+        entity, config = arguments[0], Path(arguments[1])
+    elif len(arguments) == 1 and (Path(arguments[0]).is_dir() or not env):
+        config = Path(arguments[0])  # the config is the last argument
+    elif env:
+        entity, config = (arguments[0] if arguments else None), Path(env)
+    else:
+        raise click.UsageError("Missing argument 'CONFIG': name the config directory, or set CRMKIT_CONFIG.")
     rt = _runtime(config)
     rt.check_database()
     pools = rt.records.pool
