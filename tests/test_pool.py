@@ -43,7 +43,9 @@ FILES = {
           claim_limit: 2
           cooldown_days: 7
           return_after_days: 30
-          return_when: "count(activities where occurred_at > now() - 30d) == 0 and count(orders where ordered_at > now() - 30d) == 0"
+          return_when: |-
+            count(activities where occurred_at > now() - 30d) == 0
+            and count(orders where ordered_at > now() - 30d) == 0
         list: {columns: [name, region], sort: "-created_at"}
     """,
     "entities/activity.yaml": """
@@ -416,8 +418,8 @@ def test_config_errors_are_located(tmp_path):
     assert "entities/activity.yaml:3:1: a pool needs owned: true on activity" in text
     misspelt = FILES["entities/customer.yaml"].replace("count(activities where", "count(activites where")
     text = problems("misspelt", {**FILES, "entities/customer.yaml": misspelt})
-    assert "entities/customer.yaml:15:23: customer has no relation 'activites'" in text
-    no_rule = FILES["entities/customer.yaml"].replace("          return_when:", "          # return_when:")
+    assert "entities/customer.yaml:16:11: customer has no relation 'activites'" in text
+    no_rule = FILES["entities/customer.yaml"].split("          return_when:")[0] + "        list: {columns: [name]}\n"
     text = problems("no_rule", {**FILES, "entities/customer.yaml": no_rule})
     assert "return_after_days needs return_when" in text
 

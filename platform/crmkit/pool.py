@@ -289,8 +289,9 @@ class Pool:
     def events(self, conn: sa.Connection, entity: EntitySpec, record_id: int) -> Sequence[Mapping[str, Any]]:
         """The ownership moves of a record, oldest first."""
         events = self.table
-        return conn.execute(sa.select(events).where(events.c.entity == entity.name, events.c.record_id == record_id)
+        rows = conn.execute(sa.select(events).where(events.c.entity == entity.name, events.c.record_id == record_id)
                             .order_by(events.c.id)).mappings().all()
+        return [dict(row) for row in rows]
 
     # -------------------------------------------------------------- the record hook
 
