@@ -32,6 +32,11 @@ REQUIRE_SERVICES = os.environ.get("CRMKIT_REQUIRE_SERVICES", "").lower() in ("1"
 NO_POSTGRES = "PostgreSQL not configured: set CRMKIT_TEST_DATABASE_URL"
 DATABASES = ["sqlite", pytest.param("postgresql", marks=[
     pytest.mark.postgres, pytest.mark.skipif(not PG_URL and not REQUIRE_SERVICES, reason=NO_POSTGRES)])]
+REDIS_URL = os.environ.get("CRMKIT_TEST_REDIS_URL") or None
+NO_REDIS = "Redis not configured: set CRMKIT_TEST_REDIS_URL"
+#: The job backends (crmkit.jobs): tests of jobs run on each.
+JOB_BACKENDS = ["database", pytest.param("redis", marks=[
+    pytest.mark.redis, pytest.mark.skipif(not REDIS_URL and not REQUIRE_SERVICES, reason=NO_REDIS)])]
 
 
 # ---------------------------------------------------------------- configs
@@ -210,6 +215,16 @@ def database(kind: str, directory: Path) -> Iterator[str]:
         with admin.begin() as conn:
             conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
         admin.dispose()
+
+
+def redis_url_for_tests() -> str:
+    """CRMKIT_TEST_REDIS_URL; without it the test fails under
+    CRMKIT_REQUIRE_SERVICES, else it is skipped."""
+    if not REDIS_URL:
+        if REQUIRE_SERVICES:
+            pytest.fail("CRMKIT_REQUIRE_SERVICES is set but CRMKIT_TEST_REDIS_URL is not")
+        pytest.skip(NO_REDIS)
+    return REDIS_URL
 
 
 class Engines:

@@ -244,7 +244,8 @@ def test_the_loyalty_plugin_declares_its_hookspec_version():
 def test_a_plugin_built_for_a_newer_major_version_refuses_to_load(installed, tmp_path):
     installed("future", lambda: built_for("2.0"))
     assert problem_of(_config_with(tmp_path, "future")) == (
-        "plugin 'future' is built for crmkit hookspec 2.0, newer than this crmkit's 1.0: upgrade crmkit, "
+        "plugin 'future' is built for crmkit hookspec 2.0, newer than this crmkit's "
+        f"{crmkit.hookspecs.HOOKSPEC_VERSION}: upgrade crmkit, "
         "or install a release of the plugin built for hookspec 1.x")
 
 
@@ -290,14 +291,15 @@ def test_a_newer_minor_version_loads_unless_it_needs_hooks_this_crmkit_lacks(ins
     installed("needy", NeedsNewHooks)
     message = problem_of(_config_with(tmp_path / "needy", "needy"))
     assert message.startswith("plugin 'needy' is not a valid crmkit plugin (it is built for hookspec 1.4; "
-                              "this crmkit has 1.0):")
+                              f"this crmkit has {crmkit.hookspecs.HOOKSPEC_VERSION}):")
     assert "record_before_restore" in message
 
 
 def test_a_hookspec_declaration_that_is_not_a_version(installed, tmp_path):
     installed("odd", lambda: built_for(1.0))
     assert problem_of(_config_with(tmp_path, "odd")) == (
-        "plugin 'odd' declares crmkit_hookspec = 1.0; expected the hookspec version it was built for, such as \"1.0\"")
+        "plugin 'odd' declares crmkit_hookspec = 1.0; expected the hookspec version it was built for, "
+        f"such as \"{crmkit.hookspecs.HOOKSPEC_VERSION}\"")
 
 
 # ---------------------------------------------------------------- field types

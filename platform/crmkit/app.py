@@ -66,7 +66,24 @@ def create_app(config_dir: str | Path | None = None, settings: Settings | None =
     except PluginError:
         rt.engine.dispose()  # no app will use it: close its connections now
         raise
+    _start_jobs(rt)
     return app
+
+
+def _start_jobs(rt: runtime_module.Runtime) -> None:
+    """The in-process job workers (database backend, CRMKIT_JOBS_WORKERS
+    threads); started again in a child a server forks after loading the app
+    (gunicorn --preload), where the parent's threads do not exist."""
+    if rt.jobs.start_threads():
+        jobs = weakref.ref(rt.jobs)
+
+        def restart() -> None:
+            found = jobs()
+            if found is not None:
+                found.forget_threads()
+                found.start_threads()
+
+        os.register_at_fork(after_in_child=restart)
 
 
 def _start_database(rt: runtime_module.Runtime, config_dir: str | Path, migrate: bool, *, check: bool) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import pluggy
 
 PROJECT = "crmkit"
-HOOKSPEC_VERSION = "1.0"
+HOOKSPEC_VERSION = "1.1"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
@@ -35,6 +35,11 @@ def crmkit_field_types():
 @hookspec
 def crmkit_tables(metadata, spec):
     """Add the plugin's own tables to the SQLAlchemy ``metadata`` (migrated like entity tables)."""
+
+
+@hookspec
+def crmkit_schedules(spec):
+    """Return Schedule objects (crmkit.jobs): periodic jobs, each tick fired once. Since 1.1."""
 
 
 @hookspec

@@ -3,8 +3,9 @@ built once from a config and shared by the API, the CLI and the UI."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pluggy
@@ -15,6 +16,7 @@ from .audit import AuditTrail
 from .database import create_engine
 from .fieldtypes import FieldType, app_timezone
 from .identity import Directory
+from .jobs import Jobs
 from .metadata.spec import AppSpec
 from .permissions import Permissions
 from .query import QueryBuilder
@@ -38,6 +40,8 @@ class Runtime:
     permissions: Permissions
     directory: Directory
     audit: AuditTrail
+    #: The job queue (crmkit.jobs), made by build().
+    jobs: Jobs = field(init=False)
 
     def plan(self) -> migrations.MigrationPlan:
         """What a migration would change (refused for another app's database)."""
@@ -79,5 +83,8 @@ def build(config_dir: str | Path, settings: Settings | None = None) -> Runtime:
     audit = AuditTrail(engine, tables.audit)
     records = RecordsService(spec, engine, tables, queries, schemas, types, pm, tz, audit)
     directory = Directory(engine, tables, permissions, queries.scopes, audit)
-    return Runtime(spec, settings, engine, tables, types, schemas, queries, records, pm, permissions, directory,
-                   audit)
+    rt = Runtime(spec, settings, engine, tables, types, schemas, queries, records, pm, permissions, directory, audit)
+    for module in settings.jobs_import:  # modules whose tasks this app runs (besides the plugins')
+        importlib.import_module(module)
+    rt.jobs = Jobs(rt)
+    return rt

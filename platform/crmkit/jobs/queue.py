@@ -1,0 +1,403 @@
+"""``runtime.jobs``: enqueue jobs in the caller's transaction, run them at
+least once, retry with back-off, keep the dead-letter list.
+
+Every job is first a row of the job table (crmkit.jobs.store), written in the
+caller's transaction when one is given: the job exists if and only if the
+caller's write commits. Then one of two backends runs it:
+
+- the database (default, no services): workers — a thread of the app, the
+  ``crmkit worker`` processes, or ``run_pending`` in tests — claim due rows
+  with a lease (``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL);
+- Redis (``CRMKIT_REDIS_URL``): a relay in each ``crmkit worker`` process
+  hands committed due rows to RQ, whose workers run them
+  (crmkit.jobs.rq_backend).
+
+Both run a job through :meth:`Jobs.execute_claimed`, so retries, timeouts,
+the dead-letter list and the lease behave the same on both.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import signal
+import threading
+import traceback
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from ..database import write_transaction
+from . import store
+from .store import DEAD, DONE, PENDING, QUEUED, RUNNING
+from .tasks import TASKS, PermanentFailure
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
+
+log = logging.getLogger("crmkit.jobs")
+#: The longest wait between two attempts, whatever the back-off says.
+MAX_BACKOFF = 3600.0
+
+
+class JobTimeout(Exception):
+    """An attempt ran past its task's timeout."""
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """A job a worker holds (until ``lease_until``) under the claim ``token``."""
+
+    id: int
+    task: str
+    payload: dict[str, Any]
+    attempts: int
+    max_attempts: int
+    token: str
+
+
+class Jobs:
+    """The jobs of one runtime (``runtime.jobs``)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.engine = runtime.engine
+        self.settings = runtime.settings
+        self.table: sa.Table = runtime.tables.metadata.tables[store.JOB_TABLE]
+        self.effects: sa.Table = runtime.tables.metadata.tables[store.EFFECT_TABLE]
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._rq: Any = None  # crmkit.jobs.rq_backend.RQBackend, made on first use
+
+    # ------------------------------------------------------------ the interface
+
+    @property
+    def backend(self) -> str:
+        """``redis`` when CRMKIT_REDIS_URL is set, else ``database``."""
+        return "redis" if self.settings.redis_url else "database"
+
+    def enqueue(self, task: str, payload: Mapping[str, Any], *, key: str | None = None,
+                conn: sa.Connection | None = None, run_at: dt.datetime | None = None) -> bool:
+        """Add a job: run ``task`` with ``payload`` (a JSON object) at ``run_at``
+        (default: now).
+
+        With ``conn`` the job is written in that connection's transaction: it
+        exists if and only if that transaction commits. ``key`` makes the call
+        idempotent: a second job with the same key is not added (returns
+        False; True when the job was added)."""
+        registered = TASKS.get(task)
+        if registered is None:
+            raise LookupError(f"no task {task!r} is registered (known: {', '.join(sorted(TASKS)) or 'none'})")
+        store.check_key(key)
+        if run_at is not None and run_at.tzinfo is None:
+            raise ValueError("run_at must be an aware datetime (with a time zone)")
+        moment = store.now()
+        values = {"task": task, "payload": store.json_payload(task, payload), "key": key, "status": PENDING,
+                  "attempts": 0, "max_attempts": registered.max_attempts or self.settings.jobs_max_attempts,
+                  "due_at": run_at or moment, "created_at": moment, "updated_at": moment}
+        if conn is not None:
+            added = self._insert(conn, values)
+        else:
+            with write_transaction(self.engine) as own:
+                added = self._insert(own, values)
+            self._wake.set()
+        return added
+
+    def _insert(self, conn: sa.Connection, values: dict[str, Any]) -> bool:
+        if values["key"] is None:
+            conn.execute(self.table.insert().values(**values))
+            return True
+        return store.insert_once(conn, self.table, values, "key")
+
+    def claim_effect(self, key: str, conn: sa.Connection | None = None) -> bool:
+        """Claim a side effect outside the database (an email, a webhook call)
+        by a key that names it: True the first time, False ever after.
+
+        Claim it in the transaction of the job's own write (``conn``) and make
+        the call before that transaction commits: when the call fails, the
+        claim rolls back with it and the retry calls again; when it
+        succeeded, a re-run of the job (after a crash) finds the claim and
+        does not call twice."""
+        store.check_key(key)
+        if not key:
+            raise ValueError("claim_effect needs a key")
+        values = {"key": key, "claimed_at": store.now()}
+        if conn is not None:
+            return store.insert_once(conn, self.effects, values, "key")
+        with write_transaction(self.engine) as own:
+            return store.insert_once(own, self.effects, values, "key")
+
+    def run_pending(self, limit: int | None = None) -> int:
+        """Run the jobs due now in this thread (tests, ``crmkit jobs run``),
+        until none is due or ``limit`` ran; how many ran (failed attempts
+        included). A failed job retried with back-off waits for its time."""
+        if self.backend == "redis":
+            return self.rq().run_pending(limit)
+        ran = 0
+        while limit is None or ran < limit:
+            batch = self.claim_due(1)
+            if not batch:
+                break
+            self.execute_claimed(batch[0], enforce_timeout=_in_main_thread())
+            ran += 1
+        return ran
+
+    # ------------------------------------------------------------ running (both backends)
+
+    def timeout_of(self, task: str) -> float:
+        registered = TASKS.get(task)
+        return (registered.timeout if registered and registered.timeout else None) or self.settings.jobs_timeout
+
+    def lease(self, task: str) -> dt.timedelta:
+        """How long a claim holds a job: its timeout and a margin, after which
+        the worker is taken as lost and the job runs again."""
+        timeout = self.timeout_of(task)
+        return dt.timedelta(seconds=timeout + min(60.0, 1.0 + timeout / 10))
+
+    def sweep_lost(self, conn: sa.Connection, moment: dt.datetime) -> int:
+        """Dead-letter the jobs whose worker was lost in their last attempt
+        (killed, or past its lease): running them once more would exceed
+        max_attempts."""
+        t = self.table
+        result = conn.execute(
+            t.update()
+            .where(t.c.status == RUNNING, t.c.due_at <= moment, t.c.attempts >= t.c.max_attempts)
+            .values(status=DEAD, finished_at=moment, updated_at=moment, locked_by=None,
+                    last_error="the worker was lost (killed, or past its lease) in the last attempt"))
+        return int(result.rowcount or 0)
+
+    def claim_due(self, limit: int) -> list[ClaimedJob]:
+        """Claim up to ``limit`` due jobs for this worker (database backend):
+        pending ones whose time has come and running ones whose worker was lost."""
+        t = self.table
+        token = uuid.uuid4().hex
+        moment = store.now()
+        with write_transaction(self.engine) as conn:
+            self.sweep_lost(conn, moment)
+            ids = store.due_rows(t, (PENDING, RUNNING), moment, limit)
+            rows = conn.execute(
+                t.update().where(t.c.id.in_(ids))
+                .values(status=RUNNING, attempts=t.c.attempts + 1, locked_by=token, updated_at=moment,
+                        due_at=moment)  # the lease is set per task below
+                .returning(t.c.id, t.c.task, t.c.payload, t.c.attempts, t.c.max_attempts)).all()
+            for row in rows:
+                conn.execute(t.update().where(t.c.id == row.id).values(due_at=moment + self.lease(row.task)))
+        return [ClaimedJob(row.id, row.task, row.payload, row.attempts, row.max_attempts, token) for row in rows]
+
+    def claim_one(self, job_id: int, statuses: tuple[str, ...] = (QUEUED,)) -> ClaimedJob | None:
+        """Claim one job by id if it is in one of these statuses (the Redis
+        backend: the row handed to RQ; None when another worker ran it)."""
+        t = self.table
+        token = uuid.uuid4().hex
+        moment = store.now()
+        with write_transaction(self.engine) as conn:
+            task = conn.execute(sa.select(t.c.task).where(t.c.id == job_id, t.c.status.in_(statuses))
+                                .with_for_update()).scalar()
+            if task is None:
+                return None
+            row = conn.execute(
+                t.update().where(t.c.id == job_id, t.c.status.in_(statuses))
+                .values(status=RUNNING, attempts=t.c.attempts + 1, locked_by=token, updated_at=moment,
+                        due_at=moment + self.lease(task))
+                .returning(t.c.id, t.c.task, t.c.payload, t.c.attempts, t.c.max_attempts)).first()
+        if row is None:
+            return None
+        return ClaimedJob(row.id, row.task, row.payload, row.attempts, row.max_attempts, token)
+
+    def execute_claimed(self, job: ClaimedJob, *, enforce_timeout: bool) -> bool:
+        """Run a claimed job and record the outcome; whether it succeeded.
+
+        ``enforce_timeout``: interrupt the task with SIGALRM at its timeout
+        (only in a main thread; elsewhere — a thread of the app — the lease
+        ends a job that overruns: another worker takes it over, and the late
+        outcome is not recorded)."""
+        registered = TASKS.get(job.task)
+        try:
+            if registered is None:
+                raise LookupError(f"no task {job.task!r} is registered in this worker (is its plugin enabled, "
+                                  "or its module in CRMKIT_JOBS_IMPORT?)")
+            with _deadline(self.timeout_of(job.task) if enforce_timeout else None):
+                registered.function(self.runtime, dict(job.payload))
+        except PermanentFailure:
+            self._record_failure(job, traceback.format_exc(), permanent=True)
+            return False
+        except Exception:  # noqa: BLE001 - any error of a task is the job's failure (retried), never the worker's
+            self._record_failure(job, traceback.format_exc(), permanent=False)
+            return False
+        self._record(job, status=DONE, finished=True)
+        return True
+
+    def backoff(self, attempts: int) -> float:
+        """Seconds before the next attempt: exponential (the CRMKIT_JOBS_BACKOFF
+        base, doubled per attempt) with some jitter, at most an hour."""
+        base = self.settings.jobs_backoff
+        return min(MAX_BACKOFF, base * 2 ** (attempts - 1)) * random.uniform(0.8, 1.2)
+
+    def _record_failure(self, job: ClaimedJob, error: str, *, permanent: bool) -> None:
+        if permanent or job.attempts >= job.max_attempts:
+            log.warning("job %s (%s) failed for good after %s attempt(s)", job.id, job.task, job.attempts)
+            self._record(job, status=DEAD, finished=True, error=error)
+        else:
+            log.info("job %s (%s) failed (attempt %s of %s); retried", job.id, job.task, job.attempts,
+                     job.max_attempts)
+            self._record(job, status=PENDING, error=error,
+                         due_at=store.now() + dt.timedelta(seconds=self.backoff(job.attempts)))
+
+    def _record(self, job: ClaimedJob, *, status: str, finished: bool = False, error: str | None = None,
+                due_at: dt.datetime | None = None) -> bool:
+        """Write the outcome, if the claim still holds (a worker that outlived
+        its lease lost the job to another and records nothing)."""
+        t = self.table
+        moment = store.now()
+        values: dict[str, Any] = {"status": status, "updated_at": moment, "locked_by": None,
+                                  "last_error": store.error_text(error) if error else None}
+        if finished:
+            values["finished_at"] = moment
+        if due_at is not None:
+            values["due_at"] = due_at
+        with write_transaction(self.engine) as conn:
+            result = conn.execute(t.update().where(t.c.id == job.id, t.c.status == RUNNING,
+                                                   t.c.locked_by == job.token).values(**values))
+        if not result.rowcount:
+            log.warning("job %s (%s): the lease ran out before it finished; another worker took it", job.id,
+                        job.task)
+        return bool(result.rowcount)
+
+    # ------------------------------------------------------------ the dead-letter list, for admins
+
+    def get(self, job_id: int) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(self.table).where(self.table.c.id == job_id)).mappings().first()
+        return dict(row) if row else None
+
+    def list(self, *, status: str | None = None, task: str | None = None, after_id: int | None = None,
+             limit: int = 50) -> list[dict[str, Any]]:
+        """Jobs, newest first (``after_id``: those older than that id)."""
+        t = self.table
+        query = sa.select(t).order_by(t.c.id.desc()).limit(limit)
+        if status is not None:
+            query = query.where(t.c.status == status)
+        if task is not None:
+            query = query.where(t.c.task == task)
+        if after_id is not None:
+            query = query.where(t.c.id < after_id)
+        with self.engine.connect() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    def replay(self, job_id: int) -> bool:
+        """Run a dead job again, with its attempts from zero; False when there
+        is no such dead job."""
+        t = self.table
+        moment = store.now()
+        with write_transaction(self.engine) as conn:
+            result = conn.execute(t.update().where(t.c.id == job_id, t.c.status == DEAD)
+                                  .values(status=PENDING, attempts=0, due_at=moment, updated_at=moment,
+                                          finished_at=None, locked_by=None))
+        self._wake.set()
+        return bool(result.rowcount)
+
+    def counts(self) -> dict[str, int]:
+        t = self.table
+        with self.engine.connect() as conn:
+            found: dict[str, int] = {status: n for status, n in conn.execute(
+                sa.select(t.c.status, sa.func.count()).group_by(t.c.status))}
+        return {status: int(found.get(status, 0)) for status in store.STATUSES}
+
+    # ------------------------------------------------------------ the app's worker threads (database backend)
+
+    def start_threads(self, count: int | None = None) -> int:
+        """Start the in-process workers (CRMKIT_JOBS_WORKERS threads, database
+        backend only: with Redis the ``crmkit worker`` processes run jobs);
+        how many were started."""
+        count = self.settings.jobs_workers if count is None else count
+        if self.backend != "database" or count <= 0 or self._threads:
+            return 0
+        self._stop.clear()
+        for n in range(count):
+            thread = threading.Thread(target=self.work, name=f"crmkit-jobs-{n + 1}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return count
+
+    def stop_threads(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads.clear()
+
+    def forget_threads(self) -> None:
+        """After a fork: the parent's threads do not exist in the child."""
+        self._threads.clear()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+
+    def work(self, *, burst: bool = False, schedules: bool = True) -> int:
+        """Run due jobs until stopped (``burst``: until none is due); how many
+        ran. The loop of a worker thread and of a database ``crmkit worker``;
+        with ``schedules`` it fires the periodic jobs too (each tick once,
+        however many workers do), so no scheduler process is needed."""
+        from .schedules import Scheduler
+
+        scheduler = Scheduler(self.runtime) if schedules else None
+        ran = 0
+        enforce = _in_main_thread()
+        while not self._stop.is_set():
+            try:
+                if scheduler is not None:
+                    scheduler.tick()
+                batch = self.claim_due(1)
+                for job in batch:
+                    self.execute_claimed(job, enforce_timeout=enforce)
+                    ran += 1
+            except sa.exc.SQLAlchemyError:  # the database is away: wait and try again, do not die
+                log.exception("jobs: cannot reach the database; retrying")
+                batch = []
+            if not batch:
+                if burst:
+                    break
+                self._wake.wait(self.settings.jobs_poll)
+                self._wake.clear()
+        return ran
+
+    def stop(self) -> None:
+        """Ask a running ``work`` loop to stop after its current job."""
+        self._stop.set()
+        self._wake.set()
+
+    def rq(self) -> Any:
+        if self._rq is None:
+            from .rq_backend import RQBackend
+
+            self._rq = RQBackend(self)
+        return self._rq
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
+
+
+@contextmanager
+def _deadline(seconds: float | None) -> Iterator[None]:
+    """Raise JobTimeout in the task when it runs past ``seconds`` (SIGALRM:
+    main thread only)."""
+    if seconds is None:
+        yield
+        return
+
+    def expired(signum: int, frame: Any) -> None:
+        raise JobTimeout(f"the job ran past its timeout of {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
