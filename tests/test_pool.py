@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -376,6 +377,23 @@ def test_pool_return_command(shop, monkeypatch):
     assert result.exit_code == 1 and "activity has no pool" in result.output
     result = runner.invoke(cli, ["pool", "return", "custmer", rt.spec.config_dir])
     assert result.exit_code == 1 and "no entity named 'custmer'" in result.output
+
+
+def test_pool_return_is_a_daily_scheduled_job(shop, make_runtime):
+    from crmkit.jobs.schedules import collect
+    from crmkit.pool import RETURN_CRON
+
+    rt = make_runtime(Path(rt_of(shop).spec.config_dir))  # the same database, no worker threads
+    assert [(s.name, s.cron, s.task, dict(s.payload)) for s in collect(rt) if s.task == "pool.return"] == [
+        ("pool.return.customer", RETURN_CRON, "pool.return", {"entity": "customer"})]
+    c = customer(shop, "rep_a")
+    age_customers(shop, 31)
+    assert rt.jobs.enqueue("pool.return", {"entity": "customer"}, key="pool.return:test")
+    rt.jobs.run_pending()
+    deadline = time.monotonic() + 10  # the app's own worker thread may have taken the job
+    while owner_of(shop, c["id"]) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert owner_of(shop, c["id"]) is None
 
 
 # ---------------------------------------------------------------- the automation action

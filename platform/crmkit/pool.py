@@ -37,6 +37,7 @@ from .database import write_transaction
 from .errors import Conflict, CrmError, NotFound
 from .expressions import Checked, Context, ExpressionError, check, to_sql
 from .hookspecs import hookimpl
+from .jobs import Schedule, task
 from .metadata.problems import Problem, ProblemList
 from .metadata.spec import AppSpec, EntitySpec, PoolSpec
 from .permissions import Actor
@@ -45,6 +46,7 @@ from .sqltypes import UTC, UTCDateTime
 if TYPE_CHECKING:
     from .metadata.loader import Document
     from .records import RecordEvent, RecordsService
+    from .runtime import Runtime
 
 EVENT_TABLE = "crmkit_pool_events"
 #: What happened to a record's ownership (the user is the one it happened to).
@@ -53,6 +55,8 @@ CLAIM, ASSIGN, RELEASE, RETURN = "claim", "assign", "release", "return"
 RETURNER = Actor(None, "pool return", system=True)
 #: Records returned per transaction.
 BATCH = 500
+#: When the pools' scheduled return runs (daily at 02:30, in the app's time zone).
+RETURN_CRON = "30 2 * * *"
 
 
 @hookimpl
@@ -315,6 +319,22 @@ class Pool:
                              "actor_id": event.actor.id, "at": at})
         if rows:
             event.conn.execute(self.table.insert(), rows)
+
+
+# ------------------------------------------------------------------ schedule
+
+@task("pool.return")
+def return_to_pools(runtime: Runtime, payload: dict[str, Any]) -> None:
+    """The scheduled return of a pool (``{"entity": NAME}``; none: every pool).
+    At least once is fine: a second run finds nothing more due."""
+    runtime.records.pool.return_due(payload.get("entity"))
+
+
+@hookimpl
+def crmkit_schedules(spec: AppSpec) -> list[Schedule]:
+    """One daily return per entity whose pool has a return_when."""
+    return [Schedule(f"pool.return.{name}", RETURN_CRON, "pool.return", {"entity": name})
+            for name, entity in spec.entities.items() if entity.pool is not None and entity.pool.return_when]
 
 
 @hookimpl
