@@ -285,6 +285,12 @@ class Pool:
 
     # -------------------------------------------------------------- reading
 
+    def in_pool(self, conn: sa.Connection, entity: EntitySpec, ids: Sequence[int]) -> set[int]:
+        """Which of these records are in the pool (for a list page's claim buttons)."""
+        table = self.service.tables.entities[entity.name]
+        return set(conn.execute(sa.select(table.c.id).where(table.c.id.in_(list(ids)), table.c.owner_id.is_(None),
+                                                            table.c.deleted_at.is_(None))).scalars())
+
     def owned_count(self, conn: sa.Connection, entity: EntitySpec, user_id: int) -> int:
         table = self.service.tables.entities[entity.name]
         return int(conn.execute(sa.select(sa.func.count()).select_from(table).where(

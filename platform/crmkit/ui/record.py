@@ -33,6 +33,7 @@ from .cells import EMPTY, Cell, Cells, html
 from .formfields import Widget
 from .forms import RecordForm, asks_refs
 from .i18n import locale
+from .pool import pool_action
 from .security import done, is_htmx, redirect_to
 from .shell import bp
 from .tags import RecordTags, record_tags
@@ -129,6 +130,8 @@ class RecordView:
     states: list[tuple[str, Cell]] = field(default_factory=list)
     #: the record's tags and those the reader may put on (None: no tags for this reader)
     tags: RecordTags | None = None
+    #: what the reader may do with the entity's pool here: claim, release, or None (crmkit.ui.pool)
+    pool: str | None = None
 
 
 def _may(rt: Runtime, conn: sa.Connection, entity: EntitySpec, record_id: int, actor: Actor, ea: EntityAccess,
@@ -206,6 +209,7 @@ def record_view(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor) -
     view = RecordView(entity, record_id, row, title, _sections(entity, ea, row, cells), _info(entity, ea, row, cells),
                       may)
     view.tags = tags
+    view.pool = pool_action(rt, entity, row.get("owner_id"), actor) if "owner_id" in row else None
     view.states = [(label_text(entity.fields[wf.field].label, locale(), wf.field),
                     cells.cell(entity.fields[wf.field], row.get(wf.field), ea))
                    for wf in rt.records.workflows.get(entity.name, ()) if wf.field in ea.visible]
