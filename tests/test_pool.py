@@ -453,3 +453,23 @@ def test_sample_config_customer_pool(tmp_path, make_runtime):
     with rt.engine.connect() as conn:  # the return rule compiles to SQL on this database
         assert conn.execute(rt.records.pool.due(conn, "customer")).all() == []
     assert SYSTEM.system
+
+
+def test_openapi_documents_claim_and_release_for_who_may_call_them(make_app):
+    from openapi_spec_validator import validate
+
+    from conftest import SAMPLE_CONFIG
+
+    app = make_app(SAMPLE_CONFIG)
+    full = app.test_client().get("/api/v1/openapi.json").get_json()
+    validate(full)
+    claim_op = full["paths"]["/api/v1/customer/{id}/claim"]["post"]
+    assert "cooldown" in claim_op["description"] and "409" in claim_op["responses"]
+    assert "/api/v1/customer/{id}/release" in full["paths"]
+    assert "/api/v1/lead/{id}/claim" not in full["paths"]  # leads have no pool
+    token_for(app, "rep", ("sales_rep",))
+    token_for(app, "mkt", ("marketer",))
+    rep = app.test_client(user="rep").get("/api/v1/openapi.json").get_json()
+    assert "post" in rep["paths"]["/api/v1/customer/{id}/claim"]
+    marketer = app.test_client(user="mkt").get("/api/v1/openapi.json").get_json()
+    assert "/api/v1/customer/{id}/claim" not in marketer["paths"]  # marketing reads customers, may not claim

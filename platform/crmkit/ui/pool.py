@@ -39,7 +39,8 @@ def pool_action(rt: Runtime, entity: EntitySpec, owner_id: int | None, actor: Ac
     return RELEASE if owner_id == actor.id else None
 
 
-def claimable(rt: Runtime, conn: sa.Connection, entity: EntitySpec, ids: Sequence[int], actor: Actor) -> set[int] | None:
+def claimable(rt: Runtime, conn: sa.Connection, entity: EntitySpec, ids: Sequence[int],
+              actor: Actor) -> set[int] | None:
     """Of a list page's records, those in the pool the reader may claim
     (None: the list has no claim column for this reader)."""
     if entity.pool is None or not ids or not rt.records.pool.may_claim(actor, entity):
