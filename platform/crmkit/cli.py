@@ -343,9 +343,11 @@ def pool() -> None:
 @click.option("--dry-run", is_flag=True, help="Count the records due, return none.")
 @user_errors
 def pool_return(arguments: tuple[str, ...], dry_run: bool) -> None:
-    """Return to the pool now the records whose pool's return_when holds (of
-    ENTITY, or of every entity with a pool), as the scheduled pool.return job
-    does; each return is an owner change in the record's history."""
+    """Return idle records to their pool now (as the daily job does).
+
+    The records of ENTITY (or of every entity with a pool) whose pool's
+    return_when holds, owned at least return_after_days; each return is an
+    owner change in the record's history."""
     env = os.environ.get("CRMKIT_CONFIG")
     if len(arguments) > 2:
         raise click.UsageError("at most two arguments: [ENTITY] [CONFIG]")

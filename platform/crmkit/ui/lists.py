@@ -387,7 +387,7 @@ def owner_links(state: ListState, ea: EntityAccess, actor: Actor) -> list[Tab]:
     drop = ("owner_id", "owner_id__isnull", "team_id", "cursor", "count")
     links = [Tab(gettext("Mine"), state.url(drop, ("owner_id", str(actor.id))),
                  given.get("owner_id") == str(actor.id) and "team_id" not in given)]
-    if actor.team_id is not None and scope - {"own", "subordinates"}:
+    if actor.team_id is not None and scope - {"own", "subordinates", POOL}:
         links.append(Tab(gettext("My team"), state.url(drop, ("team_id", str(actor.team_id))),
                          given.get("team_id") == str(actor.team_id) and "owner_id" not in given))
     links.append(Tab(gettext("All"), state.url(drop), not {"owner_id", "team_id", "owner_id__isnull"} & set(given)))
