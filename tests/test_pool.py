@@ -178,6 +178,24 @@ def test_pool_scope_is_sql_filter_usable_in_lists(shop):
     assert [row["id"] for row in response.get_json()["data"]] == [pooled["id"]]
 
 
+def test_rep_pages_through_their_records_and_the_pool_in_order(shop):
+    """The list reads the pool as a branch of its own (a UNION of two ordered,
+    limited branches): keyset pages still give every record once, in order."""
+    made = [customer(shop, owner, name=f"n{i:02}") for i, owner in
+            enumerate(["rep_a", None, "rep_b", None, "rep_a", "rep_a", None, "rep_b", None])]
+    expected = [c["id"] for c in sorted(made, key=lambda c: c["name"])
+                if c["owner_id"] in (None, user_id(shop, "rep_a"))]
+    client = shop.test_client(user="rep_a")
+    seen, url = [], "/api/v1/customer?sort=name&limit=2"
+    while url:
+        body = client.get(url).get_json()
+        seen += [row["id"] for row in body["data"]]
+        url = body["next_url"]
+    assert seen == expected
+    desc = client.get("/api/v1/customer?sort=-name&limit=100&name__startswith=n").get_json()["data"]
+    assert [row["id"] for row in desc] == expected[::-1]
+
+
 # ---------------------------------------------------------------- claims
 
 def test_claim_makes_the_rep_the_owner_and_shows_in_history(shop):

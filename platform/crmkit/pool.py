@@ -122,6 +122,17 @@ class Pool:
         self.rules: dict[str, Checked] = {
             name: check(entity.pool.return_when, self.spec, name) for name, entity in self.spec.entities.items()
             if entity.pool is not None and entity.pool.return_when is not None}
+        events = self.table
+        #: A claim's checks, built once (statement building costs more than running them).
+        self._gave_up = sa.select(sa.func.max(events.c.at)).where(
+            events.c.entity == sa.bindparam("_entity"), events.c.record_id == sa.bindparam("_record_id"),
+            events.c.user_id == sa.bindparam("_user_id"), events.c.action.in_((RELEASE, RETURN)),
+            events.c.at > sa.bindparam("_since", type_=UTCDateTime()))
+        self._owned = {name: sa.select(sa.func.count()).select_from(table).where(
+            table.c.owner_id == sa.bindparam("_user_id"), table.c.deleted_at.is_(None))
+            for name, table in service.tables.entities.items() if self.spec.entities[name].pool is not None}
+        users = service.tables.users
+        self._lock_user = sa.select(users.c.id).where(users.c.id == sa.bindparam("_user_id")).with_for_update()
 
     def of(self, entity_name: str) -> tuple[EntitySpec, PoolSpec]:
         entity = self.service.entity(entity_name)
@@ -146,13 +157,14 @@ class Pool:
         assert actor.id is not None
         queries = self.service.queries
         with write_transaction(self.service.engine) as tx:
-            users = self.service.tables.users
-            lock = sa.select(users.c.id).where(users.c.id == actor.id)  # one claim of a user at a time (the limit)
-            tx.execute(lock.with_for_update() if tx.dialect.name == "postgresql" else lock)
+            if tx.dialect.name == "postgresql":  # one claim of a user at a time (the limit); SQLite: the write lock
+                tx.execute(self._lock_user, {"_user_id": actor.id})
             # Lock the record whoever owns it, then judge it as it is now.
             row = queries.fetch(tx, entity, record_id, actor=self.service_actor(actor), for_update=True,
                                 columns=("id", "owner_id", "version"))
-            if row is None or queries.fetch(tx, entity, record_id, actor=actor, columns=("id",)) is None:
+            # A record of the pool is in the read scope of whoever may claim; another, only if their scope says so.
+            if row is None or (row["owner_id"] is not None
+                               and queries.fetch(tx, entity, record_id, actor=actor, columns=("id",)) is None):
                 raise NotFound(f"{entity.name} {record_id} not found (or no longer in the pool)")
             if row["owner_id"] == actor.id:
                 raise Conflict(f"{entity.name} {record_id} is yours already", code="already_owned")
@@ -173,11 +185,9 @@ class Pool:
                         user_id: int) -> None:
         if not pool.cooldown_days:
             return
-        events = self.table
         since = _now() - dt.timedelta(days=pool.cooldown_days)
-        last = tx.execute(sa.select(sa.func.max(events.c.at)).where(
-            events.c.entity == entity.name, events.c.record_id == record_id, events.c.user_id == user_id,
-            events.c.action.in_((RELEASE, RETURN)), events.c.at > since)).scalar()
+        last = tx.execute(self._gave_up, {"_entity": entity.name, "_record_id": record_id, "_user_id": user_id,
+                                          "_since": since}).scalar()
         if last is not None:
             until = last + dt.timedelta(days=pool.cooldown_days)
             raise Conflict(f"you gave this {entity.name} up on {last:%Y-%m-%d}: you may claim it again from "
@@ -187,9 +197,7 @@ class Pool:
     def _check_limit(self, tx: sa.Connection, entity: EntitySpec, pool: PoolSpec, user_id: int) -> None:
         if pool.claim_limit is None:
             return
-        table = self.service.tables.entities[entity.name]
-        owned = tx.execute(sa.select(sa.func.count()).select_from(table).where(
-            table.c.owner_id == user_id, table.c.deleted_at.is_(None))).scalar_one()
+        owned = tx.execute(self._owned[entity.name], {"_user_id": user_id}).scalar_one()
         if owned >= pool.claim_limit:
             raise Conflict(f"you own {owned} {entity.name} records; the pool's limit is {pool.claim_limit}: "
                            "release some before claiming more", {"limit": pool.claim_limit, "owned": owned},
