@@ -38,7 +38,7 @@ from .errors import Conflict, CrmError, NotFound
 from .expressions import Checked, Context, ExpressionError, check, to_sql
 from .hookspecs import hookimpl
 from .jobs import Schedule, task
-from .metadata.problems import Problem, ProblemList
+from .metadata.problems import Problem, ProblemList, did_you_mean
 from .metadata.spec import AppSpec, EntitySpec, PoolSpec
 from .permissions import Actor
 from .sqltypes import UTC, UTCDateTime
@@ -91,8 +91,6 @@ def check_pools(spec: AppSpec, entity_docs: Mapping[str, Document], problems: Pr
             continue
         rule = entity.assignment
         if rule is not None and rule.role is not None and rule.role not in roles:
-            from .metadata.problems import did_you_mean
-
             problems.add(doc, ("assignment", "role"), f"assignment names unknown role '{rule.role}'",
                          did_you_mean(rule.role, roles))
         pool = entity.pool
