@@ -201,6 +201,8 @@ def test_assign_action_shares_the_turn_and_describes_without_writing(crm):
     ctx.dry_run = False
     assert action.run(ctx, args) == f"assigned to rep1 (user {reps[1]})"
     assert record()["owner_id"] == reps[1]
+    assert action.run(ctx, args) == "assigned already (the same run, again)"  # a job re-run: key "k" is spent
+    ctx.key = "k2"
     history = crm.test_client().get(f"/api/v1/lead/{lead['id']}/history").get_json()["data"]
     assert history[0]["actor"] == "automation reassign"
     assert history[0]["changes"]["owner_id"] == [reps[0], reps[1]]

@@ -63,6 +63,10 @@ class AssignAction:
         entity = _entity(ctx)
         records = ctx.runtime.records
         with write_transaction(ctx.runtime.engine) as tx:
+            key = getattr(ctx, "key", None)
+            # At least once: a re-run of the same job must not hand the record to the next in turn again.
+            if key and not ctx.runtime.jobs.claim_effect(f"assign:{key}"[:200], conn=tx):
+                return "assigned already (the same run, again)"
             picked = records.assigner.pick(tx, entity, rule, [_values(entity, ctx.record)])[0]
             if picked is None:
                 return f"no active user of {self._who(rule)}: owner unchanged"
