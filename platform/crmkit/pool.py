@@ -121,13 +121,14 @@ class Pool:
             name: check(entity.pool.return_when, self.spec, name) for name, entity in self.spec.entities.items()
             if entity.pool is not None and entity.pool.return_when is not None}
         events = self.table
-        #: A claim's checks, built once (statement building costs more than running them).
-        self._gave_up = sa.select(sa.func.max(events.c.at)).where(
+        #: A claim's checks in one statement, built once per entity (building costs more than running it):
+        #: when the claimer last gave the record up (within the cool-down), and how many records they own.
+        gave_up = sa.select(sa.func.max(events.c.at)).where(
             events.c.entity == sa.bindparam("_entity"), events.c.record_id == sa.bindparam("_record_id"),
             events.c.user_id == sa.bindparam("_user_id"), events.c.action.in_((RELEASE, RETURN)),
-            events.c.at > sa.bindparam("_since", type_=UTCDateTime()))
-        self._owned = {name: sa.select(sa.func.count()).select_from(table).where(
-            table.c.owner_id == sa.bindparam("_user_id"), table.c.deleted_at.is_(None))
+            events.c.at > sa.bindparam("_since", type_=UTCDateTime())).scalar_subquery()
+        self._claimer = {name: sa.select(gave_up, sa.select(sa.func.count()).select_from(table).where(
+            table.c.owner_id == sa.bindparam("_user_id"), table.c.deleted_at.is_(None)).scalar_subquery())
             for name, table in service.tables.entities.items() if self.spec.entities[name].pool is not None}
         users = service.tables.users
         self._lock_user = sa.select(users.c.id).where(users.c.id == sa.bindparam("_user_id")).with_for_update()
@@ -169,8 +170,7 @@ class Pool:
             if row["owner_id"] is not None:
                 raise Conflict(f"{entity.name} {record_id} is not in the pool: someone else owns it",
                                {"owner_id": ["the record has an owner"]}, code="not_in_pool")
-            self._check_cooldown(tx, entity, pool, record_id, actor.id)
-            self._check_limit(tx, entity, pool, actor.id)
+            self._check_claimer(tx, entity, pool, record_id, actor.id)
             return self.service.update(entity.name, record_id, {"owner_id": actor.id}, self.service_actor(actor),
                                        conn=tx)
 
@@ -179,24 +179,20 @@ class Pool:
         a record that is not theirs yet (checked here instead)."""
         return actor.on_behalf()
 
-    def _check_cooldown(self, tx: sa.Connection, entity: EntitySpec, pool: PoolSpec, record_id: int,
-                        user_id: int) -> None:
-        if not pool.cooldown_days:
+    def _check_claimer(self, tx: sa.Connection, entity: EntitySpec, pool: PoolSpec, record_id: int,
+                       user_id: int) -> None:
+        """The cool-down, then the claim limit."""
+        if not pool.cooldown_days and pool.claim_limit is None:
             return
         since = _now() - dt.timedelta(days=pool.cooldown_days)
-        last = tx.execute(self._gave_up, {"_entity": entity.name, "_record_id": record_id, "_user_id": user_id,
-                                          "_since": since}).scalar()
-        if last is not None:
+        last, owned = tx.execute(self._claimer[entity.name], {
+            "_entity": entity.name, "_record_id": record_id, "_user_id": user_id, "_since": since}).one()
+        if last is not None and pool.cooldown_days:
             until = last + dt.timedelta(days=pool.cooldown_days)
             raise Conflict(f"you gave this {entity.name} up on {last:%Y-%m-%d}: you may claim it again from "
                            f"{until:%Y-%m-%d %H:%M} UTC ({pool.cooldown_days}-day cool-down)",
                            {"until": until.isoformat()}, code="cooldown")
-
-    def _check_limit(self, tx: sa.Connection, entity: EntitySpec, pool: PoolSpec, user_id: int) -> None:
-        if pool.claim_limit is None:
-            return
-        owned = tx.execute(self._owned[entity.name], {"_user_id": user_id}).scalar_one()
-        if owned >= pool.claim_limit:
+        if pool.claim_limit is not None and owned >= pool.claim_limit:
             raise Conflict(f"you own {owned} {entity.name} records; the pool's limit is {pool.claim_limit}: "
                            "release some before claiming more", {"limit": pool.claim_limit, "owned": owned},
                            code="claim_limit")
