@@ -20,7 +20,8 @@ def create_app(config_dir: str | Path | None = None, settings: Settings | None =
     ``migrate``: bring the database to the config first (default: the
     CRMKIT_AUTO_MIGRATE setting, on); changes that lose data are refused
     (MigrationRefused), as is a database of another app. ``migrate=False``
-    builds the app without touching the database.
+    builds the app without touching the database (and without the job
+    threads, which CRMKIT_JOBS_WORKERS otherwise starts).
 
     Raises ConfigError (every problem of the config), PluginError or MigrationRefused."""
     config_dir = config_dir or os.environ.get("CRMKIT_CONFIG")
@@ -66,7 +67,8 @@ def create_app(config_dir: str | Path | None = None, settings: Settings | None =
     except PluginError:
         rt.engine.dispose()  # no app will use it: close its connections now
         raise
-    _start_jobs(rt)
+    if migrate is not False:  # an app to serve (not one built to list its routes)
+        _start_jobs(rt)
     return app
 
 

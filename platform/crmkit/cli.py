@@ -728,5 +728,17 @@ def roles_explain(config: Path, role_names: tuple[str, ...], as_json: bool) -> N
         _table(("field", "level"), rules)
 
 
+# ---------------------------------------------------------------- jobs: worker, scheduler, jobs
+
+def _add_job_commands() -> None:
+    from .jobs.commands import jobs_group, scheduler, worker
+
+    for command in (worker, scheduler, jobs_group):
+        cli.add_command(command)
+
+
+_add_job_commands()
+
+
 def main() -> None:
     cli(prog_name="crmkit")

@@ -27,7 +27,7 @@ ENTRY_POINT_GROUP = "crmkit.plugins"
 #: pluggy calls the last registered first: the rules (formulas, rollups) before
 #: the audit trail records the write, and tags after both (rules read formulas).
 INTERNAL_PLUGINS = ("crmkit.fieldtypes", "crmkit.autonumber", "crmkit.tagging", "crmkit.audit", "crmkit.saved_views",
-                    "crmkit.rules", "crmkit.jobs.store", "crmkit.assignment", "crmkit.pool")
+                    "crmkit.rules", "crmkit.jobs.plugin", "crmkit.assignment", "crmkit.pool")
 #: The attribute in which a plugin declares the hookspec version it was built for.
 HOOKSPEC_ATTRIBUTE = "crmkit_hookspec"
 #: What a plugin that declares no version was built for.

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pluggy
 import sqlalchemy as sa
@@ -38,6 +38,9 @@ from .sqltypes import UTC
 from .tables import Tables
 from .tagging import Tagging
 from .workflows import Blocked, Transition, Workflow, blocker, compile_workflows, missing_fields
+
+if TYPE_CHECKING:
+    from .jobs import Jobs
 
 MAX_BULK = 1000
 
@@ -99,6 +102,10 @@ class RecordsService:
         self.pool = Pool(self)
         self.rules.listeners.append(self.tagging.computed)  # a rollup that changes may change a rule tag
         self._referrers = self._find_referrers()
+        #: The job queue (crmkit.jobs), set by runtime.build: a record hook
+        #: enqueues in the write's transaction with
+        #: ``event.service.jobs.enqueue(task, payload, conn=event.conn)``.
+        self.jobs: Jobs | None = None
         #: The UPDATE of a live record at a known version; the SET columns are
         #: the parameters given (built once: statement building is costly).
         self._update_statements = {

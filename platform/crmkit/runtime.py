@@ -86,5 +86,5 @@ def build(config_dir: str | Path, settings: Settings | None = None) -> Runtime:
     rt = Runtime(spec, settings, engine, tables, types, schemas, queries, records, pm, permissions, directory, audit)
     for module in settings.jobs_import:  # modules whose tasks this app runs (besides the plugins')
         importlib.import_module(module)
-    rt.jobs = Jobs(rt)
+    rt.jobs = records.jobs = Jobs(rt)
     return rt

@@ -33,7 +33,7 @@ from ..fieldtypes import (
 )
 from ..identity import MIN_PASSWORD, USERNAME
 from ..metadata.spec import EntitySpec, FieldSpec, label_text
-from ..permissions import ACTIONS, Access
+from ..permissions import ACTIONS, ADMIN_ROLE, Access
 from ..query import MAX_IN_VALUES, OPERATORS
 from ..records import MAX_BULK
 from ..runtime import Runtime
@@ -44,6 +44,8 @@ _CACHE_KEY = "_openapi_document"
 #: The access an operation needs: [[entity, action], ...], any of which will do;
 #: and what it needs besides, all of it (a related list: reading the other entity).
 ACCESS, NEEDS = "x-crmkit-access", "x-crmkit-needs"
+#: An operation for admins only (the jobs API).
+ADMIN_ONLY = "x-crmkit-admin"
 #: The entity and field a query parameter is about (left out where the caller may not filter on it).
 ENTITY, FIELD = "x-crmkit-entity", "x-crmkit-field"
 #: A parameter or property whose values are tag names (narrowed to the tags the caller sees).
@@ -217,8 +219,10 @@ class _Document:
             label = label_text(entity.label, "en", name)
             document["tags"].append({"name": name, "description": label_text(entity.label, "zh", label)})
         self._people_paths()
+        self._jobs_paths()
         self._other_paths()
-        document["tags"] += [{"name": "me"}, {"name": "people"}, {"name": "audit"}, {"name": "meta"}]
+        document["tags"] += [{"name": "me"}, {"name": "people"}, {"name": "audit"}, {"name": "jobs"},
+                             {"name": "meta"}]
         document["paths"] = self.paths
         document["components"]["parameters"] = self.parameters
         document["info"]["x-operators"] = list(OPERATORS)
@@ -233,7 +237,7 @@ class _Document:
     def _op(self, path: str, method: str, tag: str, summary: str, responses: dict, *,
             access: list | None = None, needs: list | None = None, parameters: list | None = None,
             body: dict | None = None, body_required: bool = True, description: str = "",
-            public: bool = False) -> None:
+            public: bool = False, admin: bool = False) -> None:
         operation: dict = {"tags": [tag], "summary": summary,
                            "operationId": f"{method}_{path.removeprefix('/api/v1/').strip('/')}".translate(
                                str.maketrans("/{}.", "____")) or f"{method}_root",
@@ -250,6 +254,8 @@ class _Document:
             operation[NEEDS] = needs
         if public:
             operation["security"] = [{}]
+        if admin:
+            operation[ADMIN_ONLY] = True
         self.paths.setdefault(path, {})[method] = operation
 
     # ------------------------------------------------------------------ schemas
@@ -673,6 +679,24 @@ class _Document:
                  access=[["audit", "read"]],
                  parameters=self._list_parameters(self.rt.queries.platform["audit"].spec))
 
+    def _jobs_paths(self) -> None:
+        from ..jobs.api import job_source
+        from ..jobs.store import STATUSES
+
+        self.schemas["Job"] = {"type": "object", "properties": {
+            "id": {"type": "integer"}, "task": {"type": "string"}, "status": {"enum": list(STATUSES)},
+            "key": {"type": ["string", "null"]}, "payload": {"type": "object"}, "attempts": {"type": "integer"},
+            "max_attempts": {"type": "integer"}, "due_at": ISO_MOMENT, "last_error": {"type": ["string", "null"]},
+            "created_at": ISO_MOMENT, "updated_at": ISO_MOMENT, "finished_at": {"type": ["string", "null"]}}}
+        job_id = _path_id("job_id", "job")
+        self._op("/api/v1/jobs", "get", "jobs", "Jobs, newest first (admins; status=dead: the dead-letter list)",
+                 {**_ok(_page(_ref("Job"))), **_errors(400, 403)}, admin=True,
+                 parameters=self._list_parameters(job_source(self.rt).spec))
+        self._op("/api/v1/jobs/{job_id}", "get", "jobs", "A job, with its last error (admins)",
+                 {**_ok(_data(_ref("Job"))), **_errors(403, 404)}, admin=True, parameters=[job_id])
+        self._op("/api/v1/jobs/{job_id}/replay", "post", "jobs", "Run a dead job again (admins)",
+                 {**_ok(_data(_ref("Job"))), **_errors(403, 404, 409)}, admin=True, parameters=[job_id])
+
     def _other_paths(self) -> None:
         entities = list(self.spec.entities)
         self._op("/api/v1/recycle_bin", "get", "meta", "Records in the recycle bin",
@@ -747,6 +771,8 @@ def document(rt: Runtime, access: Access | None = None) -> dict:
 
 def _allowed(operation: dict, access: Access) -> bool:
     alternatives, needs = operation.get(ACCESS), operation.get(NEEDS, ())
+    if operation.get(ADMIN_ONLY) and ADMIN_ROLE not in access.roles:
+        return False
     return ((alternatives is None or any(access.allows(entity, action) for entity, action in alternatives))
             and all(access.allows(entity, action) for entity, action in needs))
 

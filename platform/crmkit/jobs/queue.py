@@ -25,7 +25,7 @@ import signal
 import threading
 import traceback
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -34,6 +34,7 @@ import sqlalchemy as sa
 
 from ..database import write_transaction
 from . import store
+from .schedules import Scheduler
 from .store import DEAD, DONE, PENDING, QUEUED, RUNNING
 from .tasks import TASKS, PermanentFailure
 
@@ -47,6 +48,16 @@ MAX_BACKOFF = 3600.0
 
 class JobTimeout(Exception):
     """An attempt ran past its task's timeout."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an attempt ended: done, dead (with the error), or pending again
+    (with the error and when to retry)."""
+
+    status: str
+    error: str | None = None
+    retry_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +85,17 @@ class Jobs:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._rq: Any = None  # crmkit.jobs.rq_backend.RQBackend, made on first use
+        self._swept_at: dt.datetime | None = None
+        self._claims: dict[tuple[Any, ...], Any] = {}
+        t = self.table
+        mine = t.update().where(t.c.id == sa.bindparam("p_id"), t.c.status == RUNNING,
+                                t.c.locked_by == sa.bindparam("p_token"))
+        outcome: dict[str, Any] = {
+            "status": sa.bindparam("p_status"), "updated_at": sa.bindparam("p_moment"), "locked_by": None,
+            "last_error": sa.bindparam("p_error"), "finished_at": sa.bindparam("p_finished")}
+        #: The outcome of a claimed job (done or dead), and a retry (pending again, due later).
+        self._outcome = mine.values(**outcome)
+        self._retry = mine.values(**outcome, due_at=sa.bindparam("p_due"))
 
     # ------------------------------------------------------------ the interface
 
@@ -139,14 +161,30 @@ class Jobs:
         included). A failed job retried with back-off waits for its time."""
         if self.backend == "redis":
             return self.rq().run_pending(limit)
+        return self.drain(self.claim_next_due, limit=limit)
+
+    def drain(self, claim: Callable[[sa.Connection], ClaimedJob | None], *, limit: int | None = None) -> int:
+        """Claim a job, run it, and again, until ``claim`` finds none (or
+        ``limit`` ran); how many ran. The outcome of each job is written in
+        the transaction that claims the next one: one transaction per job,
+        not two."""
+        enforce = _in_main_thread()
         ran = 0
-        while limit is None or ran < limit:
-            batch = self.claim_due(1)
-            if not batch:
-                break
-            self.execute_claimed(batch[0], enforce_timeout=_in_main_thread())
+        finished: tuple[ClaimedJob, Outcome] | None = None
+        while True:
+            with bookkeeping(self.engine) as conn:
+                if finished is not None:
+                    self._write_outcome(conn, *finished)
+                job = claim(conn) if limit is None or ran < limit else None
+            if job is None:
+                return ran
+            finished = (job, self._run(job, enforce))
             ran += 1
-        return ran
+
+    def claim_next_due(self, conn: sa.Connection) -> ClaimedJob | None:
+        """The next due job, claimed in ``conn``'s transaction (database backend)."""
+        claimed = self._claim_due_in(conn, 1)
+        return claimed[0] if claimed else None
 
     # ------------------------------------------------------------ running (both backends)
 
@@ -161,57 +199,103 @@ class Jobs:
         return dt.timedelta(seconds=timeout + min(60.0, 1.0 + timeout / 10))
 
     def sweep_lost(self, conn: sa.Connection, moment: dt.datetime) -> int:
-        """Dead-letter the jobs whose worker was lost in their last attempt
-        (killed, or past its lease): running them once more would exceed
-        max_attempts."""
+        """Take back the jobs whose lease ran out: a worker took them (or the
+        relay handed them to Redis) and was lost — killed, or past its
+        timeout. They are pending again, due now; those lost in their last
+        attempt go to the dead-letter list. How many were taken back."""
         t = self.table
-        result = conn.execute(
+        lost = "the worker was lost (killed, or past its lease)"
+        dead = conn.execute(
             t.update()
             .where(t.c.status == RUNNING, t.c.due_at <= moment, t.c.attempts >= t.c.max_attempts)
             .values(status=DEAD, finished_at=moment, updated_at=moment, locked_by=None,
-                    last_error="the worker was lost (killed, or past its lease) in the last attempt"))
-        return int(result.rowcount or 0)
+                    last_error=f"{lost} in the last attempt"))
+        again = conn.execute(
+            t.update()
+            .where(t.c.status.in_((RUNNING, QUEUED)), t.c.due_at <= moment)
+            .values(status=PENDING, updated_at=moment, locked_by=None,
+                    last_error=sa.case((t.c.status == RUNNING, lost), else_=t.c.last_error)))
+        return int(dead.rowcount or 0) + int(again.rowcount or 0)
 
     def claim_due(self, limit: int) -> list[ClaimedJob]:
         """Claim up to ``limit`` due jobs for this worker (database backend):
-        pending ones whose time has come and running ones whose worker was lost."""
-        t = self.table
+        pending ones whose time has come (those of lost workers are pending
+        again, see sweep_lost). One UPDATE ... RETURNING, each row's lease
+        set by its task."""
+        with bookkeeping(self.engine) as conn:
+            return self._claim_due_in(conn, limit)
+
+    def _claim_due_in(self, conn: sa.Connection, limit: int) -> list[ClaimedJob]:
         token = uuid.uuid4().hex
         moment = store.now()
-        with write_transaction(self.engine) as conn:
-            self.sweep_lost(conn, moment)
-            ids = store.due_rows(t, (PENDING, RUNNING), moment, limit)
-            rows = conn.execute(
-                t.update().where(t.c.id.in_(ids))
-                .values(status=RUNNING, attempts=t.c.attempts + 1, locked_by=token, updated_at=moment,
-                        due_at=moment)  # the lease is set per task below
-                .returning(t.c.id, t.c.task, t.c.payload, t.c.attempts, t.c.max_attempts)).all()
-            for row in rows:
-                conn.execute(t.update().where(t.c.id == row.id).values(due_at=moment + self.lease(row.task)))
+        statement, params = self._claim(limit, moment, (PENDING,))
+        self.sweep_now_and_then(conn, moment)
+        rows = conn.execute(statement, {**params, "p_token": token, "p_moment": moment}).all()
         return [ClaimedJob(row.id, row.task, row.payload, row.attempts, row.max_attempts, token) for row in rows]
+
+    def _claim(self, limit: int | None, moment: dt.datetime, statuses: tuple[str, ...]) -> tuple[Any, dict[str, Any]]:
+        """The claim's statement (built once per shape: statement building
+        costs more than the database here) and the leases' parameters: each
+        task with a timeout of its own gets its own lease. ``limit``: the
+        first due rows (locked, skipping those another worker holds); None:
+        the row ``p_id``."""
+        default = self.lease("")
+        special = tuple(sorted(name for name, registered in TASKS.items()
+                               if registered.timeout and self.lease(name) != default))
+        params: dict[str, Any] = {"p_lease": moment + default}
+        params.update({f"p_lease_{n}": moment + self.lease(name) for n, name in enumerate(special)})
+        key = (limit, statuses, special)
+        statement = self._claims.get(key)
+        if statement is None:
+            t = self.table
+            which: Any = t.c.id == sa.bindparam("p_id")
+            if limit is not None:
+                which = t.c.id.in_(sa.select(t.c.id).where(t.c.status.in_(statuses),
+                                                          t.c.due_at <= sa.bindparam("p_moment"))
+                                   .order_by(t.c.due_at, t.c.id).limit(limit).with_for_update(skip_locked=True))
+            lease: Any = sa.bindparam("p_lease", type_=t.c.due_at.type)
+            if special:
+                lease = sa.case({name: sa.bindparam(f"p_lease_{n}", type_=t.c.due_at.type)
+                                 for n, name in enumerate(special)}, value=t.c.task, else_=lease)
+            statement = self._claims[key] = (
+                t.update().where(which, t.c.status.in_(statuses))
+                .values(status=RUNNING, attempts=t.c.attempts + 1, locked_by=sa.bindparam("p_token"),
+                        updated_at=sa.bindparam("p_moment"), due_at=lease)
+                .returning(t.c.id, t.c.task, t.c.payload, t.c.attempts, t.c.max_attempts))
+        return statement, params
+
+    def sweep_now_and_then(self, conn: sa.Connection, moment: dt.datetime) -> None:
+        """sweep_lost, at most once a second per process (not once per job):
+        a lost job waits its lease and up to a second more."""
+        if self._swept_at is None or (moment - self._swept_at).total_seconds() >= 1:
+            self._swept_at = moment
+            self.sweep_lost(conn, moment)
 
     def claim_one(self, job_id: int, statuses: tuple[str, ...] = (QUEUED,)) -> ClaimedJob | None:
         """Claim one job by id if it is in one of these statuses (the Redis
         backend: the row handed to RQ; None when another worker ran it)."""
-        t = self.table
+        with bookkeeping(self.engine) as conn:
+            return self.claim_one_in(conn, job_id, statuses)
+
+    def claim_one_in(self, conn: sa.Connection, job_id: int,
+                     statuses: tuple[str, ...] = (QUEUED,)) -> ClaimedJob | None:
         token = uuid.uuid4().hex
         moment = store.now()
-        with write_transaction(self.engine) as conn:
-            task = conn.execute(sa.select(t.c.task).where(t.c.id == job_id, t.c.status.in_(statuses))
-                                .with_for_update()).scalar()
-            if task is None:
-                return None
-            row = conn.execute(
-                t.update().where(t.c.id == job_id, t.c.status.in_(statuses))
-                .values(status=RUNNING, attempts=t.c.attempts + 1, locked_by=token, updated_at=moment,
-                        due_at=moment + self.lease(task))
-                .returning(t.c.id, t.c.task, t.c.payload, t.c.attempts, t.c.max_attempts)).first()
+        statement, params = self._claim(None, moment, statuses)
+        row = conn.execute(statement, {**params, "p_token": token, "p_moment": moment, "p_id": job_id}).first()
         if row is None:
             return None
         return ClaimedJob(row.id, row.task, row.payload, row.attempts, row.max_attempts, token)
 
     def execute_claimed(self, job: ClaimedJob, *, enforce_timeout: bool) -> bool:
-        """Run a claimed job and record the outcome; whether it succeeded.
+        """Run a claimed job and record the outcome; whether it succeeded."""
+        outcome = self._run(job, enforce_timeout)
+        with bookkeeping(self.engine) as conn:
+            self._write_outcome(conn, job, outcome)
+        return outcome.status == DONE
+
+    def _run(self, job: ClaimedJob, enforce_timeout: bool) -> Outcome:
+        """Run a claimed job; what to record.
 
         ``enforce_timeout``: interrupt the task with SIGALRM at its timeout
         (only in a main thread; elsewhere — a thread of the app — the lease
@@ -225,13 +309,10 @@ class Jobs:
             with _deadline(self.timeout_of(job.task) if enforce_timeout else None):
                 registered.function(self.runtime, dict(job.payload))
         except PermanentFailure:
-            self._record_failure(job, traceback.format_exc(), permanent=True)
-            return False
+            return self._failure(job, traceback.format_exc(), permanent=True)
         except Exception:  # noqa: BLE001 - any error of a task is the job's failure (retried), never the worker's
-            self._record_failure(job, traceback.format_exc(), permanent=False)
-            return False
-        self._record(job, status=DONE, finished=True)
-        return True
+            return self._failure(job, traceback.format_exc(), permanent=False)
+        return Outcome(DONE)
 
     def backoff(self, attempts: int) -> float:
         """Seconds before the next attempt: exponential (the CRMKIT_JOBS_BACKOFF
@@ -239,31 +320,24 @@ class Jobs:
         base = self.settings.jobs_backoff
         return min(MAX_BACKOFF, base * 2 ** (attempts - 1)) * random.uniform(0.8, 1.2)
 
-    def _record_failure(self, job: ClaimedJob, error: str, *, permanent: bool) -> None:
+    def _failure(self, job: ClaimedJob, error: str, *, permanent: bool) -> Outcome:
         if permanent or job.attempts >= job.max_attempts:
             log.warning("job %s (%s) failed for good after %s attempt(s)", job.id, job.task, job.attempts)
-            self._record(job, status=DEAD, finished=True, error=error)
-        else:
-            log.info("job %s (%s) failed (attempt %s of %s); retried", job.id, job.task, job.attempts,
-                     job.max_attempts)
-            self._record(job, status=PENDING, error=error,
-                         due_at=store.now() + dt.timedelta(seconds=self.backoff(job.attempts)))
+            return Outcome(DEAD, error)
+        log.info("job %s (%s) failed (attempt %s of %s); retried", job.id, job.task, job.attempts, job.max_attempts)
+        return Outcome(PENDING, error, store.now() + dt.timedelta(seconds=self.backoff(job.attempts)))
 
-    def _record(self, job: ClaimedJob, *, status: str, finished: bool = False, error: str | None = None,
-                due_at: dt.datetime | None = None) -> bool:
+    def _write_outcome(self, conn: sa.Connection, job: ClaimedJob, outcome: Outcome) -> bool:
         """Write the outcome, if the claim still holds (a worker that outlived
         its lease lost the job to another and records nothing)."""
-        t = self.table
         moment = store.now()
-        values: dict[str, Any] = {"status": status, "updated_at": moment, "locked_by": None,
-                                  "last_error": store.error_text(error) if error else None}
-        if finished:
-            values["finished_at"] = moment
-        if due_at is not None:
-            values["due_at"] = due_at
-        with write_transaction(self.engine) as conn:
-            result = conn.execute(t.update().where(t.c.id == job.id, t.c.status == RUNNING,
-                                                   t.c.locked_by == job.token).values(**values))
+        params = {"p_id": job.id, "p_token": job.token, "p_status": outcome.status, "p_moment": moment,
+                  "p_error": store.error_text(outcome.error) if outcome.error else None,
+                  "p_finished": None if outcome.retry_at else moment}
+        statement = self._outcome
+        if outcome.retry_at is not None:
+            statement, params["p_due"] = self._retry, outcome.retry_at
+        result = conn.execute(statement, params)
         if not result.rowcount:
             log.warning("job %s (%s): the lease ran out before it finished; another worker took it", job.id,
                         job.task)
@@ -343,28 +417,36 @@ class Jobs:
         ran. The loop of a worker thread and of a database ``crmkit worker``;
         with ``schedules`` it fires the periodic jobs too (each tick once,
         however many workers do), so no scheduler process is needed."""
-        from .schedules import Scheduler
-
-        scheduler = Scheduler(self.runtime) if schedules else None
-        ran = 0
-        enforce = _in_main_thread()
+        scheduler = None
+        if schedules:
+            try:
+                scheduler = Scheduler(self.runtime)
+            except ValueError as exc:  # a bad schedule: the jobs still run (crmkit scheduler refuses to start)
+                log.error("jobs: the schedules do not run: %s", exc)
+        ran = failures = 0
         while not self._stop.is_set():
+            done = 0
             try:
                 if scheduler is not None:
                     scheduler.tick()
-                batch = self.claim_due(1)
-                for job in batch:
-                    self.execute_claimed(job, enforce_timeout=enforce)
-                    ran += 1
-            except sa.exc.SQLAlchemyError:  # the database is away: wait and try again, do not die
-                log.exception("jobs: cannot reach the database; retrying")
-                batch = []
-            if not batch:
-                if burst:
-                    break
-                self._wake.wait(self.settings.jobs_poll)
+                done = self.drain(self._claim_unless_stopped)
+                ran += done
+                failures = 0
+            except sa.exc.SQLAlchemyError as exc:  # the database is away: wait longer and longer, do not die
+                if failures == 0:
+                    log.exception("jobs: cannot use the database; trying again")
+                elif failures % 20 == 0:
+                    log.warning("jobs: still cannot use the database: %s", exc)
+                failures += 1
+            if burst and not failures:
+                break
+            if not done:
+                self._wake.wait(min(30.0, self.settings.jobs_poll * 2 ** min(failures, 5)))
                 self._wake.clear()
         return ran
+
+    def _claim_unless_stopped(self, conn: sa.Connection) -> ClaimedJob | None:
+        return None if self._stop.is_set() else self.claim_next_due(conn)
 
     def stop(self) -> None:
         """Ask a running ``work`` loop to stop after its current job."""
@@ -377,6 +459,20 @@ class Jobs:
 
             self._rq = RQBackend(self)
         return self._rq
+
+
+@contextmanager
+def bookkeeping(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A write transaction for a job's own state (claims, outcomes, the
+    relay). On PostgreSQL it commits without waiting for the disk
+    (synchronous_commit off): a crash of the database may forget the last
+    moments of such changes, which only means a job runs again (at least
+    once, as promised), and a worker saves a disk flush per job. The job's
+    creation is never written so: it commits with the caller's write."""
+    with write_transaction(engine) as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+        yield conn
 
 
 def _in_main_thread() -> bool:

@@ -5,7 +5,8 @@ caller's transaction, as on the database backend. A relay — a thread of each
 ``crmkit worker`` process, and ``run_pending`` — moves committed due rows to
 ``queued`` and then pushes them to RQ, so nothing is lost between the
 caller's commit and the push; RQ workers (``SimpleWorker``: no fork per job)
-claim the row (``queued`` → ``running``, with a lease) and run it through
+take messages of up to JOBS_PER_MESSAGE rows, claim each row (``queued`` →
+``running``, with a lease) just before they run it through
 :meth:`Jobs.execute_claimed`, which records the outcome.
 
 What can go wrong, and why it loses nothing:
@@ -26,15 +27,15 @@ import logging
 import math
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from ..database import write_transaction
 from . import store
-from .store import PENDING, QUEUED, RUNNING
+from .queue import bookkeeping
+from .store import PENDING, QUEUED
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -48,24 +49,33 @@ log = logging.getLogger("crmkit.jobs")
 QUEUED_LEASE = dt.timedelta(minutes=5)
 #: Rows one relay pass moves to Redis.
 RELAY_BATCH = 500
+#: Rows one RQ message carries at most: RQ's own work per message (some fifty
+#: round trips to Redis) is shared by the jobs in it; each row is still
+#: claimed, leased and recorded on its own. A pass of few rows spreads them
+#: over up to eight messages, so that the workers share them.
+JOBS_PER_MESSAGE = 50
 #: The Jobs each queue's messages belong to, in this process (perform looks it up).
 _JOBS_BY_QUEUE: dict[str, Jobs] = {}
 _EXECUTED = threading.local()
 
 
-def perform(queue_name: str, job_id: int) -> None:
-    """The function RQ runs: claim the row and run the job (a message for a
-    row that is no longer queued — pushed twice — does nothing)."""
+def perform(queue_name: str, job_ids: list[int]) -> None:
+    """The function RQ runs: for each row, claim it (its lease starts now)
+    and run the job. A row that is no longer queued (pushed twice, run by
+    another worker) is passed over."""
     jobs = _JOBS_BY_QUEUE.get(queue_name)
     if jobs is None:
         raise RuntimeError(f"this worker serves no crmkit app on queue {queue_name!r}")
-    claimed = jobs.claim_one(job_id)
-    if claimed is None:
-        return
-    from .queue import _in_main_thread
+    waiting = iter(job_ids)
 
-    jobs.execute_claimed(claimed, enforce_timeout=_in_main_thread())
-    _EXECUTED.count = getattr(_EXECUTED, "count", 0) + 1
+    def claim(conn: Any) -> Any:
+        for job_id in waiting:  # the next row of the message still queued
+            claimed = jobs.claim_one_in(conn, job_id)
+            if claimed is not None:
+                return claimed
+        return None
+
+    _EXECUTED.count = getattr(_EXECUTED, "count", 0) + jobs.drain(claim)
 
 
 class RQBackend:
@@ -85,26 +95,30 @@ class RQBackend:
 
     def relay(self, limit: int = RELAY_BATCH) -> int:
         """Hand up to ``limit`` due rows to RQ; how many. Due: pending ones
-        whose time has come, and queued or running ones whose lease ran out."""
+        whose time has come (queued or running ones whose lease ran out are
+        pending again: Jobs.sweep_lost)."""
         t = self.jobs.table
         moment = store.now()
-        with write_transaction(self.jobs.engine) as conn:
-            self.jobs.sweep_lost(conn, moment)
+        with bookkeeping(self.jobs.engine) as conn:
+            self.jobs.sweep_now_and_then(conn, moment)
             rows = conn.execute(
-                t.update().where(t.c.id.in_(store.due_rows(t, (PENDING, QUEUED, RUNNING), moment, limit)))
+                t.update().where(t.c.id.in_(store.due_rows(t, (PENDING,), moment, limit)), t.c.status == PENDING)
                 .values(status=QUEUED, due_at=moment + QUEUED_LEASE, locked_by=None, updated_at=moment)
                 .returning(t.c.id, t.c.task)).all()
-        if rows:  # pushed after the commit: a worker that gets it finds the row queued
+        if rows:  # pushed after the commit: a worker that gets a message finds its rows queued
+            size = max(1, min(JOBS_PER_MESSAGE, math.ceil(len(rows) / 8)))
+            batches = [rows[n:n + size] for n in range(0, len(rows), size)]
             self.queue.enqueue_many([
-                self.queue.prepare_data(perform, (self.queue_name, row.id), timeout=self._rq_timeout(row.task),
-                                        result_ttl=0, failure_ttl=3600, description=f"crmkit job {row.id}")
-                for row in rows])
+                self.queue.prepare_data(perform, (self.queue_name, [row.id for row in batch]),
+                                        timeout=self._rq_timeout(batch), result_ttl=0, failure_ttl=3600,
+                                        description=f"crmkit jobs {batch[0].id}..{batch[-1].id}")
+                for batch in batches])
         return len(rows)
 
-    def _rq_timeout(self, task: str) -> int:
-        """RQ's own time limit: a backstop behind the task's timeout, which
-        execute_claimed enforces to the fraction of a second."""
-        return math.ceil(self.jobs.timeout_of(task)) + 60
+    def _rq_timeout(self, rows: Sequence[Any]) -> int:
+        """RQ's own time limit for a message: a backstop behind each task's
+        timeout, which execute_claimed enforces to the fraction of a second."""
+        return math.ceil(sum(self.jobs.timeout_of(row.task) for row in rows)) + 60
 
     def run_pending(self, limit: int | None = None) -> int:
         """Relay and run in this thread (an RQ SimpleWorker in burst mode)

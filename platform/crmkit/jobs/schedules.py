@@ -48,9 +48,11 @@ def collect(runtime: Runtime) -> list[Schedule]:
                 raise ScheduleError(f"{where}: a name is 1 to {NAME_SIZE} characters")
             if schedule.name in found:
                 raise ScheduleError(f"{where}: the name is used by another schedule")
-            if not croniter.is_valid(schedule.cron) or len(schedule.cron.split()) != 5:
+            if not isinstance(schedule.cron, str) or not croniter.is_valid(schedule.cron) \
+                    or len(schedule.cron.split()) not in (5, 6):
                 raise ScheduleError(f"{where}: {schedule.cron!r} is not a cron expression of five fields "
-                                    "(minute hour day-of-month month day-of-week, e.g. '0 9 * * 1-5')")
+                                    "(minute hour day-of-month month day-of-week, e.g. '0 9 * * 1-5'), "
+                                    "or six with seconds last")
             if schedule.task not in TASKS:
                 raise ScheduleError(f"{where}: no task {schedule.task!r} is registered")
             store.json_payload(schedule.task, schedule.payload)

@@ -1,4 +1,4 @@
-"""The job table (internal plugin ``crmkit.jobs.store``): every job is a row of
+"""The job table (declared by the internal plugin crmkit.jobs.plugin): every job is a row of
 ``crmkit_job`` in the app's own database, written in the caller's
 transaction (an outbox), whichever backend runs it.
 
@@ -7,8 +7,8 @@ only with CRMKIT_REDIS_URL) → ``running`` (claimed by a worker; its lease
 runs out at ``due_at``) → ``done``, or back to ``pending`` after a failure
 (with back-off), or ``dead`` (the dead-letter list) after the last attempt.
 A running or queued row whose ``due_at`` has passed was lost with its worker
-(or Redis) and is taken again: that is the lease that makes a SIGKILL lose
-nothing. ``locked_by`` names the claim, so a worker that comes back after
+(or Redis) and is made pending again: that is the lease that makes a SIGKILL
+lose nothing. ``locked_by`` names the claim, so a worker that comes back after
 its lease ran out cannot overwrite the outcome of the one that took over.
 
 Only this module writes these tables.
@@ -24,8 +24,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..hookspecs import hookimpl
-from ..metadata.spec import AppSpec
 from ..sqltypes import UTC, UTCDateTime, json_type
 from .tasks import NAME_SIZE
 
@@ -37,8 +35,7 @@ PENDING, QUEUED, RUNNING, DONE, DEAD = "pending", "queued", "running", "done", "
 STATUSES = (PENDING, QUEUED, RUNNING, DONE, DEAD)
 
 
-@hookimpl
-def crmkit_tables(metadata: sa.MetaData, spec: AppSpec) -> None:
+def define_tables(metadata: sa.MetaData) -> None:
     sa.Table(
         JOB_TABLE, metadata,
         sa.Column("id", sa.Integer, primary_key=True),
@@ -55,7 +52,7 @@ def crmkit_tables(metadata: sa.MetaData, spec: AppSpec) -> None:
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.Column("finished_at", UTCDateTime()),
-        sa.Index("ix_crmkit_job_status_due", "status", "due_at"),
+        sa.Index("ix_crmkit_job_status_due", "status", "due_at", "id"),
         sqlite_autoincrement=True,
     )
     sa.Table(

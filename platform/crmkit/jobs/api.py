@@ -1,0 +1,114 @@
+"""The jobs API, for admins: ``GET /api/v1/jobs`` (the list grammar of
+``/audit``: ``status=dead``, ``task=...``, ``sort``, ``limit``, ``cursor``,
+``count``), ``GET /api/v1/jobs/<id>`` and ``POST /api/v1/jobs/<id>/replay``
+(a dead job, run again). Errors in the one JSON shape."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, request
+
+from ..errors import Conflict, Forbidden, NotFound
+from ..metadata.builtin_entities import _field, _id, _spec
+from ..metadata.spec import EntitySpec, Option
+from ..permissions import ADMIN_ROLE
+from ..query import ALL, NOT_NULL, Source
+from . import store
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
+
+blueprint = Blueprint("crmkit_jobs", __name__, url_prefix="/api/v1/jobs")
+
+
+def job_spec() -> EntitySpec:
+    """The job table as the list grammar reads it."""
+    statuses = tuple(Option(name, MappingProxyType({"en": name})) for name in store.STATUSES)
+    return _spec("job", "Jobs", "后台任务", (
+        _id("id", "ID", "编号"),
+        _field("task", "string", "Task", "任务"),
+        _field("status", "enum", "Status", "状态", options=statuses),
+        _field("key", "string", "Idempotency key", "幂等键"),
+        _field("payload", "json", "Payload", "参数"),
+        _field("attempts", "integer", "Attempts", "尝试次数"),
+        _field("max_attempts", "integer", "Max attempts", "最多尝试"),
+        _field("due_at", "datetime", "Due at", "到期时间"),
+        _field("last_error", "text", "Last error", "最近错误"),
+        _field("created_at", "datetime", "Created at", "创建时间"),
+        _field("updated_at", "datetime", "Updated at", "更新时间"),
+        _field("finished_at", "datetime", "Finished at", "完成时间"),
+    ), sort=("-id",), search=("task", "key"))
+
+
+def job_source(rt: Runtime) -> Source:
+    """The jobs as a list source (made once per runtime)."""
+    found: Source | None = getattr(rt.jobs, "_source", None)
+    if found is None:
+        spec = job_spec()
+        found = Source("crmkit_job", spec, rt.jobs.table, None, ALL, frozenset(spec.fields), NOT_NULL | {"due_at"})
+        rt.jobs._source = found  # type: ignore[attr-defined]
+    return found
+
+
+def _admin() -> tuple[Runtime, Any]:
+    from ..api.http import current_actor, runtime
+
+    rt = runtime()
+    actor = current_actor()
+    if not actor.system and ADMIN_ROLE not in rt.permissions.of(actor).roles:
+        raise Forbidden("only an admin may see and replay jobs", code="forbidden")
+    return rt, actor
+
+
+@blueprint.get("")
+def list_jobs() -> Response:
+    """Jobs, newest first; ``status=dead`` is the dead-letter list."""
+    from ..api.http import page_response
+
+    rt, actor = _admin()
+    source = job_source(rt)
+    access = rt.permissions.of(actor)
+    list_request = rt.queries.parse_list(source, request.args.items(multi=True), access)
+    with rt.engine.connect() as conn:
+        page = rt.queries.page(conn, source, list_request, actor=actor)
+    return page_response(source, page, list_request.fields)
+
+
+def _one(rt: Runtime, text: str) -> dict[str, Any]:
+    from ..api.http import parse_record_id
+
+    job_id = parse_record_id(text)
+    source = job_source(rt)
+    columns = tuple(source.spec.fields)
+    with rt.engine.connect() as conn:
+        row = conn.execute(sa.select(*(rt.jobs.table.c[name] for name in columns))
+                           .where(rt.jobs.table.c.id == job_id)).first()
+    if row is None:
+        raise NotFound(f"no job with id {job_id}")
+    return rt.queries.row_dumper(source, columns, None)(row)
+
+
+@blueprint.get("/<job_id>")
+def get_job(job_id: str) -> Response:
+    from ..api.http import json_response
+
+    rt, _ = _admin()
+    return json_response({"data": _one(rt, job_id)})
+
+
+@blueprint.post("/<job_id>/replay")
+def replay_job(job_id: str) -> Response:
+    """Run a dead job again (its attempts from zero); 409 for a job that is not dead."""
+    from ..api.http import json_response
+
+    rt, _ = _admin()
+    job = _one(rt, job_id)
+    if job["status"] != store.DEAD:
+        raise Conflict(f"job {job['id']} is {job['status']}, not dead: only a dead job is replayed",
+                       {"status": job["status"]})
+    if not rt.jobs.replay(job["id"]):  # it changed in between
+        raise Conflict(f"job {job['id']} is no longer dead")
+    return json_response({"data": _one(rt, str(job["id"]))})
