@@ -39,8 +39,8 @@ from crmkit.permissions import SYSTEM, Actor
 from crmkit.runtime import build
 from crmkit.settings import Settings
 
-RETURN_WHEN = ("count(activities where occurred_at > now() - 30d) == 0"
-               " and count(orders where ordered_at > now() - 30d) == 0")
+RETURN_WHEN = ("not exists(activities where occurred_at > now() - 30d)"
+               " and not exists(orders where ordered_at > now() - 30d)")
 FILES = {
     "app.yaml": "app: poolbench\ntimezone: Asia/Shanghai\n",
     "entities/customer.yaml": f"""

@@ -45,8 +45,8 @@ FILES = {
           cooldown_days: 7
           return_after_days: 30
           return_when: |-
-            count(activities where occurred_at > now() - 30d) == 0
-            and count(orders where ordered_at > now() - 30d) == 0
+            not exists(activities where occurred_at > now() - 30d)
+            and not exists(orders where ordered_at > now() - 30d)
         list: {columns: [name, region], sort: "-created_at"}
     """,
     "entities/activity.yaml": """
@@ -452,9 +452,9 @@ def test_config_errors_are_located(tmp_path):
     unowned = FILES["entities/activity.yaml"].replace("owned: true\n", "owned: false\n        pool: {claim_limit: 3}\n")
     text = problems("unowned", {**FILES, "entities/activity.yaml": unowned})
     assert "entities/activity.yaml:3:1: a pool needs owned: true on activity" in text
-    misspelt = FILES["entities/customer.yaml"].replace("count(activities where", "count(activites where")
+    misspelt = FILES["entities/customer.yaml"].replace("exists(activities where", "exists(activites where")
     text = problems("misspelt", {**FILES, "entities/customer.yaml": misspelt})
-    assert "entities/customer.yaml:16:11: customer has no relation 'activites'" in text
+    assert "entities/customer.yaml:16:16: customer has no relation 'activites'" in text
     no_rule = FILES["entities/customer.yaml"].split("          return_when:")[0] + "        list: {columns: [name]}\n"
     text = problems("no_rule", {**FILES, "entities/customer.yaml": no_rule})
     assert "return_after_days needs return_when" in text
