@@ -518,8 +518,8 @@ def test_check_locates_every_mistake(tmp_path):
         "automations.yaml:3:24: unknown entity 'custmer' (did you mean 'customer'?)",
         "automations.yaml:6:43: customer has no field 'scor' (did you mean 'score'?)",
         "automations.yaml:7:12: customer has no field 'scroe' (did you mean 'score'?)",
-        "automations.yaml:8:11: unknown action 'sett' (known actions: create, set, tag, transition, untag) "
-        "(did you mean 'set'?)",
+        "automations.yaml:8:11: unknown action 'sett' (known actions: assign, create, notify, return_to_pool, "
+        "send, set, tag, transition, untag, webhook) (did you mean 'set'?)",
         "automations.yaml:10:25: '61 * * * *' is not a valid cron line (minute 0-59, hour 0-23, day 1-31, "
         "month 1-12, weekday 0-6)",
         "automations.yaml:13:21: customer.birthday is a date: count whole days from it (e.g. '1d before "

@@ -113,7 +113,9 @@ def test_migrate_plan_then_apply(mini_config, database_url, tmp_path):
     default = run(["migrate", str(mini_config), "-v"], env)
     assert default.stdout == plan.stdout  # --plan is the default: nothing applied yet
     summary = run(["migrate", str(mini_config)], env).stdout.splitlines()
-    assert summary == ["  + platform: 22 new tables",  # + approvals 3, jobs 3, automations 2, messaging 2
+    # The platform's tables: saved views, record tags, approvals (3), jobs (3), automations (2), messaging (2),
+    # assignment turns and pool events:
+    assert summary == ["  + platform: 24 new tables",
                        "  + customer: new table, 27 columns, 8 indexes, 1 new link table",
                        "  + product: new table, 10 columns, 5 indexes",
                        "  + contract: new table, 11 columns, 5 indexes",

@@ -45,7 +45,8 @@ def test_every_role_reads_users_and_teams_for_the_pickers(permissions, role):
 def test_sales_rep_works_their_own_customers(permissions):
     matrix = explain(permissions, "sales_rep")
     for entity in SALES_ENTITIES:
-        assert matrix[entity]["actions"]["read"] == "own", entity
+        # Customers have a pool (公海): a rep reads their own and the pool's.
+        assert matrix[entity]["actions"]["read"] == ("own+pool" if entity == "customer" else "own"), entity
         assert matrix[entity]["actions"]["create"] == "all", entity
         assert matrix[entity]["actions"]["assign"] == "none", entity
     assert matrix["customer"]["actions"]["delete"] == "none"
@@ -59,7 +60,8 @@ def test_sales_manager_runs_the_department_tree(permissions):
     matrix = explain(permissions, "sales_manager")
     for entity in SALES_ENTITIES:
         actions = matrix[entity]["actions"]
-        assert actions["read"] == actions["update"] == actions["export"] == "team_tree", entity
+        assert actions["update"] == actions["export"] == "team_tree", entity
+        assert actions["read"] == ("team_tree+pool" if entity == "customer" else "team_tree"), entity
         assert actions["assign"] == "team_tree", entity
     assert matrix["contract"]["fields"]["approval_status"] == "read"
 

@@ -229,7 +229,11 @@ def test_mine_my_team_all_within_the_scope(app):
     links = dict(re.findall(r'<a href="([^"]+)"[^>]*>(我的|本部门|全部)</a>', html.split('class="owner-links"')[1]))
     assert set(links.values()) == {"我的", "本部门", "全部"}
     rep_html = page(app, "/app/customer", "rep_a")
-    assert 'class="owner-links"' not in rep_html  # own scope: nothing to choose
+    # Own scope and the customer pool (公海): theirs, the pool's, or both.
+    owner_links = rep_html.split('class="owner-links"')[1]
+    links = dict(re.findall(r'<a href="([^"]+)"[^>]*>(我的|本部门|全部|公海)</a>', owner_links))
+    assert set(links.values()) == {"我的", "全部", "公海"}
+    assert 'class="owner-links"' not in page(app, "/app/opportunity", "rep_a")  # own scope: nothing to choose
     mine = page(app, f"/app/customer?owner_id={ids['rep_a']}&level=a", "admin")
     assert first_cells(mine) == ["alpha客户"]
 

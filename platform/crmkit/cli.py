@@ -338,6 +338,58 @@ def tags_refresh(names: tuple[str, ...], config: Path) -> None:
     click.echo(f"{len(counts)} rule tag(s) refreshed in {time.perf_counter() - started:.1f} s.")
 
 
+@cli.group()
+def pool() -> None:
+    """The customer pool (公海): return idle records to it."""
+
+
+@pool.command("return")
+@click.argument("arguments", nargs=-1, metavar="[ENTITY] [CONFIG]")
+@click.option("--dry-run", is_flag=True, help="Count the records due, return none.")
+@user_errors
+def pool_return(arguments: tuple[str, ...], dry_run: bool) -> None:
+    """Return idle records to their pool now (as the daily job does).
+
+    The records of ENTITY (or of every entity with a pool) whose pool's
+    return_when holds, owned at least return_after_days; each return is an
+    owner change in the record's history."""
+    env = os.environ.get("CRMKIT_CONFIG")
+    if len(arguments) > 2:
+        raise click.UsageError("at most two arguments: [ENTITY] [CONFIG]")
+    entity: str | None = None
+    if len(arguments) == 2:
+        entity, config = arguments[0], Path(arguments[1])
+    elif len(arguments) == 1 and (Path(arguments[0]).is_dir() or not env):
+        config = Path(arguments[0])  # the config is the last argument
+    elif env:
+        entity, config = (arguments[0] if arguments else None), Path(env)
+    else:
+        raise click.UsageError("Missing argument 'CONFIG': name the config directory, or set CRMKIT_CONFIG.")
+    rt = _runtime(config)
+    rt.check_database()
+    pools = rt.records.pool
+    names = [entity] if entity is not None else list(pools.rules)
+    for name in names:
+        if name not in rt.spec.entities:
+            raise CommandError(f"no entity named '{name}'{_hint(name, rt.spec.entities)}")
+        if rt.spec.entities[name].pool is None or name not in pools.rules:
+            raise CommandError(f"{name} has no pool with a return_when: nothing returns on schedule")
+    if not names:
+        click.echo("No entity has a pool with a return_when.")
+        return
+    started = time.perf_counter()
+    if dry_run:
+        for name in names:
+            with rt.engine.connect() as conn:
+                due = len(conn.execute(pools.due(conn, name)).all())
+            click.echo(f"{name}: {due} due (dry run: none returned)")
+        return
+    counts = pools.return_due(entity)
+    for name, count in counts.items():
+        click.echo(f"{name}: {count} returned to the pool")
+    click.echo(f"done in {time.perf_counter() - started:.1f} s.")
+
+
 # ---------------------------------------------------------------- people: users, teams, tokens
 
 def _directory(config: Path):

@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 ACTIONS = ("read", "create", "update", "delete", "export", "import", "assign", "transition")
 SCOPES = ("none", "own", "team", "team_tree", "subordinates", "all")
+#: Not a scope a role grants: the records of an entity's pool (no owner),
+#: added to the read scope of whoever may claim them (crmkit.pool).
+POOL = "pool"
 LEVELS = ("hidden", "masked", "read", "write")
 #: Platform entities a role may name (``*`` does not include them): users,
 #: teams, and the audit trail (read: whose actions one may read).
@@ -60,7 +63,7 @@ def reduce_scope(kinds: Iterable[str]) -> frozenset[str]:
 def scope_text(kinds: frozenset[str]) -> str:
     if not kinds:
         return "none"
-    return "+".join(k for k in SCOPES if k in kinds)
+    return "+".join(k for k in (*SCOPES, POOL) if k in kinds)
 
 
 # ------------------------------------------------------------------ masking
@@ -240,6 +243,10 @@ class Permissions:
                 if kinds:
                     scopes[action] = frozenset({"all"}) if action in UNSCOPED else kinds
             entity = self.spec.entities.get(entity_name)
+            if entity is not None and entity.pool is not None and "all" not in scopes.get("read", {"all"}) \
+                    and "update" in scopes:
+                # Whoever may update the entity may claim from its pool, so sees it (crmkit.pool).
+                scopes["read"] = scopes["read"] | {POOL}
             if entity is None:  # users and teams: no field rules
                 entities[entity_name] = EntityAccess(entity_name, MappingProxyType(scopes))
                 continue
@@ -390,6 +397,8 @@ class ScopeSQL:
                 owner, team_column = table.c.created_by, None
             if kinds & {"own", "team", "team_tree"}:
                 parts.append(owner == uid)
+            if POOL in kinds and "owner_id" in table.c:  # the entity's pool: records without an owner
+                parts.append(table.c.owner_id.is_(None))
             if "subordinates" in kinds:
                 parts.append(owner.in_(sa.select(self.reports.c.id)))
             for kind in ("team", "team_tree"):

@@ -29,7 +29,7 @@ ENTRY_POINT_GROUP = "crmkit.plugins"
 #: automations last (they enqueue runs of the write as it stands).
 INTERNAL_PLUGINS = ("crmkit.automations.plugin", "crmkit.fieldtypes", "crmkit.autonumber", "crmkit.tagging",
                     "crmkit.audit", "crmkit.saved_views", "crmkit.approvals", "crmkit.rules", "crmkit.jobs.plugin",
-                    "crmkit.messaging.plugin")
+                    "crmkit.messaging.plugin", "crmkit.assignment", "crmkit.pool")
 #: The attribute in which a plugin declares the hookspec version it was built for.
 HOOKSPEC_ATTRIBUTE = "crmkit_hookspec"
 #: What a plugin that declares no version was built for.

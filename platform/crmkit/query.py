@@ -43,6 +43,7 @@ from .metadata.spec import (
 )
 from .permissions import (
     ALWAYS_VISIBLE,
+    POOL,
     SYSTEM_ENTITIES,
     Access,
     Actor,
@@ -671,7 +672,15 @@ class QueryBuilder:
             conditions = self._conditions(source, request, actor, within)
             selected = self._selected(source, columns)
             scope = self._scope(source, actor, action, shares=False)
-            branches = [sa.select(*selected).where(*conditions, *(() if scope is None else (scope,)))]
+            kinds = access.entity(source.guard).scope(action) if source.guard is not None else frozenset()
+            if POOL in kinds and len(kinds) > 1 and "owner_id" in table.c:
+                # The pool (crmkit.pool) as a branch of its own, disjoint from the rest of the scope (an
+                # owner is never NULL): two index ranges read in order, not every record sorted.
+                rest = self.scopes.predicate(source.guard or "", kinds - {POOL})
+                branches = [sa.select(*selected).where(*conditions, *(() if rest is None else (rest,))),
+                            sa.select(*selected).where(*conditions, table.c.owner_id.is_(None))]
+            else:
+                branches = [sa.select(*selected).where(*conditions, *(() if scope is None else (scope,)))]
             if shared:  # disjoint from the first branch (NULL counts as outside)
                 outside = () if scope is None else (sa.not_(sa.func.coalesce(scope, sa.false())),)
                 branches.append(sa.select(*selected).where(

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from .approvals import ApprovalPending, Approvals
+from .assignment import Assigner
 from .audit import AuditTrail
 from .database import write_transaction
 from .errors import Conflict, CrmError, Forbidden, NotFound, ValidationFailed
@@ -29,6 +30,7 @@ from .expressions import SqlLoader
 from .fieldtypes import MAX_ID, FieldType
 from .metadata.spec import AppSpec, EntitySpec, FieldSpec, RelationSpec, label_text
 from .permissions import ANONYMOUS, Actor, EntityAccess, refusal, scope_params
+from .pool import Pool
 from .query import QueryBuilder
 from .rules import RecordRules
 from .serialization import EntitySchemas
@@ -66,6 +68,12 @@ class RecordEvent:
     changes: list[dict[str, Any]] = field(default_factory=list)  # update: field -> (old, new), dumped to JSON values
     #: update: the workflow move that made it (None: a plain update).
     transition: Transition | None = None
+    #: create: the owner asked for per record (None: none asked for), and the
+    #: indexes of records created straight into the entity's pool (no owner).
+    owners: list[int | None] = field(default_factory=list)
+    pooled: set[int] = field(default_factory=set)
+    #: create: record index -> (owner, team) a hook chose (crmkit.assignment).
+    assigned: dict[int, tuple[int, int | None]] = field(default_factory=dict)
 
 
 class RecordsService:
@@ -92,6 +100,9 @@ class RecordsService:
         self.rules = RecordRules(spec, tables)
         #: Tags on records, manual and by rule (crmkit.tagging), written through this service.
         self.tagging = Tagging(self)
+        #: Owners picked by round-robin or load (crmkit.assignment), and the pools (crmkit.pool).
+        self.assigner = Assigner(spec, tables)
+        self.pool = Pool(self)
         self.rules.listeners.append(self.tagging.computed)  # a rollup that changes may change a rule tag
         #: Approvals of workflow moves (crmkit.approvals), written through this service.
         self.approvals = Approvals(self)
@@ -228,11 +239,14 @@ class RecordsService:
         raise self.refuse(actor, entity, refused, record_id)
 
     def _owner_from(self, data: Any, entity: EntitySpec) -> tuple[Any, int | None, bool]:
-        """(data without owner_id, the owner asked for, whether one was asked for)."""
+        """(data without owner_id, the owner asked for, whether one was asked
+        for); null asks for no owner on an entity with a pool (into the pool)."""
         if not entity.owned or not isinstance(data, dict) or "owner_id" not in data:
             return data, None, False
         data = dict(data)
         owner = data.pop("owner_id")
+        if owner is None and entity.pool is not None:
+            return data, None, True
         if isinstance(owner, bool) or not isinstance(owner, int) or not 0 < owner <= MAX_ID:
             raise ValidationFailed("owner_id must be the id of a user", {"owner_id": ["must be the id of a user"]})
         return data, owner, True
@@ -273,6 +287,7 @@ class RecordsService:
         schemas = self.schemas[entity.name]
         rows: list[dict[str, Any]] = []
         owners: list[int | None] = []
+        pooled: set[int] = set()
         errors: dict[int, dict[str, Any]] = {}
         for index, data in enumerate(items):
             data, owner, asked = self._owner_from(data, entity)
@@ -280,6 +295,8 @@ class RecordsService:
                 raise self.refuse(actor, entity, "assign", message="your role does not allow you to "
                                       "create records owned by someone else")
             owners.append(owner if asked else None)
+            if asked and owner is None:
+                pooled.add(index)
             values, problems = schemas.load(data, partial=False, system=actor.system, access=ea)
             if problems:
                 errors[index] = problems
@@ -306,7 +323,7 @@ class RecordsService:
                 raise self._missing_references(errors, single)
             teams = {owner: self._owner_team(tx, actor, entity, owner) for owner in set(owners)
                      if owner is not None and owner != actor.id}
-            event = RecordEvent("create", entity, actor, tx, self, rows=rows)
+            event = RecordEvent("create", entity, actor, tx, self, rows=rows, owners=owners, pooled=pooled)
             self.hook.record_before_create(event=event)
             now = self._now()
             system = {"version": 1, "created_at": now, "updated_at": now,
@@ -320,12 +337,16 @@ class RecordsService:
             blank.update(system)
             fields = entity.fields
             records = []
-            for row, owner in zip(rows, owners):
+            for index, (row, owner) in enumerate(zip(rows, owners)):
                 values = blank.copy()
                 for name, value in row.items():
                     values[fields[name].column] = value
                 if owner is not None and owner != actor.id:
                     values["owner_id"], values["team_id"] = owner, teams[owner]
+                elif index in pooled:
+                    values["owner_id"] = values["team_id"] = None
+                elif index in event.assigned:  # chosen by the entity's assignment rule
+                    values["owner_id"], values["team_id"] = event.assigned[index]
                 records.append(values)
             try:
                 if len(records) == 1:
@@ -407,6 +428,8 @@ class RecordsService:
             old = self.fetch_for(tx, entity, record_id, actor, actions)
             if owner is not None and owner != old["owner_id"]:  # reassigned: the team follows the owner
                 values.update(owner_id=owner, team_id=self._owner_team(tx, actor, entity, owner))
+            elif reassign and owner is None and old["owner_id"] is not None:  # back to the entity's pool
+                values.update(owner_id=None, team_id=None)
             if version is not None and version != old["version"]:
                 raise Conflict(f"the record was changed by someone else (your version {version}, "
                                f"current {old['version']}); reload it and apply your change again",

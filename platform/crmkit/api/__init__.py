@@ -36,7 +36,7 @@ def _names(names: Iterable[str]) -> str:
 
 
 def init_app(app: Flask) -> None:
-    from . import approvals, automations, meta, people, records, tags  # noqa: F401 - their routes join the blueprint
+    from . import approvals, automations, meta, people, pool, records, tags  # noqa: F401 - their routes join the blueprint
 
     # The record routes match only the config's entities and relations, so a URL
     # is served by one rule: the Allow header of a 405 and of OPTIONS tells the truth.

@@ -603,6 +603,22 @@ class _Document:
             self._op(f"{item}/collaborators/{{user_id}}", "delete", name, f"Stop sharing a {label}",
                      {"204": {"description": "No longer shared"}, **_errors(403, 404)}, access=[[name, "update"]],
                      parameters=[record_id, _path_id("user_id", "user")])
+        if entity.pool is not None:  # crmkit.pool
+            self._op(f"{item}/claim", "post", name, f"Claim a {label} from the pool",
+                     {**_ok(one, "Claimed: you own it", headers=ETAG), **_errors(403, 404, 409)},
+                     access=[[name, "update"]], parameters=[record_id],
+                     description="Makes you the owner of a record of the pool (one without an owner), if your "
+                                 "roles may read and update the entity. 409: it has an owner (`not_in_pool`, "
+                                 "`already_owned`), you own the pool's `claim_limit` records already "
+                                 "(`claim_limit`), or you released or lost it within `cooldown_days` "
+                                 "(`cooldown`, `details.until`). Of two concurrent claims, one wins.")
+            self._op(f"{item}/release", "post", name, f"Release a {label} to the pool",
+                     {**_ok(one, "Released: in the pool", headers=ETAG),
+                      "204": {"description": "Released (by someone who may reassign it but does not see the pool)"},
+                      **_errors(403, 404, 409)},
+                     access=[[name, "update"], [name, "assign"]], parameters=[record_id],
+                     description="Its owner, or someone who may reassign it, gives the record back to the pool "
+                                 "(409 `in_pool` when it is there already); the former owner's cool-down starts.")
         manual = [tag.name for tag in self.rt.queries.tag_catalog.by_entity.get(name, ()) if tag.rule is None]
         if manual:
             tagged = _data({"type": "object", "required": ["tags"], "properties": {

@@ -36,6 +36,7 @@ from .spec import (
     ApprovalSpec,
     ApprovalStepSpec,
     AppSpec,
+    AssignmentSpec,
     DueSpec,
     EntitySpec,
     FieldSpec,
@@ -43,6 +44,7 @@ from .spec import (
     ListSpec,
     MenuGroup,
     Option,
+    PoolSpec,
     RelationSpec,
     RoleSpec,
     SectionSpec,
@@ -333,6 +335,7 @@ class _EntityBuilder:
                             did_you_mean(timeline, merged))
             timeline = None
         due = self.due(data.get("due"), merged, declared)
+        assignment, pool = self.assignment(data.get("assignment"), merged), self.pool(data.get("pool"))
         return EntitySpec(
             name=self.name, label=_as_label(data.get("label"), self.name),
             plural=_as_label(data.get("plural", data.get("label")), self.name),
@@ -341,8 +344,38 @@ class _EntityBuilder:
             relations=MappingProxyType(relations),
             list=ListSpec(columns, sort, tuple(list_raw.get("search", ())), list_raw.get("page_size", 50)),
             form=tuple(form), description=data.get("description", ""), source=self.doc.file,
-            timeline=timeline, due=due,
+            timeline=timeline, due=due, assignment=assignment, pool=pool,
         )
+
+    def assignment(self, raw: Any, fields: Mapping[str, FieldSpec]) -> AssignmentSpec | None:
+        """``assignment``: an owned entity's rule for new records' owners
+        (role names are checked against roles.yaml with the whole spec)."""
+        if raw is None:
+            return None
+        if not self.doc.data.get("owned"):
+            self.report(("assignment",), f"assignment needs owned: true on {self.name} (records without owners "
+                        "cannot be assigned)", key=True)
+        if "role" not in raw and "team" not in raw:
+            self.report(("assignment",), "assignment needs a role or a team to pick its candidates from", key=True)
+        route = raw.get("route") or {}
+        route_field = route.get("field")
+        if route_field is not None and route_field not in fields:
+            self.report(("assignment", "route", "field"), f"unknown field '{route_field}' in assignment route",
+                        did_you_mean(route_field, fields))
+        return AssignmentSpec(raw["strategy"], raw.get("role"), raw.get("team"), raw.get("on", "create"),
+                              raw.get("keep_own", True), route_field,
+                              MappingProxyType({str(k): v for k, v in route.get("teams", {}).items()}))
+
+    def pool(self, raw: Any) -> PoolSpec | None:
+        """``pool``: the entity's pool of unowned records (its return_when is
+        compiled with the whole spec, by crmkit.pool)."""
+        if raw is None:
+            return None
+        if not self.doc.data.get("owned"):
+            self.report(("pool",), f"a pool needs owned: true on {self.name} (the pool is the records without "
+                        "an owner)", key=True)
+        return PoolSpec(raw.get("claim_limit"), raw.get("cooldown_days", 0), raw.get("return_after_days"),
+                        raw.get("return_when"))
 
     def due(self, raw: Any, fields: Mapping[str, FieldSpec], declared: set[str]) -> DueSpec | None:
         """``due: FIELD`` or ``{field, filter}``: a date or datetime field (the
@@ -533,7 +566,9 @@ def build_spec(documents: Iterable[Document], types: Mapping[str, Any], problems
 
     check_rules(spec, by_kind.get("tags", []) + by_kind.get("views", []), problems)
     from ..automations.checking import compile_automations  # automations name everything else
+    from ..pool import check_pools  # a pool's return rule and an assignment's role, against the whole spec
 
+    check_pools(spec, entity_docs, problems)
     automations = compile_automations(spec, by_kind.get("automations", []), actions, problems).automations
     compiled = compile_rules(spec, entity_docs, by_kind.get("workflow", []), problems)
     if compiled is None or problems:

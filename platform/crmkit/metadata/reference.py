@@ -181,6 +181,44 @@ seen (a crash between its answer and our record of it sends once more).
 """
 
 
+ASSIGNMENT_AND_POOL = """## Assignment and the customer pool (公海)
+
+Who owns a new record, three ways; use the simplest that says the rule:
+
+| you want | write | where |
+|---|---|---|
+| every new record nobody named an owner for goes to the next of a role or team | `assignment: {strategy: round_robin, role: sales_rep}` | the entity |
+| the same, but by a condition, on a later event, or on a schedule (a ticket untouched for 4 h goes to the least-loaded service rep) | `- assign: {strategy: least_loaded, role: service_rep}` | an automation's `do` |
+| records wait unowned until a rep takes them; idle ones come back | `pool: {claim_limit: 50, cooldown_days: 7, return_after_days: 30, return_when: ...}` | the entity |
+
+Candidates are the *active* users of the role (and/or of the team, with the
+teams below it); `round_robin` keeps its turn in the database per entity, role
+and team (`crmkit_assignment_turns`, row-locked in the write's transaction, so
+concurrent creates never pick the same user), `least_loaded` counts the live
+records each candidate owns. `route: {field: region, teams: {'31': sales_east,
+'44': sales_south}}` first narrows the candidates to the team the record's
+region (longest code prefix) or other field value (exact) names. The block
+applies only to records created without `owner_id`, and by default not to a
+creator who is a candidate (`keep_own`). An import with `owner_id` keeps it.
+
+A pool: records of the entity with no owner. Who sees and claims them: every
+user whose roles may read and update the entity in some scope (their read
+scope becomes e.g. `own+pool` in `GET /api/v1/me/permissions`). `POST
+/api/v1/<entity>/<id>/claim` (a "Claim" button on the record page and the
+list) makes the caller the owner, unless it has one (409 `not_in_pool`), they
+own `claim_limit` records of the entity already (409 `claim_limit`), or they
+released or lost this record within `cooldown_days` (409 `cooldown`); of two
+concurrent claims exactly one wins. `POST /api/v1/<entity>/<id>/release` gives
+a record back (its owner, or whoever may assign it); `PATCH` with `"owner_id":
+null` (needs assign) and `POST` with `"owner_id": null` (create into the pool)
+do too. Records whose `return_when` holds, owned at least `return_after_days`
+since their owner got them, return on schedule (the `pool.return` job, daily;
+`crmkit pool return [ENTITY] CONFIG` runs it now, `--dry-run` counts). Every
+move is an owner change in the record's history (a scheduled return's actor
+is `pool return`); automations have `return_to_pool` too.
+"""
+
+
 def _type_text(schema: dict) -> str:
     if "$ref" in schema:
         target = schema["$ref"].split("/")[-1]
@@ -254,6 +292,7 @@ def render() -> str:
                f"with `crmkit`.\n")
 
     out.append(MESSAGING)
+    out.append(ASSIGNMENT_AND_POOL)
     return "\n".join(out).rstrip() + "\n"
 
 

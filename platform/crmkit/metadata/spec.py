@@ -26,7 +26,7 @@ OWNER_FIELDS = ("owner_id", "team_id")
 QUERY_PARAMETERS = ("limit", "cursor", "sort", "fields", "count", "q", "tag", "view")
 RESERVED_FIELD_NAMES = frozenset(SYSTEM_FIELDS + OWNER_FIELDS + ("owner", "team") + QUERY_PARAMETERS)
 #: Relation names that would clash with a record's fixed URLs.
-RESERVED_RELATION_NAMES = frozenset({"history", "transitions", "collaborators"})
+RESERVED_RELATION_NAMES = frozenset({"history", "transitions", "collaborators", "claim", "release"})
 #: Entity names that would clash with fixed URLs or tables.
 #: Filter operators on ids (every field type lists its own).
 ID_OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin")
@@ -163,6 +163,42 @@ class DueSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class AssignmentSpec:
+    """Who gets a record nobody named an owner for (an entity's
+    ``assignment``, or an automation's ``assign``): the active users of a role
+    and/or a team (with its sub-teams), in turn (``round_robin``) or the one
+    owning the fewest live records (``least_loaded``). ``route`` narrows the
+    candidates to a team by a field of the record (region codes by prefix,
+    other values exactly)."""
+
+    strategy: str  # round_robin | least_loaded
+    role: str | None = None
+    team: str | None = None
+    #: When the entity's block applies (only ``create`` so far).
+    on: str = "create"
+    #: A creator who is a candidate keeps the record (a rep's own lead stays theirs).
+    keep_own: bool = True
+    #: The field of the record whose value picks a team, and value -> team name.
+    route_field: str | None = None
+    routes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSpec:
+    """The customer pool (公海) of an owned entity (``pool``): records without
+    an owner are in it; users who may update the entity claim them (at most
+    ``claim_limit`` owned records each, not one they gave back or lost within
+    ``cooldown_days``), owners release them, and records whose ``return_when``
+    holds go back after their owner has had them ``return_after_days``."""
+
+    claim_limit: int | None = None
+    cooldown_days: int = 0
+    return_after_days: int | None = None
+    #: A condition in the expression language (checked at ``crmkit check``).
+    return_when: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class EntitySpec:
     name: str
     label: Label
@@ -183,6 +219,10 @@ class EntitySpec:
     due: DueSpec | None = None
     #: Validation rules, in the order written.
     validate: tuple[ValidationSpec, ...] = ()
+    #: Who owns a new record nobody named an owner for (crmkit.assignment).
+    assignment: AssignmentSpec | None = None
+    #: The entity's pool of records without an owner (crmkit.pool); None: no pool.
+    pool: PoolSpec | None = None
 
     @property
     def user_fields(self) -> tuple[FieldSpec, ...]:

@@ -32,7 +32,7 @@ from ..approvals import ApprovalPending
 from ..errors import CrmError, Forbidden
 from ..fieldtypes import MAX_ID
 from ..metadata.spec import DIRECTORY_ENTITIES, EntitySpec, FieldSpec, ViewSpec
-from ..permissions import Access, Actor, EntityAccess
+from ..permissions import POOL, Access, Actor, EntityAccess
 from ..query import ListRequest, Page
 from ..runtime import Runtime
 from ..saved_views import SavedView, SavedViews
@@ -42,6 +42,7 @@ from .forms import DIRECTORY_TITLES
 from .fragments import fill, kept_parts, mark
 from .i18n import gettext, locale
 from .navigation import view_offered
+from .pool import claimable
 from .security import is_htmx, redirect_to
 from .shell import _runtime, bp, refuse
 from .tags import TAG_ARGS, chip_text, page_tags, tag_filter
@@ -187,6 +188,8 @@ class Row:
     cells: str
     #: the record's tags as chips (HTML, crmkit.ui.tags)
     tags: str = ""
+    #: the pool's claim column (crmkit.ui.pool): a button's words, "" for an empty cell, None for no column
+    claim: str | None = None
 
     def html(self, path: str, pick: bool) -> Markup:
         """The row's cells as HTML: a box to choose it (``pick``, for the bulk
@@ -198,9 +201,14 @@ class Row:
 
     def _html(self, path_html: str, pick: bool) -> str:
         rid = self.id
-        return ((f'<td class="pick"><input type="checkbox" name="id" value="{rid}" aria-labelledby="r{rid}"></td>'
+        html = ((f'<td class="pick"><input type="checkbox" name="id" value="{rid}" aria-labelledby="r{rid}"></td>'
                  if pick else "") + f'<td><a id="r{rid}" href="{path_html}/{rid}">{self.title}</a>'
                 + (f' <span class="row-tags">{self.tags}</span>' if self.tags else "") + "</td>" + self.cells)
+        if self.claim is not None:  # a button of the list's form, posted to the record's claim
+            html += (f'<td class="claim"><button type="submit" class="secondary outline" formmethod="post" '
+                     f'formaction="{path_html}/{rid}/claim" aria-describedby="r{rid}">{escape(self.claim)}'
+                     '</button></td>' if self.claim else '<td class="claim"></td>')
+        return html
 
 
 def table_rows(rows: Sequence[Row], path: str, pick: bool) -> Markup:
@@ -506,13 +514,16 @@ def owner_links(state: ListState, ea: EntityAccess, actor: Actor) -> list[Tab]:
     if scope <= {"own"}:
         return []
     given = dict(state.args)
-    drop = ("owner_id", "team_id", "cursor", "count")
+    drop = ("owner_id", "owner_id__isnull", "team_id", "cursor", "count")
     links = [Tab(gettext("Mine"), state.url(drop, ("owner_id", str(actor.id))),
                  given.get("owner_id") == str(actor.id) and "team_id" not in given)]
-    if actor.team_id is not None and scope - {"own", "subordinates"}:
+    if actor.team_id is not None and scope - {"own", "subordinates", POOL}:
         links.append(Tab(gettext("My team"), state.url(drop, ("team_id", str(actor.team_id))),
                          given.get("team_id") == str(actor.team_id) and "owner_id" not in given))
-    links.append(Tab(gettext("All"), state.url(drop), "owner_id" not in given and "team_id" not in given))
+    links.append(Tab(gettext("All"), state.url(drop), not {"owner_id", "team_id", "owner_id__isnull"} & set(given)))
+    if state.entity.pool is not None and (POOL in scope or "all" in scope):
+        links.append(Tab(gettext("Pool"), state.url(drop, ("owner_id__isnull", "true")),
+                         given.get("owner_id__isnull") == "true"))
     return links
 
 
@@ -667,6 +678,11 @@ def entity_list(entity_name: str):
             chips = page_tags(rt, conn, entity, [row.id for row in rows], access, language)
             for row in rows:
                 row.tags = chips.get(row.id, "")
+            pooled = claimable(rt, conn, entity, [row.id for row in rows], actor)
+            if pooled is not None:
+                claim_words = gettext("Claim")
+                for row in rows:
+                    row.claim = claim_words if row.id in pooled else ""
         bulk = bulk_of(rt, entity, ea, access, actor, conn, language) if rows else Bulk(())
         mine = saved_views().of(actor, entity.name, conn)
         known = filter_titles(rt, conn, state, actor, access, language)

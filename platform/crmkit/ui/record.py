@@ -37,6 +37,7 @@ from .formfields import Widget
 from .forms import RecordForm, asks_refs
 from .fragments import fill, kept_parts, mark
 from .i18n import gettext, locale
+from .pool import pool_action
 from .security import done, is_htmx, redirect_to
 from .shell import bp, refuse
 from .tags import RecordTags, record_tags
@@ -147,6 +148,8 @@ class RecordView:
     tags: RecordTags | None = None
     #: its pending approvals, or its last decided one (crmkit.ui.approvals)
     approvals: list[ApprovalCard] = field(default_factory=list)
+    #: what the reader may do with the entity's pool here: claim, release, or None (crmkit.ui.pool)
+    pool: str | None = None
 
 
 def _may(rt: Runtime, conn: sa.Connection, entity: EntitySpec, record_id: int, actor: Actor, ea: EntityAccess,
@@ -241,6 +244,7 @@ def record_view(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor) -
                       may)
     view.tags = tags
     view.approvals = approvals
+    view.pool = pool_action(rt, entity, row.get("owner_id"), actor) if "owner_id" in row else None
     view.states = [(label_text(entity.fields[wf.field].label, locale(), wf.field),
                     cells.cell(entity.fields[wf.field], row.get(wf.field), ea))
                    for wf in rt.records.workflows.get(entity.name, ()) if wf.field in ea.visible]
