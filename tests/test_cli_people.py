@@ -302,7 +302,7 @@ def test_roles_explain_sample_sales_rep():
     result = run(["roles", "explain", str(SAMPLE_CONFIG), "--role", "sales_rep"])
     assert result.exit_code == 0, result.output
     matrix = _matrix(result.stdout)
-    assert matrix["customer"] == {"read": "own", "create": "yes", "update": "own", "delete": "-", "export": "-",
+    assert matrix["customer"] == {"read": "own+pool", "create": "yes", "update": "own", "delete": "-", "export": "-",
                                   "import": "-", "assign": "-", "transition": "own"}
     assert matrix["product"]["read"] == "all" and matrix["product"]["update"] == "-"
     assert matrix["user"]["read"] == "all"

@@ -181,9 +181,16 @@ def test_a_ref_pickers_search_is_one_read_along_the_lists_index(world):
     assert len(reads) == 1 and "LIMIT" in reads[0][0], seen
     if rt.engine.dialect.name == "sqlite":
         with rt.engine.connect() as conn:
-            plan = " ".join(str(row) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + reads[0][0],
-                                                                     reads[0][1]))
-        assert "USING INDEX" in plan and "TEMP B-TREE" not in plan, plan  # in index order, no sort of matches
+            rows = [tuple(row) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + reads[0][0], reads[0][1])]
+        plan = " ".join(str(row) for row in rows)
+        assert "USING INDEX" in plan, plan
+        # In index order: no sort of the matches. A rep's customers are their own and the
+        # pool's (crmkit.pool), read as two ordered, limited branches (UNION ALL), whose
+        # merge sorts at most a page of each; inside a branch nothing is sorted.
+        branches = {row[0] for row in rows if str(row[3]).startswith("CO-ROUTINE")}
+        inside = {row[0] for row in rows if row[1] in branches} | branches
+        sorts = [row for row in rows if "TEMP B-TREE" in str(row[3])]
+        assert not [row for row in sorts if row[1] in inside or not branches], plan
 
 
 # ---------------------------------------------------------------- what a later page downloads
