@@ -614,3 +614,60 @@ def test_the_sample_configs_automations_run(make_runtime):
     rt.records.update("order", order["id"], {"paid_amount": "6000.00"}, SYSTEM)
     drain(rt)
     assert tags_of(rt, "order", order["id"]) == ["big_order"]
+
+
+def test_the_sample_configs_service_level_escalates_an_open_ticket(make_runtime):
+    """ticket_sla_4h and ticket_sla_8h of the sample config: a ticket still
+    open 4 hours after it was opened goes to high priority and its owner is
+    reminded; after 8 hours it is urgent and the owner's superior is told."""
+    from conftest import SAMPLE_CONFIG
+
+    rt = make_runtime(SAMPLE_CONFIG)
+    rt.migrate()
+    boss = rt.directory.create_user({"username": "boss", "roles": ["sales_manager"], "display_name": "王经理"}, SYSTEM)
+    agent = rt.directory.create_user({"username": "agent", "roles": ["service_rep"], "display_name": "李客服",
+                                      "superior_id": boss["id"]}, SYSTEM)
+    customer = rt.records.create("customer", {"name": "赵六", "mobile": "13900002222"}, SYSTEM)
+    ticket = rt.records.create("ticket", {"subject": "退货", "customer": customer["id"], "owner_id": agent["id"]},
+                               SYSTEM)
+    drain(rt)
+    opened = dt.datetime.now(dt.UTC)
+    assert sweeps.sweep(rt.automations, opened + dt.timedelta(hours=3)) == 0  # not yet
+    sweeps.sweep(rt.automations, opened + dt.timedelta(hours=4, minutes=1))
+    drain(rt)
+    assert get(rt, "ticket", ticket["id"])["priority"] == "high"
+    assert rt.messaging.store.unread_count(agent["id"]) == 1 and rt.messaging.store.unread_count(boss["id"]) == 0
+    sweeps.sweep(rt.automations, opened + dt.timedelta(hours=8, minutes=1))
+    drain(rt)
+    assert get(rt, "ticket", ticket["id"])["priority"] == "urgent"
+    assert rt.messaging.store.unread_count(boss["id"]) == 1
+    [first] = runs(rt, automation="ticket_sla_4h", status="ok")
+    [second] = runs(rt, automation="ticket_sla_8h", status="ok")
+    assert first["record_id"] == second["record_id"] == ticket["id"]
+
+
+def test_the_sample_configs_overdue_receivables_reach_finance_every_morning(make_runtime):
+    from conftest import SAMPLE_CONFIG
+
+    rt = make_runtime(SAMPLE_CONFIG)
+    rt.migrate()
+    finance = rt.directory.create_user({"username": "cfo", "roles": ["finance"], "display_name": "钱会计",
+                                        "email": "cfo@example.com"}, SYSTEM)
+    customer = rt.records.create("customer", {"name": "赵六", "mobile": "13900002222"}, SYSTEM)
+    contract = rt.records.create("contract", {"name": "年度供货", "customer": customer["id"], "amount": "1000.00"},
+                                 SYSTEM)
+    today = dt.date.today()
+    late = rt.records.create("receivable_plan", {"contract": contract["id"], "amount": "500.00",
+                                                 "due_date": str(today - dt.timedelta(days=2))}, SYSTEM)
+    rt.records.create("receivable_plan", {"contract": contract["id"], "instalment": 2,
+                                          "due_date": str(today + dt.timedelta(days=30)), "amount": "500.00"}, SYSTEM)
+    drain(rt)
+    assert sweeps.schedule(rt.automations, "overdue_receivable_daily") == 1  # the late one, selected in SQL
+    drain(rt)
+    [run] = runs(rt, automation="overdue_receivable_daily")
+    assert (run["record_id"], run["status"]) == (late["id"], "ok")
+    [message] = rt.messaging.store.of_record("receivable_plan", late["id"])
+    assert (message["channel"], message["recipient"], message["user_id"]) == ("email", "cfo@example.com", finance["id"])
+    assert "回款逾期" in message["subject"] and "¥500.00" in message["body"]
+    # no SMTP server is configured here: the message is kept as not sent, and nothing fails
+    assert (message["status"], message["error"]) == ("not_sent", "no gateway")
