@@ -730,11 +730,15 @@ class _Document:
                              _query("record_id", {"type": "integer", "minimum": 1, "maximum": MAX_ID}),
                              _query("status", {"enum": ["pending", "approved", "rejected", "cancelled"]}),
                              _query("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}),
-                             _query("cursor", {"type": "string"}, "The next page's cursor (next).")])
+                             _query("cursor", {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                                    "The next page's cursor (next).")])
         self._op("/api/v1/approvals/{approval_id}", "get", "approvals", "One approval",
                  {**_ok(approval), **_errors(404)}, parameters=[approval_id])
         comment = {"type": "object", "additionalProperties": False, "properties": {
             "comment": {"type": ["string", "null"], "maxLength": 2000}}}
+        # a rejection says why: a comment with more than blanks in it
+        reason = {"type": "object", "additionalProperties": False, "required": ["comment"], "properties": {
+            "comment": {"type": "string", "maxLength": 2000, "pattern": "\\S"}}}
         for verb, summary, errors in (
                 ("approve", "Approve (an approver of the step being decided); the last approval makes the move",
                  (400, 403, 404, 409, 415, 422)),
@@ -742,8 +746,8 @@ class _Document:
                  (400, 403, 404, 409, 415, 422)),
                 ("cancel", "Withdraw your request", (400, 403, 404, 409, 415, 422))):
             self._op(f"/api/v1/approvals/{{approval_id}}/{verb}", "post", "approvals", summary,
-                     {**_ok(approval), **_errors(*errors)}, parameters=[approval_id], body=comment,
-                     body_required=verb == "reject")
+                     {**_ok(approval), **_errors(*errors)}, parameters=[approval_id],
+                     body=reason if verb == "reject" else comment, body_required=verb == "reject")
 
     def _jobs_paths(self) -> None:
         from ..jobs.api import job_source
