@@ -43,7 +43,8 @@ def test_a_rep_creates_a_customer_after_a_validation_error(page, live_server):
     page.problems.clear()  # the 422 answer is logged by the browser
     expect(page.get_by_label("客户名称")).to_have_value("浏览器客户")
     assert page.locator("#f-mobile").get_attribute("aria-invalid") == "true"
-    assert page.evaluate("document.activeElement.id") in ("f-mobile", "form-errors")
+    # focus moves once htmx has settled the swapped form: wait for it (a bare read raced it under load)
+    page.wait_for_function("['f-mobile', 'form-errors'].includes(document.activeElement.id)", timeout=5000)
     assert_accessible(page)
 
     # the referrer: typed, found by the server, chosen
@@ -86,7 +87,7 @@ def test_a_section_appears_when_its_condition_starts_to_hold(page, live_server):
     expect(page.get_by_label("公司名称")).to_be_visible()
     expect(page.get_by_role("group", name="企业信息")).to_be_visible()
     expect(page.get_by_label("客户名称")).to_have_value("某公司")  # the rest of the form untouched
-    assert page.evaluate("document.activeElement.id") == "f-customer_type"
+    page.wait_for_function("document.activeElement.id === 'f-customer_type'", timeout=5000)  # kept across the swap
     page.get_by_label("客户类型").select_option("person")
     expect(page.get_by_label("公司名称")).to_have_count(0)
     assert_accessible(page)

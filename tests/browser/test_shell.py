@@ -24,7 +24,7 @@ def test_a_wrong_password_is_said_in_both_languages(page):
     page.fill("#password", "not the password")
     page.click("button[type=submit]")
     expect(page.get_by_role("alert")).to_have_text("用户名或密码错误 · wrong user name or password")
-    assert page.locator("#password").evaluate("element => element === document.activeElement")
+    page.wait_for_function("document.activeElement === document.getElementById('password')", timeout=5000)
     # the failed login answered 401: the browser reports that one failed request, nothing else
     assert all("401" in problem for problem in page.problems)
     page.problems.clear()
