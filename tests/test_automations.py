@@ -19,6 +19,7 @@ from conftest import JOB_BACKENDS, is_error, make_config, redis_url_for_tests, t
 from crmkit.automations import sweeps
 from crmkit.automations.engine import MAX_DEPTH
 from crmkit.cli import cli
+from crmkit.database import write_transaction
 from crmkit.loading import load_config
 from crmkit.metadata.problems import ConfigError
 from crmkit.permissions import SYSTEM
@@ -350,6 +351,22 @@ def test_a_schedule_acts_on_every_matching_record_once_per_tick(shop):
     assert {get(shop, "customer", c["id"])["lifecycle"] for c in gold} == {"at_risk"}
     assert get(shop, "customer", other["id"])["lifecycle"] == "active"
     assert sweeps.schedule(shop.automations, "nightly", tick + dt.timedelta(days=1)) == 3  # the next tick
+
+
+def test_a_schedule_enqueues_one_run_per_record_in_batches_once(shop, monkeypatch):
+    monkeypatch.setattr(sweeps, "BATCH", 4)
+    with write_transaction(shop.engine) as conn:  # 11 gold customers, written at once (the automations stay out)
+        conn.execute(shop.tables.entities["customer"].insert(), [
+            {"name": f"c{i}", "level": "gold", "lifecycle": "new", "created_at": dt.datetime.now(dt.UTC),
+             "updated_at": dt.datetime.now(dt.UTC)} for i in range(11)])
+    tick = dt.datetime(2026, 11, 30, 18, 0, 5, tzinfo=dt.UTC)
+    assert sweeps.schedule(shop.automations, "nightly", tick) == 11  # three batches
+    assert sweeps.schedule(shop.automations, "nightly", tick) == 0
+    assert shop.jobs.counts()["pending"] == 11
+    drain(shop)
+    assert [r["status"] for r in runs(shop, automation="nightly")] == ["ok"] * 11
+    assert {r["trigger"] for r in runs(shop, automation="nightly")} == {"schedule: 0 2 * * *"}
+    assert sweeps.schedule(shop.automations, "nightly", tick) == 0
 
 
 def test_a_schedule_without_entity_runs_once_per_tick(shop):

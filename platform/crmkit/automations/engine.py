@@ -167,6 +167,13 @@ class Automations:
         return {"automation": automation.name, "entity": entity, "record_id": record_id,
                 "trigger": automation.trigger.text, "depth": depth, "run": run or uuid.uuid4().hex}
 
+    @staticmethod
+    def swept_payload(automation: AutomationSpec, record_id: int | None, run: str) -> dict[str, Any]:
+        """The payload of a run a schedule or a time sweep enqueues (a million
+        at a time): only what :meth:`run` cannot know — the entity, the
+        trigger and the depth (0) are the automation's own."""
+        return {"automation": automation.name, "record_id": record_id, "run": run}
+
     # -------------------------------------------------------------- runs
 
     def expression(self, entity: str, text: str) -> Checked:

@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from ..database import write_transaction
 from ..expressions import Context, to_sql
 from ..sqltypes import UTC, UTCDateTime
+from .engine import RUN_TASK
 from .spec import AutomationSpec
 
 if TYPE_CHECKING:
@@ -38,8 +39,8 @@ SWEEP_TASK = "automation.sweep"
 #: How often the time triggers are swept (cron), and how late a moment may still fire.
 SWEEP_CRON = "*/5 * * * *"
 CATCH_UP = dt.timedelta(days=7)
-#: Runs enqueued per transaction.
-BATCH = 500
+#: Runs enqueued per transaction (one multi-row INSERT, as the driver's parameter limit allows).
+BATCH = 5000
 SWEEP_TABLE = "crmkit_automation_sweep"
 #: How far back a sweep looks again beyond the last one (writes that committed late).
 SLACK = dt.timedelta(minutes=10)
@@ -66,7 +67,8 @@ def tick_of(automation: AutomationSpec, timezone: str, now: dt.datetime | None =
     return tick.astimezone(UTC)
 
 
-def _batches(ids: list[Any], size: int = BATCH) -> Iterator[list[Any]]:
+def _batches(ids: list[Any], size: int | None = None) -> Iterator[list[Any]]:
+    size = size or BATCH
     for start in range(0, len(ids), size):
         yield ids[start:start + size]
 
@@ -81,8 +83,8 @@ def schedule(engine: Automations, name: str, now: dt.datetime | None = None) -> 
     if automation.entity is None:
         key = f"automation:{name}:{stamp}"
         with write_transaction(engine.rt.engine) as tx:
-            return int(bool(engine.rt.jobs.enqueue(
-                "automation.run", engine.payload(automation, None, None, run=key), key=key, conn=tx)))
+            return int(bool(engine.rt.jobs.enqueue(RUN_TASK, engine.swept_payload(automation, None, key), key=key,
+                                                   conn=tx)))
     ids = _select(engine, automation, Context.at(engine.spec.timezone, now=tick))
     return _enqueue(engine, automation, [(record_id, f"automation:{name}:{stamp}:{record_id}") for record_id in ids])
 
@@ -104,13 +106,14 @@ def _select(engine: Automations, automation: AutomationSpec, context: Context,
 
 
 def _enqueue(engine: Automations, automation: AutomationSpec, keyed: list[tuple[int, str]]) -> int:
+    """Enqueue the runs (record id, key): a multi-row INSERT and a transaction per batch; how many were new."""
     jobs = engine.rt.jobs
+    payload = engine.swept_payload
     done = 0
     for batch in _batches(keyed):
         with write_transaction(engine.rt.engine) as tx:
-            for record_id, key in batch:
-                done += bool(jobs.enqueue("automation.run", engine.payload(automation, automation.entity, record_id,
-                                                                           run=key), key=key, conn=tx))
+            done += jobs.enqueue_many(RUN_TASK, [(payload(automation, record_id, key), key)
+                                                 for record_id, key in batch], conn=tx)
     return done
 
 

@@ -25,7 +25,7 @@ import signal
 import threading
 import traceback
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -114,16 +114,8 @@ class Jobs:
         exists if and only if that transaction commits. ``key`` makes the call
         idempotent: a second job with the same key is not added (returns
         False; True when the job was added)."""
-        registered = TASKS.get(task)
-        if registered is None:
-            raise LookupError(f"no task {task!r} is registered (known: {', '.join(sorted(TASKS)) or 'none'})")
         store.check_key(key)
-        if run_at is not None and run_at.tzinfo is None:
-            raise ValueError("run_at must be an aware datetime (with a time zone)")
-        moment = store.now()
-        values = {"task": task, "payload": store.json_payload(task, payload), "key": key, "status": PENDING,
-                  "attempts": 0, "max_attempts": registered.max_attempts or self.settings.jobs_max_attempts,
-                  "due_at": run_at or moment, "created_at": moment, "updated_at": moment}
+        values = {**self._common(task, run_at), "payload": store.json_payload(task, payload), "key": key}
         if conn is not None:
             added = self._insert(conn, values)
         else:
@@ -131,6 +123,39 @@ class Jobs:
                 added = self._insert(own, values)
             self._wake.set()
         return added
+
+    def enqueue_many(self, task: str, items: Iterable[tuple[Mapping[str, Any], str | None]], *,
+                     conn: sa.Connection | None = None, run_at: dt.datetime | None = None) -> int:
+        """Add many jobs of one ``task`` at once: ``items`` are (payload, key)
+        pairs, checked as :meth:`enqueue` checks one; the rows go in as
+        multi-row INSERTs (ON CONFLICT DO NOTHING on the key: a key already
+        taken, or taken twice in ``items``, adds one job). With ``conn``, in
+        that connection's transaction; how many jobs were added."""
+        common = self._common(task, run_at)
+        rows: list[dict[str, Any]] = []
+        for payload, key in items:
+            store.check_key(key)
+            rows.append({**common, "payload": store.json_payload(task, payload), "key": key})
+        if not rows:
+            return 0
+        if conn is not None:
+            return store.insert_many_once(conn, self.table, rows, "key")
+        with write_transaction(self.engine) as own:
+            added = store.insert_many_once(own, self.table, rows, "key")
+        self._wake.set()
+        return added
+
+    def _common(self, task: str, run_at: dt.datetime | None) -> dict[str, Any]:
+        """The values a new job of ``task`` shares with every other (checked: a registered task, an aware time)."""
+        registered = TASKS.get(task)
+        if registered is None:
+            raise LookupError(f"no task {task!r} is registered (known: {', '.join(sorted(TASKS)) or 'none'})")
+        if run_at is not None and run_at.tzinfo is None:
+            raise ValueError("run_at must be an aware datetime (with a time zone)")
+        moment = store.now()
+        return {"task": task, "status": PENDING, "attempts": 0,
+                "max_attempts": registered.max_attempts or self.settings.jobs_max_attempts,
+                "due_at": run_at or moment, "created_at": moment, "updated_at": moment}
 
     def _insert(self, conn: sa.Connection, values: dict[str, Any]) -> bool:
         if values["key"] is None:

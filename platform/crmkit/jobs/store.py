@@ -109,6 +109,21 @@ def insert_once(conn: sa.Connection, table: sa.Table, values: Mapping[str, Any],
     return True
 
 
+def insert_many_once(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]], key_column: str) -> int:
+    """Insert the rows whose key no row has yet (rows without a key always go
+    in); how many went in. PostgreSQL and SQLite: the rows go as multi-row
+    INSERT ... ON CONFLICT DO NOTHING RETURNING statements (SQLAlchemy's
+    "insertmanyvalues": as many rows per statement as the driver's
+    parameter limit allows), which count what went in."""
+    dialect = conn.dialect.name
+    if dialect not in ("postgresql", "sqlite"):
+        return sum(insert_once(conn, table, row, key_column) for row in rows)
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(table).on_conflict_do_nothing(index_elements=[key_column]).returning(table.c[key_column])
+    page = conn.execution_options(insertmanyvalues_page_size=max(1, len(rows)))
+    return len(page.execute(stmt, list(rows)).all())
+
+
 def due_rows(table: sa.Table, statuses: Sequence[str], moment: Any, limit: int) -> sa.Select[Any]:
     """The ids of up to ``limit`` rows in these statuses whose due_at has come,
     oldest first, locked (PostgreSQL: skipping rows another worker holds)."""
