@@ -127,21 +127,22 @@ class Jobs:
     def enqueue_many(self, task: str, items: Iterable[tuple[Mapping[str, Any], str | None]], *,
                      conn: sa.Connection | None = None, run_at: dt.datetime | None = None) -> int:
         """Add many jobs of one ``task`` at once: ``items`` are (payload, key)
-        pairs, checked as :meth:`enqueue` checks one; the rows go in as
-        multi-row INSERTs (ON CONFLICT DO NOTHING on the key: a key already
-        taken, or taken twice in ``items``, adds one job). With ``conn``, in
-        that connection's transaction; how many jobs were added."""
+        pairs, checked as :meth:`enqueue` checks one (a bad one: nothing is
+        added); the rows go in as one multi-row INSERT ... SELECT from a JSON
+        array (ON CONFLICT DO NOTHING on the key: a key already taken, or
+        taken twice in ``items``, adds one job), whatever their number:
+        callers batch (a few thousand per transaction). With ``conn``, in that
+        connection's transaction; how many jobs were added. Workers see them
+        as they see enqueue's (the Redis relay moves committed rows)."""
         common = self._common(task, run_at)
-        rows: list[dict[str, Any]] = []
-        for payload, key in items:
-            store.check_key(key)
-            rows.append({**common, "payload": store.json_payload(task, payload), "key": key})
-        if not rows:
+        items = list(items)
+        if not items:
             return 0
+        batch = store.json_batch(task, items)
         if conn is not None:
-            return store.insert_many_once(conn, self.table, rows, "key")
+            return store.insert_batch_once(conn, self.table, common, batch, "key", "payload")
         with write_transaction(self.engine) as own:
-            added = store.insert_many_once(own, self.table, rows, "key")
+            added = store.insert_batch_once(own, self.table, common, batch, "key", "payload")
         self._wake.set()
         return added
 
