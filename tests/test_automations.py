@@ -388,6 +388,64 @@ def test_the_schedules_hook_offers_each_schedule_and_the_time_sweep(shop):
     assert names["automations:time"] == (sweeps.SWEEP_CRON, "automation.sweep")
 
 
+def _age(rt, table: sa.Table, ids: list[int], days: int) -> None:
+    with write_transaction(rt.engine) as conn:
+        conn.execute(table.update().where(table.c.id.in_(ids))
+                     .values(finished_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=days)))
+
+
+def test_the_daily_retention_prunes_old_runs_and_done_jobs_and_keeps_dead_ones(shop):
+    from crmkit.automations.engine import PRUNE_TASK
+    from crmkit.jobs.schedules import collect
+
+    assert {s.name: (s.cron, s.task) for s in collect(shop)}["automations:prune"] == ("40 3 * * *", PRUNE_TASK)
+    for i in range(3):
+        shop.records.create("customer", {"name": f"c{i}"}, SYSTEM)
+    drain(shop)
+    log, jobs = shop.automations.log.table, shop.jobs.table
+    with shop.engine.connect() as conn:
+        run_ids = list(conn.execute(sa.select(log.c.id).order_by(log.c.id)).scalars())
+        job_ids = list(conn.execute(sa.select(jobs.c.id).where(jobs.c.status == "done").order_by(jobs.c.id))
+                       .scalars())
+    assert len(run_ids) >= 3 and len(job_ids) >= 3
+    _age(shop, log, run_ids[:-1], 91)  # all but the last run: older than the 90 days kept
+    _age(shop, jobs, job_ids[:-2], 91)  # all done jobs but the last two
+    with write_transaction(shop.engine) as conn:  # a dead job, long dead
+        conn.execute(jobs.update().where(jobs.c.id == job_ids[-1]).values(status="dead"))
+    _age(shop, jobs, job_ids[-1:], 400)
+    shop.jobs.enqueue(PRUNE_TASK, {})  # what the schedule fires
+    drain(shop)
+    with shop.engine.connect() as conn:
+        assert list(conn.execute(sa.select(log.c.id).order_by(log.c.id)).scalars()) == run_ids[-1:]
+        left = dict(conn.execute(sa.select(jobs.c.id, jobs.c.status).where(jobs.c.id.in_(job_ids))).all())
+    assert left == {job_ids[-2]: "done", job_ids[-1]: "dead"}
+
+
+def test_prune_command_and_the_keys_of_time_triggers_outlive_a_short_retention(shop, monkeypatch):
+    for i in range(2):
+        shop.records.create("customer", {"name": f"c{i}"}, SYSTEM)
+    drain(shop)
+    log, jobs = shop.automations.log.table, shop.jobs.table
+    with shop.engine.connect() as conn:
+        run_ids = list(conn.execute(sa.select(log.c.id).order_by(log.c.id)).scalars())
+        job_ids = list(conn.execute(sa.select(jobs.c.id).order_by(jobs.c.id)).scalars())
+    _age(shop, log, run_ids[:1], 5)
+    _age(shop, jobs, job_ids[:1], 5)
+    _age(shop, jobs, job_ids[1:], 9)
+    monkeypatch.setenv("CRMKIT_DATABASE_URL", shop.engine.url.render_as_string(hide_password=False))
+    result = CliRunner().invoke(cli, ["automations", "prune", "--older-than", "3d", shop.spec.config_dir])
+    assert result.exit_code == 0, result.output
+    # the run of 5 days ago goes; done jobs stay 8 days at least (the one of 5 days ago is kept)
+    assert f"Deleted 1 automation run(s) and {len(job_ids) - 1} done job(s) older than 3 day(s)." in result.output
+    with shop.engine.connect() as conn:
+        assert list(conn.execute(sa.select(jobs.c.id).order_by(jobs.c.id)).scalars()) == job_ids[:1]
+    result = CliRunner().invoke(cli, ["automations", "prune", "--older-than", "soon", shop.spec.config_dir])
+    assert result.exit_code == 2 and "a number of days, e.g. 90d or 90, not 'soon'" in result.output
+    result = CliRunner().invoke(cli, ["automations", "prune", shop.spec.config_dir])  # the setting: 90 days
+    assert result.exit_code == 0 and "Deleted 0 automation run(s) and 0 done job(s) older than 90 day(s)." \
+        in result.output
+
+
 def test_a_time_trigger_fires_once_per_date_value_and_a_new_date_rearms_it(shop):
     now = dt.datetime.now(dt.UTC)
     c = shop.records.create("customer", {"name": "Li", "last_order_at": (now - dt.timedelta(days=91)).isoformat()},

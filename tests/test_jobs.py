@@ -337,3 +337,7 @@ def test_job_settings_come_from_the_environment_and_bad_ones_are_named():
         from_environment({"CRMKIT_JOBS_TIMEOUT": "0"})
     with pytest.raises(SettingsError, match="CRMKIT_JOBS_WORKERS must be the number of threads"):
         from_environment({"CRMKIT_JOBS_WORKERS": "-1"})
+    assert (defaults.automation_runs_keep_days,
+            from_environment({"CRMKIT_AUTOMATION_RUNS_KEEP_DAYS": "30"}).automation_runs_keep_days) == (90, 30)
+    with pytest.raises(SettingsError, match="CRMKIT_AUTOMATION_RUNS_KEEP_DAYS must be a number of days"):
+        from_environment({"CRMKIT_AUTOMATION_RUNS_KEEP_DAYS": "3 months"})
