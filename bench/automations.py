@@ -46,7 +46,8 @@ def config(root: Path) -> Path:
     for i in range(10):
         lines.append(f"  other_{i}: {{trigger: {{updated: watched, fields: [other]}}, do: [{{set: {{notes: x{i}}}}}]}}")
     for i in range(5):
-        lines.append(f"  gone_{i}: {{trigger: {{deleted: watched}}, do: [{{set: {{notes: y{i}}}}}]}}")
+        lines.append(f"  gone_{i}: {{trigger: {{deleted: watched}}, do: [{{create: {{entity: plain, values: "
+                     f"{{name: y{i}}}}}}}]}}")
     for i in range(5):
         lines.append(f"  flag_{i}: {{trigger: {{tag_added: flagged}}, do: [{{set: {{notes: z{i}}}}}]}}")
     lines.append("  prioritised: {trigger: {updated: matched, fields: [priority]}, do: [{set: {notes: p}}]}")

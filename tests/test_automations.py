@@ -588,6 +588,16 @@ def test_check_locates_every_mistake(tmp_path):
           j:
             trigger: {time: "3 days before customer.birthday"}
             do: [{tag: vip}]
+          k:
+            trigger: {deleted: customer}
+            do:
+              - create: {entity: task, values: {subject: "= 'gone: ' + name"}}
+              - set: {level: gold}
+              - tag: vip
+              - untag: vip
+              - transition: pay
+              - assign: {user: admin}
+              - return_to_pool: {}
     """})
     assert found == [
         "automations.yaml:3:24: unknown entity 'custmer' (did you mean 'customer'?)",
@@ -614,6 +624,10 @@ def test_check_locates_every_mistake(tmp_path):
         "action to move it",
         "automations.yaml:35:21: '3 days before customer.birthday' is not a time: 'Nd, Nh or Nm before or after "
         "ENTITY.FIELD', e.g. '3d before contract.end_date', '4h after ticket.created_at'",
+        *(f"automations.yaml:{line}:9: {action}: the trigger's record (deleted: customer) is in the recycle bin "
+          "and cannot be changed; create a record or send a message instead, or use another trigger"
+          for line, action in ((41, "set"), (42, "tag"), (43, "untag"), (44, "transition"), (45, "assign"),
+                               (46, "return_to_pool"))),
     ]
 
 
