@@ -39,6 +39,7 @@ from .store import DEAD, DONE, PENDING, QUEUED, RUNNING
 from .tasks import TASKS, PermanentFailure
 
 if TYPE_CHECKING:
+    from ..query import Source
     from ..runtime import Runtime
 
 log = logging.getLogger("crmkit.jobs")
@@ -88,6 +89,7 @@ class Jobs:
         self._swept_at: dt.datetime | None = None
         self._paused = 0
         self._claims: dict[tuple[Any, ...], Any] = {}
+        self._source: Source | None = None
         t = self.table
         mine = t.update().where(t.c.id == sa.bindparam("p_id"), t.c.status == RUNNING,
                                 t.c.locked_by == sa.bindparam("p_token"))
@@ -396,19 +398,32 @@ class Jobs:
             row = conn.execute(sa.select(self.table).where(self.table.c.id == job_id)).mappings().first()
         return dict(row) if row else None
 
-    def list(self, *, status: str | None = None, task: str | None = None, after_id: int | None = None,
-             limit: int = 50) -> list[dict[str, Any]]:
-        """Jobs, newest first (``after_id``: those older than that id)."""
-        t = self.table
-        query = sa.select(t).order_by(t.c.id.desc()).limit(limit)
-        if status is not None:
-            query = query.where(t.c.status == status)
-        if task is not None:
-            query = query.where(t.c.task == task)
-        if after_id is not None:
-            query = query.where(t.c.id < after_id)
+    @property
+    def source(self) -> Source:
+        """The job table as a list source (crmkit.jobs.source): how the jobs are read."""
+        if self._source is None:
+            from .source import job_source
+
+            self._source = job_source(self.table)
+        return self._source
+
+    def list(self, *, status: str | None = None, task: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Jobs, newest first, through the query builder as the jobs API reads them (``crmkit jobs list``)."""
+        from ..permissions import SYSTEM
+
+        queries = self.runtime.queries
+        args = [("sort", "-id"), *((("status", status),) if status else ()), *((("task", task),) if task else ())]
+        request = queries.parse_list(self.source, args, self.runtime.permissions.of(SYSTEM))
+        request.limit = limit
         with self.engine.connect() as conn:
-            return [dict(row) for row in conn.execute(query).mappings()]
+            rows = queries.page(conn, self.source, request, actor=SYSTEM).mappings()
+        # A page carries SQLite's timestamps as the API's text (no datetime made per row): here, datetimes.
+        moments = [name for name, f in self.source.spec.fields.items() if f.type == "datetime"]
+        for row in rows:
+            for name in moments:
+                if isinstance(row.get(name), str):
+                    row[name] = dt.datetime.fromisoformat(row[name])
+        return rows
 
     def replay(self, job_id: int) -> bool:
         """Run a dead job again, with its attempts from zero; False when there
