@@ -199,7 +199,7 @@ def table(results: dict) -> str:
         for label, r in _ratios(results.get(name), name):
             met = r.get("met", r.get("ok"))
             target = r.get("target", r.get("target_per_s"))
-            figures = [f"{v:,.3g} {'/s' if k.endswith('_per_s') else k.rsplit('_', 1)[1]}" for k, v in r.items()
+            figures = [f"{_number(v)} {'/s' if k.endswith('_per_s') else k.rsplit('_', 1)[1]}" for k, v in r.items()
                        if isinstance(v, int | float) and not isinstance(v, bool) and k.endswith(("_ms", "_us", "_s"))]
             figures += ["", ""]
             rows.append((label, figures[0], figures[1], f"{r['ratio']:.2f}", "" if target is None else
@@ -221,6 +221,10 @@ def table(results: dict) -> str:
             lines.append(f"  {api.TITLES[endpoint]:<26} generated {r['generated_us']:7.0f} us   "
                          f"hand-written {r['baseline_us']:7.0f} us   ratio {r['ratio']:.2f}")
     return "\n".join(lines)
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 def _ratios(result: object, label: str):
