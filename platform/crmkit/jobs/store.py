@@ -148,6 +148,8 @@ def insert_batch_once(conn: sa.Connection, table: sa.Table, common: Mapping[str,
         return sum(insert_once(conn, table, {**common, json_column: payload, key_column: key}, key_column)
                    for payload, key in json.loads(batch))
     items: Any = sa.bindparam("p_batch", batch, type_=sa.Text)
+    value: sa.ColumnElement[Any]
+    key: sa.ColumnElement[Any]
     if dialect == "postgresql":
         element = sa.func.jsonb_array_elements(sa.cast(items, postgresql.JSONB)).table_valued("value").alias("e")
         value, key = element.c.value.op("->")(0), element.c.value.op("->>")(1)
