@@ -10,7 +10,7 @@ from ..cli import CommandError, _hint, _runtime, config_argument, user_errors
 
 
 def _automations() -> None:
-    """Automations (automations/*.yaml): list them, try one out, prune the run log."""
+    """Automations: list them, try one out, prune the run log."""
 
 
 automations: click.Group = click.group("automations")(_automations)
