@@ -19,7 +19,8 @@ or a sweep done twice enqueues nothing twice.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -67,10 +68,11 @@ def tick_of(automation: AutomationSpec, timezone: str, now: dt.datetime | None =
     return tick.astimezone(UTC)
 
 
-def _batches(ids: list[Any], size: int | None = None) -> Iterator[list[Any]]:
-    size = size or BATCH
-    for start in range(0, len(ids), size):
-        yield ids[start:start + size]
+def _batches(items: Iterable[Any], size: int | None = None) -> Iterator[list[Any]]:
+    """Lists of ``size`` (default BATCH) items, the last shorter."""
+    found = iter(items)
+    while batch := list(islice(found, size or BATCH)):
+        yield batch
 
 
 def schedule(engine: Automations, name: str, now: dt.datetime | None = None) -> int:
@@ -86,7 +88,7 @@ def schedule(engine: Automations, name: str, now: dt.datetime | None = None) -> 
             return int(bool(engine.rt.jobs.enqueue(RUN_TASK, engine.swept_payload(automation, None, key), key=key,
                                                    conn=tx)))
     ids = _select(engine, automation, Context.at(engine.spec.timezone, now=tick))
-    return _enqueue(engine, automation, [(record_id, f"automation:{name}:{stamp}:{record_id}") for record_id in ids])
+    return _enqueue(engine, automation, ((record_id, f"automation:{name}:{stamp}:{record_id}") for record_id in ids))
 
 
 def _select(engine: Automations, automation: AutomationSpec, context: Context,
@@ -105,7 +107,7 @@ def _select(engine: Automations, automation: AutomationSpec, context: Context,
     return [row[0] if value is None else (row[0], row[1]) for row in rows]
 
 
-def _enqueue(engine: Automations, automation: AutomationSpec, keyed: list[tuple[int, str]]) -> int:
+def _enqueue(engine: Automations, automation: AutomationSpec, keyed: Iterable[tuple[int, str]]) -> int:
     """Enqueue the runs (record id, key): a multi-row INSERT and a transaction per batch; how many were new."""
     jobs = engine.rt.jobs
     payload = engine.swept_payload
@@ -130,7 +132,7 @@ def sweep(engine: Automations, now: dt.datetime | None = None) -> int:
 def sweep_one(engine: Automations, automation: AutomationSpec, now: dt.datetime) -> int:
     state = engine.rt.tables.metadata.tables[SWEEP_TABLE]
     found = due(engine, automation, now)
-    keyed = [(record_id, f"automation:{automation.name}:{record_id}:{_stamp(value)}") for record_id, value in found]
+    keyed = ((record_id, f"automation:{automation.name}:{record_id}:{_stamp(value)}") for record_id, value in found)
     done = _enqueue(engine, automation, keyed)
     with write_transaction(engine.rt.engine) as tx:
         updated = tx.execute(state.update().where(state.c.automation == automation.name).values(swept_at=now))
