@@ -40,7 +40,7 @@ SWEEP_TASK = "automation.sweep"
 #: How often the time triggers are swept (cron), and how late a moment may still fire.
 SWEEP_CRON = "*/5 * * * *"
 CATCH_UP = dt.timedelta(days=7)
-#: Runs enqueued per transaction (one multi-row INSERT, as the driver's parameter limit allows).
+#: Runs enqueued per transaction, in one statement (Jobs.enqueue_many).
 BATCH = 5000
 SWEEP_TABLE = "crmkit_automation_sweep"
 #: How far back a sweep looks again beyond the last one (writes that committed late).
@@ -108,7 +108,7 @@ def _select(engine: Automations, automation: AutomationSpec, context: Context,
 
 
 def _enqueue(engine: Automations, automation: AutomationSpec, keyed: Iterable[tuple[int, str]]) -> int:
-    """Enqueue the runs (record id, key): a multi-row INSERT and a transaction per batch; how many were new."""
+    """Enqueue the runs (record id, key): a statement and a transaction per batch; how many were new."""
     jobs = engine.rt.jobs
     payload = engine.swept_payload
     done = 0
