@@ -3,7 +3,9 @@
 Runs crmkit's benchmarks, each against its reference in the same run, prints a
 table and writes bench/results/latest.json. Names for --only (repeatable or
 comma-separated): api (= get, list, create, patch), get, list, create, patch,
-deep_page, scopes, config_load.
+deep_page, scopes, config_load, fab, ui_list, and the in-process benchmarks
+rules, tags, ui_record, jobs, automations, approvals, pool, sweeps (each also
+runs alone, with more options: ``python -m bench.NAME --help``).
 """
 
 from __future__ import annotations
@@ -21,12 +23,58 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import api, config_load, dataset, deep_page, fab, scopes, ui_list
+from . import (
+    api,
+    approvals,
+    automations,
+    config_load,
+    dataset,
+    deep_page,
+    fab,
+    jobs,
+    pool,
+    rules,
+    scopes,
+    sweeps,
+    tags,
+    ui_list,
+    ui_record,
+)
 from .servers import wrk_available
 
+
+def _ui_record(quick: bool) -> dict:
+    with tempfile.TemporaryDirectory() as work:
+        return ui_record.run(Path(work), size=50 if quick else 200, repetitions=100 if quick else 400)
+
+
+def _jobs(quick: bool) -> dict:
+    redis_url = os.environ.get("CRMKIT_REDIS_URL")  # the Redis path only where there is a Redis to use
+    return jobs.measure(1000 if quick else 5000, None, redis_url or "", None if redis_url else "inprocess")
+
+
+#: The in-process benchmarks, on their own databases (SQLite in a temporary
+#: directory): a title, and how to run them quick or full.
+IN_PROCESS = {
+    "rules": ("records with 10 rules and 5 formulas / none",
+              lambda quick: rules.main(["--rounds", "3", "--records", "100"] if quick else [])),
+    "tags": ("rule tag refresh and a list by tag / hand-written SQL and a list by enum",
+             lambda quick: tags.main(["--customers", "20000", "--rounds", "3"] if quick else [])),
+    "ui_record": ("the record page / the API's GET of the record", _ui_record),
+    "jobs": ("jobs per second / a hand-written queue (Redis too with CRMKIT_REDIS_URL)", _jobs),
+    "automations": ("writes watched by 20 automations / none",
+                    lambda quick: automations.main(["--rounds", "3", "--records", "100"] if quick else [])),
+    "approvals": ("a save of a record under approval / none",
+                  lambda quick: approvals.main(["--rounds", "3", "--records", "100"] if quick else [])),
+    "pool": ("the customer pool's list, return and claim / references",
+             lambda quick: pool.main(["--customers", "10000", "--rounds", "2"] if quick else [])),
+    "sweeps": ("a scheduled tick over every record / a hand-written INSERT ... SELECT",
+               lambda quick: sweeps.main(["--records", "20000"] if quick else ["--records", "1000000"])),
+}
+
 GROUPS = {"api": set(api.ENDPOINTS), "deep_page": {"deep_page"}, "scopes": {"scopes"}, "config_load": {"config_load"},
-          "fab": {"fab"}, "ui_list": {"ui_list"}}
-NAMES = set(api.ENDPOINTS) | {"api", "deep_page", "scopes", "config_load", "fab", "ui_list"}
+          "fab": {"fab"}, "ui_list": {"ui_list"}, **{name: {name} for name in IN_PROCESS}}
+NAMES = set(api.ENDPOINTS) | {"api", "deep_page", "scopes", "config_load", "fab", "ui_list"} | set(IN_PROCESS)
 NOTE = ("Note: these run on noisy shared machines (here {cpus} CPUs, shared by wrk, the servers and anything "
         "else running);\nabsolute numbers move from run to run: the ratios, measured in the same run, are what count.")
 
@@ -50,7 +98,8 @@ def parse_args(argv=None) -> argparse.Namespace:
             if name not in NAMES:
                 parser.error(f"unknown benchmark '{name}'; choose from: {', '.join(sorted(NAMES))}")
             only |= GROUPS.get(name, {name})
-    args.selected = only or set(api.ENDPOINTS) | {"deep_page", "scopes", "config_load", "fab", "ui_list"}
+    args.selected = only or set(api.ENDPOINTS) | {"deep_page", "scopes", "config_load", "fab", "ui_list"} | set(
+        IN_PROCESS)
     return args
 
 
@@ -146,6 +195,16 @@ def table(results: dict) -> str:
         if "warm_ratio" in c:
             rows.append(("  same, second load in process", f"{big['warm_s']:.2f} s", f"{small['warm_s']:.2f} s (20)",
                          f"{c['warm_ratio']:.1f}", "", ""))
+    for name in IN_PROCESS:
+        for label, r in _ratios(results.get(name), name):
+            met = r.get("met", r.get("ok"))
+            target = r.get("target", r.get("target_per_s"))
+            figures = [f"{_number(v)} {'/s' if k.endswith('_per_s') else k.rsplit('_', 1)[1]}" for k, v in r.items()
+                       if isinstance(v, int | float) and not isinstance(v, bool) and k.endswith(("_ms", "_us", "_s"))]
+            figures += ["", ""]
+            rows.append((label, figures[0], figures[1], f"{r['ratio']:.2f}", "" if target is None else
+                         (f">= {target:g}/s" if "target_per_s" in r else f"<= {target:g}"),
+                         "" if met is None or target is None else "ok" if met else "MISSED"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = []
     for n, row in enumerate(rows):
@@ -162,6 +221,21 @@ def table(results: dict) -> str:
             lines.append(f"  {api.TITLES[endpoint]:<26} generated {r['generated_us']:7.0f} us   "
                          f"hand-written {r['baseline_us']:7.0f} us   ratio {r['ratio']:.2f}")
     return "\n".join(lines)
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def _ratios(result: object, label: str):
+    """(label, figures) of each measurement with a ratio in an in-process benchmark's result."""
+    if not isinstance(result, dict):
+        return
+    if "ratio" in result:
+        yield label, result
+        return
+    for key, value in result.items():
+        yield from _ratios(value, f"{label} {key}")
 
 
 def hot_spots(results: dict) -> str:
@@ -267,6 +341,10 @@ def main(argv=None) -> int:
                                      rounds=args.rounds or (2 if quick else 6), work_dir=work_dir)
             if not results["fab"]["same_answers"]:
                 failed = True
+        for name, (title, run) in IN_PROCESS.items():
+            if name in args.selected:
+                print(f"\n[{name}] {title}, in-process")
+                results[name] = run(quick)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
         if not args.keep_db:
@@ -306,6 +384,11 @@ def _verdicts(results: dict):
         yield "config load", results["config_load"]["ok"]
     for r in results.get("fab", {}).get("endpoints", {}).values():
         yield f"vs FAB {r['title']} (aim)", r["ratio"] >= fab.AIM
+    for name in IN_PROCESS:
+        for label, r in _ratios(results.get(name), name):
+            met = r.get("met", r.get("ok"))
+            if met is not None and r.get("target", r.get("target_per_s")) is not None:
+                yield label, met
 
 
 if __name__ == "__main__":

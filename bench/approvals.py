@@ -21,10 +21,10 @@ checked, three tables written, the approval read back for the answer).
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from pathlib import Path
+
+from .timing import Timings, alternating
 
 TARGETS: dict[str, float | None] = {"update": 1.2, "ask": None}
 
@@ -97,30 +97,25 @@ def main(argv: list[str] | None = None) -> dict:
             directory.create_user({"username": "boss2", "roles": ["manager"]}, SYSTEM)
             rep = directory.actor(directory.create_user({"username": "rep", "roles": ["rep"], "superior_id": "boss"},
                                                         SYSTEM))
-            timings: dict[tuple[str, str], list[float]] = {}
-            for round_number in range(args.rounds):
-                for entity in ("plain", "guarded") if round_number % 2 == 0 else ("guarded", "plain"):
-                    ids = [rt.records.create(entity, {"name": f"deal {i}", "amount": "500.00"}, rep)["id"]
-                           for i in range(args.records)]
-                    for record_id in ids[::10]:  # every tenth waits for approval (a plain one moves)
-                        rt.records.transition(entity, record_id, "approve", {}, rep)
-                    rest = [record_id for i, record_id in enumerate(ids) if i % 10]
-                    started = time.perf_counter()
+            timings = Timings()
+            for entity in alternating(("plain", "guarded"), args.rounds):
+                ids = [rt.records.create(entity, {"name": f"deal {i}", "amount": "500.00"}, rep)["id"]
+                       for i in range(args.records)]
+                for record_id in ids[::10]:  # every tenth waits for approval (a plain one moves)
+                    rt.records.transition(entity, record_id, "approve", {}, rep)
+                rest = [record_id for i, record_id in enumerate(ids) if i % 10]
+                with timings.timer((entity, "update"), per=len(rest)):
                     for i, record_id in enumerate(rest):
                         rt.records.update(entity, record_id, {"amount": f"{600 + i}.00"}, rep)
-                    updated = time.perf_counter()
+                with timings.timer((entity, "ask"), per=len(rest)):
                     for record_id in rest:
                         answer = rt.records.transition(entity, record_id, "approve", {}, rep)
                         assert isinstance(answer, ApprovalPending) == (entity == "guarded")
-                    asked = time.perf_counter()
-                    timings.setdefault((entity, "update"), []).append((updated - started) / len(rest))
-                    timings.setdefault((entity, "ask"), []).append((asked - updated) / len(rest))
         finally:
             rt.engine.dispose()
     result = {}
     for action, target in TARGETS.items():
-        plain = statistics.median(timings[("plain", action)])
-        guarded = statistics.median(timings[("guarded", action)])
+        plain, guarded = timings.median(("plain", action)), timings.median(("guarded", action))
         ratio = guarded / plain
         met = target is None or ratio <= target
         result[action] = {"plain_ms": round(plain * 1000, 3), "guarded_ms": round(guarded * 1000, 3),

@@ -14,10 +14,10 @@ Targets: watched ≤ 1.2 × plain (create and update); matched - plain ≤ 1 ms 
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from pathlib import Path
+
+from .timing import Timings, orders
 
 RATIO_TARGET = 1.2
 ADDED_TARGET_MS = 1.0
@@ -46,7 +46,8 @@ def config(root: Path) -> Path:
     for i in range(10):
         lines.append(f"  other_{i}: {{trigger: {{updated: watched, fields: [other]}}, do: [{{set: {{notes: x{i}}}}}]}}")
     for i in range(5):
-        lines.append(f"  gone_{i}: {{trigger: {{deleted: watched}}, do: [{{set: {{notes: y{i}}}}}]}}")
+        lines.append(f"  gone_{i}: {{trigger: {{deleted: watched}}, do: [{{create: {{entity: plain, values: "
+                     f"{{name: y{i}}}}}}}]}}")
     for i in range(5):
         lines.append(f"  flag_{i}: {{trigger: {{tag_added: flagged}}, do: [{{set: {{notes: z{i}}}}}]}}")
     lines.append("  prioritised: {trigger: {updated: matched, fields: [priority]}, do: [{set: {notes: p}}]}")
@@ -71,36 +72,33 @@ def main(argv: list[str] | None = None) -> dict:
     from crmkit.settings import Settings
 
     entities = ("plain", "watched", "matched")
-    timings: dict[tuple[str, str], list[float]] = {}
+    timings = Timings()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         url = args.database_url or f"sqlite:///{root / 'automations.sqlite3'}"
         rt = build(config(root / "config"), Settings(database_url=url, instance_dir=root / "instance"))
         try:
             rt.migrate()
-            for round_number in range(args.rounds):
-                # Interleaved write by write (the order turning each round), so that a busy
-                # machine slows the three alike.
-                order = entities[round_number % 3:] + entities[:round_number % 3]
+            # Interleaved write by write (the order turning each round), so that a busy
+            # machine slows the three alike.
+            for round_number, order in enumerate(orders(entities, args.rounds)):
                 ids: dict[str, list[int]] = {entity: [] for entity in entities}
                 for i in range(args.records):
                     for entity in order:
-                        started = time.perf_counter()
-                        ids[entity].append(rt.records.create(entity, record(i), SYSTEM)["id"])
-                        timings.setdefault((entity, "create"), []).append(time.perf_counter() - started)
+                        with timings.timer((entity, "create")):
+                            ids[entity].append(rt.records.create(entity, record(i), SYSTEM)["id"])
                 for i in range(args.records):
                     for entity in order:
-                        started = time.perf_counter()
-                        rt.records.update(entity, ids[entity][i], {"priority": 10 + round_number * 7 + i % 5,
-                                                                   "name": f"Deal {i}!"}, SYSTEM)
-                        timings.setdefault((entity, "update"), []).append(time.perf_counter() - started)
+                        with timings.timer((entity, "update")):
+                            rt.records.update(entity, ids[entity][i], {"priority": 10 + round_number * 7 + i % 5,
+                                                                       "name": f"Deal {i}!"}, SYSTEM)
             with rt.engine.connect() as conn:
                 import sqlalchemy as sa
 
                 jobs = conn.execute(sa.text("SELECT count(*) FROM crmkit_job")).scalar_one()
         finally:
             rt.engine.dispose()
-    medians = {key: statistics.median(values) for key, values in timings.items()}
+    medians = {key: timings.median(key) for key in timings.seconds}
     result: dict = {}
     for action in ("create", "update"):
         plain, watched = medians[("plain", action)], medians[("watched", action)]

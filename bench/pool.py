@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import random
-import statistics
 import tempfile
 import textwrap
 import time
@@ -38,6 +37,8 @@ import sqlalchemy as sa
 from crmkit.permissions import SYSTEM, Actor
 from crmkit.runtime import build
 from crmkit.settings import Settings
+
+from .timing import alternate
 
 RETURN_WHEN = ("not exists(activities where occurred_at > now() - 30d)"
                " and not exists(orders where ordered_at > now() - 30d)")
@@ -145,7 +146,7 @@ def explain(conn, query, params) -> None:
         print("    " + " ".join(str(c) for c in row))
 
 
-def bench_list(rt, users: list[int], rounds: int, per_round: int = 200) -> None:
+def bench_list(rt, users: list[int], rounds: int, per_round: int = 200) -> dict:
     entity = rt.spec.entities["customer"]
     actors = {"own+pool": actor(rt, users[0], "rep"), "own": actor(rt, users[0], "reader")}
     assert actors["own+pool"].access.entity("customer").scope("read") == {"own", "pool"}
@@ -155,16 +156,15 @@ def bench_list(rt, users: list[int], rounds: int, per_round: int = 200) -> None:
             query, params = rt.queries.page_statement(conn, entity, requests[name], actor=a)
             print(f"  plan of the rep's list, scope {name}:")
             explain(conn, query, params)
-        times: dict[str, list[float]] = {k: [] for k in actors}
-        for r in range(rounds):
-            for name in (tuple(actors) if r % 2 == 0 else tuple(reversed(actors))):
-                started = time.perf_counter()
-                for _ in range(per_round):
-                    rt.queries.page(conn, entity, requests[name], actor=actors[name])
-                times[name].append((time.perf_counter() - started) / per_round)
-    pooled, own = statistics.median(times["own+pool"]), statistics.median(times["own"])
+        def page_of(name: str):
+            return lambda: rt.queries.page(conn, entity, requests[name], actor=actors[name])
+
+        timings = alternate({name: page_of(name) for name in actors}, rounds, repeat=per_round)
+    pooled, own = timings.median("own+pool"), timings.median("own")
     print(f"  list page (50, -created_at): own+pool {pooled * 1e6:.0f} us, own {own * 1e6:.0f} us; "
           f"ratio {pooled / own:.2f}x (target <= 1.3x)")
+    return {"own_pool_us": round(pooled * 1e6), "own_us": round(own * 1e6), "ratio": round(pooled / own, 2),
+            "target": 1.3, "met": pooled / own <= 1.3}
 
 
 def hand_written_due(rt, now: dt.datetime) -> sa.Select:
@@ -183,7 +183,7 @@ def hand_written_due(rt, now: dt.datetime) -> sa.Select:
         sa.or_(got.is_(None), got <= cutoff)).order_by(customer.c.id))
 
 
-def bench_due(rt, rounds: int) -> None:
+def bench_due(rt, rounds: int) -> dict:
     now = dt.datetime.now(dt.UTC)
     pool = rt.records.pool
     with rt.engine.connect() as conn:
@@ -193,19 +193,16 @@ def bench_due(rt, rounds: int) -> None:
         print(f"  due: {len(found)} customers return")
         print("  plan of Pool.due:")
         explain(conn, ours, {})
-        times: dict[str, list[float]] = {"crmkit": [], "by hand": []}
-        for r in range(rounds):
-            for name in (("crmkit", "by hand") if r % 2 == 0 else ("by hand", "crmkit")):
-                started = time.perf_counter()
-                statement = pool.due(conn, "customer", now) if name == "crmkit" else hand_written_due(rt, now)
-                conn.execute(statement).scalars().all()
-                times[name].append(time.perf_counter() - started)
-    ours_t, theirs_t = statistics.median(times["crmkit"]), statistics.median(times["by hand"])
+        timings = alternate({"crmkit": lambda: conn.execute(pool.due(conn, "customer", now)).scalars().all(),
+                             "by hand": lambda: conn.execute(hand_written_due(rt, now)).scalars().all()}, rounds)
+    ours_t, theirs_t = timings.median("crmkit"), timings.median("by hand")
     print(f"  due selection: crmkit {ours_t * 1e3:.0f} ms, by hand {theirs_t * 1e3:.0f} ms; "
           f"ratio {ours_t / theirs_t:.2f}x (target <= 1.2x)")
+    return {"crmkit_ms": round(ours_t * 1e3, 1), "hand_ms": round(theirs_t * 1e3, 1),
+            "ratio": round(ours_t / theirs_t, 2), "target": 1.2, "met": ours_t / theirs_t <= 1.2}
 
 
-def bench_claim(rt, users: list[int], rounds: int, per_round: int = 100) -> None:
+def bench_claim(rt, users: list[int], rounds: int, per_round: int = 100) -> dict:
     customer = rt.tables.entities["customer"]
     with rt.engine.connect() as conn:
         pooled = list(conn.execute(sa.select(customer.c.id).where(customer.c.owner_id.is_(None))
@@ -214,31 +211,26 @@ def bench_claim(rt, users: list[int], rounds: int, per_round: int = 100) -> None
     if len(pooled) < needed:
         raise SystemExit(f"claim needs {needed} customers in the pool; there are {len(pooled)} (more --customers)")
     rep = actor(rt, users[1], "rep")
-    times: dict[str, list[float]] = {"claim": [], "plain update": []}
     ids = iter(pooled)
-    for r in range(rounds):
-        for name in (("claim", "plain update") if r % 2 == 0 else ("plain update", "claim")):
-            batch = [next(ids) for _ in range(per_round)]
-            started = time.perf_counter()
-            for record_id in batch:
-                if name == "claim":
-                    rt.records.pool.claim("customer", record_id, rep)
-                else:
-                    rt.records.update("customer", record_id, {"owner_id": rep.id}, SYSTEM)
-            times[name].append((time.perf_counter() - started) / per_round)
-    claim, plain = statistics.median(times["claim"]), statistics.median(times["plain update"])
+    timings = alternate({"claim": lambda: rt.records.pool.claim("customer", next(ids), rep),
+                         "plain update": lambda: rt.records.update("customer", next(ids), {"owner_id": rep.id},
+                                                                   SYSTEM)}, rounds, repeat=per_round)
+    claim, plain = timings.median("claim"), timings.median("plain update")
     print(f"  claim {claim * 1e3:.2f} ms ({1 / claim:.0f}/s), owner update without the pool's checks "
           f"{plain * 1e3:.2f} ms; ratio {claim / plain:.2f}x (target <= 1.5x)")
+    return {"claim_ms": round(claim * 1e3, 2), "plain_ms": round(plain * 1e3, 2), "ratio": round(claim / plain, 2),
+            "target": 1.5, "met": claim / plain <= 1.5}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m bench.pool", description=__doc__.split("\n")[0])
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--database", help="a scratch database's URL, emptied afterwards (default: SQLite in a "
                                            "temporary directory)")
     parser.add_argument("--only", choices=("list", "due", "claim"))
     parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    result: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         url = args.database or f"sqlite:///{root / 'pool.sqlite3'}"
@@ -250,15 +242,16 @@ def main() -> None:
             print(f"{rt.engine.dialect.name}: {args.customers} customers "
                   f"(loaded in {time.perf_counter() - started:.0f} s, not measured)")
             if args.only in (None, "list"):
-                bench_list(rt, users, args.rounds)
+                result["list"] = bench_list(rt, users, args.rounds)
             if args.only in (None, "due"):
-                bench_due(rt, args.rounds)
+                result["due"] = bench_due(rt, args.rounds)
             if args.only in (None, "claim"):
-                bench_claim(rt, users, args.rounds)
+                result["claim"] = bench_claim(rt, users, args.rounds)
         finally:
             if args.database:  # a scratch database: leave it as it was
                 rt.tables.metadata.drop_all(rt.engine)
             rt.engine.dispose()
+    return result
 
 
 if __name__ == "__main__":

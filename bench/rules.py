@@ -12,11 +12,11 @@ Target: ruled ≤ 1.3 × plain, for a create and for an update.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from decimal import Decimal
 from pathlib import Path
+
+from .timing import Timings, alternating
 
 TARGET = 1.3
 
@@ -98,27 +98,22 @@ def main(argv: list[str] | None = None) -> dict:
         rt = build(config(root / "config"), Settings(database_url=url, instance_dir=root / "instance"))
         try:
             rt.migrate()
-            timings: dict[tuple[str, str], list[float]] = {}
-            for round_number in range(args.rounds):
-                for entity in ("plain", "ruled") if round_number % 2 == 0 else ("ruled", "plain"):
-                    plain = entity == "plain"
-                    started = time.perf_counter()
+            timings = Timings()
+            for entity in alternating(("plain", "ruled"), args.rounds):
+                plain = entity == "plain"
+                with timings.timer((entity, "create"), per=args.records):
                     ids = [rt.records.create(entity, record(i, plain), SYSTEM)["id"] for i in range(args.records)]
-                    created = time.perf_counter()
+                with timings.timer((entity, "update"), per=args.records):
                     for i, record_id in enumerate(ids):
                         change = {"quantity": 2 + i % 5}
                         if plain:
                             change["subtotal"] = str((2 + i % 5) * Decimal("199.90"))
                         rt.records.update(entity, record_id, change, SYSTEM)
-                    updated = time.perf_counter()
-                    timings.setdefault((entity, "create"), []).append((created - started) / args.records)
-                    timings.setdefault((entity, "update"), []).append((updated - created) / args.records)
         finally:
             rt.engine.dispose()
     result = {}
     for action in ("create", "update"):
-        plain = statistics.median(timings[("plain", action)])
-        ruled = statistics.median(timings[("ruled", action)])
+        plain, ruled = timings.median(("plain", action)), timings.median(("ruled", action))
         ratio = ruled / plain
         result[action] = {"plain_ms": round(plain * 1000, 3), "ruled_ms": round(ruled * 1000, 3),
                           "ratio": round(ratio, 2), "target": TARGET, "met": ratio <= TARGET}

@@ -39,6 +39,8 @@ from crmkit.runtime import build
 from crmkit.settings import Settings
 from crmkit.tagging import TAG_TABLE
 
+from .timing import alternate
+
 RULE = "count(orders where weekday(ordered_at) >= 6 and ordered_at > now() - 90d) >= 3"
 FILES = {
     "app.yaml": "app: tagbench\ntimezone: Asia/Shanghai\n",
@@ -156,7 +158,7 @@ def tagged(rt) -> set[int]:
         return set(conn.execute(sa.select(tags.c.record_id).where(tags.c.tag == "weekend_active")).scalars())
 
 
-def bench_refresh(rt, rounds: int) -> None:
+def bench_refresh(rt, rounds: int) -> dict:
     dialect = rt.engine.dialect.name
     now = dt.datetime.now(dt.UTC)
     params = {"now": now, "cutoff": now - dt.timedelta(days=90)}
@@ -188,6 +190,7 @@ def bench_refresh(rt, rounds: int) -> None:
         by_hand(form)
         assert tagged(rt) == ours, "the hand-written statements select other customers"
     print(f"  weekend_active: {len(ours)} customers")
+    result: dict = {}
     for state in ("from no tags", "steady state"):
         times: dict[str, list[float]] = {"crmkit": [], **{form: [] for form in forms}}
         for r in range(rounds):
@@ -207,9 +210,13 @@ def bench_refresh(rt, rounds: int) -> None:
         print(f"  refresh {state}: crmkit {medians['crmkit'] * 1000:.0f} ms; by hand: {hands}; "
               f"ratio to the fastest hand-written {medians['crmkit'] / best:.2f}x "
               f"(to as_written {medians['crmkit'] / medians['as_written']:.2f}x; target <= 1.5x)")
+        ratio = medians["crmkit"] / best
+        result[state] = {"crmkit_ms": round(medians["crmkit"] * 1000, 1), "hand_ms": round(best * 1000, 1),
+                         "ratio": round(ratio, 2), "target": 1.5, "met": ratio <= 1.5}
+    return result
 
 
-def bench_list(rt, rounds: int, per_round: int = 200) -> None:
+def bench_list(rt, rounds: int, per_round: int = 200) -> dict:
     tags = rt.tables.metadata.tables[TAG_TABLE]
     customer = rt.tables.entities["customer"]
     with rt.engine.begin() as conn:
@@ -236,26 +243,25 @@ def bench_list(rt, rounds: int, per_round: int = 200) -> None:
             print(f"  plan of the list filtered by {name}:")
             for row in plan:
                 print("    " + " ".join(str(c) for c in row))
-        times: dict[str, list[float]] = {"tag": [], "enum": []}
-        for r in range(rounds):
-            for name in (("tag", "enum") if r % 2 == 0 else ("enum", "tag")):
-                started = time.perf_counter()
-                for _ in range(per_round):
-                    rt.queries.page(conn, entity, requests[name], actor=SYSTEM)
-                times[name].append((time.perf_counter() - started) / per_round)
-    tag, enum = statistics.median(times["tag"]), statistics.median(times["enum"])
+        timings = alternate({"tag": lambda: rt.queries.page(conn, entity, requests["tag"], actor=SYSTEM),
+                             "enum": lambda: rt.queries.page(conn, entity, requests["enum"], actor=SYSTEM)},
+                            rounds, repeat=per_round)
+    tag, enum = timings.median("tag"), timings.median("enum")
     print(f"  list page (50, -created_at): by tag {tag * 1e6:.0f} us, by indexed enum {enum * 1e6:.0f} us; "
           f"ratio {tag / enum:.2f}x (target <= 1.3x)")
+    return {"tag_us": round(tag * 1e6), "enum_us": round(enum * 1e6), "ratio": round(tag / enum, 2), "target": 1.3,
+            "met": tag / enum <= 1.3}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m bench.tags", description=__doc__.split("\n")[0])
     parser.add_argument("--customers", type=int, default=200_000)
     parser.add_argument("--database", help="a scratch database's URL, emptied afterwards (default: SQLite in a "
                                            "temporary directory)")
     parser.add_argument("--only", choices=("refresh", "list"))
     parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    result: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         url = args.database or f"sqlite:///{root / 'tags.sqlite3'}"
@@ -267,13 +273,14 @@ def main() -> None:
             print(f"{rt.engine.dialect.name}: {args.customers} customers, {orders} orders "
                   f"(loaded in {time.perf_counter() - started:.0f} s, not measured)")
             if args.only in (None, "refresh"):
-                bench_refresh(rt, args.rounds)
+                result["refresh"] = bench_refresh(rt, args.rounds)
             if args.only in (None, "list"):
-                bench_list(rt, args.rounds)
+                result["list"] = bench_list(rt, args.rounds)
         finally:
             if args.database:  # a scratch database: leave it as it was
                 rt.tables.metadata.drop_all(rt.engine)
             rt.engine.dispose()
+    return result
 
 
 if __name__ == "__main__":

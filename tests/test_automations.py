@@ -19,6 +19,7 @@ from conftest import JOB_BACKENDS, is_error, make_config, redis_url_for_tests, t
 from crmkit.automations import sweeps
 from crmkit.automations.engine import MAX_DEPTH
 from crmkit.cli import cli
+from crmkit.database import write_transaction
 from crmkit.loading import load_config
 from crmkit.metadata.problems import ConfigError
 from crmkit.permissions import SYSTEM
@@ -352,6 +353,22 @@ def test_a_schedule_acts_on_every_matching_record_once_per_tick(shop):
     assert sweeps.schedule(shop.automations, "nightly", tick + dt.timedelta(days=1)) == 3  # the next tick
 
 
+def test_a_schedule_enqueues_one_run_per_record_in_batches_once(shop, monkeypatch):
+    monkeypatch.setattr(sweeps, "BATCH", 4)
+    with write_transaction(shop.engine) as conn:  # 11 gold customers, written at once (the automations stay out)
+        conn.execute(shop.tables.entities["customer"].insert(), [
+            {"name": f"c{i}", "level": "gold", "lifecycle": "new", "created_at": dt.datetime.now(dt.UTC),
+             "updated_at": dt.datetime.now(dt.UTC)} for i in range(11)])
+    tick = dt.datetime(2026, 11, 30, 18, 0, 5, tzinfo=dt.UTC)
+    assert sweeps.schedule(shop.automations, "nightly", tick) == 11  # three batches
+    assert sweeps.schedule(shop.automations, "nightly", tick) == 0
+    assert shop.jobs.counts()["pending"] == 11
+    drain(shop)
+    assert [r["status"] for r in runs(shop, automation="nightly")] == ["ok"] * 11
+    assert {r["trigger"] for r in runs(shop, automation="nightly")} == {"schedule: 0 2 * * *"}
+    assert sweeps.schedule(shop.automations, "nightly", tick) == 0
+
+
 def test_a_schedule_without_entity_runs_once_per_tick(shop):
     monday = dt.datetime(2026, 11, 30, 0, 0, 30, tzinfo=dt.UTC)  # 08:00:30 in Shanghai, a Monday
     assert sweeps.schedule(shop.automations, "morning", monday) == 1
@@ -369,6 +386,64 @@ def test_the_schedules_hook_offers_each_schedule_and_the_time_sweep(shop):
     names = {s.name: (s.cron, s.task) for s in collect(shop)}
     assert names["automation:nightly"] == ("0 2 * * *", "automation.schedule")
     assert names["automations:time"] == (sweeps.SWEEP_CRON, "automation.sweep")
+
+
+def _age(rt, table: sa.Table, ids: list[int], days: int) -> None:
+    with write_transaction(rt.engine) as conn:
+        conn.execute(table.update().where(table.c.id.in_(ids))
+                     .values(finished_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=days)))
+
+
+def test_the_daily_retention_prunes_old_runs_and_done_jobs_and_keeps_dead_ones(shop):
+    from crmkit.automations.engine import PRUNE_TASK
+    from crmkit.jobs.schedules import collect
+
+    assert {s.name: (s.cron, s.task) for s in collect(shop)}["automations:prune"] == ("40 3 * * *", PRUNE_TASK)
+    for i in range(3):
+        shop.records.create("customer", {"name": f"c{i}"}, SYSTEM)
+    drain(shop)
+    log, jobs = shop.automations.log.table, shop.jobs.table
+    with shop.engine.connect() as conn:
+        run_ids = list(conn.execute(sa.select(log.c.id).order_by(log.c.id)).scalars())
+        job_ids = list(conn.execute(sa.select(jobs.c.id).where(jobs.c.status == "done").order_by(jobs.c.id))
+                       .scalars())
+    assert len(run_ids) >= 3 and len(job_ids) >= 3
+    _age(shop, log, run_ids[:-1], 91)  # all but the last run: older than the 90 days kept
+    _age(shop, jobs, job_ids[:-2], 91)  # all done jobs but the last two
+    with write_transaction(shop.engine) as conn:  # a dead job, long dead
+        conn.execute(jobs.update().where(jobs.c.id == job_ids[-1]).values(status="dead"))
+    _age(shop, jobs, job_ids[-1:], 400)
+    shop.jobs.enqueue(PRUNE_TASK, {})  # what the schedule fires
+    drain(shop)
+    with shop.engine.connect() as conn:
+        assert list(conn.execute(sa.select(log.c.id).order_by(log.c.id)).scalars()) == run_ids[-1:]
+        left = dict(conn.execute(sa.select(jobs.c.id, jobs.c.status).where(jobs.c.id.in_(job_ids))).all())
+    assert left == {job_ids[-2]: "done", job_ids[-1]: "dead"}
+
+
+def test_prune_command_and_the_keys_of_time_triggers_outlive_a_short_retention(shop, monkeypatch):
+    for i in range(2):
+        shop.records.create("customer", {"name": f"c{i}"}, SYSTEM)
+    drain(shop)
+    log, jobs = shop.automations.log.table, shop.jobs.table
+    with shop.engine.connect() as conn:
+        run_ids = list(conn.execute(sa.select(log.c.id).order_by(log.c.id)).scalars())
+        job_ids = list(conn.execute(sa.select(jobs.c.id).order_by(jobs.c.id)).scalars())
+    _age(shop, log, run_ids[:1], 5)
+    _age(shop, jobs, job_ids[:1], 5)
+    _age(shop, jobs, job_ids[1:], 9)
+    monkeypatch.setenv("CRMKIT_DATABASE_URL", shop.engine.url.render_as_string(hide_password=False))
+    result = CliRunner().invoke(cli, ["automations", "prune", "--older-than", "3d", shop.spec.config_dir])
+    assert result.exit_code == 0, result.output
+    # the run of 5 days ago goes; done jobs stay 8 days at least (the one of 5 days ago is kept)
+    assert f"Deleted 1 automation run(s) and {len(job_ids) - 1} done job(s) older than 3 day(s)." in result.output
+    with shop.engine.connect() as conn:
+        assert list(conn.execute(sa.select(jobs.c.id).order_by(jobs.c.id)).scalars()) == job_ids[:1]
+    result = CliRunner().invoke(cli, ["automations", "prune", "--older-than", "soon", shop.spec.config_dir])
+    assert result.exit_code == 2 and "a number of days, e.g. 90d or 90, not 'soon'" in result.output
+    result = CliRunner().invoke(cli, ["automations", "prune", shop.spec.config_dir])  # the setting: 90 days
+    assert result.exit_code == 0 and "Deleted 0 automation run(s) and 0 done job(s) older than 90 day(s)." \
+        in result.output
 
 
 def test_a_time_trigger_fires_once_per_date_value_and_a_new_date_rearms_it(shop):
@@ -513,6 +588,16 @@ def test_check_locates_every_mistake(tmp_path):
           j:
             trigger: {time: "3 days before customer.birthday"}
             do: [{tag: vip}]
+          k:
+            trigger: {deleted: customer}
+            do:
+              - create: {entity: task, values: {subject: "= 'gone: ' + name"}}
+              - set: {level: gold}
+              - tag: vip
+              - untag: vip
+              - transition: pay
+              - assign: {user: admin}
+              - return_to_pool: {}
     """})
     assert found == [
         "automations.yaml:3:24: unknown entity 'custmer' (did you mean 'customer'?)",
@@ -539,6 +624,10 @@ def test_check_locates_every_mistake(tmp_path):
         "action to move it",
         "automations.yaml:35:21: '3 days before customer.birthday' is not a time: 'Nd, Nh or Nm before or after "
         "ENTITY.FIELD', e.g. '3d before contract.end_date', '4h after ticket.created_at'",
+        *(f"automations.yaml:{line}:9: {action}: the trigger's record (deleted: customer) is in the recycle bin "
+          "and cannot be changed; create a record or send a message instead, or use another trigger"
+          for line, action in ((41, "set"), (42, "tag"), (43, "untag"), (44, "transition"), (45, "assign"),
+                               (46, "return_to_pool"))),
     ]
 
 

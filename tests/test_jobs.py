@@ -219,6 +219,30 @@ def test_bad_enqueues_are_refused_with_a_clear_message(rt):
     assert rt.jobs.counts() == {"pending": 0, "queued": 0, "running": 0, "done": 0, "dead": 0}
 
 
+def test_many_jobs_go_in_at_once_each_key_once(rt):
+    assert rt.jobs.enqueue("test.record", {"n": 0}, key="many:0") is True
+    items = [({"n": n}, f"many:{n}") for n in range(5)] + [({"n": "again"}, "many:3"), ({"n": "keyless"}, None)]
+    assert rt.jobs.enqueue_many("test.record", items) == 5  # 1-4 and the keyless one; 0 and 3 were taken
+    assert rt.jobs.enqueue_many("test.record", items[:5]) == 0
+    assert rt.jobs.enqueue_many("test.record", []) == 0
+    with write_transaction(rt.engine) as conn:
+        assert rt.jobs.enqueue_many("test.record", [({"n": 9}, "many:9")], conn=conn) == 1
+    assert rt.jobs.run_pending() == 7
+    assert sorted(str(p["n"]) for p in ran("test.record")) == ["0", "1", "2", "3", "4", "9", "keyless"]
+
+
+def test_bad_batches_are_refused_whole_with_a_clear_message(rt):
+    with pytest.raises(LookupError, match="no task 'test.recrod' is registered"):
+        rt.jobs.enqueue_many("test.recrod", [({}, None)])
+    with pytest.raises(TypeError, match="must be JSON"):
+        rt.jobs.enqueue_many("test.record", [({"n": 1}, "a"), ({"when": dt.date(2026, 1, 1)}, "b")])
+    with pytest.raises(ValueError, match="idempotency key"):
+        rt.jobs.enqueue_many("test.record", [({"n": 1}, "a"), ({}, "x" * 201)])
+    with pytest.raises(ValueError, match="aware datetime"):
+        rt.jobs.enqueue_many("test.record", [({}, None)], run_at=dt.datetime(2026, 1, 1))
+    assert rt.jobs.counts()["pending"] == 0
+
+
 def test_a_worker_claims_as_many_jobs_as_it_asks_for(rt):
     for n in range(5):
         rt.jobs.enqueue("test.record", {"n": n})
@@ -313,3 +337,7 @@ def test_job_settings_come_from_the_environment_and_bad_ones_are_named():
         from_environment({"CRMKIT_JOBS_TIMEOUT": "0"})
     with pytest.raises(SettingsError, match="CRMKIT_JOBS_WORKERS must be the number of threads"):
         from_environment({"CRMKIT_JOBS_WORKERS": "-1"})
+    assert (defaults.automation_runs_keep_days,
+            from_environment({"CRMKIT_AUTOMATION_RUNS_KEEP_DAYS": "30"}).automation_runs_keep_days) == (90, 30)
+    with pytest.raises(SettingsError, match="CRMKIT_AUTOMATION_RUNS_KEEP_DAYS must be a number of days"):
+        from_environment({"CRMKIT_AUTOMATION_RUNS_KEEP_DAYS": "3 months"})

@@ -45,6 +45,7 @@ class AssignAction:
     role and team."""
 
     name = "assign"
+    writes_record = True
 
     def check(self, args: Any, entity: EntitySpec | None, spec: AppSpec) -> list[str]:
         rule, problems = rule_from(args)
@@ -101,6 +102,7 @@ class ReturnToPoolAction:
     cool-down starts)."""
 
     name = "return_to_pool"
+    writes_record = True
 
     def check(self, args: Any, entity: EntitySpec | None, spec: AppSpec) -> list[str]:
         problems = []

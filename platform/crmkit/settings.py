@@ -36,6 +36,9 @@ class Settings:
     jobs_import: tuple[str, ...] = ()
     #: The RQ queue's name (Redis backend); None: ``crmkit-<app>``.
     jobs_queue: str | None = None
+    #: Days the automation run log and the done jobs are kept (a daily job
+    #: deletes older ones; dead jobs stay until replayed); 0: kept forever.
+    automation_runs_keep_days: int = 90
 
     def for_app(self, app: str) -> Settings:
         """These settings with the database of app ``app``: CRMKIT_DATABASE_URL
@@ -80,6 +83,9 @@ def from_environment(env: Mapping[str, str] | None = None) -> Settings:
         jobs_timeout=_seconds("CRMKIT_JOBS_TIMEOUT", env.get("CRMKIT_JOBS_TIMEOUT") or "300", positive=True),
         jobs_poll=_seconds("CRMKIT_JOBS_POLL", env.get("CRMKIT_JOBS_POLL") or "1", positive=True),
         jobs_queue=env.get("CRMKIT_JOBS_QUEUE") or None,
+        automation_runs_keep_days=_count("CRMKIT_AUTOMATION_RUNS_KEEP_DAYS",
+                                         env.get("CRMKIT_AUTOMATION_RUNS_KEEP_DAYS") or "90",
+                                         "a number of days (0: keep the run log and done jobs forever)"),
         jobs_import=tuple(name.strip() for name in (env.get("CRMKIT_JOBS_IMPORT") or "").split(",") if name.strip()),
     )
 

@@ -49,6 +49,10 @@ class ActionContext:
 
 @runtime_checkable
 class ActionType(Protocol):
+    """An action. Optional: ``writes_record = True`` on an action that writes
+    the trigger record (set, tag, transition...): ``crmkit check`` refuses it
+    on a ``deleted`` trigger, whose record is in the recycle bin."""
+
     name: str
 
     def check(self, args: Any, entity: EntitySpec | None, spec: AppSpec) -> list[str]:

@@ -177,6 +177,7 @@ class SetAction:
     """``set: {field: value, ...}``: update the trigger record."""
 
     name = "set"
+    writes_record = True
 
     def check(self, args: Any, entity: EntitySpec | None, spec: AppSpec) -> list[str]:
         if entity is None:
@@ -259,6 +260,8 @@ class TagAction:
     """``tag: TAG`` / ``untag: TAG``: a manual tag of the trigger's entity, put
     on or taken off through tagging's API (history and tag triggers follow)."""
 
+    writes_record = True
+
     def __init__(self, on: bool) -> None:
         self.on = on
         self.name = "tag" if on else "untag"
@@ -296,6 +299,7 @@ class TransitionAction:
     guards hold: required fields, ``when``)."""
 
     name = "transition"
+    writes_record = True
 
     def check(self, args: Any, entity: EntitySpec | None, spec: AppSpec) -> list[str]:
         if entity is None:

@@ -219,6 +219,11 @@ class _Compiler:
             return
         if trigger is None or (trigger.entity is not None and entity is None):
             return  # the trigger's own problem is reported; the arguments cannot be judged without it
+        if trigger.kind == "deleted" and getattr(action, "writes_record", False):
+            self.problems.add(doc, at + (name,), f"{name}: the trigger's record ({trigger.text}) is in the "
+                              "recycle bin and cannot be changed; create a record or send a message instead, or "
+                              "use another trigger", key=True)
+            return
         try:
             messages = action.check(args, entity, self.spec)
         except Exception as exc:  # noqa: BLE001 - a plugin's check must not break crmkit check

@@ -10,7 +10,7 @@ from ..cli import CommandError, _hint, _runtime, config_argument, user_errors
 
 
 def _automations() -> None:
-    """Automations (automations/*.yaml): list them, try one out."""
+    """Automations: list them, try one out, prune the run log."""
 
 
 automations: click.Group = click.group("automations")(_automations)
@@ -67,3 +67,33 @@ def automations_list(config: Path) -> None:
         click.echo(f"{automation.name}{state}")
         click.echo(f"  on {automation.trigger.text}" + (f", if {automation.when}" if automation.when else ""))
         click.echo(f"  do {', '.join(step.name for step in automation.actions)}")
+
+
+def _days(value: str) -> int:
+    text = value.strip().lower()
+    number = text[:-1] if text.endswith("d") else text
+    if not number.isdigit():
+        raise click.BadParameter(f"a number of days, e.g. 90d or 90, not {value!r}")
+    return int(number)
+
+
+@automations.command("prune")
+@click.option("--older-than", "older_than", metavar="DAYS",
+              help="Delete what is older than this many days (e.g. 90d); default: CRMKIT_AUTOMATION_RUNS_KEEP_DAYS.")
+@config_argument
+@user_errors
+def automations_prune(older_than: str | None, config: Path) -> None:
+    """Delete old automation runs and done jobs (dead jobs stay).
+
+    What the daily job does, now: runs logged and jobs done longer ago than
+    --older-than (default CRMKIT_AUTOMATION_RUNS_KEEP_DAYS, 90). Done jobs
+    are kept at least 8 days (their keys stop time triggers firing twice)."""
+    import datetime as dt
+
+    rt = _runtime(config)
+    rt.check_database()
+    days = _days(older_than) if older_than is not None else rt.settings.automation_runs_keep_days
+    if older_than is None and days == 0:
+        raise CommandError("CRMKIT_AUTOMATION_RUNS_KEEP_DAYS is 0 (keep forever): give --older-than DAYS")
+    runs, jobs = rt.automations.prune(dt.timedelta(days=days))
+    click.echo(f"Deleted {runs} automation run(s) and {jobs} done job(s) older than {days} day(s).")

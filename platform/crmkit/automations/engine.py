@@ -19,6 +19,7 @@ is); past MAX_DEPTH the chain stops with a logged error.
 from __future__ import annotations
 
 import contextvars
+import datetime as dt
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -42,6 +43,12 @@ if TYPE_CHECKING:
 
 #: The job that runs one automation on one record.
 RUN_TASK = "automation.run"
+#: The retention's job (daily), and how long done jobs are kept at least:
+#: longer than a time sweep looks back (sweeps.CATCH_UP, 7 days), so that a
+#: run's key outlives the sweeps that could enqueue it again.
+PRUNE_TASK = "automation.prune"
+PRUNE_CRON = "40 3 * * *"
+KEYS_HELD = dt.timedelta(days=8)
 #: How many automation runs may lead to one another (an automation that
 #: triggers itself, or a cycle of them, stops there with a logged error).
 MAX_DEPTH = 5
@@ -167,6 +174,13 @@ class Automations:
         return {"automation": automation.name, "entity": entity, "record_id": record_id,
                 "trigger": automation.trigger.text, "depth": depth, "run": run or uuid.uuid4().hex}
 
+    @staticmethod
+    def swept_payload(automation: AutomationSpec, record_id: int | None, run: str) -> dict[str, Any]:
+        """The payload of a run a schedule or a time sweep enqueues (a million
+        at a time): only what :meth:`run` cannot know — the entity, the
+        trigger and the depth (0) are the automation's own."""
+        return {"automation": automation.name, "record_id": record_id, "run": run}
+
     # -------------------------------------------------------------- runs
 
     def expression(self, entity: str, text: str) -> Checked:
@@ -245,6 +259,17 @@ class Automations:
         with write_transaction(self.rt.engine) as tx:
             self.log.write(tx, [run])
         return run
+
+    def prune(self, older_than: dt.timedelta) -> tuple[int, int]:
+        """Retention (the daily job ``automation.prune``, ``crmkit automations
+        prune``): delete the runs logged longer ago than ``older_than`` and
+        the done jobs finished longer ago (dead jobs stay until replayed or
+        purged by hand); (runs, jobs) deleted. A done job holds its
+        idempotency key: those of time triggers are kept at least KEYS_HELD
+        (a sweep looks that far back), whatever ``older_than`` says."""
+        with write_transaction(self.rt.engine) as tx:
+            pruned = self.log.prune(tx, dt.datetime.now(dt.UTC) - older_than)
+        return pruned, self.rt.jobs.purge(max(older_than, KEYS_HELD))
 
     def dry_run(self, name: str, record_id: int | None) -> DryRun:
         """What a run would do on the record, writing nothing (``crmkit automations test``)."""

@@ -124,6 +124,10 @@ class RunLog:
         if runs:
             conn.execute(self.table.insert(), [run.row() for run in runs])
 
+    def prune(self, conn: sa.Connection, before: dt.datetime) -> int:
+        """Delete the runs that finished before ``before``; how many."""
+        return int(conn.execute(self.table.delete().where(self.table.c.finished_at < before)).rowcount or 0)
+
 
 def outline(results: object) -> list[dict[str, str]] | None:
     """A run's results as a reader who is not an admin sees them: each

@@ -19,7 +19,8 @@ or a sweep done twice enqueues nothing twice.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -27,6 +28,7 @@ import sqlalchemy as sa
 from ..database import write_transaction
 from ..expressions import Context, to_sql
 from ..sqltypes import UTC, UTCDateTime
+from .engine import RUN_TASK
 from .spec import AutomationSpec
 
 if TYPE_CHECKING:
@@ -38,8 +40,8 @@ SWEEP_TASK = "automation.sweep"
 #: How often the time triggers are swept (cron), and how late a moment may still fire.
 SWEEP_CRON = "*/5 * * * *"
 CATCH_UP = dt.timedelta(days=7)
-#: Runs enqueued per transaction.
-BATCH = 500
+#: Runs enqueued per transaction, in one statement (Jobs.enqueue_many).
+BATCH = 5000
 SWEEP_TABLE = "crmkit_automation_sweep"
 #: How far back a sweep looks again beyond the last one (writes that committed late).
 SLACK = dt.timedelta(minutes=10)
@@ -66,9 +68,11 @@ def tick_of(automation: AutomationSpec, timezone: str, now: dt.datetime | None =
     return tick.astimezone(UTC)
 
 
-def _batches(ids: list[Any], size: int = BATCH) -> Iterator[list[Any]]:
-    for start in range(0, len(ids), size):
-        yield ids[start:start + size]
+def _batches(items: Iterable[Any], size: int | None = None) -> Iterator[list[Any]]:
+    """Lists of ``size`` (default BATCH) items, the last shorter."""
+    found = iter(items)
+    while batch := list(islice(found, size or BATCH)):
+        yield batch
 
 
 def schedule(engine: Automations, name: str, now: dt.datetime | None = None) -> int:
@@ -81,10 +85,10 @@ def schedule(engine: Automations, name: str, now: dt.datetime | None = None) -> 
     if automation.entity is None:
         key = f"automation:{name}:{stamp}"
         with write_transaction(engine.rt.engine) as tx:
-            return int(bool(engine.rt.jobs.enqueue(
-                "automation.run", engine.payload(automation, None, None, run=key), key=key, conn=tx)))
+            return int(bool(engine.rt.jobs.enqueue(RUN_TASK, engine.swept_payload(automation, None, key), key=key,
+                                                   conn=tx)))
     ids = _select(engine, automation, Context.at(engine.spec.timezone, now=tick))
-    return _enqueue(engine, automation, [(record_id, f"automation:{name}:{stamp}:{record_id}") for record_id in ids])
+    return _enqueue(engine, automation, ((record_id, f"automation:{name}:{stamp}:{record_id}") for record_id in ids))
 
 
 def _select(engine: Automations, automation: AutomationSpec, context: Context,
@@ -103,14 +107,15 @@ def _select(engine: Automations, automation: AutomationSpec, context: Context,
     return [row[0] if value is None else (row[0], row[1]) for row in rows]
 
 
-def _enqueue(engine: Automations, automation: AutomationSpec, keyed: list[tuple[int, str]]) -> int:
+def _enqueue(engine: Automations, automation: AutomationSpec, keyed: Iterable[tuple[int, str]]) -> int:
+    """Enqueue the runs (record id, key): a statement and a transaction per batch; how many were new."""
     jobs = engine.rt.jobs
+    payload = engine.swept_payload
     done = 0
     for batch in _batches(keyed):
         with write_transaction(engine.rt.engine) as tx:
-            for record_id, key in batch:
-                done += bool(jobs.enqueue("automation.run", engine.payload(automation, automation.entity, record_id,
-                                                                           run=key), key=key, conn=tx))
+            done += jobs.enqueue_many(RUN_TASK, [(payload(automation, record_id, key), key)
+                                                 for record_id, key in batch], conn=tx)
     return done
 
 
@@ -127,7 +132,7 @@ def sweep(engine: Automations, now: dt.datetime | None = None) -> int:
 def sweep_one(engine: Automations, automation: AutomationSpec, now: dt.datetime) -> int:
     state = engine.rt.tables.metadata.tables[SWEEP_TABLE]
     found = due(engine, automation, now)
-    keyed = [(record_id, f"automation:{automation.name}:{record_id}:{_stamp(value)}") for record_id, value in found]
+    keyed = ((record_id, f"automation:{automation.name}:{record_id}:{_stamp(value)}") for record_id, value in found)
     done = _enqueue(engine, automation, keyed)
     with write_transaction(engine.rt.engine) as tx:
         updated = tx.execute(state.update().where(state.c.automation == automation.name).values(swept_at=now))

@@ -5,52 +5,25 @@
 
 from __future__ import annotations
 
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, request
 
 from ..errors import Conflict, Forbidden, NotFound
-from ..metadata.builtin_entities import _field, _id, _spec
-from ..metadata.spec import EntitySpec, Option
 from ..permissions import ADMIN_ROLE
-from ..query import ALL, NOT_NULL, Source
 from . import store
 
 if TYPE_CHECKING:
+    from ..query import Source
     from ..runtime import Runtime
 
 blueprint = Blueprint("crmkit_jobs", __name__, url_prefix="/api/v1/jobs")
 
 
-def job_spec() -> EntitySpec:
-    """The job table as the list grammar reads it."""
-    statuses = tuple(Option(name, MappingProxyType({"en": name})) for name in store.STATUSES)
-    return _spec("job", "Jobs", "后台任务", (
-        _id("id", "ID", "编号"),
-        _field("task", "string", "Task", "任务"),
-        _field("status", "enum", "Status", "状态", options=statuses),
-        _field("key", "string", "Idempotency key", "幂等键"),
-        _field("payload", "json", "Payload", "参数"),
-        _field("attempts", "integer", "Attempts", "尝试次数"),
-        _field("max_attempts", "integer", "Max attempts", "最多尝试"),
-        _field("due_at", "datetime", "Due at", "到期时间"),
-        _field("last_error", "text", "Last error", "最近错误"),
-        _field("created_at", "datetime", "Created at", "创建时间"),
-        _field("updated_at", "datetime", "Updated at", "更新时间"),
-        _field("finished_at", "datetime", "Finished at", "完成时间"),
-    ), sort=("-id",), search=("task", "key"))
-
-
 def job_source(rt: Runtime) -> Source:
-    """The jobs as a list source (made once per runtime)."""
-    found: Source | None = getattr(rt.jobs, "_source", None)
-    if found is None:
-        spec = job_spec()
-        found = Source("crmkit_job", spec, rt.jobs.table, None, ALL, frozenset(spec.fields), NOT_NULL | {"due_at"})
-        rt.jobs._source = found  # type: ignore[attr-defined]
-    return found
+    """The jobs as a list source (crmkit.jobs.source, made once per runtime)."""
+    return rt.jobs.source
 
 
 def _admin() -> tuple[Runtime, Any]:

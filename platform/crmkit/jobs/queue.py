@@ -25,7 +25,7 @@ import signal
 import threading
 import traceback
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -39,6 +39,7 @@ from .store import DEAD, DONE, PENDING, QUEUED, RUNNING
 from .tasks import TASKS, PermanentFailure
 
 if TYPE_CHECKING:
+    from ..query import Source
     from ..runtime import Runtime
 
 log = logging.getLogger("crmkit.jobs")
@@ -88,6 +89,7 @@ class Jobs:
         self._swept_at: dt.datetime | None = None
         self._paused = 0
         self._claims: dict[tuple[Any, ...], Any] = {}
+        self._source: Source | None = None
         t = self.table
         mine = t.update().where(t.c.id == sa.bindparam("p_id"), t.c.status == RUNNING,
                                 t.c.locked_by == sa.bindparam("p_token"))
@@ -114,16 +116,8 @@ class Jobs:
         exists if and only if that transaction commits. ``key`` makes the call
         idempotent: a second job with the same key is not added (returns
         False; True when the job was added)."""
-        registered = TASKS.get(task)
-        if registered is None:
-            raise LookupError(f"no task {task!r} is registered (known: {', '.join(sorted(TASKS)) or 'none'})")
         store.check_key(key)
-        if run_at is not None and run_at.tzinfo is None:
-            raise ValueError("run_at must be an aware datetime (with a time zone)")
-        moment = store.now()
-        values = {"task": task, "payload": store.json_payload(task, payload), "key": key, "status": PENDING,
-                  "attempts": 0, "max_attempts": registered.max_attempts or self.settings.jobs_max_attempts,
-                  "due_at": run_at or moment, "created_at": moment, "updated_at": moment}
+        values = {**self._common(task, run_at), "payload": store.json_payload(task, payload), "key": key}
         if conn is not None:
             added = self._insert(conn, values)
         else:
@@ -131,6 +125,40 @@ class Jobs:
                 added = self._insert(own, values)
             self._wake.set()
         return added
+
+    def enqueue_many(self, task: str, items: Iterable[tuple[Mapping[str, Any], str | None]], *,
+                     conn: sa.Connection | None = None, run_at: dt.datetime | None = None) -> int:
+        """Add many jobs of one ``task`` at once: ``items`` are (payload, key)
+        pairs, checked as :meth:`enqueue` checks one (a bad one: nothing is
+        added); the rows go in as one multi-row INSERT ... SELECT from a JSON
+        array (ON CONFLICT DO NOTHING on the key: a key already taken, or
+        taken twice in ``items``, adds one job), whatever their number:
+        callers batch (a few thousand per transaction). With ``conn``, in that
+        connection's transaction; how many jobs were added. Workers see them
+        as they see enqueue's (the Redis relay moves committed rows)."""
+        common = self._common(task, run_at)
+        items = list(items)
+        if not items:
+            return 0
+        batch = store.json_batch(task, items)
+        if conn is not None:
+            return store.insert_batch_once(conn, self.table, common, batch, "key", "payload")
+        with write_transaction(self.engine) as own:
+            added = store.insert_batch_once(own, self.table, common, batch, "key", "payload")
+        self._wake.set()
+        return added
+
+    def _common(self, task: str, run_at: dt.datetime | None) -> dict[str, Any]:
+        """The values a new job of ``task`` shares with every other (checked: a registered task, an aware time)."""
+        registered = TASKS.get(task)
+        if registered is None:
+            raise LookupError(f"no task {task!r} is registered (known: {', '.join(sorted(TASKS)) or 'none'})")
+        if run_at is not None and run_at.tzinfo is None:
+            raise ValueError("run_at must be an aware datetime (with a time zone)")
+        moment = store.now()
+        return {"task": task, "status": PENDING, "attempts": 0,
+                "max_attempts": registered.max_attempts or self.settings.jobs_max_attempts,
+                "due_at": run_at or moment, "created_at": moment, "updated_at": moment}
 
     def _insert(self, conn: sa.Connection, values: dict[str, Any]) -> bool:
         if values["key"] is None:
@@ -370,19 +398,32 @@ class Jobs:
             row = conn.execute(sa.select(self.table).where(self.table.c.id == job_id)).mappings().first()
         return dict(row) if row else None
 
-    def list(self, *, status: str | None = None, task: str | None = None, after_id: int | None = None,
-             limit: int = 50) -> list[dict[str, Any]]:
-        """Jobs, newest first (``after_id``: those older than that id)."""
-        t = self.table
-        query = sa.select(t).order_by(t.c.id.desc()).limit(limit)
-        if status is not None:
-            query = query.where(t.c.status == status)
-        if task is not None:
-            query = query.where(t.c.task == task)
-        if after_id is not None:
-            query = query.where(t.c.id < after_id)
+    @property
+    def source(self) -> Source:
+        """The job table as a list source (crmkit.jobs.source): how the jobs are read."""
+        if self._source is None:
+            from .source import job_source
+
+            self._source = job_source(self.table)
+        return self._source
+
+    def list(self, *, status: str | None = None, task: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Jobs, newest first, through the query builder as the jobs API reads them (``crmkit jobs list``)."""
+        from ..permissions import SYSTEM
+
+        queries = self.runtime.queries
+        args = [("sort", "-id"), *((("status", status),) if status else ()), *((("task", task),) if task else ())]
+        request = queries.parse_list(self.source, args, self.runtime.permissions.of(SYSTEM))
+        request.limit = limit
         with self.engine.connect() as conn:
-            return [dict(row) for row in conn.execute(query).mappings()]
+            rows = queries.page(conn, self.source, request, actor=SYSTEM).mappings()
+        # A page carries SQLite's timestamps as the API's text (no datetime made per row): here, datetimes.
+        moments = [name for name, f in self.source.spec.fields.items() if f.type == "datetime"]
+        for row in rows:
+            for name in moments:
+                if isinstance(row.get(name), str):
+                    row[name] = dt.datetime.fromisoformat(row[name])
+        return rows
 
     def replay(self, job_id: int) -> bool:
         """Run a dead job again, with its attempts from zero; False when there

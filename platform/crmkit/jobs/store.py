@@ -79,15 +79,20 @@ def check_key(key: str | None) -> None:
 def json_payload(task: str, payload: Mapping[str, Any]) -> dict[str, Any]:
     """The payload as it will be stored: a JSON object (a clear error now
     rather than a job that can never be read back)."""
+    loaded = json.loads(json_text(task, payload))
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def json_text(task: str, payload: Mapping[str, Any]) -> str:
+    """The payload as JSON text, checked as json_payload checks it."""
     if not isinstance(payload, Mapping):
         raise TypeError(f"job {task!r}: the payload must be a mapping, not {type(payload).__name__}")
     try:
-        loaded = json.loads(json.dumps(dict(payload), ensure_ascii=False, allow_nan=False))
+        return json.dumps(dict(payload), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise TypeError(f"job {task!r}: the payload must be JSON (strings, numbers, booleans, null, lists, "
                         f"objects): {exc}") from None
-    assert isinstance(loaded, dict)
-    return loaded
 
 
 def insert_once(conn: sa.Connection, table: sa.Table, values: Mapping[str, Any], key_column: str) -> bool:
@@ -107,6 +112,58 @@ def insert_once(conn: sa.Connection, table: sa.Table, values: Mapping[str, Any],
         return False
     conn.execute(table.insert().values(**values))
     return True
+
+
+def json_batch(task: str, items: Sequence[tuple[Mapping[str, Any], str | None]]) -> str:
+    """(payload, key) pairs as one JSON text ``[[payload, key], ...]``, each
+    payload checked as json_payload checks one (the encoder runs once for
+    the batch; on an error, the faulty payload is found and named as
+    json_payload names it)."""
+    pairs: list[list[Any]] = []
+    for payload, key in items:
+        if not isinstance(payload, dict):
+            if not isinstance(payload, Mapping):
+                raise TypeError(f"job {task!r}: the payload must be a mapping, not {type(payload).__name__}")
+            payload = dict(payload)
+        check_key(key)
+        pairs.append([payload, key])
+    try:
+        return json.dumps(pairs, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError):
+        for payload, _key in pairs:
+            json_payload(task, payload)
+        raise
+
+
+def insert_batch_once(conn: sa.Connection, table: sa.Table, common: Mapping[str, Any], batch: str,
+                      key_column: str, json_column: str) -> int:
+    """Insert a row per element of ``batch`` (json_batch's text: [[the JSON
+    column's value, the key], ...]), with the ``common`` values, unless a
+    row with its key exists (rows without a key always go in); how many
+    went in. PostgreSQL and SQLite: one INSERT ... SELECT from the JSON
+    array ... ON CONFLICT DO NOTHING, whatever the batch's size (its
+    parameters: one per common value and the batch)."""
+    dialect = conn.dialect.name
+    if dialect not in ("postgresql", "sqlite"):
+        return sum(insert_once(conn, table, {**common, json_column: payload, key_column: key}, key_column)
+                   for payload, key in json.loads(batch))
+    items: Any = sa.bindparam("p_batch", batch, type_=sa.Text)
+    value: sa.ColumnElement[Any]
+    key: sa.ColumnElement[Any]
+    if dialect == "postgresql":
+        element = sa.func.jsonb_array_elements(sa.cast(items, postgresql.JSONB)).table_valued("value").alias("e")
+        value, key = element.c.value.op("->")(0), element.c.value.op("->>")(1)
+        insert: Any = postgresql.insert
+    else:
+        element = sa.func.json_each(items).table_valued("value").alias("e")
+        value, key = sa.func.json_extract(element.c.value, "$[0]"), sa.func.json_extract(element.c.value, "$[1]")
+        insert = sqlite.insert
+    names = list(common)
+    rows = sa.select(*(sa.bindparam(f"p_{name}", common[name], type_=table.c[name].type) for name in names),
+                     value, key).select_from(element).where(sa.true())  # WHERE: SQLite's upsert after a SELECT
+    stmt = (insert(table).from_select([*names, json_column, key_column], rows)
+            .on_conflict_do_nothing(index_elements=[key_column]).returning(table.c[key_column]))
+    return len(conn.execute(stmt).all())
 
 
 def due_rows(table: sa.Table, statuses: Sequence[str], moment: Any, limit: int) -> sa.Select[Any]:

@@ -90,7 +90,7 @@ automations:
 
 | trigger | fires |
 |---|---|
-| `{created: E}` / `{deleted: E}` | a record of E was created / went to the recycle bin |
+| `{created: E}` / `{deleted: E}` | a record of E was created / went to the recycle bin (where its actions cannot change it: `set`, `tag`, `untag`, `transition`, `assign`, `return_to_pool` are refused) |
 | `{updated: E}` / `{updated: E, fields: [a, b]}` | a record of E changed (with `fields`: one of them changed) |
 | `{transition: W}` / `{transition: W.MOVE}` | any move of workflow W / that move, by anyone (an automation's too) |
 | `{tag_added: T}` / `{tag_removed: T}` | tag T went on / off a record, by hand, by an automation or by its rule |
