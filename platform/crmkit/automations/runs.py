@@ -49,6 +49,8 @@ def declare(metadata: sa.MetaData) -> sa.Table:
         sa.Column("finished_at", UTCDateTime(), nullable=False),
         sa.Index("ix_crmkit_automation_run_record", "entity", "record_id", "id"),
         sa.Index("ix_crmkit_automation_run_automation", "automation", "id"),
+        # The daily retention deletes by age.
+        sa.Index("ix_crmkit_automation_run_finished", "finished_at"),
         sqlite_autoincrement=True,
     )
 

@@ -53,6 +53,8 @@ def define_tables(metadata: sa.MetaData) -> None:
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.Column("finished_at", UTCDateTime()),
         sa.Index("ix_crmkit_job_status_due", "status", "due_at", "id"),
+        # The retention deletes done jobs by age.
+        sa.Index("ix_crmkit_job_status_finished", "status", "finished_at"),
         sqlite_autoincrement=True,
     )
     sa.Table(
