@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import MINI_FILES, SAMPLE_CONFIG, make_config
-from crmkit import cli as cli_module
 from crmkit.cli import cli
+from crmkit.cli import people as cli_people
 from crmkit.errors import Unauthorized
 from crmkit.runtime import build
 from crmkit.settings import Settings
@@ -65,7 +65,7 @@ def logs_in(directory, username: str, password: str) -> bool:
 @pytest.fixture
 def terminal(monkeypatch):
     """Someone at a terminal answers the prompts."""
-    monkeypatch.setattr(cli_module, "_on_terminal", lambda: True)
+    monkeypatch.setattr(cli_people, "_on_terminal", lambda: True)
 
 
 # ---------------------------------------------------------------- users
