@@ -9,7 +9,7 @@ not allow, fields hidden from them, and the parameters of fields they may not
 filter on. Views are cached per combination of roles.
 """
 
+from .assembly import build_document
 from .caller_view import document
-from .document import build_document
 
 __all__ = ["build_document", "document"]

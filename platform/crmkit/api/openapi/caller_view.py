@@ -9,7 +9,7 @@ import json
 
 from ...permissions import ADMIN_ROLE, Access
 from ...runtime import Runtime
-from .document import build_document
+from .assembly import build_document
 from .pieces import _CACHE_KEY, ACCESS, ADMIN_ONLY, ENTITY, FIELD, NEEDS, TAGS
 
 
