@@ -216,6 +216,25 @@ def _info(entity: EntitySpec, ea: EntityAccess, row: Mapping[str, Any], cells: C
     return out
 
 
+def untitled(entity: EntitySpec, record_id: int) -> str:
+    """What names a record whose title the reader does not see (or that has none)."""
+    return f"{label_text(entity.label, locale(), entity.name)} #{record_id}"
+
+
+def record_title(rt: Runtime, conn: sa.Connection, entity: EntitySpec, record_id: int, cells: Cells) -> str:
+    """The record's title as the record page shows it to the reader (the pages
+    behind its panels are headed by it too): its title field read through the
+    query builder, masked where their field rules say, a ref as its record's
+    title; the entity's label and the id when they do not see it. A record
+    the reader may not read does not exist for them: 404."""
+    ea = cells.access.entity(entity.name)
+    row = rt.queries.read_one(conn, entity, record_id, actor=cells.actor, fields=frozenset({entity.title}))
+    if row is None:
+        abort(404)
+    cells.load(conn, cells.refs_of(entity, ea, [row], only=(entity.title,)))
+    return cells.title(entity, ea, row).text or untitled(entity, record_id)
+
+
 def record_view(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor) -> RecordView:
     access = rt.permissions.of(actor)
     ea = access.entity(entity.name)
@@ -238,8 +257,7 @@ def record_view(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor) -
         listed = (rt.records.transitions(entity.name, record_id, actor, conn=conn)
                   if rt.records.workflows.get(entity.name) and ea.allows("transition") else [])
         collaborators = rt.records.sharing.listed(conn, entity.name, record_id) if entity.owned else []
-    title = cells.title(entity, ea, row).text
-    title = title or f"{label_text(entity.label, locale(), entity.name)} #{record_id}"
+    title = cells.title(entity, ea, row).text or untitled(entity, record_id)
     view = RecordView(entity, record_id, row, title, _sections(entity, ea, row, cells), _info(entity, ea, row, cells),
                       may)
     view.tags = tags
@@ -577,6 +595,7 @@ def related_list(entity_name: str, record_id: int, relation: str):
             page = rt.queries.related_page(conn, entity, record_id, rel, list_request, actor=actor)
             rows = page.mappings()
             cells.load(conn, cells.refs_of(other, oea, rows))
+            record = None if is_htmx() else record_title(rt, conn, entity, record_id, cells)
     except NotFound:
         abort(404)
     except CrmError as exc:
@@ -596,7 +615,7 @@ def related_list(entity_name: str, record_id: int, relation: str):
                "title_label": label_text(title_field.label, language, other.title), "more": more, "here": here}
     if is_htmx():
         return render_template("_record_related_rows.html" if cursor else "_record_related.html", **context)
-    return render_template("record_related.html", **context)
+    return render_template("record_related.html", record_title=record, **context)
 
 
 # ------------------------------------------------------------------ the timeline
@@ -609,12 +628,13 @@ def _timeline_context(entity: EntitySpec, record_id: int, cursor: str | None) ->
     try:
         with rt.engine.connect() as conn:
             entries, after = timeline.read(conn, cursor)
+            title = None if is_htmx() else record_title(rt, conn, entity, record_id, cells)
     except NotFound:
         abort(404)
     except CrmError as exc:
         abort(400, _failed(exc))
     here = _record_url(entity, record_id, "/timeline")
-    return {"entity": entity, "record_id": record_id, "entries": entries, "here": here,
+    return {"entity": entity, "record_id": record_id, "record_title": title, "entries": entries, "here": here,
             "more": f"{here}?{urlencode({'cursor': after})}" if after else None}
 
 
