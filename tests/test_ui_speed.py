@@ -20,7 +20,7 @@ from crmkit.app import create_app
 from crmkit.metadata.spec import FieldSpec, Option
 from crmkit.settings import Settings
 from crmkit.ui import display, lists
-from test_ui_record import BROWSER, World, get
+from test_ui_record import BROWSER, World, created, get
 from test_ui_shell import ROLES_YAML, log_in
 
 
@@ -256,3 +256,15 @@ def test_the_kept_list_page_gives_each_request_its_own_rows_token_and_page_links
     assert admin.post("/api/v1/customer", json={"name": "新客户"}).status_code == 201
     again = ann.get("/app/customer?limit=2", headers=BROWSER).get_data(as_text=True)
     assert "新客户" in again and "客户1&lt;b&gt;" not in again  # the rows are read each time
+
+
+def test_the_kept_related_lists_of_a_record_page_carry_the_records_own_id(world):
+    rep = world.app.test_client(user="sales_rep")
+    ids = [created(rep, "customer", name=f"相关{n}") for n in range(2)]
+    for record_id in ids + ids[:1]:
+        html = get(world.app, "sales_rep", f"/app/customer/{record_id}")
+        assert f'hx-get="/app/customer/{record_id}/related/contacts"' in html
+        assert f'href="/app/contact/new?customer={record_id}"' in html
+        assert html.count("/related/") == html.count(f"/app/customer/{record_id}/related/")
+    kept = world.app.extensions["crmkit_kept_parts"]._parts
+    assert [key for key in kept if key[:2] == ("record-related", "customer")]

@@ -17,7 +17,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote_plus, urlencode
 
 import sqlalchemy as sa
 from flask import abort, current_app, flash, g, render_template, request
@@ -104,8 +104,9 @@ class Section:
 class Related:
     relation: RelationSpec
     label: str
-    url: str
-    add_url: str | None
+    #: the list's URL and its "Add" link's (HTML: the record's id may be a mark, crmkit.ui.fragments)
+    url: Markup
+    add_url: Markup | None
     #: the placeholder link's words (translated here: a template's _() costs ten times a call from Python)
     show: str = ""
 
@@ -142,7 +143,6 @@ class RecordView:
     may: Allowed
     moves: list[Move] = field(default_factory=list)
     collaborators: list[dict[str, Any]] = field(default_factory=list)
-    related: list[Related] = field(default_factory=list)
     states: list[tuple[str, Cell]] = field(default_factory=list)
     #: the record's tags and those the reader may put on (None: no tags for this reader)
     tags: RecordTags | None = None
@@ -269,7 +269,6 @@ def record_view(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor) -
     if rt.records.workflows.get(entity.name) and ea.allows("transition"):  # no buttons for a role without moves
         view.moves = _moves(rt, entity, listed, actor, ea, in_scope)
     view.collaborators = collaborators
-    view.related = _related(rt, entity, record_id, access)
     return view
 
 
@@ -320,11 +319,13 @@ def _picker_users(rt: Runtime, conn: sa.Connection, actor: Actor) -> list[tuple[
             if r["id"] != actor.id]
 
 
-def _related(rt: Runtime, entity: EntitySpec, record_id: int, access: Access) -> list[Related]:
+def _related(rt: Runtime, entity: EntitySpec, record_id: int | Markup, access: Access) -> list[Related]:
     """The related lists the reader may read, with an "Add" link prefilled
-    with this record where they may create the other record and set its ref."""
+    with this record where they may create the other record and set its ref
+    (``record_id``: its id, or the mark of a kept part where it goes)."""
     out = []
     language = locale()
+    rid = record_id if isinstance(record_id, Markup) else escape(str(record_id))
     for rel in entity.relations.values():
         other = rt.spec.entities.get(rel.entity)
         if other is None or not access.entity(other.name).allows("read"):
@@ -334,10 +335,10 @@ def _related(rt: Runtime, entity: EntitySpec, record_id: int, access: Access) ->
         if rel.kind == "one_to_many":
             via = rel.field or entity.name
             if oea.allows("create") and via in oea.writable:
-                add_url = f"/app/{other.name}/new?" + urlencode({via: record_id})
+                add_url = Markup(f"/app/{escape(other.name)}/new?{escape(quote_plus(via))}=") + rid
         label = label_text(rel.label, language, "") or label_text(other.plural, language, other.name)
-        out.append(Related(rel, label, _record_url(entity, record_id, f"/related/{rel.name}"), add_url,
-                           gettext("Show %(what)s", what=label)))
+        url = Markup(f"/app/{escape(entity.name)}/") + rid + Markup(f"/related/{escape(rel.name)}")
+        out.append(Related(rel, label, url, add_url, gettext("Show %(what)s", what=label)))
     return out
 
 
@@ -380,7 +381,22 @@ def _render_page(view: RecordView) -> str:
     adding = quick_add(rt, view.entity, access)
     return render_template("record.html", view=view, entity=view.entity, quick=adding,
                            quick_form=lambda: _fresh_quick_form(rt, view, adding, actor, access),
+                           related_sections=lambda: _related_sections(rt, view, access),
                            pickers=asks_refs(rt, view.entity))
+
+
+def _related_sections(rt: Runtime, view: RecordView, access: Access) -> Markup:
+    """The record's related lists (their headings, "Add" links and the
+    placeholders htmx loads them into), kept rendered (crmkit.ui.fragments)
+    per entity, language and roles: which lists show, and whether they may
+    add to each, is their roles' to say; the record's id is put in."""
+    key = ("record-related", view.entity.name, locale(), access.roles, access.system)
+
+    def render() -> str:
+        return render_template("_record_related_sections.html",
+                               related=_related(rt, view.entity, mark("record_id"), access))
+
+    return fill(kept_parts().get(key, render), {"record_id": view.record_id})
 
 
 def _fresh_quick_form(rt: Runtime, view: RecordView, adding: tuple[ActivitySource, list[FieldSpec]] | None,
