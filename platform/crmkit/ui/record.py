@@ -228,9 +228,10 @@ def record_title(rt: Runtime, conn: sa.Connection, entity: EntitySpec, record_id
     title; the entity's label and the id when they do not see it. A record
     the reader may not read does not exist for them: 404."""
     ea = cells.access.entity(entity.name)
-    row = rt.queries.read_one(conn, entity, record_id, actor=cells.actor, fields=frozenset({entity.title}))
-    if row is None:
+    found = rt.queries.read_one(conn, entity, record_id, actor=cells.actor, fields=frozenset({entity.title}))
+    if found is None:
         abort(404)
+    row: Mapping[str, Any] = dict(found)
     cells.load(conn, cells.refs_of(entity, ea, [row], only=(entity.title,)))
     return cells.title(entity, ea, row).text or untitled(entity, record_id)
 
