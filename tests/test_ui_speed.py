@@ -1,8 +1,10 @@
 """What the screens do to be quick, and that it changes nothing they show:
-the shell kept per roles and language holds nothing of one user, a list's
+the shell kept per roles and language holds nothing of one user, the kept
+list page gets each request's own rows, token and page links, a list's
 column rules and batch escaping write what one value at a time wrote, the
-record page asks its may-they questions in one read, and a ref picker's
-search is one read along an index. (The figures are bench/ui_list.py and
+record page asks its may-they questions in one read and keeps its related
+lists' frame with the record's own id put in, and a ref picker's search is
+one read along an index. (The figures are bench/ui_list.py and
 bench/ui_record.py: a test here checks behaviour and statement counts, not time.)"""
 
 from __future__ import annotations
