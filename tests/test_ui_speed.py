@@ -258,6 +258,10 @@ def test_the_kept_list_page_gives_each_request_its_own_rows_token_and_page_links
     assert admin.post("/api/v1/customer", json={"name": "新客户"}).status_code == 201
     again = ann.get("/app/customer?limit=2", headers=BROWSER).get_data(as_text=True)
     assert "新客户" in again and "客户1&lt;b&gt;" not in again  # the rows are read each time
+    lists = [key for key in kept if key[0] == "list"]
+    searched = ann.get("/app/customer?q=%3Cb%3E", headers=BROWSER).get_data(as_text=True)
+    assert 'value="&lt;b&gt;"' in searched and "客户2&lt;b&gt;" in searched
+    assert [key for key in kept if key[0] == "list"] == lists  # a search's list is not kept
 
 
 def test_the_kept_related_lists_of_a_record_page_carry_the_records_own_id(world):

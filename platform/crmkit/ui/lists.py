@@ -727,7 +727,8 @@ def list_part(template: str, context: Mapping[str, Any], access: Access, actor: 
     titles among them: a part is shared only by requests that would render
     the same), whether there are rows, a next page, a count. The rows, the
     panels (kept on their own), this page's URLs and the user's token are put
-    in per request, escaped."""
+    in per request, escaped. A search's list is not kept: searches are
+    typed, each seldom asked for twice."""
     state: ListState = context["state"]
     page: Page = context["page"]
     rows: Sequence[Row] = context["rows"]
@@ -749,6 +750,8 @@ def list_part(template: str, context: Mapping[str, Any], access: Access, actor: 
         marks = {name: mark(value) for name, value in LIST_MARKS.items()}
         return render_template(template, **context, **marks, list_tools=lambda: mark("tools"))
 
+    if state.searched:  # typed as the user types: seldom asked for twice, it would only push the others out
+        return fill(render(), values)
     return fill(kept_parts().get(key, render), values)
 
 
