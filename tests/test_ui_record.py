@@ -569,3 +569,14 @@ def test_orders_marked_as_timeline_show_on_their_customer(make_app, tmp_path):
     timeline = get(app, "admin", f"/app/customer/{customer}/timeline", htmx=True)
     assert "entry-activity" in timeline and "¥9.90" in timeline
     assert f'hx-post="/app/customer/{customer}/activities"' in get(app, "admin", f"/app/customer/{customer}")
+
+
+def test_the_pages_behind_the_panels_are_headed_by_the_records_title(world):
+    """The related list's and the timeline's pages (without JavaScript) name the
+    record as its page does: by its title, not by its kind and id."""
+    base = f"/app/customer/{world.customer}"
+    for path in (f"{base}/related/contacts", f"{base}/timeline"):
+        html = get(world.app, "sales_rep", path)
+        crumbs = re.search(r'<nav class="breadcrumb".*?</nav>', html, re.S).group(0)
+        assert f'<a href="{base}">王小明</a>' in crumbs and f"#{world.customer}" not in crumbs
+        get(world.app, "rep2", path, status=404)  # a record the reader may not read: still none

@@ -1,8 +1,10 @@
 """What the screens do to be quick, and that it changes nothing they show:
-the shell kept per roles and language holds nothing of one user, a list's
+the shell kept per roles and language holds nothing of one user, the kept
+list page gets each request's own rows, token and page links, a list's
 column rules and batch escaping write what one value at a time wrote, the
-record page asks its may-they questions in one read, and a ref picker's
-search is one read along an index. (The figures are bench/ui_list.py and
+record page asks its may-they questions in one read and keeps its related
+lists' frame with the record's own id put in, and a ref picker's search is
+one read along an index. (The figures are bench/ui_list.py and
 bench/ui_record.py: a test here checks behaviour and statement counts, not time.)"""
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from crmkit.app import create_app
 from crmkit.metadata.spec import FieldSpec, Option
 from crmkit.settings import Settings
 from crmkit.ui import display, lists
-from test_ui_record import BROWSER, World, get
+from test_ui_record import BROWSER, World, created, get
 from test_ui_shell import ROLES_YAML, log_in
 
 
@@ -221,3 +223,54 @@ def test_a_list_whose_ref_filter_is_in_force_keeps_no_panel(app):
     assert not [key for key in kept if key[0] == "list-tools" and ("owner_id", str(dora)) in key[-1]]
     client.get("/app/customer", headers=BROWSER)
     assert [key for key in kept if key[0] == "list-tools"]  # without one, they are kept
+
+
+# ---------------------------------------------------------------- the kept list page
+
+def test_the_kept_list_page_gives_each_request_its_own_rows_token_and_page_links(app):
+    """The list page's content is kept per roles, language and list (crmkit.ui.lists.list_part):
+    the rows, the user's token and the URLs of the page they are on are each request's own."""
+    admin = app.test_client()
+    for n in range(3):
+        assert admin.post("/api/v1/customer", json={"name": f"客户{n}<b>"}).status_code == 201
+    ann, ann_csrf = log_in(app, "ann")
+    bob, bob_csrf = log_in(app, "bob")  # the same roles, but each their own "Mine" link
+    ids = {name: app.extensions["crmkit"].directory.user(name)["id"] for name in ("ann", "bob")}
+    kept = app.extensions["crmkit_kept_parts"]._parts
+    first = {}
+    for client, me, mine, theirs in ((ann, "ann", ann_csrf, bob_csrf), (bob, "bob", bob_csrf, ann_csrf),
+                                     (ann, "ann", ann_csrf, bob_csrf)):
+        html = client.get("/app/customer?limit=2", headers=BROWSER).get_data(as_text=True)
+        bulk = re.search(r'<form class="bulk".*?</form>', html, re.S).group(0)
+        assert f'name="csrf_token" value="{mine}"' in bulk and theirs not in html
+        assert 'name="next" value="/app/customer?limit=2"' in bulk
+        assert "客户2&lt;b&gt;" in bulk and "客户1&lt;b&gt;" in bulk and "客户0" not in bulk
+        assert f'owner_id={ids[me]}">我的<' in html
+        first[me] = re.search(r'<main .*?</main>', html, re.S).group(0).replace(mine, "")
+    assert first["ann"].replace(f'owner_id={ids["ann"]}"', "") == first["bob"].replace(f'owner_id={ids["bob"]}"', "")
+    assert len([key for key in kept if key[0] == "list"]) == 2  # ann's kept for her second visit
+    cursor = re.search(r'<a rel="next" href="/app/customer\?limit=2&amp;cursor=([^"&]+)"', first["ann"]).group(1)
+    second = ann.get(f"/app/customer?limit=2&cursor={cursor}", headers=BROWSER).get_data(as_text=True)
+    bulk = re.search(r'<form class="bulk".*?</form>', second, re.S).group(0)
+    assert "客户0&lt;b&gt;" in bulk and "客户1" not in bulk and 'rel="next"' not in second
+    assert f'name="next" value="/app/customer?limit=2&amp;cursor={cursor}"' in bulk  # this page's own URL
+    assert ">首页<" in second or "First page" in second
+    assert admin.post("/api/v1/customer", json={"name": "新客户"}).status_code == 201
+    again = ann.get("/app/customer?limit=2", headers=BROWSER).get_data(as_text=True)
+    assert "新客户" in again and "客户1&lt;b&gt;" not in again  # the rows are read each time
+    lists = [key for key in kept if key[0] == "list"]
+    searched = ann.get("/app/customer?q=%3Cb%3E", headers=BROWSER).get_data(as_text=True)
+    assert 'value="&lt;b&gt;"' in searched and "客户2&lt;b&gt;" in searched
+    assert [key for key in kept if key[0] == "list"] == lists  # a search's list is not kept
+
+
+def test_the_kept_related_lists_of_a_record_page_carry_the_records_own_id(world):
+    rep = world.app.test_client(user="sales_rep")
+    ids = [created(rep, "customer", name=f"相关{n}") for n in range(2)]
+    for record_id in ids + ids[:1]:
+        html = get(world.app, "sales_rep", f"/app/customer/{record_id}")
+        assert f'hx-get="/app/customer/{record_id}/related/contacts"' in html
+        assert f'href="/app/contact/new?customer={record_id}"' in html
+        assert html.count("/related/") == html.count(f"/app/customer/{record_id}/related/")
+    kept = world.app.extensions["crmkit_kept_parts"]._parts
+    assert [key for key in kept if key[:2] == ("record-related", "customer")]

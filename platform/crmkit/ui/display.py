@@ -213,6 +213,22 @@ def _number_rule(language: str) -> Callable[[Decimal], str] | None:
     return None
 
 
+@lru_cache(maxsize=16)
+def _whole_rule(language: str, number_rule: Callable[[Decimal], str]) -> Callable[[int], str]:
+    """The number rule of a language for Python ints (what it gives for their
+    Decimal), without the Decimal: a list shows an integer column fifty times."""
+    probe = number_rule(Decimal(-1234567))
+    body = number_rule(Decimal(1234567))
+    group, minus = body[1], probe[:-len(body)]
+
+    def rule(value: int) -> str:
+        text = format(abs(value), ",")
+        if group != ",":
+            text = text.replace(",", group)
+        return minus + text if value < 0 else text
+    return rule
+
+
 def local_moment(value: dt.datetime, timezone: dt.tzinfo | str) -> dt.datetime:
     """A stored moment in the app's timezone (one without an offset is taken
     as UTC, how it is stored)."""
@@ -346,7 +362,13 @@ def value_rule(field: FieldSpec, language: str, timezone: dt.tzinfo | str) -> Ca
         number_rule = _number_rule(language)
         if number_rule is None:
             return lambda value: number(value, language)
-        return lambda value: number(value, language) if isinstance(value, float) else number_rule(Decimal(value))
+        whole = _whole_rule(language, number_rule)
+
+        def a_number(value: Any) -> str:
+            if type(value) is int:  # an integer field's every value: grouped without Decimal's rounding
+                return whole(value)
+            return number(value, language) if isinstance(value, float) else number_rule(Decimal(value))
+        return a_number
     if kind == "date":
         return lambda value: date(value, language)
     if kind == "datetime":

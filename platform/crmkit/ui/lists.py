@@ -696,13 +696,63 @@ def entity_list(entity_name: str):
         "chips": chips_of(state, language, tag_words, known),
         "may_create": ea.allows("create"), "may_export": ea.allows("export"),
         "searchable": any(n in ea.readable for n in entity.list.search),
-        "query": dict(state.args).get("q", ""), "table_rows": table_rows,
+        "query": dict(state.args).get("q", ""), "tabs": tabs_of(rt, state, access, mine, language),
+        "owner_links": owner_links(state, ea, actor),
     }
-    context.update(tabs=tabs_of(rt, state, access, mine, language), owner_links=owner_links(state, ea, actor),
-                   list_tools=lambda: list_tools(rt, state, ea, access, actor, language, known))
+    values = {"csrf": g.get("crmkit_csrf", ""), "here": state.url,
+              "count_url": lambda: state.url(("count",), ("count", "true")),
+              "next_url": lambda: state.url(("cursor",), ("cursor", page.next)) if page.next else "",
+              "rows": lambda: table_rows(rows, state.path, bool(bulk.actions)),
+              "tools": lambda: list_tools(rt, state, ea, access, actor, language, known)}
     if is_htmx() and request.headers.get("HX-Target") == "list-results":
-        return render_template("_list_results.html", **context)  # htmx swaps 200s only: the error shows inline
-    return render_template("list.html", **context), status
+        # htmx swaps 200s only: the error shows inline
+        return list_part("_list_results.html", context, access, actor, language, values)
+    return render_template("list.html", list_content=list_part("_list_page.html", context, access, actor, language,
+                                                               values), **context), status
+
+
+#: What a kept part of the list page holds in place of this request's own values (crmkit.ui.fragments).
+LIST_MARKS = {"csrf_token": "csrf", "here_url": "here", "count_url": "count_url", "next_url": "next_url",
+              "table_rows": "rows"}
+
+
+def list_part(template: str, context: Mapping[str, Any], access: Access, actor: Actor, language: str,
+              values: Mapping[str, Any]) -> Markup:
+    """The list page's content (or its results, for htmx), kept rendered
+    (crmkit.ui.fragments): a page has a few hundred template values around
+    its rows, the same for everyone who asks for the same list with the same
+    roles and language. The key holds everything the templates read but the
+    marks: the list's arguments but its cursor, the page's tabs, links,
+    chips, columns and bulk actions (each user's own saved views, names and
+    titles among them: a part is shared only by requests that would render
+    the same), whether there are rows, a next page, a count. The rows, the
+    panels (kept on their own), this page's URLs and the user's token are put
+    in per request, escaped. A search's list is not kept: searches are
+    typed, each seldom asked for twice."""
+    state: ListState = context["state"]
+    page: Page = context["page"]
+    rows: Sequence[Row] = context["rows"]
+    bulk: Bulk = context["bulk"]
+    error = context["error"]
+    key = ("list", template, is_htmx(), request.script_root, state.entity.name, language, access.roles,
+           access.system, actor.id is not None, state.view.name if state.view else None, state.columns,
+           tuple((k, v) for k, v in state.args if k != "cursor"), state.paged, bool(rows),
+           bool(rows) and rows[0].claim is not None, page.count, page.next is not None,
+           None if error is None else str(error.message),
+           bulk.actions, tuple(bulk.users), tuple(bulk.moves),
+           tuple((c.field.name, c.label, c.sort, c.sort_url) for c in context["columns"]),
+           tuple((c.text, c.remove_url) for c in context["chips"]),
+           tuple((t.label, t.url, t.current, t.saved.id if t.saved else None) for t in context["tabs"]),
+           tuple((t.label, t.url, t.current) for t in context["owner_links"]),
+           context["may_create"], context["may_export"], context["searchable"])
+
+    def render() -> str:
+        marks = {name: mark(value) for name, value in LIST_MARKS.items()}
+        return render_template(template, **context, **marks, list_tools=lambda: mark("tools"))
+
+    if state.searched:  # typed as the user types: seldom asked for twice, it would only push the others out
+        return fill(render(), values)
+    return fill(kept_parts().get(key, render), values)
 
 
 @bp.post("/<entity_name>/bulk")

@@ -17,7 +17,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote_plus, urlencode
 
 import sqlalchemy as sa
 from flask import abort, current_app, flash, g, render_template, request
@@ -104,8 +104,9 @@ class Section:
 class Related:
     relation: RelationSpec
     label: str
-    url: str
-    add_url: str | None
+    #: the list's URL and its "Add" link's (HTML: the record's id may be a mark, crmkit.ui.fragments)
+    url: Markup
+    add_url: Markup | None
     #: the placeholder link's words (translated here: a template's _() costs ten times a call from Python)
     show: str = ""
 
@@ -142,7 +143,6 @@ class RecordView:
     may: Allowed
     moves: list[Move] = field(default_factory=list)
     collaborators: list[dict[str, Any]] = field(default_factory=list)
-    related: list[Related] = field(default_factory=list)
     states: list[tuple[str, Cell]] = field(default_factory=list)
     #: the record's tags and those the reader may put on (None: no tags for this reader)
     tags: RecordTags | None = None
@@ -216,6 +216,26 @@ def _info(entity: EntitySpec, ea: EntityAccess, row: Mapping[str, Any], cells: C
     return out
 
 
+def untitled(entity: EntitySpec, record_id: int) -> str:
+    """What names a record whose title the reader does not see (or that has none)."""
+    return f"{label_text(entity.label, locale(), entity.name)} #{record_id}"
+
+
+def record_title(rt: Runtime, conn: sa.Connection, entity: EntitySpec, record_id: int, cells: Cells) -> str:
+    """The record's title as the record page shows it to the reader (the pages
+    behind its panels are headed by it too): its title field read through the
+    query builder, masked where their field rules say, a ref as its record's
+    title; the entity's label and the id when they do not see it. A record
+    the reader may not read does not exist for them: 404."""
+    ea = cells.access.entity(entity.name)
+    found = rt.queries.read_one(conn, entity, record_id, actor=cells.actor, fields=frozenset({entity.title}))
+    if found is None:
+        abort(404)
+    row: Mapping[str, Any] = dict(found)
+    cells.load(conn, cells.refs_of(entity, ea, [row], only=(entity.title,)))
+    return cells.title(entity, ea, row).text or untitled(entity, record_id)
+
+
 def record_view(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor) -> RecordView:
     access = rt.permissions.of(actor)
     ea = access.entity(entity.name)
@@ -238,8 +258,7 @@ def record_view(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor) -
         listed = (rt.records.transitions(entity.name, record_id, actor, conn=conn)
                   if rt.records.workflows.get(entity.name) and ea.allows("transition") else [])
         collaborators = rt.records.sharing.listed(conn, entity.name, record_id) if entity.owned else []
-    title = cells.title(entity, ea, row).text
-    title = title or f"{label_text(entity.label, locale(), entity.name)} #{record_id}"
+    title = cells.title(entity, ea, row).text or untitled(entity, record_id)
     view = RecordView(entity, record_id, row, title, _sections(entity, ea, row, cells), _info(entity, ea, row, cells),
                       may)
     view.tags = tags
@@ -251,7 +270,6 @@ def record_view(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor) -
     if rt.records.workflows.get(entity.name) and ea.allows("transition"):  # no buttons for a role without moves
         view.moves = _moves(rt, entity, listed, actor, ea, in_scope)
     view.collaborators = collaborators
-    view.related = _related(rt, entity, record_id, access)
     return view
 
 
@@ -302,11 +320,13 @@ def _picker_users(rt: Runtime, conn: sa.Connection, actor: Actor) -> list[tuple[
             if r["id"] != actor.id]
 
 
-def _related(rt: Runtime, entity: EntitySpec, record_id: int, access: Access) -> list[Related]:
+def _related(rt: Runtime, entity: EntitySpec, record_id: int | Markup, access: Access) -> list[Related]:
     """The related lists the reader may read, with an "Add" link prefilled
-    with this record where they may create the other record and set its ref."""
+    with this record where they may create the other record and set its ref
+    (``record_id``: its id, or the mark of a kept part where it goes)."""
     out = []
     language = locale()
+    rid = record_id if isinstance(record_id, Markup) else escape(str(record_id))
     for rel in entity.relations.values():
         other = rt.spec.entities.get(rel.entity)
         if other is None or not access.entity(other.name).allows("read"):
@@ -316,10 +336,10 @@ def _related(rt: Runtime, entity: EntitySpec, record_id: int, access: Access) ->
         if rel.kind == "one_to_many":
             via = rel.field or entity.name
             if oea.allows("create") and via in oea.writable:
-                add_url = f"/app/{other.name}/new?" + urlencode({via: record_id})
+                add_url = Markup(f"/app/{escape(other.name)}/new?{escape(quote_plus(via))}=") + rid
         label = label_text(rel.label, language, "") or label_text(other.plural, language, other.name)
-        out.append(Related(rel, label, _record_url(entity, record_id, f"/related/{rel.name}"), add_url,
-                           gettext("Show %(what)s", what=label)))
+        url = Markup(f"/app/{escape(entity.name)}/") + rid + Markup(f"/related/{escape(rel.name)}")
+        out.append(Related(rel, label, url, add_url, gettext("Show %(what)s", what=label)))
     return out
 
 
@@ -362,7 +382,22 @@ def _render_page(view: RecordView) -> str:
     adding = quick_add(rt, view.entity, access)
     return render_template("record.html", view=view, entity=view.entity, quick=adding,
                            quick_form=lambda: _fresh_quick_form(rt, view, adding, actor, access),
+                           related_sections=lambda: _related_sections(rt, view, access),
                            pickers=asks_refs(rt, view.entity))
+
+
+def _related_sections(rt: Runtime, view: RecordView, access: Access) -> Markup:
+    """The record's related lists (their headings, "Add" links and the
+    placeholders htmx loads them into), kept rendered (crmkit.ui.fragments)
+    per entity, language and roles: which lists show, and whether they may
+    add to each, is their roles' to say; the record's id is put in."""
+    key = ("record-related", view.entity.name, locale(), access.roles, access.system)
+
+    def render() -> str:
+        return render_template("_record_related_sections.html",
+                               related=_related(rt, view.entity, mark("record_id"), access))
+
+    return fill(kept_parts().get(key, render), {"record_id": view.record_id})
 
 
 def _fresh_quick_form(rt: Runtime, view: RecordView, adding: tuple[ActivitySource, list[FieldSpec]] | None,
@@ -577,6 +612,7 @@ def related_list(entity_name: str, record_id: int, relation: str):
             page = rt.queries.related_page(conn, entity, record_id, rel, list_request, actor=actor)
             rows = page.mappings()
             cells.load(conn, cells.refs_of(other, oea, rows))
+            record = None if is_htmx() else record_title(rt, conn, entity, record_id, cells)
     except NotFound:
         abort(404)
     except CrmError as exc:
@@ -596,7 +632,7 @@ def related_list(entity_name: str, record_id: int, relation: str):
                "title_label": label_text(title_field.label, language, other.title), "more": more, "here": here}
     if is_htmx():
         return render_template("_record_related_rows.html" if cursor else "_record_related.html", **context)
-    return render_template("record_related.html", **context)
+    return render_template("record_related.html", record_title=record, **context)
 
 
 # ------------------------------------------------------------------ the timeline
@@ -609,12 +645,13 @@ def _timeline_context(entity: EntitySpec, record_id: int, cursor: str | None) ->
     try:
         with rt.engine.connect() as conn:
             entries, after = timeline.read(conn, cursor)
+            title = None if is_htmx() else record_title(rt, conn, entity, record_id, cells)
     except NotFound:
         abort(404)
     except CrmError as exc:
         abort(400, _failed(exc))
     here = _record_url(entity, record_id, "/timeline")
-    return {"entity": entity, "record_id": record_id, "entries": entries, "here": here,
+    return {"entity": entity, "record_id": record_id, "record_title": title, "entries": entries, "here": here,
             "more": f"{here}?{urlencode({'cursor': after})}" if after else None}
 
 

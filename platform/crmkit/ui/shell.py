@@ -27,11 +27,11 @@ from werkzeug.exceptions import Forbidden, HTTPException
 
 from ..api.http import current_actor
 from ..errors import Forbidden as CrmForbidden
-from ..permissions import ADMIN_ROLE
+from ..permissions import ADMIN_ROLE, Access
 from ..runtime import Runtime
 from .fragments import fill, kept_parts, mark
 from .i18n import locale, offered, remember_language
-from .navigation import navigation
+from .navigation import NavGroup, navigation
 from .security import redirect_to
 
 bp = Blueprint("crmkit_app", __name__, url_prefix="/app")
@@ -96,7 +96,10 @@ def _approvals_item(rt: Runtime, actor: Any) -> Markup:
     """The navigation's link to the approvals waiting for this user (nothing when none do)."""
     from .approvals import waiting_count
 
-    return Markup(render_template("_nav_approvals.html", approvals_waiting=waiting_count(rt, actor)))
+    waiting = waiting_count(rt, actor)
+    if not waiting:  # the template shows nothing then: most users, on most pages
+        return Markup("")
+    return Markup(render_template("_nav_approvals.html", approvals_waiting=waiting))
 
 
 @bp.context_processor
@@ -106,7 +109,20 @@ def shell_context() -> dict[str, Any]:
     actor = current_actor()
     access = rt.permissions.of(actor)
     return {"spec": rt.spec, "actor": actor, "csrf_token": g.get("crmkit_csrf", ""),
-            "nav_groups": navigation(rt.spec, access), "is_admin": ADMIN_ROLE in access.roles}
+            "nav_groups": _navigation(rt, access), "is_admin": ADMIN_ROLE in access.roles}
+
+
+def _navigation(rt: Runtime, access: Access) -> list[NavGroup]:
+    """The menu of these roles, worked out once per spec and roles (every
+    template a page renders asks for it: the page, the bell, its parts)."""
+    kept = current_app.extensions.get("crmkit_navigation")
+    if kept is None or kept[0] is not rt.spec:
+        kept = current_app.extensions["crmkit_navigation"] = (rt.spec, {})
+    menus: dict[tuple[tuple[str, ...], bool], list[NavGroup]] = kept[1]
+    key = (access.roles, access.system)
+    if key not in menus:
+        menus[key] = navigation(rt.spec, access)
+    return list(menus[key])
 
 
 @bp.post("/language")
