@@ -274,3 +274,27 @@ def test_the_kept_related_lists_of_a_record_page_carry_the_records_own_id(world)
         assert html.count("/related/") == html.count(f"/app/customer/{record_id}/related/")
     kept = world.app.extensions["crmkit_kept_parts"]._parts
     assert [key for key in kept if key[:2] == ("record-related", "customer")]
+
+
+
+def test_the_shells_counts_are_one_read_and_each_users_own(world):
+    """The bell's unread count and the approvals badge are one statement per
+    page (not a connection each), the user a parameter: each user gets theirs."""
+    from crmkit.messaging.store import Origin
+
+    rt = world.app.extensions["crmkit"]
+    with rt.engine.connect() as conn:
+        users = rt.tables.users
+        ids = dict(conn.execute(sa.select(users.c.username, users.c.id)
+                                .where(users.c.username.in_(("sales_rep", "rep2")))).all())
+    for n in range(3):
+        rt.messaging.store.notify(key=f"speed-{n}", user_id=ids["sales_rep"], recipient="sales_rep",
+                                  title={"en": "Call back", "zh": "回电"}, body={"en": "", "zh": ""},
+                                  language="en", origin=Origin(None, None, None))
+    bell = re.compile(r'<span class="bell-count">(\d+)</span>')
+    with statements(rt.engine) as seen:
+        html = get(world.app, "sales_rep", "/app/")
+    counts = [s for s, _ in seen if "crmkit_notification" in s or "crmkit_approval_approver" in s]
+    assert len(counts) == 1 and "crmkit_notification" in counts[0] and "crmkit_approval_approver" in counts[0]
+    assert bell.findall(html) == [str(rt.messaging.store.unread_count(ids["sales_rep"]))] != ["0"]
+    assert bell.findall(get(world.app, "rep2", "/app/")) == [str(rt.messaging.store.unread_count(ids["rep2"]))]

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, g, render_template, request
+import sqlalchemy as sa
+from flask import Blueprint, Flask, render_template, request
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 
@@ -15,21 +16,11 @@ from ..errors import NotFound
 from ..ui.display import moment
 from ..ui.i18n import locale
 from ..ui.security import redirect_to
-from ..ui.shell import add_user_part, shell_context
+from ..ui.shell import add_user_part, shell_context, user_count
 from .store import notification_json
 
 bp = Blueprint("crmkit_notifications", __name__, url_prefix="/app")
 PAGE_SIZE = 50
-
-
-def unread_notifications() -> int | None:
-    """The caller's unread count (None for pages without a user), read once per request."""
-    actor = current_actor()
-    if actor.id is None or not request.path.startswith("/app"):
-        return None
-    if "crmkit_unread" not in g:
-        g.crmkit_unread = runtime().messaging.store.unread_count(actor.id)
-    return g.crmkit_unread
 
 
 @bp.get("/notifications")
@@ -63,9 +54,13 @@ def mark_read(notification_id: int) -> Response:
 def bell(rt: Any, actor: Any) -> Markup:
     """The top bar's bell with this user's unread count (put in per request:
     the top bar itself is kept and shared, crmkit.ui.shell)."""
-    return Markup(render_template("_topbar_bell.html", unread=unread_notifications()))
+    return Markup(render_template("_topbar_bell.html", unread=user_count(rt, actor, "bell")))
+
+
+def _unread(rt: Any) -> sa.ScalarSelect[Any]:
+    return rt.messaging.store.unread_count_query()
 
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
-    add_user_part(app, "bell", bell)
+    add_user_part(app, "bell", bell, count=_unread)

@@ -173,12 +173,18 @@ class MessageStore:
         return True
 
     def unread_count(self, user_id: int, conn: sa.Connection | None = None) -> int:
-        t = self.notifications
-        query = sa.select(sa.func.count()).select_from(t).where(t.c.user_id == user_id, t.c.read_at.is_(None))
+        query = sa.select(self.unread_count_query())
         if conn is not None:
-            return int(conn.execute(query).scalar_one())
+            return int(conn.execute(query, {"user_id": user_id}).scalar_one())
         with self.engine.connect() as own:
-            return int(own.execute(query).scalar_one())
+            return int(own.execute(query, {"user_id": user_id}).scalar_one())
+
+    def unread_count_query(self) -> sa.ScalarSelect[Any]:
+        """:meth:`unread_count` as SQL, of the user in the bind parameter ``user_id``
+        (the shell's bell reads it with the shell's other counts in one statement)."""
+        t = self.notifications
+        return sa.select(sa.func.count()).select_from(t).where(
+            t.c.user_id == sa.bindparam("user_id"), t.c.read_at.is_(None)).scalar_subquery()
 
     def notifications_of(self, user_id: int, *, unread: bool = False, before: int | None = None,
                          limit: int = 50) -> list[sa.RowMapping]:

@@ -114,14 +114,6 @@ def record_approvals(rt: Runtime, conn: sa.Connection, entity_name: str, record_
     return cards(rt, conn, pending or found[:1], actor)
 
 
-def waiting_count(rt: Runtime, actor: Actor) -> int:
-    """How many approvals wait for the user (the navigation's link and badge)."""
-    if actor.id is None:
-        return 0
-    with rt.engine.connect() as conn:
-        return rt.records.approvals.count_pending(conn, actor)
-
-
 @bp.get("/approvals")
 def approvals_page():
     """The queue: approvals waiting for the user's decision, and their own requests."""

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any, NoReturn
 
+import sqlalchemy as sa
 from flask import Blueprint, Flask, abort, current_app, g, render_template, request
 from jinja2.runtime import Context
 from jinja2.utils import pass_context
@@ -77,6 +78,8 @@ def shell_part(context: Context, name: str) -> Markup:
 
 #: Makes one user's own item of the shell (a count, a badge): HTML for this user, now.
 UserPart = Callable[[Runtime, Any], Markup]
+#: A user part's number as SQL: a scalar subquery on the bind parameter ``user_id``.
+UserCount = Callable[[Runtime], "sa.ScalarSelect[Any]"]
 
 
 def user_parts() -> dict[str, UserPart]:
@@ -86,17 +89,47 @@ def user_parts() -> dict[str, UserPart]:
     return current_app.extensions.setdefault("crmkit_user_parts", {"approvals": _approvals_item})
 
 
-def add_user_part(app: Flask, name: str, made: UserPart) -> None:
-    """Add an item of the shell that is each user's own (see :func:`user_parts`)."""
+def _user_counts() -> dict[str, UserCount]:
+    return current_app.extensions.setdefault("crmkit_user_part_counts", {"approvals": _approvals_waiting})
+
+
+def add_user_part(app: Flask, name: str, made: UserPart, *, count: UserCount | None = None) -> None:
+    """Add an item of the shell that is each user's own (see :func:`user_parts`);
+    ``count``, when it shows a number, is that number as SQL, which the part
+    reads with :func:`user_count`."""
     with app.app_context():
         user_parts()[name] = made
+        if count is not None:
+            _user_counts()[name] = count
+        current_app.extensions.pop("crmkit_user_counts_statement", None)
+
+
+def user_count(rt: Runtime, actor: Any, name: str) -> int:
+    """This user's number for the shell's part ``name``. Every part's number
+    is read in one statement, once per request (a page shows the bell and the
+    approvals badge: one round trip, not one connection each); the statement
+    is built once per runtime, its user a bind parameter."""
+    if actor.id is None:
+        return 0
+    counts = g.get("crmkit_user_counts")
+    if counts is None:
+        kept = current_app.extensions.get("crmkit_user_counts_statement")
+        if kept is None or kept[0] is not rt:
+            made = _user_counts()
+            statement = sa.select(*(count(rt).label(part) for part, count in made.items()))
+            kept = current_app.extensions["crmkit_user_counts_statement"] = (rt, statement)
+        with rt.engine.connect() as conn:
+            counts = g.crmkit_user_counts = dict(conn.execute(kept[1], {"user_id": actor.id}).one()._mapping)
+    return int(counts[name] or 0)
+
+
+def _approvals_waiting(rt: Runtime) -> sa.ScalarSelect[Any]:
+    return rt.records.approvals.pending_count_query()
 
 
 def _approvals_item(rt: Runtime, actor: Any) -> Markup:
     """The navigation's link to the approvals waiting for this user (nothing when none do)."""
-    from .approvals import waiting_count
-
-    waiting = waiting_count(rt, actor)
+    waiting = user_count(rt, actor, "approvals")
     if not waiting:  # the template shows nothing then: most users, on most pages
         return Markup("")
     return Markup(render_template("_nav_approvals.html", approvals_waiting=waiting))
