@@ -17,7 +17,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..metadata.spec import EntitySpec, FieldSpec, ListSpec, Option
+from ..metadata.builtin_entities import platform_field, platform_id, platform_spec
+from ..metadata.spec import EntitySpec, Option
 from ..query import ALL, NOT_NULL, Source
 from ..sqltypes import UTC, UTCDateTime, json_type
 
@@ -55,30 +56,23 @@ def declare(metadata: sa.MetaData) -> sa.Table:
     )
 
 
-def _field(name: str, type_: str, en: str, zh: str, **options: Any) -> FieldSpec:
-    return FieldSpec(name, type_, MappingProxyType({"en": en, "zh": zh}), readonly=True, **options)
-
-
 def runs_spec() -> EntitySpec:
     """The run log as the list grammar reads it."""
     statuses = tuple(Option(s, MappingProxyType({"en": s})) for s in STATUSES)
-    fields = (
-        _field("id", "integer", "ID", "编号", system=True),
-        _field("automation", "string", "Automation", "自动化"),
-        _field("entity", "string", "Entity", "对象"),
-        _field("record_id", "integer", "Record", "记录", system=True),
-        _field("trigger", "string", "Trigger", "触发"),
-        _field("depth", "integer", "Depth", "深度"),
-        _field("status", "enum", "Result", "结果", options=statuses),
-        _field("condition", "boolean", "Condition", "条件"),
-        _field("results", "json", "Actions", "动作"),
-        _field("error", "string", "Error", "错误"),
-        _field("started_at", "datetime", "Started at", "开始时间"),
-        _field("finished_at", "datetime", "Finished at", "结束时间"),
-    )
-    label = MappingProxyType({"en": "Automation runs", "zh": "自动化运行记录"})
-    return EntitySpec(RUNS, label, label, "id", False, MappingProxyType({f.name: f for f in fields}),
-                      list=ListSpec((), ("-id",)))
+    return platform_spec(RUNS, "Automation runs", "自动化运行记录", (
+        platform_id("id", "ID", "编号"),
+        platform_field("automation", "string", "Automation", "自动化"),
+        platform_field("entity", "string", "Entity", "对象"),
+        platform_id("record_id", "Record", "记录"),
+        platform_field("trigger", "string", "Trigger", "触发"),
+        platform_field("depth", "integer", "Depth", "深度"),
+        platform_field("status", "enum", "Result", "结果", options=statuses),
+        platform_field("condition", "boolean", "Condition", "条件"),
+        platform_field("results", "json", "Actions", "动作"),
+        platform_field("error", "string", "Error", "错误"),
+        platform_field("started_at", "datetime", "Started at", "开始时间"),
+        platform_field("finished_at", "datetime", "Finished at", "结束时间"),
+    ), sort=("-id",))
 
 
 def runs_source(table: sa.Table) -> Source:

@@ -8,7 +8,7 @@ from types import MappingProxyType
 
 import sqlalchemy as sa
 
-from ..metadata.builtin_entities import _field, _id, _spec
+from ..metadata.builtin_entities import platform_field, platform_id, platform_spec
 from ..metadata.spec import EntitySpec, Option
 from ..query import ALL, NOT_NULL, Source
 from . import store
@@ -17,19 +17,19 @@ from . import store
 def job_spec() -> EntitySpec:
     """The job table as the list grammar reads it."""
     statuses = tuple(Option(name, MappingProxyType({"en": name})) for name in store.STATUSES)
-    return _spec("job", "Jobs", "后台任务", (
-        _id("id", "ID", "编号"),
-        _field("task", "string", "Task", "任务"),
-        _field("status", "enum", "Status", "状态", options=statuses),
-        _field("key", "string", "Idempotency key", "幂等键"),
-        _field("payload", "json", "Payload", "参数"),
-        _field("attempts", "integer", "Attempts", "尝试次数"),
-        _field("max_attempts", "integer", "Max attempts", "最多尝试"),
-        _field("due_at", "datetime", "Due at", "到期时间"),
-        _field("last_error", "text", "Last error", "最近错误"),
-        _field("created_at", "datetime", "Created at", "创建时间"),
-        _field("updated_at", "datetime", "Updated at", "更新时间"),
-        _field("finished_at", "datetime", "Finished at", "完成时间"),
+    return platform_spec("job", "Jobs", "后台任务", (
+        platform_id("id", "ID", "编号"),
+        platform_field("task", "string", "Task", "任务"),
+        platform_field("status", "enum", "Status", "状态", options=statuses),
+        platform_field("key", "string", "Idempotency key", "幂等键"),
+        platform_field("payload", "json", "Payload", "参数"),
+        platform_field("attempts", "integer", "Attempts", "尝试次数"),
+        platform_field("max_attempts", "integer", "Max attempts", "最多尝试"),
+        platform_field("due_at", "datetime", "Due at", "到期时间"),
+        platform_field("last_error", "text", "Last error", "最近错误"),
+        platform_field("created_at", "datetime", "Created at", "创建时间"),
+        platform_field("updated_at", "datetime", "Updated at", "更新时间"),
+        platform_field("finished_at", "datetime", "Finished at", "完成时间"),
     ), sort=("-id",), search=("task", "key"))
 
 

@@ -20,17 +20,19 @@ from .spec import EntitySpec, FieldSpec, ListSpec, Option
 HISTORY = "history"
 
 
-def _field(name: str, type_: str, en: str, zh: str, **options: Any) -> FieldSpec:
+def platform_field(name: str, type_: str, en: str, zh: str, **options: Any) -> FieldSpec:
+    """A column of a platform table as a read-only field, labelled in both languages."""
     return FieldSpec(name, type_, MappingProxyType({"en": en, "zh": zh}), readonly=True, **options)
 
 
-def _id(name: str, en: str, zh: str) -> FieldSpec:
-    # system integers: filter values are ids (32-bit), as for owner_id
-    return _field(name, "integer", en, zh, system=True)
+def platform_id(name: str, en: str, zh: str) -> FieldSpec:
+    """An id column (a system integer: filter values are 32-bit ids, as for owner_id)."""
+    return platform_field(name, "integer", en, zh, system=True)
 
 
-def _spec(name: str, en: str, zh: str, fields: Iterable[FieldSpec], *, sort: tuple[str, ...],
-          search: tuple[str, ...] = ()) -> EntitySpec:
+def platform_spec(name: str, en: str, zh: str, fields: Iterable[FieldSpec], *, sort: tuple[str, ...],
+                  search: tuple[str, ...] = ()) -> EntitySpec:
+    """A platform table as the list grammar reads it: its fields, default sort and search."""
     label = MappingProxyType({"en": en, "zh": zh})
     return EntitySpec(name, label, label, "id", False, MappingProxyType({f.name: f for f in fields}),
                       list=ListSpec((), sort, search))
@@ -38,53 +40,53 @@ def _spec(name: str, en: str, zh: str, fields: Iterable[FieldSpec], *, sort: tup
 
 def user_spec(role_names: Iterable[str]) -> EntitySpec:
     roles = tuple(Option(name, MappingProxyType({"en": name})) for name in sorted(role_names))
-    return _spec("user", "Users", "用户", (
-        _id("id", "ID", "编号"),
-        _field("username", "string", "User name", "用户名"),
-        _field("display_name", "string", "Name", "姓名"),
-        _field("email", "email", "Email", "邮箱"),
-        _field("mobile", "phone", "Mobile", "手机"),
-        _field("active", "boolean", "Active", "启用"),
-        _field("roles", "multi_enum", "Roles", "角色", options=roles),
-        _id("team_id", "Team", "部门"),
-        _id("superior_id", "Reports to", "上级"),
-        _field("last_login_at", "datetime", "Last login", "最近登录"),
-        _field("created_at", "datetime", "Created at", "创建时间"),
-        _field("updated_at", "datetime", "Updated at", "更新时间"),
+    return platform_spec("user", "Users", "用户", (
+        platform_id("id", "ID", "编号"),
+        platform_field("username", "string", "User name", "用户名"),
+        platform_field("display_name", "string", "Name", "姓名"),
+        platform_field("email", "email", "Email", "邮箱"),
+        platform_field("mobile", "phone", "Mobile", "手机"),
+        platform_field("active", "boolean", "Active", "启用"),
+        platform_field("roles", "multi_enum", "Roles", "角色", options=roles),
+        platform_id("team_id", "Team", "部门"),
+        platform_id("superior_id", "Reports to", "上级"),
+        platform_field("last_login_at", "datetime", "Last login", "最近登录"),
+        platform_field("created_at", "datetime", "Created at", "创建时间"),
+        platform_field("updated_at", "datetime", "Updated at", "更新时间"),
     ), sort=("id",), search=("username", "display_name"))
 
 
 def team_spec() -> EntitySpec:
-    return _spec("team", "Teams", "部门", (
-        _id("id", "ID", "编号"),
-        _field("name", "string", "Name", "名称"),
-        _field("label", "string", "Label", "显示名"),
-        _id("parent_id", "Parent team", "上级部门"),
-        _field("created_at", "datetime", "Created at", "创建时间"),
-        _field("updated_at", "datetime", "Updated at", "更新时间"),
+    return platform_spec("team", "Teams", "部门", (
+        platform_id("id", "ID", "编号"),
+        platform_field("name", "string", "Name", "名称"),
+        platform_field("label", "string", "Label", "显示名"),
+        platform_id("parent_id", "Parent team", "上级部门"),
+        platform_field("created_at", "datetime", "Created at", "创建时间"),
+        platform_field("updated_at", "datetime", "Updated at", "更新时间"),
     ), sort=("id",), search=("name", "label"))
 
 
 def _audit_fields() -> tuple[FieldSpec, ...]:
     return (
-        _id("id", "ID", "编号"),
-        _field("entity", "string", "Entity", "对象"),
-        _id("record_id", "Record", "记录"),
-        _field("action", "string", "Action", "操作"),
-        _id("actor_id", "Actor", "操作人编号"),
-        _field("actor", "string", "Actor name", "操作人"),
-        _field("at", "datetime", "At", "时间"),
-        _field("changes", "json", "Changes", "变更"),
+        platform_id("id", "ID", "编号"),
+        platform_field("entity", "string", "Entity", "对象"),
+        platform_id("record_id", "Record", "记录"),
+        platform_field("action", "string", "Action", "操作"),
+        platform_id("actor_id", "Actor", "操作人编号"),
+        platform_field("actor", "string", "Actor name", "操作人"),
+        platform_field("at", "datetime", "At", "时间"),
+        platform_field("changes", "json", "Changes", "变更"),
     )
 
 
 def audit_spec() -> EntitySpec:
-    return _spec("audit", "Audit trail", "审计日志", _audit_fields(), sort=("-id",))
+    return platform_spec("audit", "Audit trail", "审计日志", _audit_fields(), sort=("-id",))
 
 
 def history_spec() -> EntitySpec:
     """A record's history: its audit entries, without the columns that name the record."""
-    return _spec(HISTORY, "History", "变更历史",
+    return platform_spec(HISTORY, "History", "变更历史",
                  (f for f in _audit_fields() if f.name not in ("entity", "record_id")), sort=("-id",))
 
 
