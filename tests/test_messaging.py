@@ -635,3 +635,16 @@ def test_check_and_start_up_warn_about_channels_without_a_gateway(make_app, conf
         app.extensions["crmkit"].messaging.warn_once()  # once: start-up said it already
     warned = [r.getMessage() for r in caplog.records if r.name == "crmkit.messaging"]
     assert len(warned) == 2 and all("has no gateway configured" in w for w in warned)
+
+
+def test_approvers_and_requester_are_recipients_where_a_move_needs_approval(rt, customer):
+    from crmkit.messaging.recipients import RecipientFinder, check_to
+
+    entity = rt.spec.entities["customer"]
+    assert check_to(rt.spec, entity, ["approvers", "requester"], "in_app") == [
+        "to: approvers: no move of customer needs approval", "to: requester: no move of customer needs approval"]
+    with rt.engine.connect() as conn:
+        finder = RecipientFinder(rt, conn)
+        assert finder.find("approvers", entity, {"id": customer["id"]}, "in_app") == []  # nothing pending
+        told = RecipientFinder(rt, conn, {"approvers": [], "requested_by": None})
+        assert told.find(["approvers", "requester"], entity, {"id": customer["id"]}, "in_app") == []
