@@ -140,6 +140,12 @@ class Messenger:
         locales = self.spec.locales
         return asked if asked in locales else (locales[0] if locales else "en")
 
+    def language_for(self, recipient: Recipient, asked: str | None = None) -> str:
+        """A message's language: the one the action gives, else the user's
+        chosen one (a user recipient), else the app's default (a record's
+        phone or email: a customer)."""
+        return self.language(asked or recipient.language)
+
     # ------------------------------------------------------------ rendering
 
     def render(self, template: TemplateSpec, entity: str | None, record: Mapping[str, Any] | None,
@@ -173,11 +179,12 @@ class Messenger:
         report = Report(f"{channel_name} '{template}'")
         entity_spec = self.spec.entities.get(entity or "")
         origin = Origin(automation, entity, _record_id(record), template)
-        lang = self.language(language)
         with self.rt.engine.connect() as conn:
             recipients = RecipientFinder(self.rt, conn, approval).find(to, entity_spec, record, channel_name)
-            rendered = [(r, *self.render(spec, entity, record, lang, r, conn, approval)) for r in recipients]
-        for recipient, subject, body in rendered:
+            languages = [self.language_for(r, language) for r in recipients]
+            rendered = [(r, lang, *self.render(spec, entity, record, lang, r, conn, approval))
+                        for r, lang in zip(recipients, languages, strict=True)]
+        for recipient, lang, subject, body in rendered:
             address = sender.address(recipient) if sender is not None else None
             if not address:
                 report.no_address.append(recipient.name)
@@ -224,7 +231,7 @@ class Messenger:
             assert recipient.user_id is not None
             made = self.store.notify(key=f"{key}:{IN_APP}:{recipient.user_id}", user_id=recipient.user_id,
                                      recipient=recipient.username or recipient.name, title=titles, body=bodies,
-                                     language=self.language(None), origin=origin)
+                                     language=self.language_for(recipient), origin=origin)
             if made:
                 report.sent.append(recipient.name)
             else:

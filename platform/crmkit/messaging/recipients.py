@@ -207,4 +207,4 @@ class RecipientFinder:
     @staticmethod
     def _user(row: Mapping[str, Any]) -> Recipient:
         return Recipient(name=row["display_name"] or row["username"], email=row["email"], mobile=row["mobile"],
-                         user_id=row["id"], username=row["username"])
+                         user_id=row["id"], username=row["username"], language=row["language"])

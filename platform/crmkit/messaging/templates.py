@@ -269,6 +269,8 @@ class Recipient:
     username: str | None = None
     #: The record it is, when not a user: (entity, id).
     record: tuple[str, int] | None = None
+    #: A user's chosen language (None: a record, or a user who never chose).
+    language: str | None = None
 
 
 def render(source: str, spec: AppSpec, entity: str, record: Mapping[str, Any] | None, read: RowReader,
