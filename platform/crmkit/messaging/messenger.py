@@ -115,7 +115,7 @@ class Messenger:
         self.rt = rt
         self.settings = settings if settings is not None else from_environment()
         self.channels = dict(channels) if channels is not None else load_channels(rt.pm, self.settings)
-        self.store = MessageStore(rt.engine, rt.tables.metadata)
+        self.store = MessageStore(rt.engine, rt.tables.metadata, rt.queries)
         self._warned = False
 
     @property
