@@ -5,13 +5,16 @@ move is made once, on the last approval; everything lands in its history."""
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from conftest import APP_YAML, is_error, make_config, token_for
 from crmkit.loading import load_config
+from crmkit.messaging.store import notification_json
 from crmkit.metadata.problems import ConfigError
 
 DEAL_YAML = """
@@ -431,7 +434,8 @@ def test_the_sample_configs_contract_approval_by_amount(make_app):
     directory = app.extensions["crmkit"].directory
     sales = directory.create_team({"name": "sales"}, SYSTEM)["id"]
     token_for(app, "ceo", ("executive",))
-    token_for(app, "manager", ("sales_manager",), team_id=sales, superior_id="ceo")
+    token_for(app, "manager", ("sales_manager",), team_id=sales, superior_id="ceo", email="manager@example.com",
+              display_name="王经理")
     token_for(app, "seller", ("sales_rep",), team_id=sales, superior_id="manager")
     token_for(app, "cashier", ("finance",))
     seller = client(app, "seller")
@@ -465,8 +469,183 @@ def test_the_sample_configs_contract_approval_by_amount(make_app):
     approved_by(app, approval, "cashier")
     assert status(big) == "approved"
 
+    # The approvers are mailed (no SMTP server here: recorded as not sent) and told in the app.
+    rt = app.extensions["crmkit"]
+    rt.jobs.run_pending()
+    messages = rt.messaging.store.messages
+    with rt.engine.connect() as conn:
+        mails = conn.execute(sa.select(messages).where(messages.c.channel == "email")).mappings().all()
+    assert [(m["recipient"], m["automation"]) for m in mails] == [("manager@example.com", "contract_approval_mail")] * 2
+    assert mails[0]["subject"].startswith("合同待审批：") and "年度合同" in mails[0]["subject"]
+    assert "seller 提交了合同" in mails[0]["body"] and "请您审批（直属上级审批）" in mails[0]["body"]
+    assert "/app/approvals" in mails[0]["body"]
+
     discounted = submitted(contract("9000.00", "35"))
     assert [s["status"] for s in discounted["steps"]] == ["active", "skipped", "waiting"]
     approved_by(app, discounted, "manager")
     rejected = decide(app, discounted, "ceo", "reject", "折扣过高")
     assert rejected.status_code == 200 and status(discounted) == "draft"
+
+
+# ---------------------------------------------------------------- who hears of it
+
+def runtime_of(app):
+    return app.extensions["crmkit"]
+
+
+def notices(app, user: str, language: str = "en") -> list[dict]:
+    """The user's in-app notifications, newest first, after the queued jobs ran."""
+    rt = runtime_of(app)
+    rt.jobs.run_pending()
+    users = rt.tables.users
+    with rt.engine.connect() as conn:
+        user_id = conn.execute(sa.select(users.c.id).where(users.c.username == user)).scalar_one()
+    return [notification_json(row, language) for row in rt.messaging.store.notifications_of(user_id)]
+
+
+def test_each_approver_of_an_opened_step_hears_of_it_in_the_app(app):
+    approval = requested(app, new_deal(app, amount="80000.00"))
+    (boss,) = notices(app, "boss")
+    assert boss["title"] == "Approval requested: Approve – 茶园合同"
+    assert boss["body"] == "rep asks for your approval: Approve of Deal 茶园合同 (Manager)."
+    assert notices(app, "boss", "zh")[0]["title"] == "待您审批：审批通过｜茶园合同"
+    assert notices(app, "fin1") == [] and notices(app, "rep") == []  # not their step yet, nothing decided
+    page = client(app, "boss").get("/app/notifications").get_data(as_text=True)
+    assert 'href="/app/approvals"' in page and "前往审批" in page  # the app's language: zh
+
+    approved_by(app, approval, "boss")
+    assert [n["body"] for n in notices(app, "fin1")] == [
+        "rep asks for your approval: Approve of Deal 茶园合同 (Finance)."]
+    assert len(notices(app, "fin2")) == 1 and len(notices(app, "boss")) == 1
+    approved_by(app, approval, "fin1")
+    (told,) = notices(app, "rep")
+    assert told["title"] == "Your request was approved: Approve – 茶园合同"
+    assert told["body"] == "fin1 approved Approve of Deal 茶园合同"
+    assert notices(app, "rep", "zh")[0]["body"] == "fin1 已通过您提交的交易「茶园合同」的「审批通过」"
+    assert runtime_of(app).jobs.run_pending() == 0  # nothing left, nothing sent twice
+
+
+def test_the_requester_hears_of_a_rejection_with_its_reason(app):
+    approval = requested(app, new_deal(app, amount="10.00"))
+    assert decide(app, approval, "boss", "reject", "折扣太高").status_code == 200
+    (told,) = notices(app, "rep")
+    assert told["title"] == "Your request was rejected: Approve – 茶园合同"
+    assert told["body"] == "boss rejected Approve of Deal 茶园合同: 折扣太高"
+    assert notices(app, "rep", "zh")[0]["title"] == "审批已驳回：审批通过｜茶园合同"
+
+
+def test_a_withdrawn_request_tells_nobody_more(app):
+    approval = requested(app, new_deal(app, amount="10.00"))
+    assert client(app, "rep").post(f"/api/v1/approvals/{approval['id']}/cancel").status_code == 200
+    assert len(notices(app, "boss")) == 1 and notices(app, "rep") == []
+
+
+REMINDED = WORKFLOW_YAML.replace("        approval:\n          mode: any\n",
+                                 "        approval:\n          mode: any\n          remind_after: 24h\n")
+
+
+def test_a_step_still_undecided_is_reminded_once_per_period(make_app, tmp_path):
+    from crmkit.jobs.schedules import collect
+    from crmkit.messaging.approval_notices import REMIND_TASK
+
+    app = make_app(make_config(tmp_path / "config", {**FILES, "workflows/deal.yaml": REMINDED}))
+    for name, (roles, superior) in PEOPLE.items():
+        token_for(app, name, roles, **({"superior_id": superior} if superior else {}))
+    rt = runtime_of(app)
+    assert "approvals:remind" in [s.name for s in collect(rt)]
+    move = next(m for m in rt.spec.workflows[0].transitions if m.name == "approve")
+    assert move.approval.remind_after == dt.timedelta(hours=24)
+    approval = requested(app, new_deal(app, amount="80000.00"))
+    other = requested(app, new_deal(app, amount="10.00"), "escalate")  # no remind_after on this move
+
+    def sweep_at(hours_ago: float) -> list[str]:
+        t = rt.records.approvals.table
+        with rt.engine.begin() as conn:
+            conn.execute(t.update().values(requested_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=hours_ago)))
+        rt.jobs.enqueue(REMIND_TASK, {})
+        return [n["title"] for n in notices(app, "boss")]
+
+    assert sweep_at(23) == ["Approval requested: Approve – 茶园合同"]
+    reminded = sweep_at(25)
+    assert reminded[0] == "Reminder: Approve – 茶园合同 awaits your approval" and len(reminded) == 2
+    assert len(sweep_at(30)) == 2  # the same period: not again
+    assert len(sweep_at(49)) == 3  # a second period
+    assert len(notices(app, "bigboss")) == 1  # asked, never reminded
+    approved_by(app, approval, "boss")
+    assert notices(app, "fin1")[0]["title"].startswith("Approval requested")
+    assert other["status"] == "pending"
+
+
+APPROVAL_AUTOMATIONS = """
+    automations:
+      ask_approvers:
+        trigger: {approval_requested: deal_approval.approve}
+        do:
+          - notify:
+              to: approvers
+              title: "Please look at {{ name }}"
+              body: "{{ approval.requester }} asks: {{ approval.transition }} ({{ approval.step }})"
+      rejected:
+        trigger: {approval_decided: deal_approval, outcome: rejected}
+        when: "amount > 5"
+        do:
+          - notify:
+              to: [requester, owner]
+              body: "{{ approval.outcome }} by {{ approval.decided_by }}: {{ approval.comment }}"
+      any_decision:
+        trigger: {approval_decided: deal_approval.approve}
+        do:
+          - notify: {to: {role: board}, body: "{{ approval.outcome }}"}
+"""
+
+
+def test_automations_wait_for_approvals_and_reach_their_approvers(make_app, tmp_path):
+    app = make_app(make_config(tmp_path / "config", {**FILES, "automations/approvals.yaml": APPROVAL_AUTOMATIONS}))
+    for name, (roles, superior) in PEOPLE.items():
+        token_for(app, name, roles, **({"superior_id": superior} if superior else {}))
+    approval = requested(app, new_deal(app, amount="80000.00"))
+    bodies = [n["body"] for n in notices(app, "boss")]
+    assert "rep asks: Approve (Manager)" in bodies and len(bodies) == 2  # the automation's, and the default one
+    approved_by(app, approval, "boss")
+    assert "rep asks: Approve (Finance)" in [n["body"] for n in notices(app, "fin2")]
+    assert decide(app, approval, "fin1", "reject", "太贵").status_code == 200
+    assert [n["body"] for n in notices(app, "rep")][:1] == ["rejected by fin1: 太贵"]
+    assert [n["body"] for n in notices(app, "b1")] == ["rejected"]
+    runs = runtime_of(app).automations.log.table
+    with runtime_of(app).engine.connect() as conn:
+        triggers = sorted(conn.execute(sa.select(runs.c.trigger)).scalars())
+    assert triggers == ["approval_decided: deal_approval (rejected)", "approval_decided: deal_approval.approve",
+                        "approval_requested: deal_approval.approve", "approval_requested: deal_approval.approve"]
+
+
+@pytest.mark.parametrize(("automation", "message"), [
+    ("trigger: {approval_requested: deal_approval.archive}",
+     "move 'archive' of workflow 'deal_approval' needs no approval"),
+    ("trigger: {approval_decided: deal_aproval}", "unknown workflow 'deal_aproval'"),
+    ("trigger: {approval_decided: deal_approval, outcome: approve}",
+     "'approve' is not one of approved, rejected (did you mean 'approved'?)"),
+    ("trigger: {approval_requested: deal_approval, outcome: approved}", "outcome applies to an approval_decided"),
+])
+def test_a_bad_approval_trigger_is_a_located_problem(tmp_path, automation, message):
+    files = {**FILES, "automations/a.yaml": f"""
+        automations:
+          a:
+            {automation}
+            do: [{{notify: {{to: approvers, body: hi}}}}]
+    """}
+    with pytest.raises(ConfigError) as caught:
+        load_config(make_config(tmp_path / "config", files))
+    assert message in str(caught.value), str(caught.value)
+    assert "automations/a.yaml:3:" in str(caught.value)  # the trigger's line
+
+
+def test_an_unknown_approval_variable_is_a_problem(tmp_path):
+    files = {**FILES, "automations/a.yaml": """
+        automations:
+          a:
+            trigger: {approval_decided: deal_approval}
+            do: [{notify: {to: requester, body: "{{ approval.comentt }}"}}]
+    """}
+    with pytest.raises(ConfigError) as caught:
+        load_config(make_config(tmp_path / "config", files))
+    assert "unknown variable 'approval.comentt' (did you mean 'comment'?)" in str(caught.value)

@@ -635,3 +635,33 @@ def test_check_and_start_up_warn_about_channels_without_a_gateway(make_app, conf
         app.extensions["crmkit"].messaging.warn_once()  # once: start-up said it already
     warned = [r.getMessage() for r in caplog.records if r.name == "crmkit.messaging"]
     assert len(warned) == 2 and all("has no gateway configured" in w for w in warned)
+
+
+def test_approvers_and_requester_are_recipients_where_a_move_needs_approval(rt, customer):
+    from crmkit.messaging.recipients import RecipientFinder, check_to
+
+    entity = rt.spec.entities["customer"]
+    assert check_to(rt.spec, entity, ["approvers", "requester"], "in_app") == [
+        "to: approvers: no move of customer needs approval", "to: requester: no move of customer needs approval"]
+    with rt.engine.connect() as conn:
+        finder = RecipientFinder(rt, conn)
+        assert finder.find("approvers", entity, {"id": customer["id"]}, "in_app") == []  # nothing pending
+        told = RecipientFinder(rt, conn, {"approvers": [], "requested_by": None})
+        assert told.find(["approvers", "requester"], entity, {"id": customer["id"]}, "in_app") == []
+
+
+def test_each_user_gets_a_message_in_their_language_a_customer_in_the_apps(app, rt, customer, people, smtp_server):
+    port, sink = smtp_server
+    use(rt, MessagingSettings(smtp=SmtpSettings("127.0.0.1", port, sender="crm@example.com")))
+    rt.directory.remember_language(rt.directory.actor(rt.directory.user("rep")), "en")
+    SendAction().run(ctx(rt, customer, "lang-1"), {"template": "balance_email", "to": ["owner", "superior", "record"]})
+    subjects = {tos[0]: message["Subject"] for tos, message in sink.messages}
+    assert subjects == {"rep@example.com": "Balance of 张三", "boss@example.com": "张三 的余额",  # boss never chose
+                        "zhang@example.com": "张三 的余额"}  # a customer: the app's default language
+    SendAction().run(ctx(rt, customer, "lang-2"), {"template": "balance_email", "to": ["record", "superior"],
+                                                   "language": "en"})
+    assert {message["Subject"] for _, message in sink.messages[3:]} == {"Balance of 张三"}  # language: given
+    NotifyAction().run(ctx(rt, customer, "lang-3"), {"to": "owner", "title": {"zh": "你好", "en": "Hello"},
+                                                     "body": {"zh": "正文", "en": "Body"}})
+    (logged,) = [m for m in rt.messaging.store.of_record("customer", customer["id"]) if m["channel"] == "in_app"]
+    assert logged["subject"] == "Hello"  # the log line of the rep's notification: in their language

@@ -81,8 +81,8 @@ HOOKS = sorted(name for name in dir(hookspecs) if getattr(getattr(hookspecs, nam
 def test_hook_list_is_what_the_platform_calls():
     assert HOOKS == ["crmkit_app_ready", "crmkit_automation_actions", "crmkit_channels", "crmkit_field_types",
                      "crmkit_metadata_dirs", "crmkit_schedules", "crmkit_tables", "record_after_create",
-                     "record_after_delete", "record_after_update", "record_before_create", "record_before_delete",
-                     "record_before_update", "record_tags_changed"]
+                     "record_after_delete", "record_after_update", "record_approval_changed", "record_before_create",
+                     "record_before_delete", "record_before_update", "record_tags_changed"]
 
 
 @pytest.mark.parametrize("hook", HOOKS)

@@ -278,11 +278,11 @@ def test_a_plugin_without_a_declaration_is_taken_as_built_for_1_0(installed, tmp
 
 
 def test_a_newer_minor_version_loads_unless_it_needs_hooks_this_crmkit_lacks(installed, tmp_path):
-    installed("newer", lambda: built_for("1.4"))
+    installed("newer", lambda: built_for("1.5"))
     assert load(_config_with(tmp_path, "newer"))[1].get_plugin("newer") is not None
 
     class NeedsNewHooks:
-        crmkit_hookspec = "1.4"
+        crmkit_hookspec = "1.5"
 
         @hookimpl
         def record_before_restore(self, event):
@@ -290,7 +290,7 @@ def test_a_newer_minor_version_loads_unless_it_needs_hooks_this_crmkit_lacks(ins
 
     installed("needy", NeedsNewHooks)
     message = problem_of(_config_with(tmp_path / "needy", "needy"))
-    assert message.startswith("plugin 'needy' is not a valid crmkit plugin (it is built for hookspec 1.4; "
+    assert message.startswith("plugin 'needy' is not a valid crmkit plugin (it is built for hookspec 1.5; "
                               f"this crmkit has {crmkit.hookspecs.HOOKSPEC_VERSION}):")
     assert "record_before_restore" in message
 

@@ -71,3 +71,5 @@ def test_sample_seeds_and_serves(make_app):
     assert orders["count"] == counts["order"]
     is_error(client.get("/api/v1/customer?nme=x"), 400, "invalid_filter")
     assert client.get("/api/v1/docs").status_code == 200
+    pooled = client.get("/api/v1/customer?count=true&owner_id__isnull=true").get_json()
+    assert pooled["count"] >= 1, "the demo's pool (公海) has customers in it"

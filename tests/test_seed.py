@@ -146,3 +146,10 @@ def test_wechat_ids_look_like_wechat_ids(sample):
     ids = [c["wechat_id"] for c in sample["customer"].values() if c["wechat_id"] is not None]
     assert ids
     assert all(re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{5,19}", wechat_id) for wechat_id in ids), ids
+
+
+def test_some_customers_are_left_in_the_pool(sample):
+    owners = [record["owner_id"] for record in sample["customer"].values()]
+    pooled = owners.count(None)
+    assert 0.05 * len(owners) <= pooled <= 0.3 * len(owners), (pooled, len(owners))
+    assert all(record["owner_id"] is not None for record in sample["opportunity"].values())  # no pool there

@@ -448,3 +448,81 @@ def test_a_move_asks_for_a_ref_with_the_forms_picker(make_app, tmp_path):
     assert done.status_code == 200
     column = rt.spec.entities["deal"].fields["buyer"].column
     assert (stored(deal)["state"], stored(deal)[column]) == ("done", buyer)
+
+
+# ---------------------------------------------------------------- a move that needs approval
+
+APPROVAL_MOVE_FILES = {
+    **MINI_FILES,
+    "entities/deal.yaml": """
+        entity: deal
+        title: name
+        owned: true
+        fields:
+          name: {type: string, required: true}
+          state: {type: enum, options: [open, signed, lost], default: open}
+    """,
+    "workflows/deal.yaml": """
+        workflow: deal_state
+        entity: deal
+        field: state
+        states: [open, signed, lost]
+        initial: open
+        transitions:
+          - name: sign
+            label: {en: Sign, zh: 签约}
+            from: open
+            to: signed
+            approval: {steps: [{role: checker}]}
+          - {name: lose, from: [open, signed], to: lost}
+    """,
+    "roles.yaml": """
+        roles:
+          seller:
+            entities: {deal: {read: own, create: true, transition: own}}
+          checker:
+            entities: {deal: {read: all}}
+    """,
+}
+
+
+def test_a_dropped_card_whose_move_needs_approval_stays_marked_and_says_so(make_app, tmp_path):
+    app = make_app(make_config(tmp_path / "config", APPROVAL_MOVE_FILES))
+    rt = app.extensions["crmkit"]
+    token_for(app, "sel", ("seller",))
+    token_for(app, "chk", ("checker",))
+    seller = rt.directory.actor(rt.directory.user("sel"))
+    deal = rt.records.create("deal", {"name": "D-APPROVE"}, seller)
+    other = rt.records.create("deal", {"name": "D-OTHER"}, seller)
+
+    browser = app.test_client(user="sel")  # one session: the flashed message
+
+    def drop(record: dict, htmx: bool):
+        return browser.post(f"/app/deal/board/{record['id']}/move", data={
+            "transition": "sign", "version": str(record["version"])}, headers=HTMX if htmx else BROWSER)
+
+    response = drop(deal, htmx=True)
+    assert response.status_code == 200
+    from urllib.parse import unquote
+    assert unquote(response.headers["X-Crmkit-Notice"]) == "已提交审批：签约。"
+    html = response.get_data(as_text=True)
+    assert sorted(cards(html)["open"]) == ["D-APPROVE", "D-OTHER"] and cards(html)["signed"] == []
+    marked = card_html(html, deal["id"])
+    assert "card-pending" in marked and "待审批：签约" in marked
+    assert "card-movable" not in marked and "data-moves" not in marked  # locked until decided
+    assert "card-pending" not in card_html(html, other["id"]) and "card-movable" in card_html(html, other["id"])
+    page = app.test_client(user="sel").get("/app/deal/board", headers=BROWSER).get_data(as_text=True)
+    assert "待审批：签约" in card_html(page, deal["id"])
+
+    # Without script: the same move of another card redirects back with the message, the card marked.
+    response = drop(other, htmx=False)
+    assert response.status_code == 303 and response.location.startswith("/app/deal/board")
+    page = browser.get(response.location, headers=BROWSER).get_data(as_text=True)
+    assert "已提交审批：签约。" in page and "card-pending" in card_html(page, other["id"])
+
+    # Decided: the mark goes, the card moves.
+    (approval,) = rt.records.approvals.listing(rt.directory.actor(rt.directory.user("chk")), mine="pending",
+                                               record_id=deal["id"])[0]
+    rt.records.approvals.approve(approval["id"], rt.directory.actor(rt.directory.user("chk")))
+    page = app.test_client(user="sel").get("/app/deal/board", headers=BROWSER).get_data(as_text=True)
+    assert cards(page)["signed"] == ["D-APPROVE"] and "card-pending" not in card_html(page, deal["id"])

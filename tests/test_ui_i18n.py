@@ -180,6 +180,26 @@ def test_choosing_a_language_is_remembered_and_returns_to_the_page(app):
     assert html_lang(client.get("/app/", headers=BROWSER)) == "en"
 
 
+def test_choosing_a_language_is_kept_on_the_user_for_their_messages(app):
+    import sqlalchemy as sa
+
+    client, csrf = logged_in(app)
+    rt = app.extensions["crmkit"]
+    users = rt.tables.users
+
+    def chosen() -> list:
+        with rt.engine.connect() as conn:
+            return list(conn.execute(sa.select(users.c.language).where(users.c.username == "ann")).scalars())
+
+    assert chosen() == [None]
+    client.post("/app/language", data={"lang": "en", "next": "/app/", "csrf_token": csrf})
+    assert chosen() == ["en"]
+    client.post("/app/language", data={"lang": "fr", "next": "/app/", "csrf_token": csrf})
+    assert chosen() == ["en"]  # not a language of the app: nothing changes
+    client.post("/app/language", data={"lang": "zh", "next": "/app/", "csrf_token": csrf})
+    assert chosen() == ["zh"]
+
+
 @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example", "javascript:alert(1)", "", None])
 def test_the_switch_returns_only_to_a_page_of_this_site(app, target):
     client, csrf = logged_in(app)

@@ -153,6 +153,58 @@ def _pending_key(entity: str, record_id: int, workflow: str) -> str:
     return f"{entity}:{record_id}:{workflow}"[:KEY_SIZE]
 
 
+#: The kinds of ApprovalEvent: a step opened (the first: requested), or the approval ended.
+EVENT_KINDS = ("requested", "step", "approved", "rejected", "cancelled")
+
+
+@dataclass(frozen=True)
+class ApprovalEvent:
+    """What the ``record_approval_changed`` hook is told, in the transaction
+    of ``conn``: ``kind`` is one of EVENT_KINDS; ``approvers`` are the users
+    of the step just opened (empty once it ended); ``actor`` acted, with
+    ``comment`` (a decision's, or a withdrawal's)."""
+
+    kind: str
+    entity: str
+    record_id: int
+    approval_id: int
+    workflow: str
+    transition: str
+    step: int | None
+    approvers: tuple[int, ...]
+    requested_by: int | None
+    actor: Actor
+    comment: str | None
+    conn: sa.Connection
+    service: RecordsService
+
+    @property
+    def decided(self) -> bool:
+        return self.kind in ("approved", "rejected")
+
+    def facts(self) -> dict[str, Any]:
+        """What a job about this event knows of the approval (JSON): the
+        ``approval.*`` variables of templates, the ``approvers`` and
+        ``requester`` recipients (crmkit.messaging)."""
+        users = self.service.tables.users
+        ids = {i for i in (self.requested_by, self.actor.id) if i is not None}
+        names = {row.id: row.display_name or row.username for row in self.conn.execute(
+            sa.select(users.c.id, users.c.display_name, users.c.username).where(users.c.id.in_(ids)))} \
+            if ids else {}
+        step_label: Mapping[str, str] = {}
+        if self.step is not None:
+            s = self.service.approvals.steps
+            step_label = self.conn.execute(sa.select(s.c.label).where(
+                s.c.approval_id == self.approval_id, s.c.position == self.step)).scalar() or {}
+        decider = names.get(self.actor.id, self.actor.name) if self.actor.id is not None else self.actor.name
+        return {"id": self.approval_id, "workflow": self.workflow, "transition": self.transition,
+                "event": self.kind, "outcome": self.kind if self.decided else "",
+                "comment": (self.comment or "") if self.decided else "", "position": self.step,
+                "step": dict(step_label), "approvers": list(self.approvers), "requested_by": self.requested_by,
+                "requester": names.get(self.requested_by, "") if self.requested_by is not None else "",
+                "decided_by": decider if self.decided else ""}
+
+
 @dataclass(frozen=True)
 class ApprovalPending:
     """What ``RecordsService.transition`` answers for a move that now waits
@@ -273,6 +325,9 @@ class Approvals:
         skipped = [position for position, (_, users) in enumerate(plan) if users is None]
         # Not the values sent: the trail's field rules apply to fields, not to what an entry nests.
         self._audit(tx, entity.name, record_id, actor, "requested", approval_id, move.name, skipped=skipped or None)
+        self._changed(tx, "requested", {"id": approval_id, "entity": entity.name, "record_id": record_id,
+                                        "workflow": workflow.name, "transition": move.name,
+                                        "requested_by": actor.id}, first, actor, None)
         return ApprovalPending(self._read(tx, approval_id, actor))
 
     def step_label(self, step: ApprovalStepSpec) -> dict[str, str]:
@@ -379,11 +434,13 @@ class Approvals:
                         step=row["step"], comment=text)
             if decision == "rejected":
                 self._finish(tx, row, "rejected", now, text, step_status="rejected")
+                self._changed(tx, "rejected", row, None, actor, text)
             else:
-                self._advance(tx, row, now)
+                self._advance(tx, row, now, actor, text)
             return self._read(tx, approval_id, actor)
 
-    def _advance(self, tx: sa.Connection, row: Mapping[Any, Any], now: dt.datetime) -> None:
+    def _advance(self, tx: sa.Connection, row: Mapping[Any, Any], now: dt.datetime, actor: Actor,
+                 comment: str | None) -> None:
         s, a = self.steps, self.approvers
         position = row["step"]
         mode = tx.execute(sa.select(s.c.mode).where(s.c.approval_id == row["id"], s.c.position == position)).scalar()
@@ -400,11 +457,25 @@ class Approvals:
             tx.execute(s.update().where(s.c.approval_id == row["id"], s.c.position == following)
                        .values(status="active"))
             tx.execute(self.table.update().where(self.table.c.id == row["id"]).values(step=following))
+            self._changed(tx, "step", row, following, actor, comment)
             return
         self._finish(tx, row, "approved", now, None)
         requester = Actor(row["requested_by"], row["requester"], system=True)  # on their behalf
         self.service.transition(row["entity"], row["record_id"], row["transition"], dict(row["data"] or {}),
                                 requester, conn=tx, approved=True)
+        self._changed(tx, "approved", row, None, actor, comment)
+
+    def _changed(self, tx: sa.Connection, kind: str, row: Mapping[Any, Any], step: int | None, actor: Actor,
+                 comment: str | None) -> None:
+        """The ``record_approval_changed`` hook (automations, notifications), in this transaction."""
+        a = self.approvers
+        approvers: tuple[int, ...] = ()
+        if step is not None:
+            approvers = tuple(tx.execute(sa.select(a.c.user_id).where(
+                a.c.approval_id == row["id"], a.c.position == step).order_by(a.c.id)).scalars())
+        self.service.hook.record_approval_changed(event=ApprovalEvent(
+            kind, row["entity"], row["record_id"], row["id"], row["workflow"], row["transition"], step, approvers,
+            row["requested_by"], actor, comment, tx, self.service))
 
     def _finish(self, tx: sa.Connection, row: Mapping[Any, Any], status: str, now: dt.datetime, reason: str | None,
                 *, step_status: str | None = None) -> None:
@@ -435,6 +506,7 @@ class Approvals:
             s = self.steps
             tx.execute(s.update().where(s.c.approval_id == approval_id, s.c.status.in_(("waiting", "active")))
                        .values(status="cancelled"))
+            self._changed(tx, "cancelled", row, None, actor, text)
             return self._read(tx, approval_id, actor)
 
     def withdraw_all(self, tx: sa.Connection, entity: str, record_ids: list[int]) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import pluggy
 
 PROJECT = "crmkit"
-HOOKSPEC_VERSION = "1.3"
+HOOKSPEC_VERSION = "1.4"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
@@ -93,3 +93,9 @@ def record_tags_changed(event):
 def crmkit_automation_actions():
     """Return automation actions: objects with ``name``, ``check``, ``run`` and ``describe``
     (crmkit.automations.actions.ActionType). Since 1.3."""
+
+
+@hookspec
+def record_approval_changed(event):
+    """An approval of a workflow move was requested, moved on to its next step, or was approved, rejected or
+    withdrawn (``event.kind``; crmkit.approvals.ApprovalEvent), in the decision's transaction. Since 1.4."""

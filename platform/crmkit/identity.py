@@ -474,6 +474,16 @@ class Directory:
         with write_transaction(self.engine) as tx:
             return self._update_user(tx, self._own_id(actor), data, actor)
 
+    def remember_language(self, actor: Actor, language: str) -> None:
+        """The language the actor chose on the screens, kept on their user (a
+        preference, not audited): messages to them are written in it."""
+        if actor.id is None:
+            return
+        users = self.tables.users
+        with write_transaction(self.engine) as tx:
+            tx.execute(users.update().where(users.c.id == actor.id, users.c.language.is_distinct_from(language))
+                       .values(language=language))
+
     def change_password(self, current: Any, new: Any, actor: Actor) -> None:
         """The actor's own password, confirmed with the current one; ends their other sessions."""
         if not isinstance(current, str):

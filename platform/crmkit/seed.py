@@ -10,7 +10,8 @@ the config (those of the sample config: sales manager, two sales reps, service,
 marketing, analyst, executive, finance), all with the demo password. Owned
 records are spread over the users whose work they are (customers, contacts,
 opportunities over the sales reps, tickets over service), so that logging in
-as each user shows their role's window onto the same data.
+as each user shows their role's window onto the same data. An entity with a
+pool (公海) keeps about POOL_SHARE of its records without an owner, in the pool.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ EXTRA_REP_TEAMS = ("sales_east", "sales_south")
 #: Whose work the records of an owned entity are, by role; entities not named are sales'.
 OWNER_ROLES = {"ticket": ("service_rep",), "return_visit": ("service_rep",), "lead": ("marketer", "sales_rep")}
 SALES_ROLES = ("sales_rep",)
+#: The share of the records of an entity with a ``pool`` left without an owner, in the pool.
+POOL_SHARE = 0.15
 #: Records per customer, by entity name; entities not named get SIZE_DEFAULT.
 #: A retail shop's book: most customers are people who buy about twice (two
 #: lines an order) and get a follow-up; contracts, invoices and tickets are few.
@@ -522,6 +525,8 @@ class _Seeder:
         self.gen = _Generator(rt, random_seed, today)
         # Owners come from a generator of their own: the records' values stay the same whoever owns them.
         self.owner_rng = random.Random(random_seed + 1)
+        # Which records of a pooled entity are left in the pool: a generator of its own too.
+        self.pool_rng = random.Random(random_seed + 2)
         self.org = org
         self.rollups = _rollups(rt.spec)
         self.families = _families(rt.spec, self.rollups)
@@ -574,6 +579,8 @@ class _Seeder:
         self.shape_after(batch)
         if entity.owned:
             self.assign_owners(batch, parent)
+            if entity.pool is not None:
+                self.leave_in_pool(batch)
         return batch
 
     def values(self, entity: EntitySpec, n: int) -> list[dict]:
@@ -629,6 +636,13 @@ class _Seeder:
         for record in batch.records:
             owner = known.get(record.get(source.name) or 0) if source is not None else None
             record["owner_id"] = owner if owner is not None else choice(pool)
+
+    def leave_in_pool(self, batch: _Batch) -> None:
+        """About POOL_SHARE of the records without an owner: the pool (公海) has
+        something in it for the demo (a rep sees it and may claim from it)."""
+        for record in batch.records:
+            if self.pool_rng.random() < POOL_SHARE:
+                record["owner_id"] = None
 
     # ---------------------------------------------------------------- rolling up and shaping
 

@@ -172,6 +172,8 @@ def _identity_tables(metadata: sa.MetaData) -> None:
         sa.Column("password_hash", sa.String(200)),
         sa.Column("password_changed_at", UTCDateTime()),
         sa.Column("last_login_at", UTCDateTime()),
+        #: The language the user chose on the screens (None: never chose): their messages are written in it.
+        sa.Column("language", sa.String(8)),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.Index("ix_crmkit_user_team_id", "team_id"),

@@ -117,3 +117,28 @@ def test_a_manager_sees_the_teams_board_and_the_home_page(page, sales):
     page.goto("/app/activity/calendar")
     expect(page.locator(".calendar-grid")).to_be_visible()
     assert_accessible(page)
+
+
+def test_a_dropped_contract_goes_for_approval_stays_marked_and_says_so(page, sales, live_server):
+    rt = live_server.app.extensions["crmkit"]
+    directory = rt.directory
+    team = directory.team("browser_sales")["id"]
+    token_for(live_server.app, "ria", ("sales_rep",), password=PASSWORD, team_id=team, superior_id="max")
+    ria = directory.actor(directory.user("ria"))
+    stamp = dt.datetime.now().strftime("%H%M%S%f")
+    customer = rt.records.create("customer", {"name": f"合同客户 {stamp}"}, ria)["id"]
+    name = f"合同-{stamp}"
+    contract = rt.records.create("contract", {"name": name, "customer": customer, "amount": "8000"}, ria)["id"]
+    page.set_viewport_size({"width": 2200, "height": 900})
+    log_in(page, "ria")
+    page.goto("/app/contract/board")
+    contract_card = page.locator("li.card", has_text=name)  # titled by its number, named in a field
+    drag(page, contract_card, column(page, "approved"))
+    expect(page.locator("#messages")).to_contain_text("已提交审批：提交审批。")
+    marked = column(page, "draft").locator("li.card", has_text=name)
+    expect(marked).to_contain_text("待审批：提交审批")
+    expect(marked).to_have_class("card card-own card-pending")
+    with rt.engine.connect() as conn:
+        row = rt.queries.fetch(conn, rt.spec.entities["contract"], contract, actor=SYSTEM)
+    assert row["approval_status"] == "draft"
+    assert_accessible(page)

@@ -2,7 +2,8 @@
    SortableJS does the dragging; the server decides. A card can only be dropped
    on a column its user has a move to (the card's data-moves); a move that
    needs fields first asks for them in a dialog (an HTML fragment from the
-   server); a refused move snaps back and says why. Without this script the
+   server); a refused move snaps back and says why; a move sent for approval
+   stays in its column, marked, with a message. Without this script the
    board is still readable and each card has its move buttons. */
 (function () {
   "use strict";
@@ -100,6 +101,11 @@
       if (answer.response.ok) {
         finish(attempt, false);
         replaceColumns(answer.text);
+        // A move sent for approval: the card stays where it was, marked, and this says why.
+        var notice = answer.response.headers.get("X-Crmkit-Notice");
+        if (notice) {
+          say(decodeURIComponent(notice), "success");
+        }
       } else if (answer.response.headers.get("X-Crmkit-Dialog")) {
         showDialog(attempt, answer.text);
       } else {

@@ -45,6 +45,8 @@ class ActionContext:
     dry_run: bool
     #: How many automation runs led to this one (0: a user's write, a tick).
     depth: int
+    #: An approval trigger's approval (crmkit.approvals.ApprovalEvent.facts), else None.
+    approval: Mapping[str, Any] | None = None
 
 
 @runtime_checkable

@@ -22,7 +22,7 @@ from ..metadata.loader import Document
 from ..metadata.problems import Problem, ProblemList, did_you_mean, shown
 from ..metadata.spec import AppSpec, EntitySpec, humanize
 from .actions import ActionType
-from .spec import TRIGGER_KINDS, ActionStep, AutomationSpec, TriggerSpec
+from .spec import APPROVAL_EVENTS, OUTCOMES, TRIGGER_KINDS, ActionStep, AutomationSpec, TriggerSpec
 
 TIME = re.compile(r"^\s*([0-9]+)\s*([dhm])\s+(before|after)\s+([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)\s*$")
 UNITS = {"d": dt.timedelta(days=1), "h": dt.timedelta(hours=1), "m": dt.timedelta(minutes=1)}
@@ -115,6 +115,8 @@ class _Compiler:
         value = given[kind]
         if "fields" in given and kind != "updated":
             self.problems.add(doc, at + ("fields",), "fields applies to an updated trigger", key=True)
+        if "outcome" in given and kind != "approval_decided":
+            self.problems.add(doc, at + ("outcome",), "outcome applies to an approval_decided trigger", key=True)
         declared = raw.get("entity")
         trigger: TriggerSpec | None
         if kind in ("created", "updated", "deleted"):
@@ -129,6 +131,8 @@ class _Compiler:
                                               text=f"updated: {value} ({', '.join(given['fields'])})")
         elif kind == "transition":
             trigger = self.transition(doc, at + (kind,), value)
+        elif kind in APPROVAL_EVENTS:
+            trigger = self.approval(doc, at, kind, value, given.get("outcome"))
         elif kind in ("tag_added", "tag_removed"):
             tag = self.spec.tags.get(value)
             if tag is None:
@@ -173,6 +177,28 @@ class _Compiler:
             return None
         return TriggerSpec("transition", workflow.entity, workflow=name, move=move or None,
                            text=f"transition: {value}")
+
+    def approval(self, doc: Document, at: tuple, kind: str, value: str, outcome: Any) -> TriggerSpec | None:
+        """``approval_requested`` / ``approval_decided``: a workflow (or one of
+        its moves) whose approval it waits for, and the outcome."""
+        moving = self.transition(doc, at + (kind,), value)
+        if moving is None:
+            return None
+        workflow = next(wf for wf in self.spec.workflows if wf.name == moving.workflow)
+        needing = [m.name for m in workflow.transitions if m.approval is not None]
+        if moving.move is not None and moving.move not in needing or not needing:
+            what = f"move '{moving.move}' of workflow '{moving.workflow}'" if moving.move else \
+                f"workflow '{moving.workflow}'"
+            self.problems.add(doc, at + (kind,), f"{what} needs no approval: nothing to wait for",
+                              f"the moves with an approval: {', '.join(needing)}" if needing else
+                              "give a move an approval: {steps: [...]} in the workflow")
+            return None
+        if outcome is not None and outcome not in OUTCOMES:
+            self.problems.add(doc, at + ("outcome",), f"outcome must be one of {', '.join(OUTCOMES)}, "
+                              f"not '{shown(outcome)}'", did_you_mean(str(outcome), OUTCOMES))
+            return None
+        text = f"{kind}: {value}" + (f" ({outcome})" if outcome else "")
+        return dataclasses.replace(moving, kind=kind, outcome=outcome, text=text)
 
     def time(self, doc: Document, at: tuple, value: str) -> TriggerSpec | None:
         match = TIME.match(value)

@@ -37,6 +37,7 @@ from .runs import FAILED, RUNS_TABLE, SKIPPED, STOPPED, Run, RunLog
 from .spec import AutomationSpec
 
 if TYPE_CHECKING:
+    from ..approvals import ApprovalEvent
     from ..records import RecordEvent
     from ..runtime import Runtime
     from ..tagging import TagEvent
@@ -151,10 +152,27 @@ class Automations:
         if pending:
             self._enqueue(event.conn, event.entity, pending)
 
+    def approval_changed(self, event: ApprovalEvent) -> None:
+        """An approval hook: enqueue the runs of approval_requested (a step
+        opened) and approval_decided (approved or rejected) triggers, with
+        the approval's facts in the payload (for templates and recipients)."""
+        kind = "approval_requested" if event.kind in ("requested", "step") else \
+            "approval_decided" if event.decided else None
+        waiting = self.index.get((event.entity, kind)) if kind is not None else None
+        if not waiting:
+            return
+        matching = [a for a in waiting if a.trigger.workflow == event.workflow
+                    and a.trigger.move in (None, event.transition)
+                    and a.trigger.outcome in (None, event.kind)]
+        if matching:
+            self._enqueue(event.conn, event.entity, [(a, event.record_id) for a in matching],
+                          event.facts())
+
     def _moves(self, workflow: str | None) -> Sequence[Any]:
         return next((wf.transitions for wf in self.spec.workflows if wf.name == workflow), ())
 
-    def _enqueue(self, conn: sa.Connection, entity: str, pending: list[tuple[AutomationSpec, int]]) -> None:
+    def _enqueue(self, conn: sa.Connection, entity: str, pending: list[tuple[AutomationSpec, int]],
+                 approval: Mapping[str, Any] | None = None) -> None:
         depth = current_depth()
         if depth >= MAX_DEPTH:
             running = _running.get()
@@ -166,7 +184,10 @@ class Automations:
             return
         jobs = self.rt.jobs
         for automation, record_id in pending:
-            jobs.enqueue(RUN_TASK, self.payload(automation, entity, record_id, depth), conn=conn)
+            payload = self.payload(automation, entity, record_id, depth)
+            if approval is not None:
+                payload["approval"] = dict(approval)
+            jobs.enqueue(RUN_TASK, payload, conn=conn)
 
     @staticmethod
     def payload(automation: AutomationSpec, entity: str | None, record_id: int | None, depth: int = 0,
@@ -230,10 +251,11 @@ class Automations:
             return self._logged(run)
         actor = actor_for(automation.name)
         key = str(payload.get("run") or uuid.uuid4().hex)
+        approval = payload.get("approval") if isinstance(payload.get("approval"), Mapping) else None
         with _inside(automation.name, depth):
             for i, step in enumerate(automation.actions):
                 ctx = ActionContext(self.rt, automation.name, automation.entity, record, actor, f"{key}:{i}",
-                                    False, depth)
+                                    False, depth, approval)
                 try:
                     line = self.actions[step.name].run(ctx, step.args)
                 except (CrmError, ValueError, LookupError) as exc:

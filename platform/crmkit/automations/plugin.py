@@ -16,6 +16,7 @@ from .builtin import BUILTIN_ACTIONS
 from .tasks import crmkit_schedules  # noqa: F401 - the jobs of the automations, and their schedules
 
 if TYPE_CHECKING:
+    from ..approvals import ApprovalEvent
     from ..records import RecordEvent
     from ..tagging import TagEvent
 
@@ -58,3 +59,10 @@ def record_tags_changed(event: TagEvent) -> None:
     engine = event.service.automations
     if engine is not None:
         engine.tags_changed(event)
+
+
+@hookimpl
+def record_approval_changed(event: ApprovalEvent) -> None:
+    engine = event.service.automations
+    if engine is not None:
+        engine.approval_changed(event)

@@ -16,10 +16,15 @@ Label = Mapping[str, str]
 
 #: The kinds of trigger, in the order the reference lists them.
 RECORD_EVENTS = ("created", "updated", "deleted")
-TRIGGER_KINDS = (*RECORD_EVENTS, "transition", "tag_added", "tag_removed", "schedule", "time")
+#: Triggers on approvals of workflow moves (crmkit.approvals): a step opened, the approval decided.
+APPROVAL_EVENTS = ("approval_requested", "approval_decided")
+TRIGGER_KINDS = (*RECORD_EVENTS, "transition", *APPROVAL_EVENTS, "tag_added", "tag_removed", "schedule", "time")
+#: The outcomes an ``approval_decided`` trigger may wait for.
+OUTCOMES = ("approved", "rejected")
 #: The event a write or a tag change is indexed by (``transition`` is an update's).
 EVENT_OF = {"created": "create", "updated": "update", "deleted": "delete", "transition": "transition",
-            "tag_added": "tag_added", "tag_removed": "tag_removed"}
+            "tag_added": "tag_added", "tag_removed": "tag_removed",
+            "approval_requested": "approval_requested", "approval_decided": "approval_decided"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,9 +37,11 @@ class TriggerSpec:
     entity: str | None
     #: updated: fire only when one of these fields changed (empty: any change).
     fields: tuple[str, ...] = ()
-    #: transition: the workflow, and the move (None: any move of it).
+    #: transition, approval_requested, approval_decided: the workflow, and the move (None: any move of it).
     workflow: str | None = None
     move: str | None = None
+    #: approval_decided: only this outcome (approved or rejected; None: either).
+    outcome: str | None = None
     #: tag_added / tag_removed: the tag.
     tag: str | None = None
     #: schedule: a cron line (minute hour day month weekday).

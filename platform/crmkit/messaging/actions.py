@@ -80,7 +80,7 @@ class SendAction:
         report = _messenger(ctx).send(template=args["template"], to=args.get("to", "owner"),
                                       entity=_entity_name(ctx), record=ctx.record, key=ctx.key,
                                       automation=ctx.automation, channel=args.get("channel"),
-                                      language=args.get("language"))
+                                      language=args.get("language"), approval=getattr(ctx, "approval", None))
         return report.line()
 
     def describe(self, ctx: Any, args: Mapping[str, Any]) -> str:
@@ -124,7 +124,8 @@ class NotifyAction:
     def run(self, ctx: Any, args: Mapping[str, Any]) -> str:
         report = _messenger(ctx).notify(to=args.get("to", "owner"), entity=_entity_name(ctx), record=ctx.record,
                                         key=ctx.key, automation=ctx.automation, template=args.get("template"),
-                                        title=_label(args.get("title")), body=_label(args.get("body")))
+                                        title=_label(args.get("title")), body=_label(args.get("body")),
+                                        approval=getattr(ctx, "approval", None))
         return report.line()
 
     def describe(self, ctx: Any, args: Mapping[str, Any]) -> str:

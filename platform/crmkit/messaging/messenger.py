@@ -115,7 +115,7 @@ class Messenger:
         self.rt = rt
         self.settings = settings if settings is not None else from_environment()
         self.channels = dict(channels) if channels is not None else load_channels(rt.pm, self.settings)
-        self.store = MessageStore(rt.engine, rt.tables.metadata)
+        self.store = MessageStore(rt.engine, rt.tables.metadata, rt.queries)
         self._warned = False
 
     @property
@@ -140,44 +140,51 @@ class Messenger:
         locales = self.spec.locales
         return asked if asked in locales else (locales[0] if locales else "en")
 
+    def language_for(self, recipient: Recipient, asked: str | None = None) -> str:
+        """A message's language: the one the action gives, else the user's
+        chosen one (a user recipient), else the app's default (a record's
+        phone or email: a customer)."""
+        return self.language(asked or recipient.language)
+
     # ------------------------------------------------------------ rendering
 
     def render(self, template: TemplateSpec, entity: str | None, record: Mapping[str, Any] | None,
-               language: str, recipient: Recipient | None = None, conn: sa.Connection | None = None
-               ) -> tuple[str, str]:
+               language: str, recipient: Recipient | None = None, conn: sa.Connection | None = None,
+               approval: Mapping[str, Any] | None = None) -> tuple[str, str]:
         """(subject, body) of a template for a record, in a language."""
         if conn is None:
             with self.rt.engine.connect() as own:
-                return self.render(template, entity, record, language, recipient, own)
+                return self.render(template, entity, record, language, recipient, own, approval)
         read = row_reader(conn, self.rt)
         subject_text = label_text(template.subject, language) if template.subject else ""
         body_text = label_text(template.body, language)
         entity_name = entity or template.entity or ""
-        subject = render(subject_text, self.spec, entity_name, record, read, language, recipient) if subject_text \
-            else ""
-        body = render(body_text, self.spec, entity_name, record, read, language, recipient)
+        subject = render(subject_text, self.spec, entity_name, record, read, language, recipient, approval) \
+            if subject_text else ""
+        body = render(body_text, self.spec, entity_name, record, read, language, recipient, approval)
         return subject, body
 
     # ------------------------------------------------------------ the actions
 
     def send(self, *, template: str, to: Any = "owner", entity: str | None, record: Mapping[str, Any] | None,
              key: str, automation: str | None = None, channel: str | None = None,
-             language: str | None = None) -> Report:
+             language: str | None = None, approval: Mapping[str, Any] | None = None) -> Report:
         """Render ``template`` for the record and send it on its channel to each recipient."""
         spec = self.spec.templates[template]
         channel_name = channel or spec.channel
         if channel_name == IN_APP:
             return self.notify(to=to, entity=entity, record=record, key=key, automation=automation,
-                               template=template)
+                               template=template, approval=approval)
         sender = self.channels.get(channel_name)
         report = Report(f"{channel_name} '{template}'")
         entity_spec = self.spec.entities.get(entity or "")
         origin = Origin(automation, entity, _record_id(record), template)
-        lang = self.language(language)
         with self.rt.engine.connect() as conn:
-            recipients = RecipientFinder(self.rt, conn).find(to, entity_spec, record, channel_name)
-            rendered = [(r, *self.render(spec, entity, record, lang, r, conn)) for r in recipients]
-        for recipient, subject, body in rendered:
+            recipients = RecipientFinder(self.rt, conn, approval).find(to, entity_spec, record, channel_name)
+            languages = [self.language_for(r, language) for r in recipients]
+            rendered = [(r, lang, *self.render(spec, entity, record, lang, r, conn, approval))
+                        for r, lang in zip(recipients, languages, strict=True)]
+        for recipient, lang, subject, body in rendered:
             address = sender.address(recipient) if sender is not None else None
             if not address:
                 report.no_address.append(recipient.name)
@@ -202,7 +209,8 @@ class Messenger:
 
     def notify(self, *, to: Any = "owner", entity: str | None, record: Mapping[str, Any] | None, key: str,
                automation: str | None = None, template: str | None = None,
-               title: Mapping[str, str] | None = None, body: Mapping[str, str] | None = None) -> Report:
+               title: Mapping[str, str] | None = None, body: Mapping[str, str] | None = None,
+               approval: Mapping[str, Any] | None = None, link: str | None = None) -> Report:
         """An in-app notification (a template's, or a title and body given as
         templates per language) for each user recipient, once per key."""
         spec = self.spec.templates[template] if template else TemplateSpec(
@@ -211,18 +219,19 @@ class Messenger:
         entity_spec = self.spec.entities.get(entity or "")
         origin = Origin(automation, entity, _record_id(record), template)
         with self.rt.engine.connect() as conn:
-            recipients = [r for r in RecipientFinder(self.rt, conn).find(to, entity_spec, record, IN_APP)
+            recipients = [r for r in RecipientFinder(self.rt, conn, approval).find(to, entity_spec, record, IN_APP)
                           if r.user_id is not None]
             rendered = []
             for recipient in recipients:
-                texts = {lang: self.render(spec, entity, record, lang, recipient, conn) for lang in self.spec.locales}
+                texts = {lang: self.render(spec, entity, record, lang, recipient, conn, approval)
+                         for lang in self.spec.locales}
                 rendered.append((recipient, {lang: s for lang, (s, _) in texts.items()},
                                  {lang: b for lang, (_, b) in texts.items()}))
         for recipient, titles, bodies in rendered:
             assert recipient.user_id is not None
             made = self.store.notify(key=f"{key}:{IN_APP}:{recipient.user_id}", user_id=recipient.user_id,
                                      recipient=recipient.username or recipient.name, title=titles, body=bodies,
-                                     language=self.language(None), origin=origin)
+                                     language=self.language_for(recipient), origin=origin)
             if made:
                 report.sent.append(recipient.name)
             else:
@@ -271,19 +280,20 @@ class Messenger:
     # ------------------------------------------------------------ dry runs
 
     def preview(self, *, template: str, to: Any, entity: str | None, record: Mapping[str, Any] | None,
-                channel: str | None = None, language: str | None = None) -> str:
+                channel: str | None = None, language: str | None = None,
+                approval: Mapping[str, Any] | None = None) -> str:
         """What ``send`` would do, without sending or writing anything."""
         spec = self.spec.templates[template]
         channel_name = channel or spec.channel
         sender = self.channels.get(channel_name)
         lang = self.language(language)
         with self.rt.engine.connect() as conn:
-            recipients = RecipientFinder(self.rt, conn).find(to, self.spec.entities.get(entity or ""), record,
-                                                             channel_name)
+            recipients = RecipientFinder(self.rt, conn, approval).find(to, self.spec.entities.get(entity or ""),
+                                                                       record, channel_name)
             if not recipients:
                 return f"would send {channel_name} '{template}' to nobody (no recipient found)"
             first = recipients[0]
-            subject, body = self.render(spec, entity, record, lang, first, conn)
+            subject, body = self.render(spec, entity, record, lang, first, conn, approval)
         if channel_name == IN_APP:
             addresses = [r.name for r in recipients if r.user_id is not None]
         else:

@@ -1,5 +1,6 @@
-"""Messaging as an internal plugin: its tables, the built-in channels, and
-its API routes and screens, through the same hooks any plugin uses."""
+"""Messaging as an internal plugin: its tables, the built-in channels, its
+API routes and screens, and (crmkit.messaging.approval_notices) the
+approvals' notifications, through the same hooks any plugin uses."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from flask import Flask
 
 from ..hookspecs import hookimpl
 from ..metadata.spec import AppSpec
+from .approval_notices import crmkit_schedules, record_approval_changed  # noqa: F401 - the approvals' notices
 from .channels import Channel, builtin_channels
 from .settings import MessagingSettings
 from .store import declare_tables

@@ -3,6 +3,10 @@
 - ``owner``: the record's owner; ``superior``: the owner's superior (the
   user's ``superior_id``, crmkit.identity);
 - ``{role: R}``: every active user with role R;
+- ``approvers``: the users who may decide the open step of the record's
+  approval (an approval trigger's step; else every pending approval's open
+  step, those who have not decided yet); ``requester``: who asked for the
+  approval (an approval trigger's);
 - ``{user: FIELD}``: the user a ref-to-user field of the record names;
 - ``record``: the record itself (a customer with a mobile and an email);
 - a ref path (``customer``, ``contract.customer``): the record it leads to.
@@ -23,7 +27,9 @@ from ..metadata.spec import AppSpec, EntitySpec, FieldSpec
 from ..permissions import SYSTEM
 from .templates import Recipient
 
-KEYWORDS = ("owner", "superior", "record")
+KEYWORDS = ("owner", "superior", "record", "approvers", "requester")
+#: Recipients that come from an approval of the record (crmkit.approvals).
+APPROVAL_KEYWORDS = ("approvers", "requester")
 #: The field type that holds each channel's address on a record.
 ADDRESS_TYPES = {"email": "email", "sms": "phone", "wechat": "phone"}
 
@@ -52,6 +58,11 @@ def check_to(spec: AppSpec, entity: EntitySpec | None, to: Any, channel: str) ->
             if item["role"] not in spec.roles and item["role"] != "admin":
                 problems.append(f"to: unknown role '{item['role']}'")
             continue
+        if item in APPROVAL_KEYWORDS:
+            if entity is not None and not any(wf.entity == entity.name and any(
+                    m.approval is not None for m in wf.transitions) for wf in spec.workflows):
+                problems.append(f"to: {item}: no move of {entity.name} needs approval")
+            continue
         if entity is None:
             if item not in ("owner", "superior") and not (isinstance(item, Mapping) and "role" in item):
                 problems.append("to: only a role can be named without an entity")
@@ -68,7 +79,8 @@ def check_to(spec: AppSpec, entity: EntitySpec | None, to: Any, channel: str) ->
                 problems.append(f"to: {item}: {entity.name} records have no owner (owned: false)")
             continue
         if not isinstance(item, str) or not item:
-            problems.append("to must be owner, superior, record, {role: R}, {user: FIELD} or a ref path")
+            problems.append("to must be owner, superior, approvers, requester, record, {role: R}, {user: FIELD} "
+                            "or a ref path")
             continue
         if users_only:
             problems.append(f"to: {item}: in-app notifications go to users (owner, superior, {{role}}, {{user}})")
@@ -98,9 +110,11 @@ def _follow(spec: AppSpec, entity: EntitySpec, steps: list[str], problems: list[
 class RecipientFinder:
     """Resolves a ``to`` for one record (as the system: messages go where the config says)."""
 
-    def __init__(self, rt: Any, conn: sa.Connection) -> None:
+    def __init__(self, rt: Any, conn: sa.Connection, approval: Mapping[str, Any] | None = None) -> None:
         self.rt = rt
         self.conn = conn
+        #: The approval of an approval trigger (crmkit.approvals.ApprovalEvent.facts).
+        self.approval = approval
 
     def find(self, to: Any, entity: EntitySpec | None, record: Mapping[str, Any] | None,
              channel: str) -> list[Recipient]:
@@ -124,6 +138,14 @@ class RecipientFinder:
             return self._users([record.get(field.column)] if field is not None else [])
         if item == "owner":
             return self._users([record.get("owner_id")])
+        if item == "approvers":
+            if self.approval is not None:
+                return self._users(list(self.approval.get("approvers") or ()))
+            return self._users(self._deciding(entity, record)) if entity is not None else []
+        if item == "requester":
+            if self.approval is not None:
+                return self._users([self.approval.get("requested_by")])
+            return []
         if item == "superior":
             owner = self._user_row(record.get("owner_id"))
             return self._users([owner["superior_id"]] if owner is not None else [])
@@ -155,6 +177,17 @@ class RecipientFinder:
                          mobile=row.get(phone_field.column) if phone_field is not None else None,
                          record=(entity.name, int(row["id"])) if row.get("id") is not None else None)
 
+    def _deciding(self, entity: EntitySpec, record: Mapping[str, Any]) -> list[int]:
+        """Who has yet to decide the open step of the record's pending approvals."""
+        if not isinstance(record.get("id"), int):
+            return []
+        approvals = self.rt.records.approvals
+        t, a = approvals.table, approvals.approvers
+        return list(self.conn.execute(sa.select(a.c.user_id).join(t, sa.and_(
+            t.c.id == a.c.approval_id, t.c.step == a.c.position)).where(
+            t.c.entity == entity.name, t.c.record_id == record["id"], t.c.status == "pending",
+            a.c.decision.is_(None)).order_by(a.c.id)).scalars())
+
     def _user_row(self, user_id: Any) -> Mapping[Any, Any] | None:
         if not isinstance(user_id, int):
             return None
@@ -174,4 +207,4 @@ class RecipientFinder:
     @staticmethod
     def _user(row: Mapping[str, Any]) -> Recipient:
         return Recipient(name=row["display_name"] or row["username"], email=row["email"], mobile=row["mobile"],
-                         user_id=row["id"], username=row["username"])
+                         user_id=row["id"], username=row["username"], language=row["language"])

@@ -17,6 +17,7 @@ from ..ui.display import moment
 from ..ui.i18n import locale
 from ..ui.security import redirect_to
 from ..ui.shell import add_user_part, shell_context, user_count
+from .approval_notices import REQUEST_ORIGIN
 from .store import notification_json
 
 bp = Blueprint("crmkit_notifications", __name__, url_prefix="/app")
@@ -37,6 +38,8 @@ def notifications() -> str:
         item["when"] = moment(row["created_at"], language, rt.spec.timezone)
         entity = rt.spec.entities.get(row["entity"] or "")
         item["href"] = f"/app/{entity.name}/{row['record_id']}" if entity is not None and row["record_id"] else None
+        if row["automation"] == REQUEST_ORIGIN:  # an approval waiting for the reader: the queue
+            item["href"], item["to_approvals"] = "/app/approvals", True
         items.append(item)
     return render_template("notifications.html", notifications=items, only_unread=only_unread,
                            **shell_context())

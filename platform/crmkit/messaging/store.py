@@ -21,6 +21,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..database import write_transaction
+from ..metadata.builtin_entities import platform_field, platform_id, platform_spec
+from ..metadata.spec import EntitySpec
+from ..permissions import SYSTEM
+from ..query import ALL, NOT_NULL, QueryBuilder, Source
 from ..sqltypes import UTC, UTCDateTime, json_type
 
 MESSAGE_TABLE = "crmkit_message"
@@ -86,11 +90,73 @@ class Origin:
     template: str | None = None
 
 
+def message_spec() -> EntitySpec:
+    """The messages table as the list grammar reads it."""
+    return platform_spec("message", "Messages", "消息", (
+        platform_id("id", "ID", "编号"),
+        platform_field("channel", "string", "Channel", "渠道"),
+        platform_field("recipient", "string", "Recipient", "接收地址"),
+        platform_field("recipient_name", "string", "Recipient name", "接收人"),
+        platform_id("user_id", "User", "用户"),
+        platform_field("subject", "string", "Subject", "标题"),
+        platform_field("body", "text", "Body", "正文"),
+        platform_field("status", "string", "Status", "状态"),
+        platform_field("error", "string", "Error", "错误"),
+        platform_field("template", "string", "Template", "模板"),
+        platform_field("automation", "string", "Automation", "自动化"),
+        platform_field("entity", "string", "Entity", "对象"),
+        platform_id("record_id", "Record", "记录"),
+        platform_field("attempts", "integer", "Attempts", "尝试次数"),
+        platform_field("created_at", "datetime", "Created at", "创建时间"),
+        platform_field("updated_at", "datetime", "Updated at", "更新时间"),
+    ), sort=("-id",))
+
+
+def notification_spec() -> EntitySpec:
+    """The notifications table as the list grammar reads it."""
+    return platform_spec("notification", "Notifications", "通知", (
+        platform_id("id", "ID", "编号"),
+        platform_id("user_id", "User", "用户"),
+        platform_field("title", "json", "Title", "标题"),
+        platform_field("body", "json", "Body", "正文"),
+        platform_field("entity", "string", "Entity", "对象"),
+        platform_id("record_id", "Record", "记录"),
+        platform_field("automation", "string", "Automation", "自动化"),
+        platform_id("message_id", "Message", "消息"),
+        platform_field("created_at", "datetime", "Created at", "创建时间"),
+        platform_field("read_at", "datetime", "Read at", "阅读时间"),
+    ), sort=("-id",))
+
+
 class MessageStore:
-    def __init__(self, engine: sa.Engine, metadata: sa.MetaData) -> None:
+    """The messages and notifications tables: written here only; read
+    through the query builder (``queries``), as list sources of their own."""
+
+    def __init__(self, engine: sa.Engine, metadata: sa.MetaData, queries: QueryBuilder) -> None:
         self.engine = engine
         self.messages = metadata.tables[MESSAGE_TABLE]
         self.notifications = metadata.tables[NOTIFICATION_TABLE]
+        self.queries = queries
+        spec = message_spec()
+        self.message_source = Source(MESSAGE_TABLE, spec, self.messages, None, ALL, frozenset(spec.fields),
+                                     NOT_NULL | {"channel", "recipient", "status", "attempts"})
+        spec = notification_spec()
+        self.notification_source = Source(NOTIFICATION_TABLE, spec, self.notifications, None, ALL,
+                                          frozenset(spec.fields), NOT_NULL | {"user_id", "title", "body"})
+
+    def _read(self, source: Source, args: list[tuple[str, str]], limit: int) -> list[dict[str, Any]]:
+        """A page of a source, newest first, as the system (the callers checked who asks)."""
+        access = self.queries.permissions.of(SYSTEM)
+        request = self.queries.parse_list(source, [*args, ("sort", "-id")], access)
+        request.limit = limit  # the callers' own bounds (a page and one more, to tell if there is a next)
+        with self.engine.connect() as conn:
+            rows = self.queries.page(conn, source, request, actor=SYSTEM).mappings()
+        moments = [name for name, f in source.spec.fields.items() if f.type == "datetime"]
+        for row in rows:  # SQLite hands the query builder's lists their moments as API text
+            for name in moments:
+                if isinstance(row.get(name), str):
+                    row[name] = dt.datetime.fromisoformat(row[name].replace("Z", "+00:00"))
+        return rows
 
     # ------------------------------------------------------------ messages
 
@@ -142,16 +208,10 @@ class MessageStore:
     def of_record(self, entity: str | None, record_id: int | None, *, before: int | None = None,
                   limit: int = 50) -> list[dict[str, Any]]:
         """Messages about a record (or all, for an admin), newest first."""
-        t = self.messages
-        query = sa.select(t).order_by(t.c.id.desc()).limit(limit)
-        if entity is not None:
-            query = query.where(t.c.entity == entity)
-        if record_id is not None:
-            query = query.where(t.c.record_id == record_id)
-        if before is not None:
-            query = query.where(t.c.id < before)
-        with self.engine.connect() as conn:
-            return [_message_json(row) for row in conn.execute(query).mappings()]
+        args = [("entity", entity)] if entity is not None else []
+        args += [("record_id", str(record_id))] if record_id is not None else []
+        args += [("id__lt", str(before))] if before is not None else []
+        return [_message_json(row) for row in self._read(self.message_source, args, limit)]
 
     # ------------------------------------------------------------ notifications
 
@@ -187,15 +247,12 @@ class MessageStore:
             t.c.user_id == sa.bindparam("user_id"), t.c.read_at.is_(None)).scalar_subquery()
 
     def notifications_of(self, user_id: int, *, unread: bool = False, before: int | None = None,
-                         limit: int = 50) -> list[sa.RowMapping]:
-        t = self.notifications
-        query = sa.select(t).where(t.c.user_id == user_id).order_by(t.c.id.desc()).limit(limit)
-        if unread:
-            query = query.where(t.c.read_at.is_(None))
-        if before is not None:
-            query = query.where(t.c.id < before)
-        with self.engine.connect() as conn:
-            return list(conn.execute(query).mappings())
+                         limit: int = 50) -> list[dict[str, Any]]:
+        """A user's notifications, newest first."""
+        args = [("user_id", str(user_id))]
+        args += [("read_at__isnull", "true")] if unread else []
+        args += [("id__lt", str(before))] if before is not None else []
+        return self._read(self.notification_source, args, limit)
 
     def mark_read(self, user_id: int, notification_id: int) -> sa.RowMapping | None:
         """Mark one of the user's notifications read (None: no such notification of theirs)."""

@@ -7,7 +7,8 @@ calls). Variables are the record's fields and paths through its references
 each value is text formatted as the screens show it (crmkit.ui.display:
 money, numbers, dates and moments in the app's timezone, enum labels in the
 message's language). A reference on its own is the title of the record it
-points at. ``recipient.name`` is who the message goes to.
+points at. ``recipient.name`` is who the message goes to; ``approval.*``
+(APPROVAL_FIELDS) is the approval of an approval trigger (empty text otherwise).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ USER_FIELDS = ("display_name", "username", "email", "mobile")
 TEAM_FIELDS = ("name", "label")
 #: Variables every template has besides the record's fields.
 RECIPIENT_FIELDS = ("name",)
+#: What a template reads of the approval of an approval trigger (crmkit.approvals.ApprovalEvent.facts).
+APPROVAL_FIELDS = ("outcome", "comment", "step", "requester", "decided_by", "transition", "workflow")
 #: How far a path may follow references (contract.account.owner.display_name).
 MAX_DEPTH = 5
 #: Platform columns that point at users and teams, and the name a template uses for them.
@@ -106,6 +109,11 @@ def path_problem(spec: AppSpec, entity: EntitySpec, path: tuple[str, ...]) -> tu
         if len(path) == 2 and path[1] in RECIPIENT_FIELDS or len(path) == 1:
             return None
         return f"unknown variable '{dotted}'", f"the recipient has: {', '.join(RECIPIENT_FIELDS)}"
+    if path[0] == "approval" and "approval" not in entity.fields:
+        if len(path) == 2 and path[1] in APPROVAL_FIELDS:
+            return None
+        return (f"unknown variable '{dotted}'",
+                did_you_mean(path[-1], APPROVAL_FIELDS) or f"an approval has: {', '.join(APPROVAL_FIELDS)}")
     if len(path) > MAX_DEPTH + 1:
         return f"variable '{dotted}' follows more than {MAX_DEPTH} references", ""
     target: str = entity.name
@@ -155,7 +163,7 @@ def readable_by(spec: AppSpec, entity: EntitySpec, path: tuple[str, ...], readab
                 ) -> bool:
     """Whether a reader sees every field a variable path reads (``readable``:
     the fields of an entity, or of ``user``, whose true values they may read)."""
-    if path[0] == "recipient":
+    if path[0] in ("recipient", "approval"):
         return True
     current: EntitySpec | None = entity
     target = entity.name
@@ -261,18 +269,42 @@ class Recipient:
     username: str | None = None
     #: The record it is, when not a user: (entity, id).
     record: tuple[str, int] | None = None
+    #: A user's chosen language (None: a record, or a user who never chose).
+    language: str | None = None
 
 
 def render(source: str, spec: AppSpec, entity: str, record: Mapping[str, Any] | None, read: RowReader,
-           language: str, recipient: Recipient | None = None) -> str:
+           language: str, recipient: Recipient | None = None, approval: Mapping[str, Any] | None = None) -> str:
     """The text of a template for one record, in one language."""
     view = RecordView(spec, entity, record, read, language)
-    context: dict[str, Any] = {"recipient": {"name": recipient.name if recipient else ""}}
+    context: dict[str, Any] = {"recipient": {"name": recipient.name if recipient else ""},
+                               "approval": approval_variables(spec, approval, language)}
     entity_spec = spec.entities.get(entity)
     if entity_spec is not None:
         for name in _step_names(spec, entity_spec):
             context[name] = _Lazy(view, name)
     return compiled(source).render(context).strip()
+
+
+def approval_variables(spec: AppSpec, approval: Mapping[str, Any] | None, language: str) -> dict[str, str]:
+    """The ``approval.*`` of a template, as text in the message's language."""
+    from ..metadata.spec import label_text
+
+    found = dict.fromkeys(APPROVAL_FIELDS, "")
+    if not approval:
+        return found
+    for name in ("comment", "requester", "decided_by", "workflow"):
+        found[name] = str(approval.get(name) or "")
+    step = approval.get("step")
+    found["step"] = label_text(step, language, "") if isinstance(step, Mapping) and step else ""
+    outcome = str(approval.get("outcome") or "")
+    found["outcome"] = {"approved": "已通过", "rejected": "已驳回"}.get(outcome, outcome) if language == "zh" \
+        else outcome
+    move = next((m for wf in spec.workflows if wf.name == approval.get("workflow") for m in wf.transitions
+                 if m.name == approval.get("transition")), None)
+    found["transition"] = label_text(move.label, language, move.name) if move is not None else \
+        str(approval.get("transition") or "")
+    return found
 
 
 class _Lazy:

@@ -93,6 +93,8 @@ automations:
 | `{created: E}` / `{deleted: E}` | a record of E was created / went to the recycle bin (where its actions cannot change it: `set`, `tag`, `untag`, `transition`, `assign`, `return_to_pool` are refused) |
 | `{updated: E}` / `{updated: E, fields: [a, b]}` | a record of E changed (with `fields`: one of them changed) |
 | `{transition: W}` / `{transition: W.MOVE}` | any move of workflow W / that move, by anyone (an automation's too) |
+| `{approval_requested: W}` / `{approval_requested: W.MOVE}` | a step of the approval of a move of W (one with `approval`) opened: the first when the move is requested, each later one when the step before it is approved |
+| `{approval_decided: W}` / `{approval_decided: W.MOVE, outcome: rejected}` | that approval was approved (the move is made) or rejected (with `outcome`: only that one) |
 | `{tag_added: T}` / `{tag_removed: T}` | tag T went on / off a record, by hand, by an automation or by its rule |
 | `{schedule: "CRON"}` | at each tick (app timezone); with `entity:`, once for every record for which `when` holds |
 | `{time: "3d before contract.end_date"}` | once per record and value of the field, when the moment comes (swept every 5 minutes; a moment more than 7 days past does not fire); a changed value arms it again |
@@ -135,7 +137,12 @@ A template (`templates` documents) is sandboxed Jinja. Its variables are the
 record's fields (`{{ amount }}`), paths through its references
 (`{{ contract.customer.name }}`), the owner and team (`{{ owner }}`,
 `{{ owner.display_name }}`, `owner.email`, `owner.mobile`, `owner.username`;
-`{{ team }}`) and `{{ recipient.name }}`. Each value is text formatted as the
+`{{ team }}`), `{{ recipient.name }}` and, for an approval trigger,
+`{{ approval.outcome }}` (approved / rejected: 已通过 / 已驳回 in Chinese),
+`{{ approval.comment }}` (the decider's), `{{ approval.step }}` (the step's
+label), `{{ approval.requester }}`, `{{ approval.decided_by }}`,
+`{{ approval.transition }}` (the move's label), `{{ approval.workflow }}`
+(empty text for other triggers). Each value is text formatted as the
 screens show it: money with its currency (¥1,280.00), dates and moments in the
 app's timezone (2026年11月30日 / Nov 30, 2026), enum options by their label,
 in the message's language; a reference on its own is the title of the record
@@ -158,11 +165,23 @@ template reads; an admin sees all).
 **Recipients** (`to`, one or a list): `owner`; `superior` (the owner's
 superior); `{role: R}` (every active user with the role); `{user: FIELD}`
 (a ref-to-user field, or `owner_id`, `created_by`); `record` (the record
-itself, at its email or phone field); a ref path (`customer`,
+itself, at its email or phone field); `approvers` (the users who may decide
+the step an `approval_requested` trigger opened; for other triggers those
+who have yet to decide the open step of the record's pending approvals);
+`requester` (who asked for the approval, for an approval trigger); a ref path (`customer`,
 `contract.customer`: that record's email field for email, its phone field
 (`mobile` first) for SMS and WeChat). Default: `owner`. Inactive users
 receive nothing; a recipient without an address is skipped and named in the
 run log.
+
+**Approval notifications** come without config: each approver of a step
+that opens gets an in-app notification linking to the approvals queue
+(`/app/approvals`), the requester one when the approval is approved or
+rejected (with the comment), in each reader's language; a move whose
+`approval` has `remind_after: 24h` reminds the approvers of a step still
+undecided after each such period (swept every 5 minutes, once per period).
+Mail and other channels: an automation with an approval trigger and
+`send: {template: T, to: approvers}`.
 
 **Actions** (in an automation's `do`):
 

@@ -6,6 +6,7 @@ these objects; nothing changes them after start-up.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -281,6 +282,8 @@ class ApprovalSpec:
 
     steps: tuple[ApprovalStepSpec, ...]
     mode: str = "any"
+    #: Re-notify the approvers of a step still open after this long (None: never).
+    remind_after: dt.timedelta | None = None
 
 
 @dataclass(frozen=True, slots=True)

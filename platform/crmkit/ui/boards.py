@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from flask import abort, flash, make_response, render_template, request, url_for
@@ -42,6 +43,8 @@ from .tags import page_tags
 
 #: Cards per column and page.
 COLUMN_SIZE = 20
+#: The header of a move's answer that carries a message for the user (percent-encoded UTF-8).
+NOTICE_HEADER = "X-Crmkit-Notice"
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,22 @@ def _movable(conn: sa.Connection, board: Board, actor: Actor, ids: list[int]) ->
     return in_scope(conn, board.entity, actor, ids, "transition")
 
 
+def _awaiting(conn: sa.Connection, board: Board, ids: list[int]) -> dict[int, str]:
+    """Card id -> the label of its move awaiting approval (one read, and
+    none at all for a workflow none of whose moves needs approval)."""
+    if not ids or not any(m.spec.approval is not None for m in board.workflow.transitions):
+        return {}
+    t = runtime().records.approvals.table
+    rows = conn.execute(sa.select(t.c.record_id, t.c.transition).where(
+        t.c.entity == board.entity.name, t.c.workflow == board.workflow.name, t.c.status == "pending",
+        t.c.record_id.in_(ids)))
+    found = {}
+    for record_id, name in rows:
+        move = board.workflow.transition(name)
+        found[record_id] = label(move.label, name) if move is not None else name
+    return found
+
+
 def read_columns(conn: sa.Connection, board: Board, actor: Actor, states: Sequence[str], cursor: str | None = None,
                  with_total: bool = True) -> list[Column]:
     """Columns of the board: a page of the query builder each; then, for the
@@ -160,12 +179,15 @@ def read_columns(conn: sa.Connection, board: Board, actor: Actor, states: Sequen
     decks = [build_cards(conn, board.entity, page.mappings(), board.fields, ea, actor, cells) for _, _, page in pages]
     ids = [card.id for cards in decks for card in cards]
     movable = _movable(conn, board, actor, ids)
+    awaiting = _awaiting(conn, board, ids)
     tags = page_tags(rt, conn, board.entity, ids, access, locale())
     field = board.entity.fields[board.workflow.field]
     columns = []
     for (state, request_, page), cards in zip(pages, decks, strict=True):
         for card in cards:
-            card.moves = _moves(board, access, card, movable)
+            card.pending = awaiting.get(card.id, "")
+            # Awaiting approval: its state is locked until the approvers decide.
+            card.moves = _moves(board, access, card, movable) if not card.pending else {}
             card.tags = tags.get(card.id, "")
         total = None
         if with_total and board.total is not None:
@@ -331,11 +353,17 @@ def move_card(entity_name: str, record_id: int):
             return response
         flash(reason, "error")
         return redirect_to(back)
-    if is_htmx():  # a move sent for approval: the card stays in its column, the record page says why
-        return render_template("_board_columns.html", **_context(board, read_board(board, actor)))
-    if isinstance(moved, ApprovalPending):
-        flash(_("Sent for approval: %(move)s.", move=label(move.label, move.name)), "success")
+    if isinstance(moved, ApprovalPending):  # the card stays in its column, marked as awaiting approval
+        sent = _("Sent for approval: %(move)s.", move=label(move.label, move.name))
+        if is_htmx():
+            response = make_response(render_template("_board_columns.html",
+                                                      **_context(board, read_board(board, actor))))
+            response.headers[NOTICE_HEADER] = quote(sent)  # board.js says it (a header is Latin-1: quoted)
+            return response
+        flash(sent, "success")
         return redirect_to(back)
+    if is_htmx():
+        return render_template("_board_columns.html", **_context(board, read_board(board, actor)))
     flash(_("Moved to “%(state)s”", state=_state_label(board, move.to)), "success")
     return redirect_to(back)
 

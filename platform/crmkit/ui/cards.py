@@ -50,6 +50,8 @@ class Card:
     tags: str = ""
     #: Board: target state -> the move there (name, label, fields it still needs).
     moves: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Board: the label of the move of the board's workflow awaiting approval ("": none).
+    pending: str = ""
 
 
 def stored(f: FieldSpec, value: Any) -> Any:

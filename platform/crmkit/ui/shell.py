@@ -160,12 +160,14 @@ def _navigation(rt: Runtime, access: Access) -> list[NavGroup]:
 
 @bp.post("/language")
 def choose_language():
-    """The language switch: remembered for this browser (a cookie, until
-    profiles keep it), then back to the page it was used on."""
+    """The language switch: remembered for this browser (a cookie) and on
+    the user (their messages are written in it), then back to the page it
+    was used on."""
     language = request.form.get("lang", "")
     response = redirect_to(request.form.get("next"))
     if language in offered():
         remember_language(response, language)
+        _runtime().directory.remember_language(current_actor(), language)
     return response
 
 

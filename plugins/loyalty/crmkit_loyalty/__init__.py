@@ -15,7 +15,7 @@ from crmkit.permissions import SYSTEM
 from crmkit.records import RecordError
 
 #: The version of crmkit's hook specifications this plugin is built for.
-crmkit_hookspec = "1.3"
+crmkit_hookspec = "1.4"
 
 LEDGER = "points_transaction"
 

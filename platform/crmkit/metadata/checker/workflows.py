@@ -3,6 +3,8 @@ steps they name) and the workflows typed as WorkflowSpecs."""
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -73,7 +75,20 @@ def _approval_spec(raw: Mapping[str, Any] | None) -> ApprovalSpec | None:
         label = _as_label(step["label"], "") if "label" in step else None
         steps.append(ApprovalStepSpec(label, step.get("role"), step.get("superior"), step.get("mode", mode),
                                       step.get("when")))
-    return ApprovalSpec(tuple(steps), mode)
+    return ApprovalSpec(tuple(steps), mode, remind_after=duration(raw["remind_after"])
+                        if "remind_after" in raw else None)
+
+
+#: A duration as the metadata writes it: 30m, 24h, 2d.
+DURATION = re.compile(r"^([1-9][0-9]{0,3})([mhd])$")
+
+
+def duration(text: str) -> dt.timedelta:
+    """``30m``, ``24h``, ``2d`` as a timedelta (the schema checked the text)."""
+    match = DURATION.match(text)
+    assert match is not None, text
+    unit = {"m": dt.timedelta(minutes=1), "h": dt.timedelta(hours=1), "d": dt.timedelta(days=1)}[match.group(2)]
+    return int(match.group(1)) * unit
 
 
 def _check_approval(doc: Document, path: tuple, raw: Any, roles: set[str] | frozenset[str],
