@@ -200,6 +200,21 @@ def test_choosing_a_language_is_kept_on_the_user_for_their_messages(app):
     assert chosen() == ["zh"]
 
 
+
+def test_the_language_kept_on_the_user_follows_them_to_another_browser(app):
+    client, csrf = logged_in(app)
+    client.post("/app/language", data={"lang": "en", "next": "/app/", "csrf_token": csrf})
+    elsewhere = app.test_client(user=None)
+    elsewhere.set_cookie(LANGUAGE_COOKIE, "zh")  # the last person on this browser read Chinese
+    response = elsewhere.post("/login", data={"username": "ann", "password": PASSWORD})
+    assert response.status_code == 303
+    assert html_lang(elsewhere.get("/app/", headers=BROWSER)) == "en"
+    token_for(app, "bo", ("admin",), password=PASSWORD)  # never chose: the browser's language stays
+    fresh = app.test_client(user=None)
+    fresh.set_cookie(LANGUAGE_COOKIE, "en")
+    fresh.post("/login", data={"username": "bo", "password": PASSWORD})
+    assert html_lang(fresh.get("/app/", headers=BROWSER)) == "en"
+
 @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example", "javascript:alert(1)", "", None])
 def test_the_switch_returns_only_to_a_page_of_this_site(app, target):
     client, csrf = logged_in(app)

@@ -99,6 +99,8 @@ def login():
     if old:  # a new session id at every login (no session fixation)
         rt.directory.logout(old)
     set_session_cookie(response, cookie)
+    if user["language"] in offered():  # the language they chose on the screens, on any browser they log in on
+        remember_language(response, user["language"])
     return response
 
 
