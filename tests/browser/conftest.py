@@ -115,7 +115,12 @@ def chromium():
 
 @pytest.fixture
 def context(chromium, live_server):
-    """A fresh browser profile (no cookies) at desktop size."""
+    """A fresh browser profile (no cookies) at desktop size, used by people
+    who have not chosen a language yet (a test that switched language left
+    it kept on the user, and logging in would bring it back)."""
+    rt = live_server.app.extensions["crmkit"]
+    with rt.engine.begin() as conn:
+        conn.execute(rt.tables.users.update().values(language=None))
     context = chromium.new_context(base_url=live_server.url, viewport=DESKTOP, locale="zh-CN",
                                    timezone_id="Asia/Shanghai")
     context.set_default_timeout(10_000)
