@@ -601,32 +601,40 @@ class RecordsService:
                             code="fields_required")  # the record's state: 409
         return Conflict(blocked.message, code=blocked.reason)
 
-    def transitions(self, entity_name: str, record_id: int, actor: Actor, *,
-                    conn: sa.Connection | None = None) -> list[dict[str, Any]]:
+    def transitions(self, entity_name: str, record_id: int, actor: Actor, *, conn: sa.Connection | None = None,
+                    in_scope: bool | None = None,
+                    pending: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
         """The moves of a record's workflows from its current state, each with
         whether the actor may make it now and, if not, why (read on ``conn``
-        when given: a page that reads the record too uses one connection)."""
+        when given: a page that reads the record too uses one connection).
+
+        A caller that has asked already may say what it found, and it is not
+        read again: ``in_scope``, whether the record is in the actor's
+        transition scope; ``pending``, the record's pending approvals (as
+        ``approvals.of_record`` gives them)."""
         entity = self.entity(entity_name)
         if conn is None:
             with self.engine.connect() as own:
-                return self._transitions(own, entity, record_id, actor)
-        return self._transitions(conn, entity, record_id, actor)
+                return self._transitions(own, entity, record_id, actor, in_scope, pending)
+        return self._transitions(conn, entity, record_id, actor, in_scope, pending)
 
-    def _transitions(self, conn: sa.Connection, entity: EntitySpec, record_id: int,
-                     actor: Actor) -> list[dict[str, Any]]:
+    def _transitions(self, conn: sa.Connection, entity: EntitySpec, record_id: int, actor: Actor,
+                     in_scope: bool | None, pending: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
         row = self.queries.fetch(conn, entity, record_id, actor=actor)
         if row is None:
             raise self.not_found(entity, record_id)
-        # A transition scope of every record holds this live one: no second read to ask.
-        in_scope = (self.queries.scope(entity.name, actor, "transition") is None
-                    or self.queries.fetch(conn, entity, record_id, actor=actor, actions=("transition",)) is not None)
+        if in_scope is None:  # a transition scope of every record holds this live one: no second read to ask
+            in_scope = (self.queries.scope(entity.name, actor, "transition") is None
+                        or self.queries.fetch(conn, entity, record_id, actor=actor,
+                                              actions=("transition",)) is not None)
+        if pending is None:
+            pending = self.approvals.of_record(conn, entity.name, record_id, actor, pending=True)
         values = {f.name: row[f.column] for f in entity.fields.values()}
         access = self.permissions.of(actor)
         context = self.rules.context(actor.id)
         loader = SqlLoader(conn, self.tables)  # for a condition that reads other records
         moves = []
-        pending = {a["workflow"]: a for a in self.approvals.of_record(conn, entity.name, record_id, actor,
-                                                                      pending=True)}
+        waiting_in = {a["workflow"]: a for a in pending if a["status"] == "pending"}
         for workflow in self.workflows.get(entity.name, ()):
             state = values[workflow.field]
             for move in workflow.transitions:
@@ -635,7 +643,7 @@ class RecordsService:
                 blocked = blocker(move, access, values, context=context, loader=loader) if in_scope else None
                 reason = ("your role does not allow you to move this record" if not in_scope
                           else blocked.message if blocked is not None else None)
-                waiting = pending.get(workflow.name)
+                waiting = waiting_in.get(workflow.name)
                 if waiting is not None:  # the state is locked until it is decided
                     reason = f"'{waiting['transition']}' is awaiting approval"
                 moves.append({"name": move.name, "label": dict(move.label), "from": state, "to": move.to,

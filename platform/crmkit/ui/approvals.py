@@ -105,11 +105,11 @@ def cards(rt: Runtime, conn: sa.Connection, approvals: list[dict[str, Any]], act
     return out
 
 
-def record_approvals(rt: Runtime, conn: sa.Connection, entity_name: str, record_id: int,
+def record_approvals(rt: Runtime, conn: sa.Connection, found: list[dict[str, Any]],
                      actor: Actor) -> list[ApprovalCard]:
-    """What the record page shows: its pending approvals, or else its last
-    decided one (so a requester sees why it was rejected)."""
-    found = rt.records.approvals.of_record(conn, entity_name, record_id, actor)
+    """What the record page shows of a record's approvals (``found``: all of
+    them, as ``approvals.of_record`` gives them): the pending ones, or else
+    the last decided one (so a requester sees why it was rejected)."""
     pending = [a for a in found if a["status"] == "pending"]
     return cards(rt, conn, pending or found[:1], actor)
 

@@ -252,10 +252,13 @@ def record_view(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor) -
         in_scope = allowed.get("transition", False)
         cells.load(conn, cells.refs_of(entity, ea, [row]))
         tags = record_tags(rt, conn, entity, record_id, access, may.update)
-        approvals = record_approvals(rt, conn, entity.name, record_id, actor) \
-            if entity.name in rt.records.approvals.lockable else []
-        # The moves and the collaborators on this connection: the record was read above, as the reader.
-        listed = (rt.records.transitions(entity.name, record_id, actor, conn=conn)
+        found_approvals = (rt.records.approvals.of_record(conn, entity.name, record_id, actor)
+                           if entity.name in rt.records.approvals.lockable else [])
+        approvals = record_approvals(rt, conn, found_approvals, actor)
+        # The moves and the collaborators on this connection: the record, its scopes and its approvals were
+        # read above, as the reader, and are not read again for the moves.
+        listed = (rt.records.transitions(entity.name, record_id, actor, conn=conn, in_scope=in_scope,
+                                         pending=found_approvals)
                   if rt.records.workflows.get(entity.name) and ea.allows("transition") else [])
         collaborators = rt.records.sharing.listed(conn, entity.name, record_id) if entity.owned else []
     title = cells.title(entity, ea, row).text or untitled(entity, record_id)
