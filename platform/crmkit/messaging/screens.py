@@ -16,7 +16,7 @@ from ..errors import NotFound
 from ..ui.display import moment
 from ..ui.i18n import locale
 from ..ui.security import redirect_to
-from ..ui.shell import add_user_part, shell_context, user_count
+from ..ui.shell import add_user_part, render_own, shell_context, user_count
 from .approval_notices import REQUEST_ORIGIN
 from .store import notification_json
 
@@ -57,7 +57,7 @@ def mark_read(notification_id: int) -> Response:
 def bell(rt: Any, actor: Any) -> Markup:
     """The top bar's bell with this user's unread count (put in per request:
     the top bar itself is kept and shared, crmkit.ui.shell)."""
-    return Markup(render_template("_topbar_bell.html", unread=user_count(rt, actor, "bell")))
+    return render_own("_topbar_bell.html", unread=user_count(rt, actor, "bell"))
 
 
 def _unread(rt: Any) -> sa.ScalarSelect[Any]:
