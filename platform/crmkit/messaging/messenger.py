@@ -92,21 +92,27 @@ def load_channels(pm: pluggy.PluginManager, settings: MessagingSettings) -> dict
     return channels
 
 
-def unconfigured(spec: AppSpec, channels: Mapping[str, Channel]) -> list[str]:
-    """Warnings: the channels the config's templates use that have no server or gateway."""
+#: The setting that gives each built-in channel its server or gateway.
+GATEWAY_SETTINGS = {"email": "CRMKIT_SMTP_URL (or CRMKIT_SMTP_HOST)", "sms": "CRMKIT_SMS_GATEWAY_URL",
+                    "wechat": "CRMKIT_WECHAT_GATEWAY_URL"}
+
+
+def _without_gateway(spec: AppSpec, channels: Mapping[str, Channel]) -> list[tuple[str, str, list[str]]]:
+    """The channels the config's templates use that have no server or gateway:
+    (channel, the setting that would give it one, the templates that use it)."""
     used: dict[str, list[str]] = {}
     for template in spec.templates.values():
         used.setdefault(template.channel, []).append(template.name)
-    warnings = []
-    for name, templates in sorted(used.items()):
-        channel = channels.get(name)
-        if channel is not None and not channel.configured():
-            setting = {"email": "CRMKIT_SMTP_URL (or CRMKIT_SMTP_HOST)", "sms": "CRMKIT_SMS_GATEWAY_URL",
-                       "wechat": "CRMKIT_WECHAT_GATEWAY_URL"}.get(name, "its settings")
-            warnings.append(f"channel '{name}' has no gateway configured ({setting}): messages of the "
-                            f"templates {', '.join(sorted(templates))} will be recorded as "
-                            f"'not sent: {NO_GATEWAY}'")
-    return warnings
+    return [(name, GATEWAY_SETTINGS.get(name, "its settings"), sorted(templates))
+            for name, templates in sorted(used.items())
+            if (channel := channels.get(name)) is not None and not channel.configured()]
+
+
+def unconfigured(spec: AppSpec, channels: Mapping[str, Channel]) -> list[str]:
+    """Warnings (``crmkit check``'s): each channel the config's templates use that has no server or gateway."""
+    return [f"channel '{name}' has no gateway configured ({setting}): messages of the templates "
+            f"{', '.join(templates)} will be recorded as 'not sent: {NO_GATEWAY}'"
+            for name, setting, templates in _without_gateway(spec, channels)]
 
 
 class Messenger:
@@ -130,11 +136,17 @@ class Messenger:
         return unconfigured(self.spec, self.channels)
 
     def warn_once(self) -> None:
-        """Log the unconfigured channels, once per process (at start-up)."""
-        if not self._warned:
-            self._warned = True
-            for warning in self.unconfigured():
-                log.warning("%s", warning)
+        """Log the unconfigured channels in one line, once per process (at
+        start-up: a server's first lines are read, and the first admin's
+        password is printed just before them); ``crmkit check`` names the templates."""
+        if self._warned:
+            return
+        self._warned = True
+        missing = _without_gateway(self.spec, self.channels)
+        if missing:
+            log.warning("no gateway configured for %s: their messages are recorded as 'not sent: %s' "
+                        "(crmkit check names the templates)",
+                        ", ".join(f"{name} ({setting})" for name, setting, _ in missing), NO_GATEWAY)
 
     def language(self, asked: str | None) -> str:
         locales = self.spec.locales
