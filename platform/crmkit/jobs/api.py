@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
 from flask import Blueprint, Response, request
 
 from ..errors import Conflict, Forbidden, NotFound
@@ -50,26 +49,27 @@ def list_jobs() -> Response:
     return page_response(source, page, list_request.fields)
 
 
-def _one(rt: Runtime, text: str) -> dict[str, Any]:
+def _one(rt: Runtime, actor: Any, text: str) -> dict[str, Any]:
+    """A job as the API shows it, read through the query builder as the list is."""
     from ..api.http import parse_record_id
 
     job_id = parse_record_id(text)
     source = job_source(rt)
-    columns = tuple(source.spec.fields)
+    one = rt.queries.parse_list(source, [("id", str(job_id))], rt.permissions.of(actor))
+    one.limit = 1
     with rt.engine.connect() as conn:
-        row = conn.execute(sa.select(*(rt.jobs.table.c[name] for name in columns))
-                           .where(rt.jobs.table.c.id == job_id)).first()
-    if row is None:
+        page = rt.queries.page(conn, source, one, actor=actor)
+    if not page.rows:
         raise NotFound(f"no job with id {job_id}")
-    return rt.queries.row_dumper(source, columns, None)(row)
+    return rt.queries.row_dumper(source, page.columns, None)(page.rows[0])
 
 
 @blueprint.get("/<job_id>")
 def get_job(job_id: str) -> Response:
     from ..api.http import json_response
 
-    rt, _ = _admin()
-    return json_response({"data": _one(rt, job_id)})
+    rt, actor = _admin()
+    return json_response({"data": _one(rt, actor, job_id)})
 
 
 @blueprint.post("/<job_id>/replay")
@@ -77,11 +77,11 @@ def replay_job(job_id: str) -> Response:
     """Run a dead job again (its attempts from zero); 409 for a job that is not dead."""
     from ..api.http import json_response
 
-    rt, _ = _admin()
-    job = _one(rt, job_id)
+    rt, actor = _admin()
+    job = _one(rt, actor, job_id)
     if job["status"] != store.DEAD:
         raise Conflict(f"job {job['id']} is {job['status']}, not dead: only a dead job is replayed",
                        {"status": job["status"]})
     if not rt.jobs.replay(job["id"]):  # it changed in between
         raise Conflict(f"job {job['id']} is no longer dead")
-    return json_response({"data": _one(rt, str(job["id"]))})
+    return json_response({"data": _one(rt, actor, str(job["id"]))})

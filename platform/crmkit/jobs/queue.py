@@ -394,9 +394,9 @@ class Jobs:
     # ------------------------------------------------------------ the dead-letter list, for admins
 
     def get(self, job_id: int) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(self.table).where(self.table.c.id == job_id)).mappings().first()
-        return dict(row) if row else None
+        """A job (None when there is none), read as :meth:`list` reads them."""
+        found = self.list(job_id=job_id, limit=1)
+        return found[0] if found else None
 
     @property
     def source(self) -> Source:
@@ -407,12 +407,14 @@ class Jobs:
             self._source = job_source(self.table)
         return self._source
 
-    def list(self, *, status: str | None = None, task: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    def list(self, *, status: str | None = None, task: str | None = None, job_id: int | None = None,
+             limit: int = 50) -> list[dict[str, Any]]:
         """Jobs, newest first, through the query builder as the jobs API reads them (``crmkit jobs list``)."""
         from ..permissions import SYSTEM
 
         queries = self.runtime.queries
-        args = [("sort", "-id"), *((("status", status),) if status else ()), *((("task", task),) if task else ())]
+        args = [("sort", "-id"), *((("status", status),) if status else ()), *((("task", task),) if task else ()),
+                *((("id", str(job_id)),) if job_id is not None else ())]
         request = queries.parse_list(self.source, args, self.runtime.permissions.of(SYSTEM))
         request.limit = limit
         with self.engine.connect() as conn:
