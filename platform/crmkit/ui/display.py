@@ -246,8 +246,17 @@ def moment(value: dt.datetime, language: str, timezone: dt.tzinfo | str) -> str:
 
 
 def boolean(value: bool, language: str) -> str:
+    yes, no = _yes_no(language)
+    return yes if value else no
+
+
+@lru_cache(maxsize=16)
+def _yes_no(language: str) -> tuple[str, str]:
+    """The words of a yes/no value in a language, looked up once: switching
+    the catalog's language (force_locale) costs more than a page's other
+    formatting. The platform's catalogs are the same for every app."""
     with force_locale(language):
-        return gettext("Yes") if value else gettext("No")
+        return str(gettext("Yes")), str(gettext("No"))
 
 
 @lru_cache(maxsize=4096)
