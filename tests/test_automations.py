@@ -219,6 +219,27 @@ def test_created_runs_set_with_literals_and_expressions_and_tags(shop):
     assert not runs(shop, automation="switched_off")  # enabled: false
 
 
+def test_a_bulk_create_enqueues_a_run_per_record_in_one_statement(shop, monkeypatch):
+    from crmkit.automations import engine
+
+    monkeypatch.setattr(engine, "BATCH", 2)  # five records: three statements
+    inserts: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT INTO CRMKIT_JOB"):
+            inserts.append(statement)
+    sa.event.listen(shop.engine, "before_cursor_execute", seen)
+    try:
+        created = shop.records.create_many("customer", [{"name": f"Li {n}"} for n in range(5)], SYSTEM)
+    finally:
+        sa.event.remove(shop.engine, "before_cursor_execute", seen)
+    assert len(inserts) == 3, inserts
+    drain(shop)
+    assert sorted(r["record_id"] for r in runs(shop, automation="welcome", status="ok")) == \
+        sorted(c["id"] for c in created)
+    assert {get(shop, "customer", c["id"])["note"] for c in created} == {f"welcome Li {n}" for n in range(5)}
+
+
 def test_an_automation_writes_as_the_system_audited_by_its_name(shop):
     c = shop.records.create("customer", {"name": "Li"}, SYSTEM)
     drain(shop)

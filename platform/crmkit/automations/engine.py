@@ -53,6 +53,8 @@ KEYS_HELD = dt.timedelta(days=8)
 #: How many automation runs may lead to one another (an automation that
 #: triggers itself, or a cycle of them, stops there with a logged error).
 MAX_DEPTH = 5
+#: Runs enqueued in one statement (Jobs.enqueue_many): a bulk write's, a sweep's per transaction.
+BATCH = 5000
 
 
 @dataclass(frozen=True)
@@ -182,12 +184,16 @@ class Automations:
                                             f"'{chain}'); the limit is {MAX_DEPTH}: a loop?")
                                   for a, record_id in pending])
             return
-        jobs = self.rt.jobs
-        for automation, record_id in pending:
-            payload = self.payload(automation, entity, record_id, depth)
-            if approval is not None:
+        payloads = [self.payload(automation, entity, record_id, depth) for automation, record_id in pending]
+        if approval is not None:
+            for payload in payloads:
                 payload["approval"] = dict(approval)
-            jobs.enqueue(RUN_TASK, payload, conn=conn)
+        jobs = self.rt.jobs
+        if len(payloads) == 1:  # one record saved: the write's usual case
+            jobs.enqueue(RUN_TASK, payloads[0], conn=conn)
+            return
+        for start in range(0, len(payloads), BATCH):  # a bulk write (an import, a seed): a statement per batch
+            jobs.enqueue_many(RUN_TASK, [(payload, None) for payload in payloads[start:start + BATCH]], conn=conn)
 
     @staticmethod
     def payload(automation: AutomationSpec, entity: str | None, record_id: int | None, depth: int = 0,

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from ..database import write_transaction
 from ..expressions import Context, to_sql
 from ..sqltypes import UTC, UTCDateTime
-from .engine import RUN_TASK
+from .engine import BATCH, RUN_TASK
 from .spec import AutomationSpec
 
 if TYPE_CHECKING:
@@ -40,8 +40,6 @@ SWEEP_TASK = "automation.sweep"
 #: How often the time triggers are swept (cron), and how late a moment may still fire.
 SWEEP_CRON = "*/5 * * * *"
 CATCH_UP = dt.timedelta(days=7)
-#: Runs enqueued per transaction, in one statement (Jobs.enqueue_many).
-BATCH = 5000
 SWEEP_TABLE = "crmkit_automation_sweep"
 #: How far back a sweep looks again beyond the last one (writes that committed late).
 SLACK = dt.timedelta(minutes=10)
