@@ -123,7 +123,7 @@ def test_the_urls_filter_replaces_the_views_own(world):
 
 
 def test_the_list_asks_the_query_builder_for_the_view_once(world):
-    from crmkit.ui.lists import read_state
+    from crmkit.ui.list_state import read_state
 
     rt = world.extensions["crmkit"]
     access = rt.permissions.of(SYSTEM)

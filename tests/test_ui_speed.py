@@ -21,7 +21,7 @@ from conftest import MINI_FILES, SAMPLE_CONFIG, as_test_app, make_config, token_
 from crmkit.app import create_app
 from crmkit.metadata.spec import FieldSpec, Option
 from crmkit.settings import Settings
-from crmkit.ui import display, lists
+from crmkit.ui import display, list_rows
 from test_ui_record import BROWSER, World, created, get
 from test_ui_shell import ROLES_YAML, log_in
 
@@ -136,9 +136,9 @@ def test_a_columns_rule_writes_what_field_value_writes(kind, language):
 
 def test_texts_escaped_at_once_are_escaped_as_one_by_one():
     texts = ["", "王<b>", 'a "quoted" & \'single\'', "plain", "x\x00y", ""]
-    assert lists.escape_texts(texts) == [escape(t) for t in texts]  # one holds the joint: one by one
-    assert lists.escape_texts(texts[:4]) == [escape(t) for t in texts[:4]]
-    assert lists.escape_texts([]) == []
+    assert list_rows.escape_texts(texts) == [escape(t) for t in texts]  # one holds the joint: one by one
+    assert list_rows.escape_texts(texts[:4]) == [escape(t) for t in texts[:4]]
+    assert list_rows.escape_texts([]) == []
 
 
 # ---------------------------------------------------------------- the record page
