@@ -13,7 +13,8 @@ from flask import Flask, current_app, redirect
 def init_app(app: Flask) -> None:
     from . import admin, display, docs, i18n, login, security, shell
     # The screens add their routes to the shell's blueprint: imported before it is registered.
-    from . import approvals, boards, calendars, forms, home, lists, pool, record  # noqa: F401  # isort: skip
+    from . import (approvals, boards, calendars, forms, home, lists, pool, record,  # noqa: F401  # isort: skip
+                   record_actions, record_panels)
 
     app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True  # no blank lines where tags were
     i18n.init_app(app)  # the language of every page, the catalogs, the label filter

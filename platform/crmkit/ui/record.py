@@ -9,6 +9,9 @@ the same places that decide the write: the reader's access and the query
 builder's scopes (is this record within the scope of the action?), and the
 records service's list of moves (the decision the API's transitions use).
 A record the reader may not read does not exist for them: 404.
+
+The page is here; its writes are crmkit.ui.record_actions, and its related
+lists and timeline crmkit.ui.record_panels.
 """
 
 from __future__ import annotations
@@ -17,16 +20,15 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote_plus, urlencode
+from urllib.parse import quote_plus
 
 import sqlalchemy as sa
-from flask import abort, current_app, flash, g, render_template, request
+from flask import abort, current_app, g, render_template
 from markupsafe import Markup, escape
 from werkzeug.wrappers import Response
 
 from ..api.http import current_actor
-from ..approvals import ApprovalPending
-from ..errors import CrmError, NotFound
+from ..errors import CrmError
 from ..metadata.spec import EntitySpec, FieldSpec, RelationSpec, label_text
 from ..permissions import Access, Actor, EntityAccess
 from ..runtime import Runtime
@@ -38,10 +40,10 @@ from .forms import RecordForm, asks_refs
 from .fragments import fill, kept_parts, mark
 from .i18n import gettext, locale
 from .pool import pool_action
-from .security import done, is_htmx, redirect_to
-from .shell import bp, refuse
+from .security import redirect_to
+from .shell import bp
 from .tags import RecordTags, record_tags
-from .timeline import ActivitySource, Timeline, quick_add
+from .timeline import ActivitySource, quick_add
 
 RELATED_PAGE = 10
 #: Columns of a related list besides its title.
@@ -69,6 +71,14 @@ def _entity(name: str) -> EntitySpec:
 
 def _record_url(entity: EntitySpec, record_id: int, part: str = "") -> str:
     return f"/app/{entity.name}/{record_id}{part}"
+
+
+def _back(entity: EntitySpec, record_id: int, anchor: str = "") -> Response:
+    return redirect_to(_record_url(entity, record_id) + anchor)
+
+
+def _failed(exc: CrmError) -> str:
+    return exc.message if isinstance(exc.message, str) else str(exc)
 
 
 # ------------------------------------------------------------------ the page
@@ -422,303 +432,3 @@ def _fresh_quick_form(rt: Runtime, view: RecordView, adding: tuple[ActivitySourc
 def record_page(entity_name: str, record_id: int):
     entity = _entity(entity_name)
     return _render_page(record_view(_runtime(), entity, record_id, current_actor()))
-
-
-# ------------------------------------------------------------------ writes
-
-def _back(entity: EntitySpec, record_id: int, anchor: str = "") -> Response:
-    return redirect_to(_record_url(entity, record_id) + anchor)
-
-
-def _failed(exc: CrmError) -> str:
-    return exc.message if isinstance(exc.message, str) else str(exc)
-
-
-@bp.post("/<entity_name>/<int:record_id>/delete")
-def delete_record(entity_name: str, record_id: int):
-    entity = _entity(entity_name)
-    rt = _runtime()
-    version = request.form.get("version", "")
-    try:
-        rt.records.delete(entity.name, record_id, current_actor(),
-                          version=int(version) if version.isdigit() else None)
-    except NotFound:
-        abort(404)
-    except CrmError as exc:
-        flash(gettext("Not deleted: %(reason)s", reason=_failed(exc)), "error")
-        return _back(entity, record_id)
-    flash(gettext("%(what)s deleted. It is in the recycle bin.", what=label_text(entity.label, locale(), entity.name)),
-          "success")
-    return done(f"/app/{entity.name}")
-
-
-def _move_form(rt: Runtime, entity: EntitySpec, record_id: int, actor: Actor) -> RecordForm:
-    """The record's form, for the fields a move asks (404: the reader may not read it)."""
-    with rt.engine.connect() as conn:
-        row = rt.queries.read_one(conn, entity, record_id, actor=actor)
-    if row is None:
-        abort(404)
-    return RecordForm(rt, entity, actor, dict(row))
-
-
-def _asked(form: RecordForm, move: Transition) -> list[str]:
-    """The fields a move requires that the reader may fill in (the dialog's inputs)."""
-    return [n for n in move.require if n in form.editable]
-
-
-@bp.get("/<entity_name>/<int:record_id>/transitions/<name>")
-def transition_dialog(entity_name: str, record_id: int, name: str):
-    """The small dialog of a move that requires fields: the inputs, filled with the record's values."""
-    entity = _entity(entity_name)
-    rt = _runtime()
-    move = _transition(rt, entity, name)
-    form = _move_form(rt, entity, record_id, current_actor())
-    return _dialog(form, move, form.row["version"] if form.row else None)
-
-
-def _dialog(form: RecordForm, move: Transition, version: Any, error: str | None = None,
-            status: int = 200) -> tuple[str, int]:
-    entity = form.entity
-    fields = form.widgets(_asked(form, move), prefix="move")
-    for w in fields:
-        w.required = True
-    context = {"entity": entity, "record_id": form.row["id"] if form.row else None, "move": move,
-               "move_label": label_text(move.label, locale(), move.name), "fields": fields, "version": version,
-               "error": error, "pickers": any(w.kind == "ref" for w in fields)}
-    template = "_record_transition.html" if is_htmx() else "record_transition.html"
-    return render_template(template, **context), status
-
-
-@bp.post("/<entity_name>/<int:record_id>/transitions/<name>")
-def make_transition(entity_name: str, record_id: int, name: str):
-    entity = _entity(entity_name)
-    rt = _runtime()
-    move = _transition(rt, entity, name)
-    actor = current_actor()
-    form = _move_form(rt, entity, record_id, actor)
-    asked = _asked(form, move)
-    form.take(request.form, asked)
-    data = form.data(asked)
-    version = request.form.get("version", "")
-    if form.errors:  # text no value comes from: asked again, before the service is
-        return _dialog(form, move, version, gettext("Please correct the fields marked below."),
-                       200 if is_htmx() else 422)
-    try:
-        moved = rt.records.transition(entity.name, record_id, name, data, actor,
-                                      version=int(version) if version.isdigit() else None)
-    except NotFound:
-        abort(404)
-    except CrmError as exc:
-        details = exc.details if isinstance(exc.details, dict) else {}
-        if any(n in details for n in asked):  # ask again, with what was typed and why
-            form.refused(exc)
-            return _dialog(form, move, version, _failed(exc), 200 if is_htmx() else 422)
-        flash(gettext("The move was not made: %(reason)s", reason=_failed(exc)), "error")
-        return _htmx_back(entity, record_id)
-    if isinstance(moved, ApprovalPending):
-        flash(gettext("Sent for approval: %(move)s.", move=label_text(move.label, locale(), move.name)), "success")
-        return _htmx_back(entity, record_id, "#approvals")
-    flash(gettext("Done: %(move)s.", move=label_text(move.label, locale(), move.name)), "success")
-    return _htmx_back(entity, record_id)
-
-
-def _htmx_back(entity: EntitySpec, record_id: int, anchor: str = "") -> Response:
-    """Back to the record page: a redirect, or for htmx a whole-page redirect."""
-    return done(_record_url(entity, record_id) + anchor)
-
-
-@bp.get("/<entity_name>/<int:record_id>/share")
-def share_form(entity_name: str, record_id: int):
-    """The share form (loaded when asked for): active users the reader may
-    read, but the owner and those it is shared with already."""
-    entity = _entity(entity_name)
-    rt = _runtime()
-    actor = current_actor()
-    ea = rt.permissions.of(actor).entity(entity.name)
-    with rt.engine.connect() as conn:
-        row = rt.queries.read_one(conn, entity, record_id, actor=actor, fields=frozenset({"owner_id"}))
-        if row is None:
-            abort(404)
-        if not entity.owned or not _may(rt, conn, entity, record_id, actor, ea, "share"):
-            refuse(gettext("share this %(entity)s", entity=label_text(entity.label, locale(), entity.name)))
-        users = _picker_users(rt, conn, actor)
-    shared = {c["user_id"] for c in rt.records.sharing.collaborators(entity.name, record_id, actor)}
-    shared.add(row.get("owner_id"))
-    context = {"entity": entity, "record_id": record_id, "users": [(i, n) for i, n in users if i not in shared]}
-    return render_template("_record_share.html" if is_htmx() else "record_share.html", **context)
-
-
-@bp.post("/<entity_name>/<int:record_id>/collaborators")
-def share_record(entity_name: str, record_id: int):
-    entity = _entity(entity_name)
-    rt = _runtime()
-    user = request.form.get("user_id", "")
-    try:
-        rt.records.sharing.share(entity.name, record_id, int(user) if user.isdigit() else user,
-                                 request.form.get("access", "read"), current_actor())
-    except NotFound:
-        abort(404)
-    except CrmError as exc:
-        flash(gettext("Not shared: %(reason)s", reason=_failed(exc)), "error")
-        return _htmx_back(entity, record_id, "#collaborators")
-    flash(gettext("Shared."), "success")
-    return _htmx_back(entity, record_id, "#collaborators")
-
-
-@bp.post("/<entity_name>/<int:record_id>/collaborators/<int:user_id>/remove")
-def unshare_record(entity_name: str, record_id: int, user_id: int):
-    entity = _entity(entity_name)
-    rt = _runtime()
-    try:
-        rt.records.sharing.unshare(entity.name, record_id, user_id, current_actor())
-    except NotFound:
-        abort(404)
-    except CrmError as exc:
-        flash(gettext("Not unshared: %(reason)s", reason=_failed(exc)), "error")
-        return _htmx_back(entity, record_id, "#collaborators")
-    flash(gettext("No longer shared."), "success")
-    return _htmx_back(entity, record_id, "#collaborators")
-
-
-# ------------------------------------------------------------------ related lists
-
-@dataclass
-class RelatedRow:
-    title: Cell
-    cells: list[Cell]
-
-
-@bp.get("/<entity_name>/<int:record_id>/related/<relation>")
-def related_list(entity_name: str, record_id: int, relation: str):
-    """A page of a related list: the table (htmx), its next rows (htmx with a
-    cursor), or a whole page (without JavaScript)."""
-    entity = _entity(entity_name)
-    rt = _runtime()
-    rel = entity.relations.get(relation)
-    if rel is None or rel.entity not in rt.spec.entities:
-        abort(404)
-    actor = current_actor()
-    access = rt.permissions.of(actor)
-    other = rt.spec.entities[rel.entity]
-    oea = access.entity(other.name)
-    if not oea.allows("read"):
-        abort(404)
-    via = rel.field or entity.name if rel.kind == "one_to_many" else None
-    names = [n for n in other.list.columns if n in oea.visible and n not in (via, other.title)][:RELATED_COLUMNS]
-    columns = [other.fields[n] for n in names]
-    cursor = request.args.get("cursor")
-    args = [("limit", str(RELATED_PAGE))] + ([("cursor", cursor)] if cursor else [])
-    cells = Cells(rt, actor)
-    try:
-        with rt.engine.connect() as conn:
-            list_request = rt.queries.parse_list(other, args, access)
-            page = rt.queries.related_page(conn, entity, record_id, rel, list_request, actor=actor)
-            rows = page.mappings()
-            cells.load(conn, cells.refs_of(other, oea, rows))
-            record = None if is_htmx() else record_title(rt, conn, entity, record_id, cells)
-    except NotFound:
-        abort(404)
-    except CrmError as exc:
-        abort(400, _failed(exc))
-    title_field = other.fields[other.title]
-    out = []
-    for row in rows:
-        title = cells.title(other, oea, row)
-        out.append(RelatedRow(Cell(title.text or f"#{row['id']}", f"/app/{other.name}/{row['id']}", title.masked),
-                              [cells.cell(f, row.get(f.column), oea) for f in columns]))
-    language = locale()
-    label = label_text(rel.label, language, "") or label_text(other.plural, language, other.name)
-    here = _record_url(entity, record_id, f"/related/{rel.name}")
-    more = f"{here}?{urlencode({'cursor': page.next})}" if page.next else None
-    context = {"entity": entity, "record_id": record_id, "other": other, "label": label, "rows": out,
-               "columns": [label_text(f.label, language, f.name) for f in columns],
-               "title_label": label_text(title_field.label, language, other.title), "more": more, "here": here}
-    if is_htmx():
-        return render_template("_record_related_rows.html" if cursor else "_record_related.html", **context)
-    return render_template("record_related.html", record_title=record, **context)
-
-
-# ------------------------------------------------------------------ the timeline
-
-def _timeline_context(entity: EntitySpec, record_id: int, cursor: str | None) -> dict[str, Any]:
-    rt = _runtime()
-    actor = current_actor()
-    cells = Cells(rt, actor)
-    timeline = Timeline(rt, entity, record_id, actor, cells)
-    try:
-        with rt.engine.connect() as conn:
-            entries, after = timeline.read(conn, cursor)
-            title = None if is_htmx() else record_title(rt, conn, entity, record_id, cells)
-    except NotFound:
-        abort(404)
-    except CrmError as exc:
-        abort(400, _failed(exc))
-    here = _record_url(entity, record_id, "/timeline")
-    return {"entity": entity, "record_id": record_id, "record_title": title, "entries": entries, "here": here,
-            "more": f"{here}?{urlencode({'cursor': after})}" if after else None}
-
-
-@bp.get("/<entity_name>/<int:record_id>/timeline")
-def timeline_page(entity_name: str, record_id: int):
-    """The timeline: the section (htmx), its next entries (htmx with a cursor),
-    or a whole page with the quick-add form (without JavaScript)."""
-    entity = _entity(entity_name)
-    cursor = request.args.get("cursor")
-    context = _timeline_context(entity, record_id, cursor)
-    if is_htmx():
-        return render_template("_record_timeline_entries.html" if cursor else "_record_timeline.html", **context)
-    return _timeline_full(entity, record_id, context)
-
-
-def _timeline_full(entity: EntitySpec, record_id: int, context: dict[str, Any], status: int = 200,
-                   quick_inputs: list[Widget] | None = None, error: str | None = None):
-    rt = _runtime()
-    adding = quick_add(rt, entity, rt.permissions.of(current_actor()))
-    if quick_inputs is None:
-        quick_inputs = _fresh_inputs(rt, adding)
-    return render_template("record_timeline.html", quick=adding, quick_inputs=quick_inputs if adding else [],
-                           quick_error=error, **context), status
-
-
-@bp.post("/<entity_name>/<int:record_id>/activities")
-def add_activity(entity_name: str, record_id: int):
-    """The quick-add of a follow-up: created through the records service with
-    this record as its reference; the timeline is shown again, newest first."""
-    entity = _entity(entity_name)
-    rt = _runtime()
-    actor = current_actor()
-    adding = quick_add(rt, entity, rt.permissions.of(actor))
-    if adding is None:
-        abort(404)
-    source, fields = adding
-    form = _quick_form(rt, source, actor)
-    names = [f.name for f in fields]
-    form.take(request.form, names)
-    data = form.data(names)
-    data[source.ref.name] = record_id
-    error = gettext("Please correct the fields marked below.") if form.errors else None
-    if not form.errors:
-        try:
-            rt.records.create(source.entity.name, data, actor)
-        except CrmError as exc:
-            details = exc.details if isinstance(exc.details, dict) else {}
-            if source.ref.name in details:  # the record itself is refused: gone, or not the reader's to refer to
-                abort(404)
-            form.refused(exc)
-            error = _failed(exc)
-    if error is not None:  # the form again, with what was typed and why
-        quick_inputs = _quick_widgets(form, fields)
-        if is_htmx():
-            return render_template("_record_quick_add.html", entity=entity, record_id=record_id, quick=adding,
-                                   quick_inputs=quick_inputs, quick_error=error)
-        return _timeline_full(entity, record_id, _timeline_context(entity, record_id, None), 422, quick_inputs,
-                              error)
-    if is_htmx():
-        response = Response(render_template("_record_quick_add.html", entity=entity, record_id=record_id,
-                                            quick=adding, quick_saved=True,
-                                            quick_inputs=_fresh_inputs(rt, adding)),
-                            mimetype="text/html")
-        response.headers["HX-Trigger"] = "crmkit:timeline-changed"
-        return response
-    flash(gettext("%(what)s added.", what=label_text(source.entity.label, locale(), source.entity.name)), "success")
-    return _back(entity, record_id, "#timeline")
